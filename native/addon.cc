@@ -1,0 +1,17 @@
+// The addon's single entry point: each kernel API lives in its own file and registers its functions here.
+#include <napi.h>
+
+namespace blessd {
+void InitGate(Napi::Env env, Napi::Object exports);
+void InitXattr(Napi::Env env, Napi::Object exports);
+void InitIdentity(Napi::Env env, Napi::Object exports);
+}  // namespace blessd
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  blessd::InitGate(env, exports);
+  blessd::InitXattr(env, exports);
+  blessd::InitIdentity(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(blessd_native, Init)

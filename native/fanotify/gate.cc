@@ -1,0 +1,2 @@
+#include <napi.h>
+namespace blessd { void InitGate(Napi::Env, Napi::Object) {} }

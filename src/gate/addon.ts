@@ -1,0 +1,44 @@
+// The one place that loads the native addon; everything else imports its typed face from here.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NativeGateConstructor } from './types.js';
+
+export interface FileHandle {
+  type: number;
+  handle: Buffer;
+  mountId: number;
+}
+
+export interface NativeAddon {
+  getXattr(target: number | string, name: string): Buffer | null;
+  setXattr(target: number | string, name: string, value: Buffer, flags?: number): void;
+  removeXattr(target: number | string, name: string): boolean;
+  listXattr(target: number | string): string[];
+  XATTR_CREATE: number;
+  XATTR_REPLACE: number;
+  inodeGeneration(fd: number): number | null;
+  fileHandle(target: number | string): FileHandle;
+  openByHandle(mountFd: number, type: number, handle: Buffer, flags?: number): number;
+  dupFd(fd: number): number;
+  Gate: NativeGateConstructor;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('blessd: cannot find the package root above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+const require = createRequire(import.meta.url);
+const addonPath = join(packageRoot(), 'build', 'Release', 'blessd_native.node');
+if (!existsSync(addonPath)) {
+  throw new Error(`blessd: native addon missing at ${addonPath}; run \`npm ci\` (or \`npx node-gyp rebuild\`)`);
+}
+
+export const native: NativeAddon = require(addonPath);

@@ -1,0 +1,151 @@
+// Types of the native gate (native/fanotify). Kept apart from addon.ts so tests and the daemon can import them
+// without loading the addon.
+
+/** Where a guard blocks: at the first read/mmap/exec (pre-content events) or at open. */
+export type WaitMode = 'read' | 'open';
+
+/** Kinds of record the native reader delivers to JS. */
+export type GateEventKind =
+  | 'open' // FAN_OPEN notice on a read-mode guard: start scanning early. JS owns `fd` and must close it.
+  | 'perm' // a permission event JS must answer with gate.answer(id, ...)
+  | 'change' // a record of the change group: modify, close-write, attrib, moves, delete-self
+  | 'overflow'; // a kernel queue overflowed: every cached verdict was dropped
+
+export interface GateEvent {
+  kind: GateEventKind;
+  /** Permission events: the id to answer. 0 for others. */
+  id: number;
+  /** fd of the gate group's event ('open' and 'perm'); -1 for others. */
+  fd: number;
+  /** fanotify mask bits of the event (see MASK). */
+  mask: number;
+  /** Accessing process (thread-group id). */
+  pid: number;
+  dev: number;
+  ino: number;
+  /** Inode generation where known, else 0. */
+  gen: number;
+  /** FAN_PRE_ACCESS range info (page-aligned), else -1. */
+  offset: number;
+  count: number;
+  /** Change records: fsid as hex, the object's handle type and bytes, and a name relative to the parent. */
+  fsid?: string;
+  handleType?: number;
+  handle?: Buffer;
+  dirHandle?: Buffer;
+  name?: string;
+  /** Change records: true when dev/ino were resolved (a deleted file's stale handle cannot be). */
+  resolved?: boolean;
+}
+
+export interface GateOptions {
+  /** Receives batches of events on the main thread. Must not throw. */
+  onEvents: (events: GateEvent[]) => void;
+  /** Deadline for every forwarded permission event, enforced on the native thread. */
+  deadlineMs?: number;
+  /** What the deadline answers: 'allow' (and count) or 'deny'. */
+  deadlineAnswer?: 'allow' | 'deny';
+  /** Permission events held by JS at once; beyond it the native thread answers with the deadline answer. */
+  maxPending?: number;
+  /** Pids whose accesses are allowed at once (besides our own process). */
+  exemptPids?: number[];
+  /** Effective uids whose accesses are allowed at once. */
+  exemptUids?: number[];
+  /** Create the change group (file-handle notifications). Default true. */
+  changes?: boolean;
+}
+
+export interface MarkResult {
+  mode: WaitMode;
+  /** Why the mode differs from the one asked for, if it does. */
+  fallback?: string;
+  dev: number;
+  fsid: string;
+}
+
+export interface GateStats {
+  events: Record<string, number>;
+  fastOwn: number;
+  fastExempt: number;
+  fastAllowed: number;
+  fastDenied: number;
+  fastWriter: number;
+  forwarded: number;
+  answeredByJs: number;
+  answeredByDeadline: number;
+  answeredOverload: number;
+  answeredAtClose: number;
+  lateAnswers: number;
+  overflows: number;
+  coalesced: number;
+  changeForwarded: number;
+  pendingNow: number;
+  heldFds: number;
+  verdictTableSize: number;
+  ignoreMarksAdded: number;
+  ignoreMarksRemoved: number;
+  /** Forwarded-event answer latency, µs: bucket i counts answers < 2^i µs (last bucket: the rest). */
+  latencyLog2Us: number[];
+}
+
+export interface NativeGate {
+  markFilesystem(path: string, mode: WaitMode): MarkResult;
+  markMount(path: string, mode: WaitMode): MarkResult;
+  /** One directory and its direct children (FAN_EVENT_ON_CHILD); trees are walked in JS. */
+  markDirectory(path: string, mode: WaitMode): MarkResult;
+  unmarkFilesystem(path: string): void;
+  unmarkMount(path: string): void;
+  unmarkDirectory(path: string): void;
+  /** Answer a forwarded permission event. Returns false if it was already answered (deadline, close). keepFd: JS takes the fd and must close it. */
+  answer(id: number, response: number, keepFd?: boolean): boolean;
+  /** Allow this inode from now on: native verdict table + evictable ignore mark. Returns whether the kernel mark was added. */
+  bless(fd: number): boolean;
+  /** Deny this inode from now on, on the native thread, with this response (FAN_DENY or denyErrno(e)). */
+  condemn(fd: number, response: number): void;
+  /** Drop the cached verdict and the ignore mark of this inode. */
+  forget(fd: number): void;
+  /** Drop every cached verdict and ignore mark. */
+  forgetAll(): void;
+  setExempt(pids: number[], uids: number[]): void;
+  stats(): GateStats;
+  /** Answer everything pending (allow), stop the thread, close the groups. Idempotent. */
+  close(): void;
+}
+
+export type NativeGateConstructor = new (options: GateOptions) => NativeGate;
+
+/** fanotify mask bits (linux/fanotify.h; FAN_PRE_ACCESS from 6.14). */
+export const MASK = {
+  ACCESS: 0x1,
+  MODIFY: 0x2,
+  ATTRIB: 0x4,
+  CLOSE_WRITE: 0x8,
+  CLOSE_NOWRITE: 0x10,
+  OPEN: 0x20,
+  MOVED_FROM: 0x40,
+  MOVED_TO: 0x80,
+  CREATE: 0x100,
+  DELETE: 0x200,
+  DELETE_SELF: 0x400,
+  MOVE_SELF: 0x800,
+  OPEN_EXEC: 0x1000,
+  Q_OVERFLOW: 0x4000,
+  OPEN_PERM: 0x10000,
+  ACCESS_PERM: 0x20000,
+  OPEN_EXEC_PERM: 0x40000,
+  PRE_ACCESS: 0x100000,
+  RENAME: 0x10000000,
+  ONDIR: 0x40000000,
+} as const;
+
+export const FAN_ALLOW = 1;
+export const FAN_DENY = 2;
+export const FAN_AUDIT = 0x10;
+
+/** Errnos the kernel accepts in FAN_DENY_ERRNO (pre-content groups). */
+export const DENY_ERRNOS = { EPERM: 1, EIO: 5, EAGAIN: 11, EBUSY: 16, ETXTBSY: 26, ENOSPC: 28, EDQUOT: 122 } as const;
+export type DenyErrno = keyof typeof DENY_ERRNOS;
+
+export function denyErrno(e: DenyErrno): number {
+  return (FAN_DENY | ((DENY_ERRNOS[e] & 0xff) << 24)) >>> 0;
+}
