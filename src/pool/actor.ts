@@ -1,0 +1,39 @@
+// The interface between blessd and a scanner actor. An actor is a module whose default export is an ActorModule;
+// it must not import anything else of the daemon (actors/ may only import this file and src/policy/answer.ts).
+import type { Answer } from '../policy/answer.js';
+
+export type AccessKind = 'open' | 'read' | 'exec';
+
+export interface ActorManifest {
+  /** Scanner name; also the tag name: <namespace>.scanned-by.<name>. [a-z0-9][a-z0-9_-]* */
+  name: string;
+  version: string;
+  /** Accesses this actor cares about (default: all). */
+  accesses?: AccessKind[];
+}
+
+/** What a scan gets. The fd is the daemon's own read-only descriptor (shared within the process: do not close it). */
+export interface ScanFile {
+  fd: number;
+  size: number;
+  /** For display and path rules only: the file may have been renamed or unlinked since. */
+  path: string;
+  /** Read `length` bytes at `offset` through the fd (short at end of file). */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Stream the whole file in large chunks. */
+  chunks(chunkSize?: number): AsyncIterable<Buffer>;
+}
+
+export interface ActorInstance {
+  /** Generation of this actor's verdicts (e.g. a digest of its databases): a tag of another generation is stale. */
+  generation: string;
+  scan(file: ScanFile): Promise<Answer>;
+  /** Release what init took (databases, child processes). */
+  close?(): Promise<void>;
+}
+
+export interface ActorModule {
+  manifest: ActorManifest;
+  /** Called once per worker with this stack entry's options (from config.yaml, already parsed). */
+  init(options: Record<string, unknown>): Promise<ActorInstance> | ActorInstance;
+}
