@@ -5,6 +5,9 @@
       "sources": [
         "native/addon.cc",
         "native/fanotify/gate.cc",
+        "native/fanotify/reader.cc",
+        "native/fanotify/marks.cc",
+        "native/proc/fdinfo.cc",
         "native/xattr/xattr.cc",
         "native/file/identity.cc"
       ],

@@ -1,2 +1,390 @@
-#include <napi.h>
-namespace blessd { void InitGate(Napi::Env, Napi::Object) {} }
+// The gate's JS face: construction, answers, verdicts, stats and shutdown. The reader thread is in reader.cc,
+// marks in marks.cc. See gate.h for who answers and who closes each fd.
+#include "fanotify/gate.h"
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cstring>
+#include "common/errors.h"
+#include "fanotify/compat.h"
+
+namespace blessd {
+
+void Gate::CleanupHook(void *arg) {
+  auto *gate = static_cast<Gate *>(arg);
+  gate->hook_registered_ = false;
+  gate->Shutdown();
+}
+
+int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint32_t answer_from_string(Napi::Env env, const Napi::Value &v) {
+  if (v.IsUndefined()) return FAN_ALLOW;
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s == "allow") return FAN_ALLOW;
+  if (s == "deny") return FAN_DENY;
+  throw Napi::TypeError::New(env, "gate: options.deadlineAnswer must be 'allow' or 'deny'");
+}
+
+Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_pid_(getpid()) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "gate: options object required");
+  Napi::Object o = info[0].As<Napi::Object>();
+  if (!o.Get("onEvents").IsFunction()) throw Napi::TypeError::New(env, "gate: options.onEvents must be a function");
+  double deadline_ms = o.Has("deadlineMs") && !o.Get("deadlineMs").IsUndefined() ? o.Get("deadlineMs").As<Napi::Number>().DoubleValue() : 30000;
+  if (!(deadline_ms >= 1 && deadline_ms <= 3600000)) throw Napi::RangeError::New(env, "gate: options.deadlineMs must be between 1 and 3600000");
+  deadline_ns_ = (int64_t)(deadline_ms * 1e6);
+  deadline_answer_ = answer_from_string(env, o.Get("deadlineAnswer"));
+  double max_pending = o.Has("maxPending") && !o.Get("maxPending").IsUndefined() ? o.Get("maxPending").As<Napi::Number>().DoubleValue() : 4096;
+  if (!(max_pending >= 1 && max_pending <= 1e6)) throw Napi::RangeError::New(env, "gate: options.maxPending must be a positive integer");
+  max_pending_ = (size_t)max_pending;
+  audit_ = o.Has("audit") && o.Get("audit").ToBoolean();
+  bool changes = !o.Has("changes") || o.Get("changes").IsUndefined() || o.Get("changes").ToBoolean();
+
+  unsigned int init_flags = FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
+  if (audit_) init_flags |= FAN_ENABLE_AUDIT;
+  gate_fd_ = fanotify_init(init_flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME);
+  if (gate_fd_ < 0) throw errno_error(env, errno, "fanotify_init(gate group)");
+  if (changes) {
+    change_fd_ = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME_TARGET | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS, O_RDONLY | O_CLOEXEC);
+    if (change_fd_ < 0) {
+      int e = errno;
+      close(gate_fd_);
+      throw errno_error(env, e, "fanotify_init(change group)");
+    }
+  }
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+  if (o.Has("exemptPids") && o.Get("exemptPids").IsArray()) {
+    auto a = o.Get("exemptPids").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) exempt_pids_.insert(a.Get(i).As<Napi::Number>().Int32Value());
+  }
+  if (o.Has("exemptUids") && o.Get("exemptUids").IsArray()) {
+    auto a = o.Get("exemptUids").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) exempt_uids_.insert(a.Get(i).As<Napi::Number>().Int64Value());
+  }
+
+  tsfn_ = Napi::ThreadSafeFunction::New(env, o.Get("onEvents").As<Napi::Function>(), "blessd-gate", 0, 1);
+  thread_ = std::thread([this] { Run(); });
+  // If the process tears down without close(), still answer everything and join the thread.
+  napi_add_env_cleanup_hook(env, CleanupHook, this);
+  hook_registered_ = true;
+}
+
+Gate::~Gate() {
+  Shutdown();
+  if (hook_registered_) napi_remove_env_cleanup_hook(Env(), CleanupHook, this);
+}
+
+void Gate::WriteResponse(int fd, uint32_t response) {
+  if (!audit_) response &= ~FAN_AUDIT;
+  struct fanotify_response r = {fd, response};
+  if (write(gate_fd_, &r, sizeof r) == (ssize_t)sizeof r) return;
+  if (errno == EINVAL && (response & ~(uint32_t)FAN_AUDIT) != FAN_ALLOW && (response & 0xff) == FAN_DENY) {
+    // A deny errno the kernel does not accept (or an old kernel): a plain deny still refuses.
+    r.response = FAN_DENY;
+    if (write(gate_fd_, &r, sizeof r) == (ssize_t)sizeof r) return;
+  }
+  if (errno == ENOENT) c_.late++;
+}
+
+// Called with mu_ held. Writes the one answer a Pending record gets.
+bool Gate::AnswerLocked(uint64_t id, Pending &p, uint32_t response) {
+  if (p.answered) return false;
+  WriteResponse(p.fd, response);
+  p.answered = true;
+  return true;
+}
+
+Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint64_t id = (uint64_t)info[0].As<Napi::Number>().Int64Value();
+  uint32_t response = info[1].As<Napi::Number>().Uint32Value();
+  bool keep_fd = info.Length() > 2 && info[2].ToBoolean();
+  int fd_to_close = -1;
+  bool answered_now = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return Napi::Boolean::New(env, false);
+    answered_now = AnswerLocked(id, it->second, response);
+    if (answered_now) {
+      c_.by_js++;
+      int64_t us = (now_ns() - it->second.forwarded_ns) / 1000;
+      int b = 0;
+      while (b < 31 && (int64_t(1) << b) <= us) b++;
+      c_.latency[b]++;
+    }
+    if (!keep_fd) fd_to_close = it->second.fd;
+    pending_.erase(it);
+  }
+  if (fd_to_close >= 0) close(fd_to_close);
+  return Napi::Boolean::New(env, answered_now);
+}
+
+// release(fd): JS is done with an 'open' notice fd.
+Napi::Value Gate::Release(const Napi::CallbackInfo &info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (held_notices_ > 0) held_notices_--;
+  }
+  if (fd >= 0) close(fd);
+  return info.Env().Undefined();
+}
+
+bool key_of_fd(int fd, InodeKey &key) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  key.dev = st.st_dev;
+  key.ino = st.st_ino;
+  return true;
+}
+
+bool generation_of_fd(int fd, uint32_t &gen) {
+  unsigned int g = 0;
+  if (ioctl(fd, FS_IOC_GETVERSION, &g) != 0) return false;
+  gen = g;
+  return true;
+}
+
+Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  InodeKey key;
+  if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
+  VerdictEntry e;
+  e.verdict = Verdict::Allowed;
+  e.gen_known = generation_of_fd(fd, e.gen);
+  char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  auto *fh = reinterpret_cast<struct file_handle *>(storage);
+  fh->handle_bytes = MAX_HANDLE_SZ;
+  int mount_id;
+  if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) == 0) {
+    e.handle_type = fh->handle_type;
+    e.handle.assign(reinterpret_cast<char *>(fh->f_handle), fh->handle_bytes);
+  }
+  bool marked = fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kIgnoreMask, fd, nullptr) == 0;
+  if (marked) c_.marks_added++;
+  else c_.marks_refused++;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (table_.size() >= max_entries_) ForgetAllLocked();
+  table_[key] = std::move(e);
+  return Napi::Boolean::New(env, marked);
+}
+
+Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint32_t response = info[1].As<Napi::Number>().Uint32Value();
+  InodeKey key;
+  if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
+  VerdictEntry e;
+  e.verdict = Verdict::Denied;
+  e.response = response;
+  e.gen_known = generation_of_fd(fd, e.gen);
+  // A denied file must keep asking: drop any ignore mark it may still carry.
+  if (fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask, fd, nullptr) == 0) c_.marks_removed++;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (table_.size() >= max_entries_) ForgetAllLocked();
+  table_[key] = std::move(e);
+  return env.Undefined();
+}
+
+Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  InodeKey key;
+  if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
+  if (fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask, fd, nullptr) == 0) c_.marks_removed++;
+  std::lock_guard<std::mutex> lock(mu_);
+  table_.erase(key);
+  return env.Undefined();
+}
+
+Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ForgetAllLocked();
+  return info.Env().Undefined();
+}
+
+Napi::Value Gate::SetExempt(const Napi::CallbackInfo &info) {
+  std::lock_guard<std::mutex> lock(mu_);
+  exempt_pids_.clear();
+  exempt_uids_.clear();
+  auto pids = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < pids.Length(); i++) exempt_pids_.insert(pids.Get(i).As<Napi::Number>().Int32Value());
+  if (info.Length() > 1 && info[1].IsArray()) {
+    auto uids = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < uids.Length(); i++) exempt_uids_.insert(uids.Get(i).As<Napi::Number>().Int64Value());
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Object ev = Napi::Object::New(env);
+  ev.Set("openPerm", (double)c_.open_perm);
+  ev.Set("execPerm", (double)c_.exec_perm);
+  ev.Set("preAccess", (double)c_.pre_access);
+  ev.Set("openNotice", (double)c_.open_notice);
+  ev.Set("change", (double)c_.change);
+  o.Set("events", ev);
+  o.Set("fastOwn", (double)c_.fast_own);
+  o.Set("fastExempt", (double)c_.fast_exempt);
+  o.Set("fastAllowed", (double)c_.fast_allowed);
+  o.Set("fastDenied", (double)c_.fast_denied);
+  o.Set("fastWriter", (double)c_.fast_writer);
+  o.Set("forwarded", (double)c_.forwarded);
+  o.Set("answeredByJs", (double)c_.by_js);
+  o.Set("answeredByDeadline", (double)c_.by_deadline);
+  o.Set("answeredOverload", (double)c_.overload);
+  o.Set("answeredAtClose", (double)c_.at_close);
+  o.Set("lateAnswers", (double)c_.late);
+  o.Set("overflows", (double)c_.overflows);
+  o.Set("coalesced", (double)c_.coalesced);
+  o.Set("changeForwarded", (double)c_.change_forwarded);
+  o.Set("noticesDropped", (double)c_.notices_dropped);
+  o.Set("readErrors", (double)c_.read_errors);
+  o.Set("ignoreMarksAdded", (double)c_.marks_added);
+  o.Set("ignoreMarksRemoved", (double)c_.marks_removed);
+  o.Set("ignoreMarksRefused", (double)c_.marks_refused);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t waiting = 0;
+    for (auto &kv : pending_) waiting += kv.second.answered ? 0 : 1;
+    o.Set("pendingNow", (double)waiting);
+    o.Set("heldFds", (double)(pending_.size() + held_notices_));
+    o.Set("verdictTableSize", (double)table_.size());
+  }
+  Napi::Array lat = Napi::Array::New(env, 32);
+  for (uint32_t i = 0; i < 32; i++) lat.Set(i, (double)c_.latency[i]);
+  o.Set("latencyLog2Us", lat);
+  return o;
+}
+
+// Stop the thread, answer everything still waiting (allow: the kernel would allow it anyway once the group is
+// gone), close every fd we own, close the groups. Safe to call twice and from the env cleanup hook.
+void Gate::Shutdown() {
+  if (closed_) return;
+  closed_ = true;
+  stopping_ = true;
+  uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the thread also checks stopping_ each wake */ }
+  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto &kv : pending_) {
+      if (AnswerLocked(kv.first, kv.second, FAN_ALLOW)) c_.at_close++;
+      close(kv.second.fd);
+    }
+    pending_.clear();
+    deadlines_.clear();
+    for (auto &kv : filesystems_) close(kv.second.mount_fd);
+    filesystems_.clear();
+    mount_fd_by_dev_.clear();
+  }
+  if (gate_fd_ >= 0) close(gate_fd_);
+  if (change_fd_ >= 0) close(change_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  gate_fd_ = change_fd_ = wake_fd_ = -1;
+  tsfn_.Release();
+}
+
+Napi::Value Gate::Close(const Napi::CallbackInfo &info) {
+  Shutdown();
+  if (hook_registered_) {
+    napi_remove_env_cleanup_hook(info.Env(), CleanupHook, this);
+    hook_registered_ = false;
+  }
+  return info.Env().Undefined();
+}
+
+// The one place events cross into JS. On the main thread; `batch` was built by the reader thread.
+static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
+  static const char *kinds[] = {"open", "perm", "change", "overflow"};
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", kinds[(int)e.kind]);
+  o.Set("id", (double)e.id);
+  o.Set("fd", e.fd);
+  o.Set("mask", (double)e.mask);
+  o.Set("pid", e.pid);
+  o.Set("dev", (double)e.dev);
+  o.Set("ino", (double)e.ino);
+  o.Set("gen", (double)e.gen);
+  o.Set("offset", (double)e.offset);
+  o.Set("count", (double)e.count);
+  if (e.kind == EventKind::Change) {
+    o.Set("fsid", e.fsid);
+    o.Set("handleType", e.handle_type);
+    o.Set("handle", Napi::Buffer<char>::Copy(env, e.handle.data(), e.handle.size()));
+    if (!e.dir_handle.empty()) o.Set("dirHandle", Napi::Buffer<char>::Copy(env, e.dir_handle.data(), e.dir_handle.size()));
+    if (!e.name.empty()) o.Set("name", e.name);
+    o.Set("resolved", e.resolved);
+  }
+  return o;
+}
+
+void Gate::Deliver(std::vector<OutEvent> *batch) {
+  auto call = [](Napi::Env env, Napi::Function fn, std::vector<OutEvent> *b) {
+    std::unique_ptr<std::vector<OutEvent>> owned(b);
+    if (env == nullptr) return;  // torn down: Shutdown answers the pending ones
+    Napi::Array arr = Napi::Array::New(env, b->size());
+    for (size_t i = 0; i < b->size(); i++) arr.Set(i, to_js(env, (*b)[i]));
+    // An exception here is a bug in the daemon: let it surface as an uncaught exception, never swallow it.
+    fn.Call({arr});
+  };
+  if (tsfn_.NonBlockingCall(batch, call) != napi_ok) {
+    // JS is going away: answer what we forwarded and close what JS will never see.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto &e : *batch) {
+      if (e.kind == EventKind::Perm) {
+        auto it = pending_.find(e.id);
+        if (it != pending_.end()) {
+          AnswerLocked(e.id, it->second, FAN_ALLOW);
+          close(it->second.fd);
+          pending_.erase(it);
+        }
+      } else if (e.kind == EventKind::Open) {
+        close(e.fd);
+        if (held_notices_ > 0) held_notices_--;
+      }
+    }
+    delete batch;
+  }
+}
+
+Napi::Function Gate::Class(Napi::Env env) {
+  return DefineClass(env, "Gate",
+                     {
+                         InstanceMethod<&Gate::MarkFilesystem>("markFilesystem"),
+                         InstanceMethod<&Gate::MarkMount>("markMount"),
+                         InstanceMethod<&Gate::MarkDirectory>("markDirectory"),
+                         InstanceMethod<&Gate::UnmarkFilesystem>("unmarkFilesystem"),
+                         InstanceMethod<&Gate::UnmarkMount>("unmarkMount"),
+                         InstanceMethod<&Gate::UnmarkDirectory>("unmarkDirectory"),
+                         InstanceMethod<&Gate::Answer>("answer"),
+                         InstanceMethod<&Gate::Release>("release"),
+                         InstanceMethod<&Gate::Bless>("bless"),
+                         InstanceMethod<&Gate::Condemn>("condemn"),
+                         InstanceMethod<&Gate::Forget>("forget"),
+                         InstanceMethod<&Gate::ForgetAll>("forgetAll"),
+                         InstanceMethod<&Gate::SetExempt>("setExempt"),
+                         InstanceMethod<&Gate::Stats>("stats"),
+                         InstanceMethod<&Gate::Close>("close"),
+                     });
+}
+
+void InitGate(Napi::Env env, Napi::Object exports) {
+  exports.Set("Gate", Gate::Class(env));
+}
+
+}  // namespace blessd

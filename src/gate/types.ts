@@ -98,6 +98,8 @@ export interface NativeGate {
   unmarkDirectory(path: string): void;
   /** Answer a forwarded permission event. Returns false if it was already answered (deadline, close). keepFd: JS takes the fd and must close it. */
   answer(id: number, response: number, keepFd?: boolean): boolean;
+  /** Give back the fd of an open notice. */
+  release(fd: number): void;
   /** Allow this inode from now on: native verdict table + evictable ignore mark. Returns whether the kernel mark was added. */
   bless(fd: number): boolean;
   /** Deny this inode from now on, on the native thread, with this response (FAN_DENY or denyErrno(e)). */

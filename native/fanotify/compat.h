@@ -1,0 +1,61 @@
+// fanotify constants newer than Debian 12's <linux/fanotify.h> (values from the kernel's uapi header, v6.14+).
+#pragma once
+#include <sys/fanotify.h>
+#include <linux/fanotify.h>
+#include <cstdint>
+
+#ifndef FAN_PRE_ACCESS
+#define FAN_PRE_ACCESS 0x00100000ULL
+#endif
+#ifndef FAN_RENAME
+#define FAN_RENAME 0x10000000
+#endif
+#ifndef FAN_MARK_EVICTABLE
+#define FAN_MARK_EVICTABLE 0x00000200
+#endif
+#ifndef FAN_MARK_IGNORE
+#define FAN_MARK_IGNORE 0x00000400
+#endif
+#ifndef FAN_REPORT_TARGET_FID
+#define FAN_REPORT_TARGET_FID 0x00001000
+#endif
+#ifndef FAN_REPORT_DFID_NAME_TARGET
+#define FAN_REPORT_DFID_NAME_TARGET (FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID)
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_OLD_DFID_NAME
+#define FAN_EVENT_INFO_TYPE_OLD_DFID_NAME 10
+#define FAN_EVENT_INFO_TYPE_NEW_DFID_NAME 12
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_RANGE
+#define FAN_EVENT_INFO_TYPE_RANGE 6
+#endif
+#ifndef FAN_ERRNO_BITS
+#define FAN_ERRNO_BITS 8
+#define FAN_ERRNO_SHIFT (32 - FAN_ERRNO_BITS)
+#define FAN_ERRNO_MASK ((1 << FAN_ERRNO_BITS) - 1)
+#define FAN_DENY_ERRNO(err) (FAN_DENY | ((((__u32)(err)) & FAN_ERRNO_MASK) << FAN_ERRNO_SHIFT))
+#endif
+
+namespace blessd {
+
+struct RangeInfo {
+  struct fanotify_event_info_header hdr;
+  uint32_t pad;
+  uint64_t offset;
+  uint64_t count;
+};
+
+// What a read-mode guard asks of the gate group: the open notice starts a scan early, the read/mmap and exec wait.
+constexpr uint64_t kReadModeMask = FAN_OPEN | FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM;
+// Open mode, where the filesystem has no pre-content events or the guard asks for it: the open itself waits.
+constexpr uint64_t kOpenModeMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
+// The verdict cache's ignore mask: everything either mode could ask about this inode.
+constexpr uint64_t kIgnoreMask = FAN_OPEN | FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
+constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS | FAN_ACCESS_PERM;
+// The change group: content changes, and what moves or removes a file.
+constexpr uint64_t kChangeMaskFs = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_MOVED_FROM | FAN_MOVED_TO |
+                                   FAN_RENAME | FAN_DELETE_SELF | FAN_CREATE | FAN_DELETE | FAN_ONDIR;
+// Mount marks cannot carry directory-entry or self events (KERNEL.md, exp4).
+constexpr uint64_t kChangeMaskMount = FAN_MODIFY | FAN_CLOSE_WRITE;
+
+}  // namespace blessd

@@ -1,0 +1,149 @@
+// Overview — the fanotify gate.
+//
+// Owns two fanotify groups: the gate group (permission events, each with an fd the kernel opened for us) and the
+// change group (notifications with file handles). A reader thread polls both plus a wake-up eventfd; it answers
+// alone what it can (our own process, exempt pids/uids, inodes in the verdict table, writers' own writes) and hands
+// the rest to JS in batches through one ThreadSafeFunction.
+//
+// Who answers and who closes:
+//  - A forwarded permission event is a Pending record. Exactly one answer is written for it, under `mu_`: by JS
+//    (answer()), by the deadline on the reader thread, by the overload cap, or by close(). Its fd stays open until
+//    it is answered AND JS released it (answer() releases unless keepFd, in which case JS owns and closes the fd).
+//  - An 'open' notice fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held fds).
+//  - Fast-path events are answered and closed on the reader thread before anything else happens: answering first,
+//    because whatever we would do next (log, call JS) may be what the blocked process holds up.
+// The reader thread never opens a file on a guarded filesystem: its own open would wait for itself.
+#pragma once
+#include <napi.h>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+#include "fanotify/verdict_table.h"
+
+namespace blessd {
+
+enum class EventKind : uint8_t { Open, Perm, Change, Overflow };
+
+// One record for JS, built on the reader thread, turned into a JS object in Gate::Deliver.
+struct OutEvent {
+  EventKind kind;
+  uint64_t id = 0;
+  int fd = -1;
+  uint64_t mask = 0;
+  int32_t pid = 0;
+  uint64_t dev = 0, ino = 0;
+  uint32_t gen = 0;
+  int64_t offset = -1, count = -1;
+  // change records
+  std::string fsid, handle, dir_handle, name;
+  int handle_type = 0;
+  bool resolved = false;
+};
+
+struct Pending {
+  int fd;
+  int64_t forwarded_ns;
+  bool answered = false;
+};
+
+struct FsInfo {
+  uint64_t dev;
+  int mount_fd;  // O_PATH descriptor on the filesystem, for open_by_handle_at
+};
+
+struct Counters {
+  std::atomic<uint64_t> open_perm{0}, exec_perm{0}, pre_access{0}, open_notice{0}, change{0};
+  std::atomic<uint64_t> fast_own{0}, fast_exempt{0}, fast_allowed{0}, fast_denied{0}, fast_writer{0};
+  std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, overload{0}, at_close{0}, late{0};
+  std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
+  std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0};
+  std::atomic<uint64_t> latency[32] = {};
+};
+
+class Gate : public Napi::ObjectWrap<Gate> {
+ public:
+  static Napi::Function Class(Napi::Env env);
+  explicit Gate(const Napi::CallbackInfo &info);
+  ~Gate() override;
+
+ private:
+  // JS methods (gate.cc)
+  Napi::Value MarkFilesystem(const Napi::CallbackInfo &info);
+  Napi::Value MarkMount(const Napi::CallbackInfo &info);
+  Napi::Value MarkDirectory(const Napi::CallbackInfo &info);
+  Napi::Value UnmarkFilesystem(const Napi::CallbackInfo &info);
+  Napi::Value UnmarkMount(const Napi::CallbackInfo &info);
+  Napi::Value UnmarkDirectory(const Napi::CallbackInfo &info);
+  Napi::Value Answer(const Napi::CallbackInfo &info);
+  Napi::Value Release(const Napi::CallbackInfo &info);
+  Napi::Value Bless(const Napi::CallbackInfo &info);
+  Napi::Value Condemn(const Napi::CallbackInfo &info);
+  Napi::Value Forget(const Napi::CallbackInfo &info);
+  Napi::Value ForgetAll(const Napi::CallbackInfo &info);
+  Napi::Value SetExempt(const Napi::CallbackInfo &info);
+  Napi::Value Stats(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo &info);
+
+  // marks.cc
+  Napi::Value Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, bool add);
+  void RememberFilesystem(const std::string &path);
+  bool RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::string &handle);
+  void ForgetAllLocked();
+
+  // reader.cc — the reader thread and everything it calls
+  void Run();
+  void ReadGateGroup(std::vector<OutEvent> &batch);
+  void HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
+  void ReadChangeGroup(std::vector<OutEvent> &batch);
+  void HandleChangeEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
+  void ExpireDeadlines();
+  int PollTimeoutMs();
+  void Deliver(std::vector<OutEvent> *batch);
+  bool IsExempt(int32_t pid);
+
+  // answering (gate.cc)
+  void WriteResponse(int fd, uint32_t response);
+  bool AnswerLocked(uint64_t id, Pending &p, uint32_t response);
+  void Shutdown();
+  static void CleanupHook(void *arg);
+  bool hook_registered_ = false;
+
+  int gate_fd_ = -1, change_fd_ = -1, wake_fd_ = -1;
+  pid_t own_pid_;
+  bool audit_ = false;
+  int64_t deadline_ns_;
+  uint32_t deadline_answer_;
+  size_t max_pending_;
+  size_t max_entries_ = 1 << 20;
+
+  std::mutex mu_;  // guards everything below until the thread
+  std::unordered_map<uint64_t, Pending> pending_;
+  std::deque<std::pair<int64_t, uint64_t>> deadlines_;  // (deadline, id); one deadline length, so FIFO order is time order
+  uint64_t next_id_ = 1;
+  size_t held_notices_ = 0;
+  VerdictTable table_;
+  std::unordered_set<std::string> writers_;  // "pid:dev:ino" known to write the inode: their pre-access passes
+  std::unordered_set<int32_t> exempt_pids_;
+  std::unordered_set<long> exempt_uids_;
+  std::unordered_map<std::string, FsInfo> filesystems_;  // fsid hex -> info
+  std::unordered_map<uint64_t, int> mount_fd_by_dev_;
+
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  bool closed_ = false;
+  Napi::ThreadSafeFunction tsfn_;
+  Counters c_;
+};
+
+int64_t now_ns();
+bool key_of_fd(int fd, InodeKey &key);
+bool generation_of_fd(int fd, uint32_t &gen);
+std::string fsid_hex(const void *fsid);
+
+}  // namespace blessd

@@ -1,0 +1,127 @@
+// fanotify_mark: what the gate watches (filesystems, mounts, directories) and the verdict cache's ignore marks.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <cstdio>
+#include "common/errors.h"
+#include "fanotify/compat.h"
+#include "fanotify/gate.h"
+
+namespace blessd {
+
+std::string fsid_hex(const void *fsid) {
+  const int32_t *v = static_cast<const int32_t *>(fsid);
+  char buf[24];
+  snprintf(buf, sizeof buf, "%08x%08x", (uint32_t)v[0], (uint32_t)v[1]);
+  return buf;
+}
+
+// Keep one O_PATH descriptor per guarded filesystem: open_by_handle_at needs it to turn the change group's handles
+// into inodes (O_PATH opens generate no fanotify events, so the reader thread may use them).
+void Gate::RememberFilesystem(const std::string &path) {
+  struct statfs sfs;
+  struct stat st;
+  if (statfs(path.c_str(), &sfs) != 0 || stat(path.c_str(), &st) != 0) return;
+  std::string fsid = fsid_hex(&sfs.f_fsid);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (filesystems_.count(fsid)) return;
+  int fd = open(path.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) return;
+  filesystems_[fsid] = FsInfo{(uint64_t)st.st_dev, fd};
+  mount_fd_by_dev_[(uint64_t)st.st_dev] = fd;
+}
+
+// markX(path, mode) / unmarkX(path). A read-mode mark needs pre-content events; where the filesystem (tmpfs,
+// overlayfs) or the kernel (< 6.14) has none, the mark falls back to open mode and says why.
+Napi::Value Gate::Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, bool add) {
+  Napi::Env env = info.Env();
+  if (closed_) throw Napi::Error::New(env, "gate: closed");
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "gate: mark path must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  bool is_dir_mark = kind_flags == 0;
+  unsigned int child = is_dir_mark ? FAN_EVENT_ON_CHILD : 0;
+  unsigned int only_dir = is_dir_mark ? FAN_MARK_ONLYDIR : 0;
+  uint64_t change_mask = kind_flags == FAN_MARK_MOUNT ? kChangeMaskMount : kChangeMaskFs;
+
+  if (!add) {
+    // Remove both modes' bits: a path may have been marked in either.
+    int r = fanotify_mark(gate_fd_, FAN_MARK_REMOVE | kind_flags | only_dir, kReadModeMask | kOpenModeMask | child, AT_FDCWD, path.c_str());
+    if (r != 0 && errno != ENOENT) throw errno_error(env, errno, "fanotify_mark(remove)", path);
+    if (change_fd_ >= 0) fanotify_mark(change_fd_, FAN_MARK_REMOVE | kind_flags | only_dir, change_mask | child, AT_FDCWD, path.c_str());
+    return env.Undefined();
+  }
+
+  std::string mode = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "read";
+  if (mode != "read" && mode != "open") throw Napi::TypeError::New(env, "gate: mark mode must be 'read' or 'open'");
+  std::string fallback;
+  if (mode == "read") {
+    if (fanotify_mark(gate_fd_, FAN_MARK_ADD | kind_flags | only_dir, kReadModeMask | child, AT_FDCWD, path.c_str()) == 0) {
+      // read mode in place
+    } else if (errno == EOPNOTSUPP || errno == EINVAL) {
+      fallback = std::string("no pre-content events here (") + errno_code(errno) + "): waiting at open instead";
+      mode = "open";
+    } else {
+      throw errno_error(env, errno, "fanotify_mark(gate)", path);
+    }
+  }
+  if (mode == "open") {
+    if (fanotify_mark(gate_fd_, FAN_MARK_ADD | kind_flags | only_dir, kOpenModeMask | child, AT_FDCWD, path.c_str()) != 0)
+      throw errno_error(env, errno, "fanotify_mark(gate)", path);
+  }
+  if (change_fd_ >= 0 && fanotify_mark(change_fd_, FAN_MARK_ADD | kind_flags | only_dir, change_mask | child, AT_FDCWD, path.c_str()) != 0) {
+    int e = errno;
+    fanotify_mark(gate_fd_, FAN_MARK_REMOVE | kind_flags | only_dir, kReadModeMask | kOpenModeMask | child, AT_FDCWD, path.c_str());
+    throw errno_error(env, e, "fanotify_mark(change)", path);
+  }
+  RememberFilesystem(path);
+
+  struct statfs sfs;
+  struct stat st;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mode", mode);
+  if (!fallback.empty()) out.Set("fallback", fallback);
+  if (stat(path.c_str(), &st) == 0) out.Set("dev", (double)st.st_dev);
+  if (statfs(path.c_str(), &sfs) == 0) out.Set("fsid", fsid_hex(&sfs.f_fsid));
+  return out;
+}
+
+Napi::Value Gate::MarkFilesystem(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_FILESYSTEM, true); }
+Napi::Value Gate::MarkMount(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_MOUNT, true); }
+Napi::Value Gate::MarkDirectory(const Napi::CallbackInfo &info) { return Mark(info, 0, true); }
+Napi::Value Gate::UnmarkFilesystem(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_FILESYSTEM, false); }
+Napi::Value Gate::UnmarkMount(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_MOUNT, false); }
+Napi::Value Gate::UnmarkDirectory(const Napi::CallbackInfo &info) { return Mark(info, 0, false); }
+
+// fanotify_mark takes no O_PATH descriptor, but a path through /proc/self/fd resolves to the inode without opening
+// it: that is how the reader thread drops an ignore mark knowing only a handle.
+bool Gate::RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::string &handle) {
+  if (handle.empty()) return false;
+  auto it = mount_fd_by_dev_.find(dev);
+  if (it == mount_fd_by_dev_.end()) return false;
+  char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  auto *fh = reinterpret_cast<struct file_handle *>(storage);
+  if (handle.size() > MAX_HANDLE_SZ) return false;
+  fh->handle_bytes = handle.size();
+  fh->handle_type = handle_type;
+  memcpy(fh->f_handle, handle.data(), handle.size());
+  int fd = open_by_handle_at(it->second, fh, O_PATH | O_CLOEXEC);
+  if (fd < 0) return false;
+  char path[40];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  bool removed = fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask, AT_FDCWD, path) == 0;
+  close(fd);
+  if (removed) c_.marks_removed++;
+  return removed;
+}
+
+// Forget, never assume: drop every cached verdict and every ignore mark we know of. Called with mu_ held.
+void Gate::ForgetAllLocked() {
+  for (auto &kv : table_) {
+    if (kv.second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(kv.first.dev, kv.second.handle_type, kv.second.handle);
+  }
+  table_.clear();
+  writers_.clear();
+}
+
+}  // namespace blessd
