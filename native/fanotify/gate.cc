@@ -171,9 +171,7 @@ Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
     e.handle_type = fh->handle_type;
     e.handle.assign(reinterpret_cast<char *>(fh->f_handle), fh->handle_bytes);
   }
-  bool marked = fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kIgnoreMask, fd, nullptr) == 0;
-  if (marked) c_.marks_added++;
-  else c_.marks_refused++;
+  bool marked = AddIgnoreMark(fd);
   std::lock_guard<std::mutex> lock(mu_);
   if (table_.size() >= max_entries_) ForgetAllLocked();
   table_[key] = std::move(e);
@@ -191,7 +189,7 @@ Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
   e.response = response;
   e.gen_known = generation_of_fd(fd, e.gen);
   // A denied file must keep asking: drop any ignore mark it may still carry.
-  if (fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask, fd, nullptr) == 0) c_.marks_removed++;
+  RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
   if (table_.size() >= max_entries_) ForgetAllLocked();
   table_[key] = std::move(e);
@@ -203,7 +201,7 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   InodeKey key;
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
-  if (fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask, fd, nullptr) == 0) c_.marks_removed++;
+  RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
   table_.erase(key);
   return env.Undefined();

@@ -54,7 +54,7 @@ struct Pending {
 
 struct FsInfo {
   uint64_t dev;
-  int mount_fd;  // O_PATH descriptor on the filesystem, for open_by_handle_at
+  int mount_fd;  // a directory of the filesystem, for open_by_handle_at
 };
 
 struct Counters {
@@ -95,6 +95,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void RememberFilesystem(const std::string &path);
   bool RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::string &handle);
   void ForgetAllLocked();
+  bool AddIgnoreMark(int fd);
+  bool RemoveIgnoreMark(int dfd, const char *path);
 
   // reader.cc — the reader thread and everything it calls
   void Run();

@@ -17,8 +17,9 @@ std::string fsid_hex(const void *fsid) {
   return buf;
 }
 
-// Keep one O_PATH descriptor per guarded filesystem: open_by_handle_at needs it to turn the change group's handles
-// into inodes (O_PATH opens generate no fanotify events, so the reader thread may use them).
+// Keep one descriptor per guarded filesystem: open_by_handle_at needs it to turn the change group's handles into
+// inodes. It must be a real open (open_by_handle_at refuses O_PATH here, EBADF); a directory open raises no event
+// (no FAN_ONDIR in our masks). The reader thread itself only ever opens O_PATH, which raises none either.
 void Gate::RememberFilesystem(const std::string &path) {
   struct statfs sfs;
   struct stat st;
@@ -26,7 +27,7 @@ void Gate::RememberFilesystem(const std::string &path) {
   std::string fsid = fsid_hex(&sfs.f_fsid);
   std::lock_guard<std::mutex> lock(mu_);
   if (filesystems_.count(fsid)) return;
-  int fd = open(path.c_str(), O_PATH | O_CLOEXEC);
+  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
   filesystems_[fsid] = FsInfo{(uint64_t)st.st_dev, fd};
   mount_fd_by_dev_[(uint64_t)st.st_dev] = fd;
@@ -109,10 +110,32 @@ bool Gate::RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::st
   if (fd < 0) return false;
   char path[40];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  bool removed = fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask, AT_FDCWD, path) == 0;
+  bool removed = RemoveIgnoreMark(AT_FDCWD, path);
   close(fd);
-  if (removed) c_.marks_removed++;
   return removed;
+}
+
+// The verdict cache's ignore mark. Filesystems without pre-content events refuse FAN_PRE_ACCESS even in an ignore
+// mask, so they get the open-mode bits only.
+bool Gate::AddIgnoreMark(int fd) {
+  if (fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kIgnoreMask, fd, nullptr) == 0 ||
+      ((errno == EOPNOTSUPP || errno == EINVAL) &&
+       fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kIgnoreMask & ~FAN_PRE_ACCESS, fd, nullptr) == 0)) {
+    c_.marks_added++;
+    return true;
+  }
+  c_.marks_refused++;
+  return false;
+}
+
+bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
+  if (fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask, dfd, path) == 0 ||
+      ((errno == EOPNOTSUPP || errno == EINVAL) &&
+       fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask & ~FAN_PRE_ACCESS, dfd, path) == 0)) {
+    c_.marks_removed++;
+    return true;
+  }
+  return false;
 }
 
 // Forget, never assume: drop every cached verdict and every ignore mark we know of. Called with mu_ held.

@@ -169,8 +169,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   }
   if (fast == Answer) {
     if (perm) WriteResponse(fd, response);
-    if (retry_mark && fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kIgnoreMask, fd, nullptr) == 0)
-      c_.marks_added++;
+    if (retry_mark) AddIgnoreMark(fd);
     close(fd);
     return;
   }

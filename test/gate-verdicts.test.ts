@@ -1,0 +1,174 @@
+// The kernel-side verdict cache (ignore marks), the native verdict table, and the change group.
+import test from 'ava';
+import { writeFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { native } from '../src/gate/addon.js';
+import { FAN_ALLOW, FAN_DENY, MASK, denyErrno } from '../src/gate/types.js';
+import type { GateEvent } from '../src/gate/types.js';
+import { withGate, type Harness } from './helpers/gate-harness.js';
+import { runChild, sleep } from './helpers/child.js';
+import { isRoot } from './helpers/scratch.js';
+
+const t0 = isRoot() ? test.serial : test.skip;
+
+const gated = (h: Harness) => h.events.filter((e) => e.kind === 'perm' || e.kind === 'open').length;
+
+// Answers allow and blesses through the event's fd, as the daemon does for a passed file.
+function blessAll(e: GateEvent, h: Harness) {
+  if (e.kind === 'perm') {
+    h.gate.native.bless(e.fd);
+    h.gate.native.answer(e.id, FAN_ALLOW);
+  } else if (e.kind === 'open') {
+    h.gate.native.release(e.fd);
+  }
+}
+
+for (const fs of ['ext4', 'tmpfs'] as const) {
+  t0(`${fs}: a blessed file raises no further events; a write brings them back`, async (t) => {
+    const h = await withGate(t, fs, { prepare: (d) => writeFile(join(d, 'f.txt'), 'v1\n'), onEvent: blessAll });
+    const file = join(h.scratch.dir, 'f.txt');
+    t.is((await runChild('cat', [file])).stdout, 'v1\n');
+    await sleep(50);
+    const afterFirst = gated(h);
+    t.true(afterFirst >= 1);
+    for (let i = 0; i < 5; i++) t.is((await runChild('cat', [file])).stdout, 'v1\n');
+    await sleep(50);
+    t.is(gated(h), afterFirst, 'blessed: the kernel stays silent');
+    t.is(h.gate.native.stats().fastAllowed, 0, 'not even the native table was asked');
+    // Another process writes: the kernel drops the ignore mark by itself.
+    await runChild('sh', ['-c', `echo v2 >> ${file}`]);
+    await sleep(50);
+    const beforeRead = gated(h);
+    t.is((await runChild('cat', [file])).stdout, 'v1\nv2\n');
+    await sleep(50);
+    t.true(gated(h) > beforeRead, 'events are back after the write');
+  });
+
+  t0(`${fs}: a store through a shared mapping, then close, brings the events back`, async (t) => {
+    const h = await withGate(t, fs, { prepare: (d) => writeFile(join(d, 'm.bin'), Buffer.alloc(4096, 0x61)), onEvent: blessAll });
+    const file = join(h.scratch.dir, 'm.bin');
+    await runChild('cat', [file]);
+    await runChild('cat', [file]);
+    await sleep(50);
+    const quiet = gated(h);
+    const py = `import mmap,os\nfd=os.open(${JSON.stringify(file)},os.O_RDWR)\nm=mmap.mmap(fd,4096)\nm[0:5]=b'HELLO'\nm.flush();m.close();os.close(fd)`;
+    const r = await runChild('python3', ['-c', py]);
+    t.is(r.code, 0, r.stderr);
+    await h.next((e) => e.kind === 'change' && (e.mask & MASK.CLOSE_WRITE) !== 0);
+    await sleep(50);
+    const out = await runChild('head', ['-c', '5', file]);
+    t.is(out.stdout, 'HELLO');
+    await sleep(50);
+    t.true(gated(h) > quiet, 'the close-after-write dropped the ignore mark: ' + JSON.stringify(h.gate.native.stats()));
+  });
+}
+
+t0('a condemned inode is refused on the native thread, with the chosen errno, without asking JS again', async (t) => {
+  let asked = 0;
+  const h = await withGate(t, 'ext4', {
+    prepare: (d) => writeFile(join(d, 'x.bin'), 'x'),
+    onEvent: (e, hh) => {
+      if (e.kind === 'open') hh.gate.native.release(e.fd);
+      if (e.kind !== 'perm') return;
+      asked++;
+      hh.gate.native.condemn(e.fd, denyErrno('EIO'));
+      hh.gate.native.answer(e.id, denyErrno('EIO'));
+    },
+  });
+  const file = join(h.scratch.dir, 'x.bin');
+  for (let i = 0; i < 3; i++) {
+    const r = await runChild('cat', [file]);
+    t.regex(r.stderr, /Input\/output error/);
+  }
+  t.is(asked, 1);
+  t.true(h.gate.native.stats().fastDenied >= 2);
+});
+
+t0('the deadline answers a stuck event (allow, counted) and a deny deadline refuses', async (t) => {
+  const h = await withGate(t, 'tmpfs', { deadlineMs: 300, prepare: (d) => writeFile(join(d, 's.txt'), 'slow\n') });
+  const r = await runChild('cat', [join(h.scratch.dir, 's.txt')]);
+  t.is(r.stdout, 'slow\n');
+  t.true(r.ms >= 280, `answered after ${r.ms} ms`);
+  const s = h.gate.native.stats();
+  t.is(s.answeredByDeadline, 1);
+  const ev = h.events.find((e) => e.kind === 'perm')!;
+  t.false(h.gate.native.answer(ev.id, FAN_DENY), 'a late answer is refused and releases the fd');
+  t.is(h.gate.native.stats().heldFds, 0);
+
+  const d = await withGate(t, 'tmpfs', { deadlineMs: 200, deadlineAnswer: 'deny', prepare: (dd) => writeFile(join(dd, 's.txt'), 'x') });
+  const r2 = await runChild('cat', [join(d.scratch.dir, 's.txt')]);
+  t.regex(r2.stderr, /Operation not permitted/);
+});
+
+t0('closing the gate releases every blocked process', async (t) => {
+  const h = await withGate(t, 'ext4', { prepare: (d) => writeFile(join(d, 'c.txt'), 'free\n') });
+  const file = join(h.scratch.dir, 'c.txt');
+  const runs = [1, 2, 3].map(() => runChild('cat', [file]));
+  while (h.events.filter((e) => e.kind === 'perm').length < 3) await sleep(20);
+  t.is(h.gate.native.stats().pendingNow, 3);
+  h.gate.close();
+  const results = await Promise.all(runs);
+  for (const r of results) t.is(r.stdout, 'free\n');
+});
+
+t0('repeated modifies are coalesced into one dirty notice per write session', async (t) => {
+  const h = await withGate(t, 'ext4', { prepare: (d) => writeFile(join(d, 'w.log'), '') });
+  const file = join(h.scratch.dir, 'w.log');
+  const r = await runChild('python3', ['-c', `import os,time\nfd=os.open(${JSON.stringify(file)},os.O_WRONLY|os.O_APPEND)\nfor i in range(500):\n os.write(fd,b'line\\n')\n if i%50==0: time.sleep(0.01)\nos.close(fd)`]);
+  t.is(r.code, 0, r.stderr);
+  await h.next((e) => e.kind === 'change' && (e.mask & MASK.CLOSE_WRITE) !== 0);
+  const modifies = h.events.filter((e) => e.kind === 'change' && e.mask === MASK.MODIFY).length;
+  t.is(modifies, 1, 'one modify reaches JS');
+  t.true(h.gate.native.stats().coalesced >= 1);
+});
+
+t0('change events carry the handle name_to_handle_at gives, and dev/ino', async (t) => {
+  const h = await withGate(t, 'ext4', { prepare: (d) => writeFile(join(d, 'h.txt'), 'a') });
+  const file = join(h.scratch.dir, 'h.txt');
+  await runChild('sh', ['-c', `echo more >> ${file}`]);
+  const ev = await h.next((e) => e.kind === 'change' && (e.mask & MASK.CLOSE_WRITE) !== 0);
+  const fh = native.fileHandle(file);
+  t.is(ev.handleType, fh.type);
+  t.deepEqual(ev.handle, fh.handle);
+  t.is(ev.name, 'h.txt');
+  const fd = await open(file, 'r');
+  try {
+    const st = await fd.stat();
+    t.is(ev.ino, st.ino);
+    t.is(ev.dev, st.dev);
+    t.true(ev.resolved);
+    t.is(ev.gen, native.inodeGeneration(fd.fd) ?? 0);
+  } finally {
+    await fd.close();
+  }
+});
+
+t0('a writer is never blocked by its own writes (pre-content events fire on write too)', async (t) => {
+  // No answers at all from JS: only the native writer check lets these writes through before the deadline.
+  const h = await withGate(t, 'ext4', { deadlineMs: 10_000, prepare: (d) => writeFile(join(d, 'own.log'), 'start\n') });
+  const file = join(h.scratch.dir, 'own.log');
+  const r = await runChild('python3', ['-c', `import os\nfd=os.open(${JSON.stringify(file)},os.O_WRONLY|os.O_APPEND)\nfor i in range(50): os.write(fd,b'x\\n')\nos.close(fd)`]);
+  t.is(r.code, 0, r.stderr);
+  t.true(r.ms < 5000, `writes took ${r.ms} ms`);
+  t.true(h.gate.native.stats().fastWriter >= 1);
+});
+
+t0('tree guards mark every directory and follow new ones', async (t) => {
+  const h = await withGate(t, 'ext4', {
+    kind: 'tree',
+    prepare: async (d) => {
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(join(d, 'a/b'), { recursive: true });
+      await writeFile(join(d, 'a/b/deep.txt'), 'deep');
+    },
+    onEvent: (e, hh) => {
+      if (e.kind === 'perm') hh.gate.native.answer(e.id, FAN_DENY);
+      if (e.kind === 'open') hh.gate.native.release(e.fd);
+    },
+  });
+  t.regex((await runChild('cat', [join(h.scratch.dir, 'a/b/deep.txt')])).stderr, /not permitted/);
+  await runChild('sh', ['-c', `mkdir -p ${h.scratch.dir}/new/sub`]);
+  await sleep(200);
+  await writeFile(join(h.scratch.dir, 'new/sub/n.txt'), 'n');
+  t.regex((await runChild('cat', [join(h.scratch.dir, 'new/sub/n.txt')])).stderr, /not permitted/);
+});
