@@ -45,8 +45,8 @@ export function parseConfig(text: string, path: string): Config {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const r = new Reader(path, dirname(resolve(path)), doc, lines);
   // Syntax errors make the tree unreliable: report them alone. Warnings (unknown tags...) count as errors too.
-  for (const e of [...doc.errors, ...doc.warnings]) r.issues.push(`${r.placeOf(e.pos[0])}: YAML: ${firstLine(e.message)}`);
-  if (doc.errors.length > 0) throw new ConfigError(path, r.issues);
+  for (const e of [...doc.errors, ...doc.warnings]) r.problemAt(e.pos[0], `YAML: ${firstLine(e.message)}`);
+  if (doc.errors.length > 0) throw new ConfigError(path, r.issues());
 
   const rootSlot: Slot = { path: '', key: null, value: (doc.contents as Node | null) ?? null };
   const top = r.map(rootSlot, TOP_KEYS) ?? new Map<string, Slot>();
@@ -65,7 +65,7 @@ export function parseConfig(text: string, path: string): Config {
     crawl: readCrawl(r, top.get('crawl')),
     log: { level: r.oneOf(section(r, top.get('log'), ['level'])?.get('level'), LOG_LEVELS, 'info') },
   };
-  if (r.issues.length > 0) throw new ConfigError(path, r.issues);
+  if (r.count > 0) throw new ConfigError(path, r.issues());
   return deepFreeze(config);
 }
 

@@ -12,7 +12,8 @@ export interface Slot {
 }
 
 export class Reader {
-  readonly issues: string[] = [];
+  /** Problems with their byte offset, so the report reads top to bottom whatever order they were found in. */
+  private readonly found: { at: number; text: string }[] = [];
 
   constructor(
     readonly file: string,
@@ -20,6 +21,20 @@ export class Reader {
     private readonly doc: Document,
     private readonly lines: LineCounter,
   ) {}
+
+  get count(): number {
+    return this.found.length;
+  }
+
+  /** The problems, in file order. */
+  issues(): string[] {
+    return [...this.found].sort((a, b) => a.at - b.at).map((p) => p.text);
+  }
+
+  /** Record a problem at a byte offset (YAML syntax errors come this way). */
+  problemAt(offset: number, message: string): void {
+    this.found.push({ at: offset, text: `${this.placeOf(offset)}: ${message}` });
+  }
 
   /** "file:line:col" of a byte offset. */
   placeOf(offset: number): string {
@@ -29,12 +44,11 @@ export class Reader {
 
   /** Where a slot is: its key (as people read "line 14: control: ..."), else its value, else the file's start. */
   where(slot: Slot | Node | null | undefined): string {
-    const node = slot && 'path' in slot ? (slot.key ?? slot.value) : slot;
-    return this.placeOf(node?.range?.[0] ?? 0);
+    return this.placeOf(offsetOf(slot));
   }
 
   problem(at: Slot | Node | null | undefined, path: string, message: string): void {
-    this.issues.push(`${this.where(at)}: ${path ? `${path}: ` : ''}${message}`);
+    this.problemAt(offsetOf(at), `${path ? `${path}: ` : ''}${message}`);
   }
 
   /** The keys of a map, checked against the allowed ones. `undefined` if the node is not a map (reported). */
@@ -176,6 +190,11 @@ export class Reader {
     this.problem(slot, slot.path, r);
     return dflt;
   }
+}
+
+function offsetOf(slot: Slot | Node | null | undefined): number {
+  const node = slot && 'path' in slot ? (slot.key ?? slot.value) : slot;
+  return node?.range?.[0] ?? 0;
 }
 
 /** How a wrong value looks in a message. */
