@@ -130,7 +130,9 @@ function decide(stack: readonly StackRule[], answers: ReadonlyMap<string, Answer
     if (!a || a.answer === 'ok' || e.control === 'observe') continue;
     const why = a.reason ? `: ${a.reason}` : '';
     if (a.answer === 'deny') {
-      if (e.control === 'requisite') return { verdict: 'deny', decidedBy: e.name, reason: `${e.name} (requisite) denied${why}` };
+      // Like PAM, an earlier required failure stays the reported cause when a requisite stops the walk.
+      if (e.control === 'requisite' && !failure) return { verdict: 'deny', decidedBy: e.name, reason: `${e.name} (requisite) denied${why}` };
+      if (e.control === 'requisite') break;
       if (e.control === 'required' && !failure) failure = { name: e.name, ...(a.reason !== undefined && { reason: a.reason }) };
     } else if (e.control === 'sufficient') {
       if (!failure) return { verdict: 'allow', decidedBy: e.name, reason: `${e.name} (sufficient) allowed${why}` };
