@@ -166,9 +166,15 @@ function* completions(stack: StackRule[], partial: Map<string, AnswerKind>, i = 
 }
 
 test('evaluate and neededScanners agree with brute force on random stacks and partial answers', (t) => {
-  let seed = 12345;
-  const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
-  for (let round = 0; round < 400; round++) {
+  // Deterministic xorshift32 (a plain LCG's low bits cycle too fast for `% 2`).
+  let seed = 0x9e3779b9;
+  const rand = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  for (let round = 0; round < 1500; round++) {
     const stack = Array.from({ length: 1 + rand(5) }, (_, i) => rule(`s${i}`, CONTROLS[rand(5)]!));
     const partial = new Map<string, AnswerKind>();
     for (const e of stack) if (rand(2)) partial.set(e.name, KINDS[rand(3)]!);
