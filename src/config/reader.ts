@@ -1,6 +1,6 @@
 // Typed reading of YAML nodes with positions. Every getter records a problem (file:line:col, key path, message)
 // and returns the default instead of throwing, so one pass over the document reports every mistake at once.
-import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import { isAbsolute, resolve } from 'node:path';
 import { parseDuration, parseMode, parseSize } from './units.js';
 
@@ -70,7 +70,8 @@ export class Reader {
         const hint = closest(name, allowed);
         this.problem(key, path, `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}; known keys: ${allowed.join(', ')}`);
       } else {
-        out.set(name, { path, key, value: (pair.value as Node | null) ?? null });
+        const value = this.deref((pair.value as Node | null) ?? null, path);
+        if (value !== undefined) out.set(name, { path, key, value });
       }
     }
     return out;
@@ -85,7 +86,21 @@ export class Reader {
       this.problem(slot, slot.path, `must be a list (got ${describe(node)})`);
       return undefined;
     }
-    return node.items.map((item, i) => ({ path: `${slot.path}[${i}]`, key: null, value: (item as Node | null) ?? null }));
+    const items: Slot[] = [];
+    node.items.forEach((item, i) => {
+      const path = `${slot.path}[${i}]`;
+      const value = this.deref((item as Node | null) ?? null, path);
+      if (value !== undefined) items.push({ path, key: null, value });
+    });
+    return items;
+  }
+
+  /** An alias (*name) replaced by what it points at; `undefined` (reported) when nothing does. */
+  private deref(node: Node | null, path: string): Node | null | undefined {
+    if (!isAlias(node)) return node;
+    const target = node.resolve(this.doc) as Node | undefined;
+    if (target === undefined) this.problem(node, path, `unknown alias *${node.source}`);
+    return target;
   }
 
   /** True for `key:` and `key: null`. */
@@ -178,7 +193,13 @@ export class Reader {
       this.problem(slot, slot.path, `must be a map (got ${describe(slot.value)})`);
       return {};
     }
-    return slot.value.toJS(this.doc) as Record<string, unknown>;
+    try {
+      return slot.value.toJS(this.doc) as Record<string, unknown>;
+    } catch (err) {
+      // e.g. an alias inside the options that points nowhere
+      this.problem(slot, slot.path, (err as Error).message);
+      return {};
+    }
   }
 
   private parsed(slot: Slot | undefined, dflt: number, what: string, parse: (v: unknown) => number | string): number {
