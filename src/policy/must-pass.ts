@@ -85,7 +85,8 @@ async function readOne(link: string, name: string): Promise<{ program: string } 
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES') return warn('MUSTPASS_NOT_EXECUTABLE', `target ${program} is not executable`);
-    return warn('MUSTPASS_DANGLING', `target ${program} does not exist (${code})`);
+    const what = code === 'ENOENT' ? 'does not exist' : 'cannot be reached';
+    return warn('MUSTPASS_DANGLING', `target ${program} ${what} (${code})`);
   }
   return { program };
 }
