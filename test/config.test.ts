@@ -1,7 +1,7 @@
 // Configuration loading: the shipped config.yaml, defaults, path resolution, units, and one case per kind of
 // mistake, each of which must name file:line:col and the key.
 import test from 'ava';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -236,4 +236,24 @@ test('a missing file is a ConfigError naming the path', (t) => {
 test('an empty file reports the two required sections', (t) => {
   const err = problems('');
   t.deepEqual(err.issues.map((i) => i.replace(/^.*?: /, '').split(':')[0]), ['guards', 'stack']);
+});
+
+test('the example in docs/config.md loads', async (t) => {
+  const doc = await readFile(join(ROOT, 'docs', 'config.md'), 'utf8');
+  const example = /## Example[^]*?```yaml\n([^]*?)```/.exec(doc)?.[1];
+  t.truthy(example);
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'scanners'));
+  await writeFile(join(dir, 'scanners', 'entropy.js'), 'export default {};\n');
+  await writeFile(join(dir, 'config.yaml'), example!);
+  const c = loadConfig(join(dir, 'config.yaml'));
+  t.deepEqual(c.stack.map((e) => [e.name, e.control]), [
+    ['allowlist', 'sufficient'],
+    ['signature', 'requisite'],
+    ['entropy', 'observe'],
+    ['default', 'required'],
+  ]);
+  t.deepEqual(c.stack[0]!.options, { file: join(dir, 'allowlist.txt') });
+  t.is(c.stack[1]!.maxSize, 256 * 1024 ** 2);
+  t.is(c.socket.group, 'blessd');
 });
