@@ -1,0 +1,289 @@
+// Loading config.yaml: YAML with positions -> a fully defaulted, checked, frozen Config.
+// Every problem is collected (with file:line:col and key path) and thrown as one ConfigError. Unknown keys are
+// errors: a typo in a security setting must not silently fall back to the default.
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { LineCounter, parseDocument, type Node } from 'yaml';
+import { ConfigError } from './errors.js';
+import { globToRegExp } from './glob.js';
+import { Reader, closest, type Slot } from './reader.js';
+import {
+  BUILTIN_ACTORS,
+  CONTROLS,
+  DENY_ERRNOS,
+  FD_LIMIT,
+  GUARD_KINDS,
+  LOG_LEVELS,
+  MUST_PASS_POSITIONS,
+  ON_FAILURE,
+  ON_TOO_LARGE,
+  SCANNER_NAME,
+  STACK_ENTRY_DEFAULTS,
+  WAIT_MODES,
+  type Config,
+  type Guard,
+  type StackEntry,
+} from './types.js';
+
+type Section = Map<string, Slot> | undefined;
+
+/** Read and parse a config file. Synchronous: it runs once, before the gate exists. */
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(path, [`${path}: cannot read the configuration (${e.code ?? e.message})`]);
+  }
+  return parseConfig(text, path);
+}
+
+/** Parse config text; `path` names the file in messages and anchors relative paths. */
+export function parseConfig(text: string, path: string): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const r = new Reader(path, dirname(resolve(path)), doc, lines);
+  // Syntax errors make the tree unreliable: report them alone. Warnings (unknown tags...) count as errors too.
+  for (const e of [...doc.errors, ...doc.warnings]) r.problemAt(e.pos[0], `YAML: ${firstLine(e.message)}`);
+  if (doc.errors.length > 0) throw new ConfigError(path, r.issues());
+
+  const rootSlot: Slot = { path: '', key: null, value: (doc.contents as Node | null) ?? null };
+  const top = r.map(rootSlot, TOP_KEYS) ?? new Map<string, Slot>();
+  const stateDir = r.path(top.get('stateDir'), '/var/lib/blessd');
+  const config: Config = {
+    file: resolve(path),
+    stateDir,
+    tags: readTags(r, top.get('tags'), stateDir),
+    guards: readGuards(r, top.get('guards'), rootSlot),
+    gate: readGate(r, top.get('gate')),
+    exempt: readExempt(r, top.get('exempt')),
+    pool: readPool(r, top.get('pool')),
+    stack: readStack(r, top.get('stack'), rootSlot),
+    mustPass: readMustPassSection(r, top.get('mustPass')),
+    socket: readSocket(r, top.get('socket')),
+    crawl: readCrawl(r, top.get('crawl')),
+    log: { level: r.oneOf(section(r, top.get('log'), ['level'])?.get('level'), LOG_LEVELS, 'info') },
+  };
+  if (r.count > 0) throw new ConfigError(path, r.issues());
+  return deepFreeze(config);
+}
+
+const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'crawl', 'log'];
+const ENTRY_KEYS = ['actor', 'name', 'control', 'options', 'maxSize', 'onError', 'onTimeout', 'onTooLarge'];
+
+function section(r: Reader, slot: Slot | undefined, keys: readonly string[]): Section {
+  return slot ? r.map(slot, keys) : new Map();
+}
+
+function readTags(r: Reader, slot: Slot | undefined, stateDir: string): Config['tags'] {
+  const m = section(r, slot, ['namespace', 'keyFile', 'stamp', 'lease']);
+  return {
+    namespace: r.oneOf(m?.get('namespace'), ['trusted', 'user'] as const, 'trusted'),
+    // The key follows stateDir unless placed elsewhere on purpose.
+    keyFile: r.path(m?.get('keyFile'), join(stateDir, 'tag.key')),
+    stamp: r.oneOf(m?.get('stamp'), ['mtime', 'content'] as const, 'mtime'),
+    lease: r.duration(m?.get('lease'), 5 * 60_000, 1),
+  };
+}
+
+function readGuards(r: Reader, slot: Slot | undefined, root: Slot): Guard[] {
+  const items = r.list(slot);
+  if (!slot) r.problem(root, 'guards', 'required: at least one guard (a directory, mount or filesystem to gate)');
+  else if (items?.length === 0) r.problem(slot, slot.path, 'needs at least one guard');
+  const guards: Guard[] = [];
+  const seen = new Map<string, string>();
+  for (const item of items ?? []) {
+    const m = r.map(item, ['path', 'kind', 'wait', 'create']);
+    if (!m) continue;
+    const pathSlot = m.get('path');
+    if (!pathSlot) r.problem(item, `${item.path}.path`, 'required');
+    const guard: Guard = {
+      path: r.path(pathSlot, ''),
+      kind: r.oneOf(m.get('kind'), GUARD_KINDS, 'tree'),
+      wait: r.oneOf(m.get('wait'), WAIT_MODES, 'read'),
+      create: r.bool(m.get('create'), false),
+    };
+    if (!pathSlot || !guard.path) continue; // missing or empty: already reported
+    // resolve() always yields an absolute path; the check stays as a guard against future path sources.
+    if (!isAbsolute(guard.path)) r.problem(pathSlot, pathSlot.path, `must resolve to an absolute path (got ${guard.path})`);
+    const earlier = seen.get(guard.path);
+    if (earlier) r.problem(pathSlot, pathSlot.path, `${guard.path} is already guarded at ${earlier}`);
+    seen.set(guard.path, r.where(pathSlot));
+    guards.push(guard);
+  }
+  return guards;
+}
+
+function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
+  const m = section(r, slot, ['deadline', 'onDeadline', 'maxPending', 'denyErrno', 'whileWriting', 'audit']);
+  const pendingSlot = m?.get('maxPending');
+  let maxPending = r.int(pendingSlot, 4096, 1);
+  if (pendingSlot && maxPending >= FD_LIMIT) {
+    r.problem(pendingSlot, pendingSlot.path, `must be below ${FD_LIMIT} (RLIMIT_NOFILE): every waiting event holds an fd (got ${maxPending})`);
+    maxPending = 4096;
+  }
+  return {
+    deadline: r.duration(m?.get('deadline'), 30_000, 1),
+    onDeadline: r.oneOf(m?.get('onDeadline'), ['allow', 'deny'] as const, 'allow'),
+    maxPending,
+    denyErrno: r.oneOf(m?.get('denyErrno'), DENY_ERRNOS, 'EPERM'),
+    whileWriting: r.oneOf(m?.get('whileWriting'), ['wait', 'allow'] as const, 'wait'),
+    audit: r.bool(m?.get('audit'), false),
+  };
+}
+
+function readExempt(r: Reader, slot: Slot | undefined): Config['exempt'] {
+  const m = section(r, slot, ['uids', 'executables', 'paths']);
+  const uids = (r.list(m?.get('uids')) ?? []).map((s) => r.int(s, -1, 0, 0xffff_fffe)).filter((u) => u >= 0);
+  const executables: string[] = [];
+  for (const s of r.list(m?.get('executables')) ?? []) {
+    const exe = r.string(s, '');
+    // Relative names would resolve against the config directory: never what someone exempting a program means.
+    if (exe && !isAbsolute(exe)) r.problem(s, s.path, `must be an absolute path (got ${JSON.stringify(exe)})`);
+    else if (exe) executables.push(exe);
+  }
+  const paths: string[] = [];
+  for (const s of r.list(m?.get('paths')) ?? []) {
+    const glob = r.string(s, '');
+    if (glob && !glob.startsWith('/') && !glob.startsWith('**')) {
+      r.problem(s, s.path, `a glob must start with "/" or "**" (got ${JSON.stringify(glob)})`);
+    } else if (glob) paths.push(glob);
+  }
+  return { uids, executables, paths, pathMatchers: paths.map(globToRegExp) };
+}
+
+function readPool(r: Reader, slot: Slot | undefined): Config['pool'] {
+  const m = section(r, slot, ['threads', 'scanTimeout', 'rescanDebounce']);
+  return {
+    threads: r.int(m?.get('threads'), 2, 1, 1024),
+    scanTimeout: r.duration(m?.get('scanTimeout'), 20_000, 1),
+    rescanDebounce: r.duration(m?.get('rescanDebounce'), 200, 0),
+  };
+}
+
+function readStack(r: Reader, slot: Slot | undefined, root: Slot): StackEntry[] {
+  const items = r.list(slot);
+  if (!slot) r.problem(root, 'stack', 'required: at least one entry (end it with `actor: default`)');
+  else if (items?.length === 0) r.problem(slot, slot.path, 'needs at least one entry (end it with `actor: default`)');
+  const stack: StackEntry[] = [];
+  const names = new Map<string, string>();
+  for (const item of items ?? []) {
+    const entry = readStackEntry(r, item);
+    if (!entry) continue;
+    const earlier = names.get(entry.name);
+    if (earlier) {
+      r.problem(entry.nameSlot, `${item.path}.name`, `duplicate scanner name "${entry.name}" (first used at ${earlier}); give one a different name`);
+    } else names.set(entry.name, entry.origin);
+    const { nameSlot: _, ...clean } = entry;
+    stack.push(clean);
+  }
+  return stack;
+}
+
+function readStackEntry(r: Reader, item: Slot): (StackEntry & { nameSlot: Slot }) | undefined {
+  const m = r.map(item, ENTRY_KEYS);
+  if (!m) return undefined;
+  const actorSlot = m.get('actor');
+  if (!actorSlot) r.problem(item, `${item.path}.actor`, `required: a built-in (${BUILTIN_ACTORS.join(', ')}) or a path to a .js module`);
+  const written = r.string(actorSlot, '');
+  const builtin = (BUILTIN_ACTORS as readonly string[]).includes(written);
+  let actor = written;
+  let defaultName = written;
+  if (written && !builtin) {
+    if (/\.m?js$/.test(written)) {
+      actor = isAbsolute(written) ? written : resolve(r.baseDir, written);
+      defaultName = basename(written, extname(written));
+      if (!existsSync(actor)) r.problem(actorSlot, actorSlot!.path, `module not found: ${actor}`);
+    } else {
+      const hint = closest(written, BUILTIN_ACTORS);
+      r.problem(actorSlot, actorSlot!.path,
+        `must be a built-in (${BUILTIN_ACTORS.join(', ')}) or a path to a .js module (got ${JSON.stringify(written)})${hint ? `; did you mean "${hint}"?` : ''}`);
+    }
+  }
+  const nameSlot = m.get('name') ?? actorSlot ?? item;
+  const name = r.string(m.get('name'), defaultName);
+  if (name && !SCANNER_NAME.test(name)) {
+    r.problem(nameSlot, `${item.path}.name`,
+      `must match [a-z0-9][a-z0-9_-]{0,63} (got ${JSON.stringify(name)})${m.get('name') ? '' : '; set name: explicitly'}`);
+  }
+  const options = r.freeform(m.get('options'));
+  return {
+    actor,
+    builtin,
+    name,
+    control: r.oneOf(m.get('control'), CONTROLS, STACK_ENTRY_DEFAULTS.control),
+    options: builtin ? resolveBuiltinPaths(actor, options, r.baseDir) : options,
+    maxSize: r.size(m.get('maxSize'), STACK_ENTRY_DEFAULTS.maxSize),
+    onError: r.oneOf(m.get('onError'), ON_FAILURE, STACK_ENTRY_DEFAULTS.onError),
+    onTimeout: r.oneOf(m.get('onTimeout'), ON_FAILURE, STACK_ENTRY_DEFAULTS.onTimeout),
+    onTooLarge: r.oneOf(m.get('onTooLarge'), ON_TOO_LARGE, STACK_ENTRY_DEFAULTS.onTooLarge),
+    baseDir: r.baseDir,
+    origin: r.where(item.value ?? item),
+    nameSlot,
+  };
+}
+
+/**
+ * Actors get their options as written and do not know where config.yaml lives, so the documented path options
+ * of the built-ins are made absolute here (signature: databases, exec: program, allowlist: file).
+ * Other relative options can be resolved by the actor against entry.baseDir.
+ */
+function resolveBuiltinPaths(actor: string, options: Record<string, unknown>, baseDir: string): Record<string, unknown> {
+  const keys: Record<string, string[]> = { signature: ['databases'], exec: ['program'], allowlist: ['file'] };
+  const out = { ...options };
+  const abs = (v: unknown): unknown => (typeof v === 'string' && v !== '' && !isAbsolute(v) ? resolve(baseDir, v) : v);
+  for (const key of keys[actor] ?? []) {
+    const v = out[key];
+    if (Array.isArray(v)) out[key] = v.map(abs);
+    else if (v !== undefined) out[key] = abs(v);
+  }
+  return out;
+}
+
+function readMustPassSection(r: Reader, slot: Slot | undefined): Config['mustPass'] {
+  const m = section(r, slot, ['dir', 'control', 'position']);
+  const dirSlot = m?.get('dir');
+  return {
+    dir: !dirSlot || r.isNull(dirSlot) ? null : r.path(dirSlot, ''),
+    control: r.oneOf(m?.get('control'), CONTROLS, 'required'),
+    position: r.oneOf(m?.get('position'), MUST_PASS_POSITIONS, 'beforeDefault'),
+  };
+}
+
+function readSocket(r: Reader, slot: Slot | undefined): Config['socket'] {
+  const m = section(r, slot, ['path', 'group', 'mode']);
+  const groupSlot = m?.get('group');
+  let group: string | number | null = null;
+  if (groupSlot && !r.isNull(groupSlot)) {
+    const v = r.scalar(groupSlot, 'a group name or gid');
+    if ((typeof v === 'string' && v !== '') || (typeof v === 'number' && Number.isInteger(v) && v >= 0)) group = v;
+    else if (v !== undefined) r.problem(groupSlot, groupSlot.path, `must be a group name or gid, or null (got ${JSON.stringify(v)})`);
+  }
+  return {
+    path: r.path(m?.get('path'), '/run/blessd.sock'),
+    group,
+    mode: r.mode(m?.get('mode'), 0o660),
+  };
+}
+
+function readCrawl(r: Reader, slot: Slot | undefined): Config['crawl'] {
+  const m = section(r, slot, ['enabled', 'filesPerSecond', 'pauseOnBattery']);
+  return {
+    enabled: r.bool(m?.get('enabled'), false),
+    filesPerSecond: r.number(m?.get('filesPerSecond'), 100, 0),
+    pauseOnBattery: r.bool(m?.get('pauseOnBattery'), true),
+  };
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof RegExp)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,122 @@
+// The typed, fully defaulted shape of config.yaml. Sizes are bytes, durations milliseconds, paths absolute.
+// The loader (load.ts) is the only producer; everything it returns is deeply frozen.
+import type { WaitMode } from '../gate/types.js';
+
+export const CONTROLS = ['required', 'requisite', 'sufficient', 'optional', 'observe'] as const;
+export type Control = (typeof CONTROLS)[number];
+
+/** Actors that ship with blessd; anything else in `actor:` must be a path to a .js module. */
+export const BUILTIN_ACTORS = ['signature', 'allowlist', 'exec', 'default', 'expected'] as const;
+export type BuiltinActor = (typeof BUILTIN_ACTORS)[number];
+
+export const ON_FAILURE = ['deny', 'ok', 'retry'] as const;
+export type OnFailure = (typeof ON_FAILURE)[number];
+export const ON_TOO_LARGE = ['deny', 'ok', 'allow'] as const;
+export type OnTooLarge = (typeof ON_TOO_LARGE)[number];
+
+export const GUARD_KINDS = ['tree', 'mount', 'filesystem'] as const;
+export type GuardKind = (typeof GUARD_KINDS)[number];
+export const WAIT_MODES = ['read', 'open'] as const satisfies readonly WaitMode[];
+
+export const DENY_ERRNOS = ['EPERM', 'EIO', 'EAGAIN', 'EBUSY', 'ETXTBSY', 'ENOSPC', 'EDQUOT'] as const;
+export type DenyErrno = (typeof DENY_ERRNOS)[number];
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const MUST_PASS_POSITIONS = ['beforeDefault', 'end'] as const;
+export type MustPassPosition = (typeof MUST_PASS_POSITIONS)[number];
+
+/** Scanner and tag names: they end up in xattr names and must stay short and shell-safe. */
+export const SCANNER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** RLIMIT_NOFILE on the target machines (KERNEL.md): every waiting permission event holds one fd. */
+export const FD_LIMIT = 20000;
+
+export interface StackEntry {
+  /** A built-in actor name, or the absolute path of a .js module. */
+  actor: string;
+  builtin: boolean;
+  /** Scanner and tag name, unique within the stack. */
+  name: string;
+  control: Control;
+  /** Free-form, handed to the actor's init(). Known path options of built-ins are already absolute. */
+  options: Readonly<Record<string, unknown>>;
+  /** Bytes; larger files get onTooLarge instead of a scan. */
+  maxSize: number;
+  onError: OnFailure;
+  onTimeout: OnFailure;
+  onTooLarge: OnTooLarge;
+  /** Directory that relative options resolve against (the config file's, or the must-pass directory). */
+  baseDir: string;
+  /** Where this entry was declared, for messages: "config.yaml:14:5" or a must-pass link path. */
+  origin: string;
+}
+
+export interface Guard {
+  path: string;
+  kind: GuardKind;
+  wait: WaitMode;
+  create: boolean;
+}
+
+export interface Config {
+  /** Absolute path of the file this came from. */
+  file: string;
+  stateDir: string;
+  tags: {
+    namespace: 'trusted' | 'user';
+    keyFile: string;
+    stamp: 'mtime' | 'content';
+    lease: number;
+  };
+  guards: readonly Guard[];
+  gate: {
+    deadline: number;
+    onDeadline: 'allow' | 'deny';
+    maxPending: number;
+    denyErrno: DenyErrno;
+    whileWriting: 'wait' | 'allow';
+    audit: boolean;
+  };
+  exempt: {
+    uids: readonly number[];
+    executables: readonly string[];
+    /** The globs as written (absolute or starting with **). */
+    paths: readonly string[];
+    /** One matcher per glob, same order. Use isExemptPath(). */
+    pathMatchers: readonly RegExp[];
+  };
+  pool: {
+    threads: number;
+    scanTimeout: number;
+    rescanDebounce: number;
+  };
+  stack: readonly StackEntry[];
+  mustPass: {
+    dir: string | null;
+    control: Control;
+    position: MustPassPosition;
+  };
+  socket: {
+    path: string;
+    /** A group name or gid, or null for root's group. */
+    group: string | number | null;
+    mode: number;
+  };
+  crawl: {
+    enabled: boolean;
+    filesPerSecond: number;
+    pauseOnBattery: boolean;
+  };
+  log: {
+    level: LogLevel;
+  };
+}
+
+/** Per-entry defaults, shared with the must-pass directory (src/policy/must-pass.ts). */
+export const STACK_ENTRY_DEFAULTS = {
+  control: 'required' as Control,
+  maxSize: 1024 ** 3,
+  onError: 'deny' as OnFailure,
+  onTimeout: 'deny' as OnFailure,
+  onTooLarge: 'deny' as OnTooLarge,
+};
