@@ -207,6 +207,17 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// forgetInode(dev, ino): drop a cached verdict known only by identity (a change event for a file JS holds no fd of).
+Napi::Value Gate::ForgetInode(const Napi::CallbackInfo &info) {
+  InodeKey key{(uint64_t)info[0].As<Napi::Number>().Int64Value(), (uint64_t)info[1].As<Napi::Number>().Int64Value()};
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = table_.find(key);
+  if (it == table_.end()) return Napi::Boolean::New(info.Env(), false);
+  if (it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(key.dev, it->second.handle_type, it->second.handle);
+  table_.erase(it);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
   std::lock_guard<std::mutex> lock(mu_);
   ForgetAllLocked();
@@ -375,6 +386,7 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::Condemn>("condemn"),
                          InstanceMethod<&Gate::Forget>("forget"),
                          InstanceMethod<&Gate::ForgetAll>("forgetAll"),
+                         InstanceMethod<&Gate::ForgetInode>("forgetInode"),
                          InstanceMethod<&Gate::SetExempt>("setExempt"),
                          InstanceMethod<&Gate::Stats>("stats"),
                          InstanceMethod<&Gate::Close>("close"),

@@ -86,6 +86,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Condemn(const Napi::CallbackInfo &info);
   Napi::Value Forget(const Napi::CallbackInfo &info);
   Napi::Value ForgetAll(const Napi::CallbackInfo &info);
+  Napi::Value ForgetInode(const Napi::CallbackInfo &info);
   Napi::Value SetExempt(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);

@@ -94,7 +94,7 @@ function readGuards(r: Reader, slot: Slot | undefined, root: Slot): Guard[] {
   const guards: Guard[] = [];
   const seen = new Map<string, string>();
   for (const item of items ?? []) {
-    const m = r.map(item, ['path', 'kind', 'wait', 'create']);
+    const m = r.map(item, ['path', 'kind', 'wait', 'create', 'demo']);
     if (!m) continue;
     const pathSlot = m.get('path');
     if (!pathSlot) r.problem(item, `${item.path}.path`, 'required');
@@ -103,6 +103,7 @@ function readGuards(r: Reader, slot: Slot | undefined, root: Slot): Guard[] {
       kind: r.oneOf(m.get('kind'), GUARD_KINDS, 'tree'),
       wait: r.oneOf(m.get('wait'), WAIT_MODES, 'read'),
       create: r.bool(m.get('create'), false),
+      demo: r.bool(m.get('demo'), false),
     };
     if (!pathSlot || !guard.path) continue; // missing or empty: already reported
     // resolve() always yields an absolute path; the check stays as a guard against future path sources.

@@ -56,6 +56,8 @@ export interface Guard {
   kind: GuardKind;
   wait: WaitMode;
   create: boolean;
+  /** Fill a directory created by `create` with demo files: clean text files and the EICAR test file. */
+  demo: boolean;
 }
 
 export interface Config {

@@ -106,6 +106,8 @@ export interface NativeGate {
   condemn(fd: number, response: number): void;
   /** Drop the cached verdict and the ignore mark of this inode. */
   forget(fd: number): void;
+  /** Drop the cached verdict (and ignore mark) of an inode known by identity only. */
+  forgetInode(dev: number, ino: number): boolean;
   /** Drop every cached verdict and ignore mark. */
   forgetAll(): void;
   setExempt(pids: number[], uids: number[]): void;

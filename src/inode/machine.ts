@@ -1,0 +1,188 @@
+// The life of one inode while it has work in flight. Created on the first event that needs JS, dropped when it
+// reaches a verdict: from then on the verdict lives in the tags on disk and in the native verdict table.
+//
+//   clean ──tags read──► (decided?) ──► blessed | denied
+//     │                       └──► scanning ──answers──► blessed | denied
+//     └───────── any content change ──► dirty ──writer closed──► settling ──debounce──► clean
+import { assign, setup } from 'xstate';
+import type { Answer } from '../policy/answer.js';
+import { readTags, runScanners, type ScannedEvent } from './scan-actors.js';
+import type { InodeServices, StackVerdict, Waiter } from './services.js';
+
+export interface InodeInput {
+  services: InodeServices;
+  /** The daemon's own read-only descriptor of the file; the registry closes it when the machine stops. */
+  fd: number;
+  path: string;
+  /** Start dirty (a change event created this machine): clear tags first. */
+  dirty?: boolean;
+}
+
+export interface InodeContext extends InodeInput {
+  answers: Map<string, Answer>;
+  waiting: Waiter[];
+  /** Bumped by every change: scan results of an older epoch describe content that is gone. */
+  epoch: number;
+  verdict?: StackVerdict;
+  /** Scanners of this epoch that have not answered yet. */
+  inFlight: string[];
+}
+
+export type InodeEvent =
+  | { type: 'ACCESS'; waiter: Waiter }
+  | { type: 'CHANGE'; closed: boolean }
+  | ScannedEvent;
+
+const answerAll = (ctx: InodeContext, verdict: 'allow' | 'deny') => {
+  for (const w of ctx.waiting) ctx.services.answer(w, verdict);
+};
+
+export const inodeMachine = setup({
+  types: {
+    context: {} as InodeContext,
+    events: {} as InodeEvent,
+    input: {} as InodeInput,
+  },
+  actors: { readTags, runScanners },
+  guards: {
+    startsDirty: ({ context }) => context.dirty === true,
+    allowed: ({ context }) => context.services.evaluate(context.answers).verdict === 'allow',
+    denied: ({ context }) => context.services.evaluate(context.answers).verdict === 'deny',
+    nothingLeft: ({ context }) => context.inFlight.length === 0,
+    currentEpoch: ({ context, event }) => 'epoch' in event && event.epoch === context.epoch,
+    passWhileWriting: ({ context }) => context.services.whileWriting === 'allow',
+    writerClosed: ({ event }) => event.type === 'CHANGE' && event.closed,
+  },
+  actions: {
+    hold: assign({ waiting: ({ context, event }) => (event.type === 'ACCESS' ? [...context.waiting, event.waiter] : context.waiting) }),
+    passNow: ({ context, event }) => {
+      if (event.type === 'ACCESS') context.services.answer(event.waiter, 'allow');
+    },
+    passWaiting: assign({
+      waiting: ({ context }) => {
+        answerAll(context, 'allow');
+        return [];
+      },
+    }),
+    rememberTags: assign({ answers: (_, answers: Map<string, Answer>) => answers }),
+    chooseScanners: assign({
+      inFlight: ({ context }) => [...context.services.needed(context.answers), ...context.services.observers(context.answers)],
+    }),
+    undecidable: assign({
+      verdict: ({ context }) => ({ verdict: 'deny' as const, reason: 'no scanner left that could decide', waitingFor: context.services.evaluate(context.answers).waitingFor }),
+    }),
+    rememberAnswer: assign({
+      inFlight: ({ context, event }) => {
+        const name = event.type === 'SCANNED' ? event.result.name : event.type === 'SCAN_BROKEN' ? event.name : '';
+        return context.inFlight.filter((n) => n !== name);
+      },
+      answers: ({ context, event }) => {
+        const next = new Map(context.answers);
+        if (event.type === 'SCANNED') next.set(event.result.name, event.result.answer);
+        // A scanner that broke outside its failure policy counts as a deny: fail closed.
+        if (event.type === 'SCAN_BROKEN') next.set(event.name, { answer: 'deny', reason: `scanner failed: ${event.error}` });
+        return next;
+      },
+    }),
+    goDirty: assign(({ context }) => {
+      const cleared = context.services.clearTags(context.fd);
+      context.services.forget(context.fd);
+      context.services.notify('dirty', { path: context.path, cleared });
+      return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false };
+    }),
+    settleVerdict: assign({ verdict: ({ context }) => context.services.evaluate(context.answers) }),
+    bless: ({ context }) => {
+      context.services.bless(context.fd);
+      answerAll(context, 'allow');
+      context.services.notify('verdict', { path: context.path, verdict: 'allow', decidedBy: context.verdict?.decidedBy });
+    },
+    condemn: ({ context }) => {
+      context.services.condemn(context.fd);
+      answerAll(context, 'deny');
+      context.services.logDenied({ path: context.path, decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason, waiters: context.waiting });
+      context.services.notify('verdict', { path: context.path, verdict: 'deny', decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason });
+    },
+  },
+  delays: {
+    debounce: ({ context }) => context.services.rescanDebounceMs,
+  },
+}).createMachine({
+  id: 'inode',
+  context: ({ input }) => ({ ...input, answers: new Map(), waiting: [], epoch: 0, inFlight: [] }),
+  initial: 'start',
+  states: {
+    start: {
+      description: 'Routing: a machine born from a change event starts dirty, any other starts clean.',
+      always: [{ guard: 'startsDirty', target: 'dirty' }, { target: 'clean' }],
+    },
+    clean: {
+      description: 'Unchanged since we last looked, not yet judged: reading the verdict tags on disk.',
+      invoke: {
+        src: 'readTags',
+        input: ({ context }) => ({ services: context.services, fd: context.fd }),
+        onDone: { target: 'deciding', actions: { type: 'rememberTags', params: ({ event }) => event.output } },
+        // No readable tags (no xattr support, a vanished file): judge by scanning.
+        onError: { target: 'deciding' },
+      },
+      on: {
+        ACCESS: { actions: 'hold' },
+        CHANGE: { target: 'dirty' },
+      },
+    },
+    deciding: {
+      description: 'The stack looks at the answers it has: valid tags, or fresh scans.',
+      always: [
+        { guard: 'allowed', target: 'blessed', actions: 'settleVerdict' },
+        { guard: 'denied', target: 'denied', actions: 'settleVerdict' },
+        { target: 'scanning' },
+      ],
+    },
+    scanning: {
+      description: 'The missing scanners run in the pool; each answer may decide early (requisite deny, sufficient allow).',
+      entry: 'chooseScanners',
+      invoke: {
+        src: 'runScanners',
+        input: ({ context }) => ({ services: context.services, fd: context.fd, names: context.inFlight, epoch: context.epoch }),
+      },
+      on: {
+        ACCESS: { actions: 'hold' },
+        CHANGE: { target: 'dirty' },
+        SCANNED: { guard: 'currentEpoch', actions: 'rememberAnswer' },
+        SCAN_BROKEN: { guard: 'currentEpoch', actions: 'rememberAnswer' },
+      },
+      // Checked after every answer: the stack may decide before the slower scanners finish (they still write tags).
+      always: [
+        { guard: 'allowed', target: 'blessed', actions: 'settleVerdict' },
+        { guard: 'denied', target: 'denied', actions: 'settleVerdict' },
+        { guard: 'nothingLeft', target: 'denied', actions: 'undecidable' },
+      ],
+    },
+    dirty: {
+      description: 'Content changed: tags cleared, subscribers told, the kernel asks again. Readers wait for the rescan (or pass, per whileWriting).',
+      entry: ['goDirty'],
+      always: { guard: 'passWhileWriting', actions: 'passWaiting' },
+      on: {
+        ACCESS: [{ guard: 'passWhileWriting', actions: 'passNow' }, { actions: 'hold' }],
+        CHANGE: [{ guard: 'writerClosed', target: 'settling' }],
+      },
+    },
+    settling: {
+      description: 'The writer closed; wait a moment for the next write before rescanning.',
+      after: { debounce: 'clean' },
+      on: {
+        ACCESS: { actions: 'hold' },
+        CHANGE: [{ guard: 'writerClosed', target: 'settling', reenter: true }, { target: 'dirty' }],
+      },
+    },
+    blessed: {
+      description: 'Passed: tags written, ignore mark added, waiters allowed. The machine ends; the kernel stays silent.',
+      type: 'final',
+      entry: 'bless',
+    },
+    denied: {
+      description: 'A bad verdict: waiters refused, the native table refuses the next ones without asking JS.',
+      type: 'final',
+      entry: 'condemn',
+    },
+  },
+});

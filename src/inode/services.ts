@@ -1,0 +1,49 @@
+// What an inode machine may ask of the daemon. The machine decides; these do the work (tags on disk, the scan
+// pool, the gate's answers). Kept as one interface so the machine file reads as pure policy.
+import type { Answer } from '../policy/answer.js';
+
+export type AccessKind = 'open' | 'read' | 'exec';
+
+export interface Waiter {
+  id: number;
+  pid: number;
+  access: AccessKind;
+}
+
+export interface StackVerdict {
+  verdict: 'allow' | 'deny' | 'pending';
+  decidedBy?: string;
+  reason?: string;
+  waitingFor: string[];
+}
+
+export interface ScanResult {
+  name: string;
+  answer: Answer;
+  /** Where the answer came from, for logs. */
+  source: 'scan' | 'failure-policy' | 'busy-elsewhere';
+}
+
+export interface InodeServices {
+  /** Answers of the stack's scanners that valid tags on the file already hold. */
+  readAnswers(fd: number): Promise<Map<string, Answer>>;
+  evaluate(answers: ReadonlyMap<string, Answer>): StackVerdict;
+  /** Scanners whose answers could still change the verdict (never observe ones). */
+  needed(answers: ReadonlyMap<string, Answer>): string[];
+  /** Observe scanners without a valid tag: they scan but never gate. */
+  observers(answers: ReadonlyMap<string, Answer>): string[];
+  /** Start one scanner on the file (lease, scan, conditional tag write); resolves with its answer. */
+  scan(fd: number, name: string, signal: AbortSignal): Promise<ScanResult>;
+  /** Dirty: remove every scanned-by tag. Returns the names removed. */
+  clearTags(fd: number): string[];
+  answer(waiter: Waiter, verdict: 'allow' | 'deny' | 'busy'): void;
+  bless(fd: number): void;
+  condemn(fd: number): void;
+  forget(fd: number): void;
+  /** A file went from (partly) scanned to dirty, or got a verdict. */
+  notify(kind: 'dirty' | 'verdict', detail: Record<string, unknown>): void;
+  logDenied(detail: { path: string; decidedBy?: string; reason?: string; waiters: Waiter[] }): void;
+  /** Readers of a file being written: wait for its rescan, or pass. */
+  whileWriting: 'wait' | 'allow';
+  rescanDebounceMs: number;
+}
