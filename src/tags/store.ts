@@ -19,6 +19,7 @@ import { judgeTag, type Generations, type JudgedTag, type Judgement } from './ju
 import { KEY_BYTES } from './key.js';
 import { isTagNamespace, parseTagName, tagName, type TagNamespace } from './names.js';
 import { readStamp, sameStamp, type Stamp } from './stamp.js';
+import { LOCK_STALE_MS, takeOver } from './takeover.js';
 
 export type StampMode = 'mtime' | 'content';
 
@@ -115,9 +116,8 @@ export class TagStore {
   /**
    * Take the lease for scanning this file with this scanner. XATTR_CREATE makes exactly one of several racing
    * holders win on an untagged file. A tag already there is judged: a live lease means someone scans it (busy);
-   * anything else (expired lease, result tag of any judgement, junk) is taken over. The takeover removes the exact
-   * value it judged and then creates, rather than XATTR_REPLACE: of two holders taking over the same expired lease,
-   * REPLACE would let both succeed, whereas remove reports ENODATA to the second and create EEXIST to a late one.
+   * anything else (expired lease, result tag of any judgement, junk) is taken over with XATTR_REPLACE, one taker at
+   * a time (takeover.ts says why a second attribute is needed for that).
    */
   begin(fd: number, scanner: string, generation?: string): BeginResult {
     const name = tagName(this.namespace, scanner);
@@ -142,10 +142,12 @@ export class TagStore {
         return { status: 'busy', holder: judged.value.holder, leaseUntil: judged.value.leaseUntil, own: this.#leases.has(judged.value.token) };
       }
       replaced = judged.judgement;
-      // Remove only the value we judged: if it changed since, judge again.
-      const again = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
-      if (again === null || !again.equals(seen)) continue;
-      xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
+      const taken = takeOver(fd, this.namespace, scanner, name, seen, value, this.holder, token);
+      if (taken.status === 'busy') return { status: 'busy', holder: taken.holder, leaseUntil: now + LOCK_STALE_MS, own: false };
+      if (taken.status === 'taken') {
+        this.#leases.set(token, { scanner, stamp });
+        return { status: 'leased', token, leaseUntil: lease.leaseUntil, stamp, replaced };
+      }
     }
     // Still contended after several rounds: someone else is working on it right now.
     return { status: 'busy', holder: 'unknown (contended)', leaseUntil: Date.now() + this.leaseMs, own: false };
@@ -173,7 +175,7 @@ export class TagStore {
     }
     // current === null: the tag is gone. We still go on to XATTR_REPLACE and let the kernel say ENODATA; it is the
     // one arbiter of "removed meanwhile", whether that happened before our read or after it.
-    if (bound === undefined) return { status: 'dropped', code: 'ENODATA', reason: `${name}: no lease with this token (tag gone)` };
+    if (bound === undefined) return { status: 'dropped', code: 'lease-lost', reason: `${name}: no lease with this token here, and no tag on the file` };
     const now = readStamp(fd);
     if (!sameStamp(bound, now)) {
       if (current !== null) native.removeXattr(fd, name); // our stale lease would block others until it expires
