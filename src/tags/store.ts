@@ -75,7 +75,8 @@ export class TagStore {
   readonly stampMode: StampMode;
   readonly holder: string;
   readonly #key: Buffer;
-  /** Leases this store took and has not finished: token -> the stamp the scan is bound to. */
+  /** Leases this store took and has not finished: token -> the stamp the scan is bound to. Every begin() that
+   * leased must end in finish() or abort(), which remove the entry. */
   readonly #leases = new Map<string, Lease>();
 
   constructor(options: TagStoreOptions) {
@@ -178,7 +179,8 @@ export class TagStore {
     if (bound === undefined) return { status: 'dropped', code: 'lease-lost', reason: `${name}: no lease with this token here, and no tag on the file` };
     const now = readStamp(fd);
     if (!sameStamp(bound, now)) {
-      if (current !== null) native.removeXattr(fd, name); // our stale lease would block others until it expires
+      // Our lease, bound to the old stamp, would block others until it expires: give it back.
+      if (current !== null) xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
       return { status: 'dropped', code: 'stamp-changed', reason: `${name}: the file changed during the scan` };
     }
     const value = encodeTag(
