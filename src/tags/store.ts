@@ -1,0 +1,235 @@
+// TagStore: the daemon's face of the tags on disk. Overview of what it owns:
+// - read: every scanned-by.* tag of the configured namespace on one file, decoded and judged;
+// - begin/finish/abort: the conditional bless (a lease written with XATTR_CREATE, the result written with
+//   XATTR_REPLACE after the stamp was checked again; a dirty transition in between removes the tag and the kernel
+//   answers ENODATA: the result is dropped);
+// - clear: what "dirty" does, every scanned-by.* tag in both namespaces.
+// It never opens or closes fds: the caller owns them (the gate's event fd, or the daemon's own read-only open).
+// All calls on a file are synchronous syscalls except content digests, so nothing interleaves between a check and
+// the write that depends on it within this process; other processes are kept apart by the kernel (CREATE/REPLACE).
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { native } from '../gate/addon.js';
+import type { Answer } from '../policy/answer.js';
+import { isAnswerKind } from '../policy/answer.js';
+import { decodeTag, encodeTag, verifyTag, type ScanningTag } from './codec.js';
+import { digestFd } from './digest.js';
+import { TagError, errnoCode, messageOf } from './errors.js';
+import { judgeTag, type Generations, type JudgedTag, type Judgement } from './judge.js';
+import { KEY_BYTES } from './key.js';
+import { isTagNamespace, parseTagName, tagName, type TagNamespace } from './names.js';
+import { readStamp, sameStamp, type Stamp } from './stamp.js';
+import { LOCK_STALE_MS, takeOver } from './takeover.js';
+
+export type StampMode = 'mtime' | 'content';
+
+export interface TagStoreOptions {
+  namespace: TagNamespace;
+  /** The MAC key (loadTagKey). */
+  key: Buffer;
+  /** How long a "scanning" lease holds before others may take the file over. Default 60 s. */
+  leaseMs?: number;
+  /** 'content': tags also carry the sha256 of the content, checked on read with verifyContent. Default 'mtime'. */
+  stampMode?: StampMode;
+  /** Holder identity written into leases; default os.hostname() and process.pid. */
+  host?: string;
+  pid?: number;
+}
+
+export interface ReadOptions {
+  /** Check content digests (content mode: the first use of a tag after a restart). Costs a full read. */
+  verifyContent?: boolean;
+  /** The content digest if the caller already has it (saves the read). */
+  digest?: string;
+}
+
+export interface TagReport {
+  stamp: Stamp;
+  tags: JudgedTag[];
+  /** The digest computed or given for verifyContent. */
+  digest?: string;
+}
+
+export type BeginResult =
+  | { status: 'leased'; token: string; leaseUntil: number; stamp: Stamp; /** What the lease replaced. */ replaced: Judgement | 'absent' }
+  | { status: 'busy'; holder: string; leaseUntil: number; /** The lease is this store's own (a scan already running here). */ own: boolean };
+
+export type DropCode = 'ENODATA' | 'stamp-changed' | 'lease-lost';
+export type FinishResult = { status: 'written'; reason: string } | { status: 'dropped'; code: DropCode; reason: string };
+
+export interface FinishOptions {
+  /** Content mode: the sha256 of what was scanned (preferred: computed while scanning). Else computed here. */
+  digest?: string;
+}
+
+interface Lease {
+  scanner: string;
+  stamp: Stamp;
+}
+
+const MAX_BEGIN_ATTEMPTS = 5;
+
+export class TagStore {
+  readonly namespace: TagNamespace;
+  readonly leaseMs: number;
+  readonly stampMode: StampMode;
+  readonly holder: string;
+  readonly #key: Buffer;
+  /** Leases this store took and has not finished: token -> the stamp the scan is bound to. Every begin() that
+   * leased must end in finish() or abort(), which remove the entry. */
+  readonly #leases = new Map<string, Lease>();
+
+  constructor(options: TagStoreOptions) {
+    if (!isTagNamespace(options.namespace)) throw new TagError('TAG_BAD_OPTION', `options.namespace must be 'trusted' or 'user', got ${JSON.stringify(options.namespace)}`);
+    if (!Buffer.isBuffer(options.key) || options.key.length !== KEY_BYTES) throw new TagError('TAG_BAD_OPTION', `options.key must be a Buffer of ${KEY_BYTES} bytes`);
+    const leaseMs = options.leaseMs ?? 60_000;
+    if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) throw new TagError('TAG_BAD_OPTION', 'options.leaseMs must be a positive integer');
+    const stampMode = options.stampMode ?? 'mtime';
+    if (stampMode !== 'mtime' && stampMode !== 'content') throw new TagError('TAG_BAD_OPTION', `options.stampMode must be 'mtime' or 'content', got ${JSON.stringify(stampMode)}`);
+    this.namespace = options.namespace;
+    this.#key = Buffer.from(options.key);
+    this.leaseMs = leaseMs;
+    this.stampMode = stampMode;
+    this.holder = `${options.host ?? hostname()}:${options.pid ?? process.pid}`;
+  }
+
+  /** Every tag of the configured namespace on the file, judged. Unparseable values are reported, never trusted. */
+  async read(fd: number, generations: Generations, options: ReadOptions = {}): Promise<TagReport> {
+    let digest = options.digest;
+    if (options.verifyContent && digest === undefined) digest = await digestFd(fd);
+    // Stamp and values after the digest: a change during the digest read then shows as stale-stamp.
+    const stamp = readStamp(fd);
+    const now = Date.now();
+    const content = options.verifyContent && digest !== undefined ? { digest, required: this.stampMode === 'content' } : undefined;
+    const tags: JudgedTag[] = [];
+    for (const name of xattrCall(() => native.listXattr(fd), 'listxattr', `fd ${fd}`)) {
+      const parsed = parseTagName(name);
+      if (parsed === null || parsed.namespace !== this.namespace) continue;
+      const raw = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
+      if (raw === null) continue; // removed between list and get: absent is absent
+      tags.push(judgeTag({ ...parsed, name, raw, key: this.#key, stamp, generations, now, content }));
+    }
+    const report: TagReport = { stamp, tags };
+    if (digest !== undefined) report.digest = digest;
+    return report;
+  }
+
+  /**
+   * Take the lease for scanning this file with this scanner. XATTR_CREATE makes exactly one of several racing
+   * holders win on an untagged file. A tag already there is judged: a live lease means someone scans it (busy);
+   * anything else (expired lease, result tag of any judgement, junk) is taken over with XATTR_REPLACE, one taker at
+   * a time (takeover.ts says why a second attribute is needed for that).
+   */
+  begin(fd: number, scanner: string, generation?: string): BeginResult {
+    const name = tagName(this.namespace, scanner);
+    let replaced: Judgement | 'absent' = 'absent';
+    for (let attempt = 0; attempt < MAX_BEGIN_ATTEMPTS; attempt++) {
+      const stamp = readStamp(fd);
+      const now = Date.now();
+      const token = randomBytes(16).toString('hex');
+      const lease: ScanningTag = { kind: 'scanning', token, holder: this.holder, leaseUntil: now + this.leaseMs, stamp, time: now };
+      const value = encodeTag(lease, this.#key, name, scanner);
+      try {
+        native.setXattr(fd, name, value, native.XATTR_CREATE);
+        this.#leases.set(token, { scanner, stamp });
+        return { status: 'leased', token, leaseUntil: lease.leaseUntil, stamp, replaced };
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw new TagError('TAG_XATTR_IO', `setxattr ${name} on fd ${fd}: ${messageOf(err)}`, err);
+      }
+      const seen = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
+      if (seen === null) continue; // removed meanwhile (dirty, or another taker): try to create again
+      const judged = judgeTag({ name, namespace: this.namespace, scanner, raw: seen, key: this.#key, stamp, generations: generation === undefined ? {} : { [scanner]: generation }, now });
+      if (judged.judgement === 'scanning-live' && judged.value?.kind === 'scanning') {
+        return { status: 'busy', holder: judged.value.holder, leaseUntil: judged.value.leaseUntil, own: this.#leases.has(judged.value.token) };
+      }
+      replaced = judged.judgement;
+      const taken = takeOver(fd, this.namespace, scanner, name, seen, value, this.holder, token);
+      if (taken.status === 'busy') return { status: 'busy', holder: taken.holder, leaseUntil: now + LOCK_STALE_MS, own: false };
+      if (taken.status === 'taken') {
+        this.#leases.set(token, { scanner, stamp });
+        return { status: 'leased', token, leaseUntil: lease.leaseUntil, stamp, replaced };
+      }
+    }
+    // Still contended after several rounds: someone else is working on it right now.
+    return { status: 'busy', holder: 'unknown (contended)', leaseUntil: Date.now() + this.leaseMs, own: false };
+  }
+
+  /**
+   * Write the result of a scan that begin() leased. Dropped when the lease is no longer ours, when the file's stamp
+   * changed since begin, or when the kernel says the tag is gone (ENODATA: a dirty transition removed it).
+   */
+  async finish(fd: number, scanner: string, token: string, answer: Answer, generation: string, options: FinishOptions = {}): Promise<FinishResult> {
+    const name = tagName(this.namespace, scanner);
+    if (!isAnswerKind(answer?.answer)) throw new TagError('TAG_BAD_OPTION', `finish ${name}: answer must be deny, ok or allow, got ${JSON.stringify(answer?.answer)}`);
+    let digest = options.digest;
+    if (this.stampMode === 'content' && digest === undefined) digest = await digestFd(fd);
+    // From here on no await: the checks and the write below see one state of this process.
+    const ownLease = this.#leases.get(token);
+    this.#leases.delete(token);
+    const current = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
+    let bound: Stamp | undefined = ownLease?.stamp;
+    if (current !== null) {
+      const decoded = decodeTag(current);
+      const mine = decoded.ok && decoded.tag.value.kind === 'scanning' && decoded.tag.value.token === token && verifyTag(decoded.tag, this.#key, name, scanner);
+      if (!mine) return { status: 'dropped', code: 'lease-lost', reason: `${name}: the lease is no longer ours (taken over or replaced)` };
+      bound = (decoded.tag.value as ScanningTag).stamp;
+    }
+    // current === null: the tag is gone. We still go on to XATTR_REPLACE and let the kernel say ENODATA; it is the
+    // one arbiter of "removed meanwhile", whether that happened before our read or after it.
+    if (bound === undefined) return { status: 'dropped', code: 'lease-lost', reason: `${name}: no lease with this token here, and no tag on the file` };
+    const now = readStamp(fd);
+    if (!sameStamp(bound, now)) {
+      // Our lease, bound to the old stamp, would block others until it expires: give it back.
+      if (current !== null) xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
+      return { status: 'dropped', code: 'stamp-changed', reason: `${name}: the file changed during the scan` };
+    }
+    const value = encodeTag(
+      { kind: 'result', answer: answer.answer, reason: answer.reason, generation, stamp: bound, time: Date.now(), digest: this.stampMode === 'content' ? digest : undefined },
+      this.#key,
+      name,
+      scanner,
+    );
+    try {
+      native.setXattr(fd, name, value, native.XATTR_REPLACE);
+    } catch (err) {
+      if (errnoCode(err) === 'ENODATA') return { status: 'dropped', code: 'ENODATA', reason: `${name}: removed by a dirty transition during the scan` };
+      throw new TagError('TAG_XATTR_IO', `setxattr ${name} on fd ${fd}: ${messageOf(err)}`, err);
+    }
+    return { status: 'written', reason: `${name}: ${answer.answer}` };
+  }
+
+  /** Give a lease back without a result (scan failed or was cancelled). True if our scanning tag was removed. */
+  abort(fd: number, scanner: string, token: string): boolean {
+    const name = tagName(this.namespace, scanner);
+    this.#leases.delete(token);
+    const current = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
+    if (current === null) return false;
+    const decoded = decodeTag(current);
+    if (!decoded.ok || decoded.tag.value.kind !== 'scanning' || decoded.tag.value.token !== token) return false;
+    return xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
+  }
+
+  /** Dirty: remove every scanned-by.* tag, in both namespaces. Returns the names removed. */
+  clear(target: number | string): string[] {
+    return clearTags(target);
+  }
+}
+
+/** Remove every scanned-by.* tag (trusted. and user.) of an fd or a path (the path's own, symlinks not followed). */
+export function clearTags(target: number | string): string[] {
+  const where = typeof target === 'number' ? `fd ${target}` : target;
+  const removed: string[] = [];
+  for (const name of xattrCall(() => native.listXattr(target), 'listxattr', where)) {
+    if (parseTagName(name) === null) continue;
+    if (xattrCall(() => native.removeXattr(target, name), `removexattr ${name}`, where)) removed.push(name);
+  }
+  return removed;
+}
+
+function xattrCall<T>(fn: () => T, what: string, where: string): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new TagError('TAG_XATTR_IO', `${what} on ${where}: ${messageOf(err)}`, err);
+  }
+}
