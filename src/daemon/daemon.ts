@@ -1,0 +1,368 @@
+// Overview — the daemon: config in, a guarded system out.
+//
+// Owns the gate, the tag store, the scan pool and the inode registry. The hot path is onEvents(): everything the
+// native reader thread could not answer alone arrives here in batches, and each permission event is either answered
+// at once (exempt, nfsd) or handed to its inode machine, which answers it at the verdict. If anything here throws,
+// the event is answered on the spot: no path leaves a permission event to the deadline by mistake.
+import { EventEmitter } from 'node:events';
+import { mkdirSync, openSync, closeSync, readlinkSync, readFileSync, existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Config, StackEntry } from '../config/types.js';
+import { isExemptPath } from '../config/glob.js';
+import { native } from '../gate/addon.js';
+import { Gate } from '../gate/gate.js';
+import { FAN_ALLOW, FAN_DENY, MASK, denyErrno, type GateEvent } from '../gate/types.js';
+import { InodeRegistry, inodeKey } from '../inode/registry.js';
+import type { AccessKind, InodeServices, Waiter } from '../inode/services.js';
+import type { Answer } from '../policy/answer.js';
+import { effectiveStack } from '../policy/must-pass.js';
+import { evaluate, neededScanners } from '../policy/stack.js';
+import { ScanPool } from '../pool/scan-pool.js';
+import { TagStore, currentGenerations, loadTagKey, probeNamespace } from '../tags/index.js';
+import { makeDemoTree } from './demo.js';
+import type { Logger } from './logger.js';
+import { scanWithTags } from './scan-service.js';
+
+export interface Notice {
+  event: 'dirty' | 'verdict';
+  time: number;
+  [k: string]: unknown;
+}
+
+export interface DaemonStats {
+  gate: ReturnType<Gate['native']['stats']>;
+  scans: Record<string, number>;
+  verdicts: { allow: number; deny: number };
+  machines: number;
+  machineStates: Record<string, number>;
+  guards: { path: string; kind: string; mode: string; fallback?: string }[];
+  errors: number;
+}
+
+const CONTENT_CHANGE = MASK.MODIFY | MASK.CLOSE_WRITE;
+
+export class Daemon extends EventEmitter {
+  private gate!: Gate;
+  private pool!: ScanPool;
+  private tags!: TagStore;
+  private registry!: InodeRegistry;
+  private stack: StackEntry[] = [];
+  private generations: Record<string, string> = {};
+  private readonly mountFds = new Map<string, number>(); // fsid -> directory fd, for open_by_handle_at
+  private readonly scans: Record<string, number> = {};
+  private readonly verdicts = { allow: 0, deny: 0 };
+  private guards: DaemonStats['guards'] = [];
+  private errors = 0;
+  private stopping = false;
+  private allowResponse = FAN_ALLOW;
+  private denyResponse = FAN_DENY;
+
+  private constructor(
+    private config: Config,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  static async start(config: Config, log: Logger): Promise<Daemon> {
+    const d = new Daemon(config, log);
+    try {
+      await d.init();
+    } catch (err) {
+      await d.stop().catch(() => {});
+      throw err;
+    }
+    return d;
+  }
+
+  private async init() {
+    const c = this.config;
+    mkdirSync(c.stateDir, { recursive: true, mode: 0o700 });
+    for (const g of c.guards) {
+      if (g.create && !existsSync(g.path)) {
+        mkdirSync(g.path, { recursive: true });
+        if (g.demo) makeDemoTree(g.path);
+        this.log.info({ path: g.path, demo: g.demo }, 'created guarded directory');
+      }
+      if (!existsSync(g.path)) throw new Error(`guards: ${g.path} does not exist (set create: true to make it)`);
+    }
+    const probe = await probeNamespace(c.guards[0].path, c.tags.namespace);
+    if (probe.warning) this.log.warn({ namespace: probe.namespace }, probe.warning);
+    const key = await loadTagKey(c.tags.keyFile);
+    this.tags = new TagStore({ namespace: probe.namespace, key, leaseMs: c.tags.lease, stampMode: c.tags.stamp });
+    this.denyResponse = denyErrno(c.gate.denyErrno);
+
+    this.pool = new ScanPool({ threads: c.pool.threads });
+    await this.loadStack(c);
+
+    this.registry = new InodeRegistry(this.services(), (_key, state) => {
+      if (state === 'blessed') this.verdicts.allow++;
+      else if (state === 'denied') this.verdicts.deny++;
+    });
+    this.gate = new Gate({
+      deadlineMs: c.gate.deadline,
+      deadlineAnswer: c.gate.onDeadline,
+      maxPending: c.gate.maxPending,
+      exemptUids: [...c.exempt.uids],
+      onEvents: (batch) => this.onEvents(batch),
+    });
+    for (const g of c.guards) {
+      const mark = await this.gate.guard(g.path, g.kind, g.wait);
+      this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: mark.fallback });
+      if (!this.mountFds.has(mark.fsid)) this.mountFds.set(mark.fsid, openSync(g.path, 'r'));
+      this.log.info({ path: g.path, kind: g.kind, mode: mark.mode, directories: mark.directories }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
+    }
+  }
+
+  /** The stack (config + must-pass directory) and each scanner's current tag generation. */
+  private async loadStack(c: Config) {
+    const { stack, warnings } = await effectiveStack(c);
+    for (const w of warnings) this.log.warn({ where: (w as any).path ?? (w as any).origin }, (w as any).message ?? String(w));
+    const actorGenerations: Record<string, string> = {};
+    for (const e of stack) {
+      const d = await this.pool.describe({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown>, maxSize: e.maxSize });
+      for (const w of d.warnings) this.log.warn({ scanner: e.name }, w);
+      actorGenerations[e.name] = d.generation;
+    }
+    this.generations = await currentGenerations(c.stateDir, actorGenerations);
+    this.stack = stack;
+    this.log.info({ stack: stack.map((e) => `${e.name}:${e.control}`) }, 'policy stack loaded');
+  }
+
+  // ---- the hot path -------------------------------------------------------------------------------------------
+
+  private onEvents(batch: GateEvent[]) {
+    for (const ev of batch) {
+      try {
+        if (ev.kind === 'perm') this.onPermission(ev);
+        else if (ev.kind === 'open') this.onOpenNotice(ev);
+        else if (ev.kind === 'change') this.onChange(ev);
+        else this.log.warn('kernel queue overflow: every cached verdict was dropped; tags on disk still hold');
+      } catch (err) {
+        this.errors++;
+        if (ev.kind === 'perm') this.gate.native.answer(ev.id, this.config.gate.onDeadline === 'allow' ? FAN_ALLOW : this.denyResponse);
+        if (ev.kind === 'open') this.gate.native.release(ev.fd);
+        this.log.error({ err, event: ev.kind, pid: ev.pid }, 'event handling failed; answered it on the spot');
+      }
+    }
+  }
+
+  private onPermission(ev: GateEvent) {
+    if (this.stopping || this.isExempt(ev)) {
+      this.gate.native.answer(ev.id, FAN_ALLOW);
+      return;
+    }
+    const key = inodeKey(ev.dev, ev.ino);
+    if (!this.registry.has(key)) this.registry.ensure(key, native.dupFd(ev.fd));
+    if (isNfsd(ev.pid)) {
+      // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
+      this.gate.native.answer(ev.id, denyErrno('EAGAIN'));
+      return;
+    }
+    this.registry.access(key, { id: ev.id, pid: ev.pid, access: accessOf(ev.mask) });
+  }
+
+  private onOpenNotice(ev: GateEvent) {
+    // Read mode: someone opened an unjudged file. Start judging now so that its first read finds a verdict.
+    const key = inodeKey(ev.dev, ev.ino);
+    try {
+      if (!this.stopping && !this.registry.has(key) && !this.isExempt(ev)) this.registry.ensure(key, native.dupFd(ev.fd));
+    } finally {
+      this.gate.native.release(ev.fd);
+    }
+  }
+
+  private onChange(ev: GateEvent) {
+    if (!(ev.mask & CONTENT_CHANGE) || (ev.mask & MASK.ONDIR) || !ev.resolved) return;
+    const key = inodeKey(ev.dev, ev.ino);
+    const closed = (ev.mask & MASK.CLOSE_WRITE) !== 0;
+    if (this.registry.change(key, closed)) return;
+    // No machine: the file may still carry tags and a native verdict. A machine born dirty clears them, tells the
+    // subscribers, and rescans once the writer closes.
+    this.gate.native.forgetInode(ev.dev, ev.ino);
+    const fd = this.openByHandle(ev);
+    if (fd === undefined) return;
+    this.registry.ensure(key, fd, { dirty: true });
+    if (closed) this.registry.change(key, true);
+  }
+
+  private openByHandle(ev: GateEvent): number | undefined {
+    const mountFd = ev.fsid ? this.mountFds.get(ev.fsid) : undefined;
+    if (mountFd === undefined || !ev.handle || ev.handleType === undefined) return undefined;
+    try {
+      return native.openByHandle(mountFd, ev.handleType, ev.handle, 0 /* O_RDONLY */);
+    } catch {
+      return undefined; // deleted meanwhile (ESTALE): nothing left to clear
+    }
+  }
+
+  private isExempt(ev: GateEvent): boolean {
+    const { executables, pathMatchers } = this.config.exempt;
+    if (executables.length > 0) {
+      const exe = readlinkQuiet(`/proc/${ev.pid}/exe`);
+      if (exe && executables.includes(exe)) return true;
+    }
+    if (pathMatchers.length > 0) {
+      const path = readlinkQuiet(`/proc/self/fd/${ev.fd}`);
+      if (path && isExemptPath(pathMatchers, path)) return true;
+    }
+    return false;
+  }
+
+  // ---- what the inode machines may ask ------------------------------------------------------------------------
+
+  private services(): InodeServices {
+    const self = this;
+    const stackRules = () => this.stack;
+    return {
+      readAnswers: async (fd) => {
+        const report = await this.tags.read(fd, this.generations, { verifyContent: this.config.tags.stamp === 'content' });
+        const answers = new Map<string, Answer>();
+        const names = new Set(this.stack.map((e) => e.name));
+        for (const t of report.tags) {
+          if (t.judgement === 'valid' && t.value?.kind === 'result' && names.has(t.scanner)) {
+            answers.set(t.scanner, t.value.reason === undefined ? { answer: t.value.answer } : { answer: t.value.answer, reason: t.value.reason });
+          }
+        }
+        return answers;
+      },
+      evaluate: (answers) => evaluate(stackRules(), answers),
+      needed: (answers) => neededScanners(stackRules(), answers),
+      observers: (answers) => this.stack.filter((e) => e.control === 'observe' && !answers.has(e.name)).map((e) => e.name),
+      scan: (fd, name) => {
+        const entry = this.stack.find((e) => e.name === name);
+        if (!entry) return Promise.reject(new Error(`no scanner named ${name} in the stack`));
+        return scanWithTags(fd, {
+          pool: this.pool,
+          tags: this.tags,
+          entry,
+          generation: this.generations[name],
+          timeoutMs: this.config.pool.scanTimeout,
+          path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
+          onScan: (n) => (this.scans[n] = (this.scans[n] ?? 0) + 1),
+        });
+      },
+      clearTags: (fd) => {
+        try {
+          return this.tags.clear(fd);
+        } catch (err) {
+          this.log.warn({ err }, 'could not clear tags');
+          return [];
+        }
+      },
+      answer: (w: Waiter, verdict) => {
+        this.gate.native.answer(w.id, verdict === 'allow' ? this.allowResponse : verdict === 'busy' ? denyErrno('EAGAIN') : this.denyResponse);
+      },
+      bless: (fd) => {
+        try {
+          this.gate.native.bless(fd);
+        } catch (err) {
+          this.log.warn({ err }, 'bless failed');
+        }
+      },
+      condemn: (fd) => {
+        try {
+          this.gate.native.condemn(fd, this.denyResponse);
+        } catch (err) {
+          this.log.warn({ err }, 'condemn failed');
+        }
+      },
+      forget: (fd) => {
+        try {
+          this.gate.native.forget(fd);
+        } catch {
+          /* gone */
+        }
+      },
+      notify: (kind, detail) => this.emit('notice', { event: kind, time: Date.now(), host: hostname(), ...detail } satisfies Notice),
+      logDenied: ({ path, decidedBy, reason, waiters }) => {
+        const who = waiters.map((w) => ({ pid: w.pid, exe: readlinkQuiet(`/proc/${w.pid}/exe`), access: w.access }));
+        this.log.warn({ path, scanner: decidedBy, reason, accessors: who }, `denied ${path}: ${reason ?? 'policy'}`);
+      },
+      get whileWriting() {
+        return self.config.gate.whileWriting;
+      },
+      get rescanDebounceMs() {
+        return self.config.pool.rescanDebounce;
+      },
+    };
+  }
+
+  // ---- control ------------------------------------------------------------------------------------------------
+
+  stats(): DaemonStats {
+    return {
+      gate: this.gate.native.stats(),
+      scans: { ...this.scans },
+      verdicts: { ...this.verdicts },
+      machines: this.registry.size,
+      machineStates: this.registry.states(),
+      guards: this.guards,
+      errors: this.errors,
+    };
+  }
+
+  /** SIGHUP: a new config replaces the stack transactionally; a bad one keeps the old. Gate settings need a restart. */
+  async reload(next: Config): Promise<void> {
+    const before = { stack: this.stack, generations: this.generations };
+    try {
+      await this.loadStack(next);
+      this.config = { ...next, gate: this.config.gate, guards: this.config.guards } as Config;
+      this.log.info('configuration reloaded (guards and gate settings take effect at the next restart)');
+    } catch (err) {
+      this.stack = before.stack;
+      this.generations = before.generations;
+      throw err;
+    }
+  }
+
+  /** Answer everything pending, remove every mark (closing the groups does), stop the pool. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.gate?.close();
+    this.registry?.stopAll();
+    for (const fd of this.mountFds.values()) closeQuiet(fd);
+    this.mountFds.clear();
+    await this.pool?.close();
+  }
+}
+
+function accessOf(mask: number): AccessKind {
+  if (mask & MASK.OPEN_EXEC_PERM) return 'exec';
+  if (mask & MASK.PRE_ACCESS) return 'read';
+  return 'open';
+}
+
+function readlinkQuiet(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function closeQuiet(fd: number) {
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
+// Whether a pid is a kernel nfsd thread, cached briefly: it is asked for every forwarded permission event.
+const nfsdCache = new Map<number, { nfsd: boolean; until: number }>();
+function isNfsd(pid: number): boolean {
+  const now = Date.now();
+  const hit = nfsdCache.get(pid);
+  if (hit && hit.until > now) return hit.nfsd;
+  let nfsd = false;
+  try {
+    nfsd = readFileSync(`/proc/${pid}/comm`, 'latin1').startsWith('nfsd');
+  } catch {
+    /* gone */
+  }
+  if (nfsdCache.size > 4096) nfsdCache.clear();
+  nfsdCache.set(pid, { nfsd, until: now + 2000 });
+  return nfsd;
+}
