@@ -1,0 +1,105 @@
+// The C accessor programs, compiled at bench time with gcc into the bench's temp dir, and typed wrappers that run
+// them as separate processes (so the gate under test sees a stranger's accesses, never the bench's own).
+import { execFile, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const SRC = join(process.cwd(), 'bench', 'native');
+
+export interface Tools {
+  mkfiles: string;
+  access: string;
+  load: string;
+  floor: string;
+}
+
+export async function buildTools(outDir: string): Promise<Tools> {
+  const tools = {} as Tools;
+  for (const name of ['mkfiles', 'access', 'load', 'floor'] as const) {
+    const bin = join(outDir, name);
+    await run('gcc', ['-O2', '-Wall', '-o', bin, join(SRC, `${name}.c`), '-lpthread']);
+    tools[name] = bin;
+  }
+  return tools;
+}
+
+export interface TreeSpec {
+  dir: string;
+  start?: number;
+  count: number;
+  size: number;
+  /** Files per subdirectory (0: all in dir). */
+  perDir?: number;
+}
+
+export async function makeFiles(tools: Tools, spec: TreeSpec, timeoutMs = 600_000): Promise<void> {
+  await run(tools.mkfiles, [spec.dir, String(spec.start ?? 0), String(spec.count), String(spec.size), String(spec.perDir ?? 0)], { timeout: timeoutMs });
+}
+
+export interface AccessSpec {
+  dir: string;
+  start?: number;
+  count: number;
+  perDir?: number;
+  rounds?: number;
+  /** Bytes per read() (default 4096). */
+  readSize?: number;
+  /** Read to the end of each file (default: one read). */
+  whole?: boolean;
+  /** Keep every per-file latency (µs). */
+  samples?: boolean;
+  /** Wrap the command, e.g. ['nsenter', '-t', pid, '-m', '--']. */
+  prefix?: string[];
+  timeoutMs?: number;
+}
+
+export interface AccessResult {
+  n: number;
+  errors: number;
+  median_us: number;
+  p99_us: number;
+  mean_us: number;
+  elapsed_s: number;
+  bytes: number;
+  samples?: Float64Array;
+}
+
+let seq = 0;
+
+export async function access(tools: Tools, spec: AccessSpec, scratchDir: string): Promise<AccessResult> {
+  const out = spec.samples ? join(scratchDir, `lat-${process.pid}-${seq++}.bin`) : '-';
+  const args = [spec.dir, spec.start ?? 0, spec.count, spec.perDir ?? 0, spec.rounds ?? 1, spec.readSize ?? 4096, spec.whole ? 1 : 0, out].map(String);
+  const cmd = [...(spec.prefix ?? []), tools.access, ...args];
+  const stdout = await runChild(cmd, spec.timeoutMs ?? 600_000);
+  const r = JSON.parse(stdout) as AccessResult;
+  if (spec.samples) r.samples = await readSamples(out);
+  return r;
+}
+
+export async function readSamples(file: string): Promise<Float64Array> {
+  const buf = await readFile(file);
+  return new Float64Array(buf.buffer, buf.byteOffset, buf.byteLength / 8).slice();
+}
+
+/** Run a command asynchronously with a hard time limit (SIGKILL); resolve to its stdout, reject on failure. */
+export function runChild(cmd: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${cmd.join(' ')}: ${signal ? `killed by ${signal} (limit ${timeoutMs} ms)` : `exit ${code}`}: ${err.trim().slice(0, 500)}`));
+    });
+  });
+}

@@ -1,0 +1,63 @@
+// What /proc says about a daemon under test: CPU time, resident memory, and the fanotify marks it holds.
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+
+// USER_HZ: 100 on every Linux that Node supports (the kernel exports clock ticks in this unit regardless of HZ).
+const CLK_TCK = 100;
+
+/** User + system CPU seconds of a process, all its threads (the pool's workers included). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'latin1');
+  // The command name may hold spaces and parentheses: fields are counted after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14 and 15 of stat(5))
+}
+
+/** Resident set size in bytes (VmRSS), and its high-water mark (VmHWM). */
+export async function memory(pid: number): Promise<{ rss: number; hwm: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'latin1');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+export interface MarkCount {
+  groups: number;
+  /** Inode marks: the ignore marks of the verdict cache (and tree-guard directory marks). */
+  inode: number;
+  /** Filesystem (sdev) and mount marks. */
+  fsOrMount: number;
+}
+
+/** Count the marks of every fanotify group a process holds, from /proc/<pid>/fdinfo (one line per mark). */
+export async function fanotifyMarks(pid: number): Promise<MarkCount> {
+  const out: MarkCount = { groups: 0, inode: 0, fsOrMount: 0 };
+  for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    if (target !== 'anon_inode:[fanotify]') continue;
+    out.groups++;
+    const lines = createInterface({ input: createReadStream(`/proc/${pid}/fdinfo/${fd}`, { highWaterMark: 1 << 20 }), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line.startsWith('fanotify ino:')) out.inode++;
+      else if (line.startsWith('fanotify sdev:') || line.startsWith('fanotify mnt_id:')) out.fsOrMount++;
+    }
+  }
+  return out;
+}
+
+/** Samples a process's CPU over an interval: start(), then stop() gives seconds of CPU and the share of one core. */
+export function cpuMeter(pid: number) {
+  let cpu0 = 0;
+  let t0 = 0;
+  return {
+    async start() {
+      cpu0 = await cpuSeconds(pid);
+      t0 = performance.now();
+    },
+    async stop(): Promise<{ cpuS: number; wallS: number; cores: number }> {
+      const cpuS = (await cpuSeconds(pid)) - cpu0;
+      const wallS = (performance.now() - t0) / 1000;
+      return { cpuS, wallS, cores: cpuS / wallS };
+    },
+  };
+}
