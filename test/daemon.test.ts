@@ -2,6 +2,8 @@
 import test from 'ava';
 import { writeFile, chmod, copyFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { native } from '../src/gate/addon.js';
 import { EICAR } from '../src/daemon/demo.js';
 import { runChild, startChild, sleep } from './helpers/child.js';
@@ -13,13 +15,26 @@ if (!isRoot()) console.log('daemon tests skipped: they need root');
 
 const denied = /Operation not permitted/;
 
+/** A private temp dir for one test's own files (databases...), removed at teardown. */
+function h0(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'blessd-t-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 for (const fs of ['ext4', 'tmpfs'] as const) {
   t0(`${fs}: EICAR is refused to cat, python, node, mmap and exec; clean files read`, async (t) => {
+    const db = join(h0(t), 'marker.ndb'); // a body signature at any offset, for the script below
+    await writeFile(db, `Test.Marker:0:*:${Buffer.from('BLESSD-TEST-MARKER').toString('hex')}\n`);
     const h = await withDaemon(t, fs, {
+      stack: `  - actor: signature
+    options: { databases: [${join(process.cwd(), 'signatures')}, ${db}] }
+  - actor: default
+    options: { answer: allow }`,
       prepare: async (d) => {
         await writeFile(join(d, 'eicar.com'), EICAR);
         await writeFile(join(d, 'clean.txt'), 'clean\n');
-        await writeFile(join(d, 'eicar.sh'), `#!/bin/sh\n# ${EICAR}\necho ran\n`);
+        await writeFile(join(d, 'eicar.sh'), `#!/bin/sh\n# BLESSD-TEST-MARKER\necho ran\n`);
         await chmod(join(d, 'eicar.sh'), 0o755);
         await copyFile('/bin/true', join(d, 'true'));
         await chmod(join(d, 'true'), 0o755);
@@ -89,7 +104,7 @@ t0('after a restart blessed files are not rescanned; files changed while it was 
   for (let i = 0; i < 5; i++) await runChild('cat', [join(h.dir, `k${i}.txt`)]);
   t.is(h.daemon.stats().scans.signature, 5);
   await h.stop();
-  await writeFile(join(h.dir, 'k4.txt'), `changed ${EICAR}\n`); // while no daemon watches
+  await writeFile(join(h.dir, 'k4.txt'), EICAR); // while no daemon watches
   await h.restart();
   for (let i = 0; i < 4; i++) t.is((await runChild('cat', [join(h.dir, `k${i}.txt`)])).stdout, `keep ${i}\n`);
   t.is(h.daemon.stats().scans.signature ?? 0, 0, 'valid tags: nothing rescanned');
@@ -120,13 +135,13 @@ t0('two required scanners: one denies, the file is denied; a sufficient allow sh
       await writeFile(join(d, 'plain.txt'), 'plain\n');
     },
   });
-  t.regex((await runChild('cat', [join(h.dir, 'secret.txt')])).stderr, denied);
-  const fast = await runChild('cat', [join(h.dir, 'trusted.txt')]);
-  t.is(fast.stdout, 'TRUSTED SECRET\n', 'sufficient allow wins over the later required deny');
-  t.true(fast.ms < 1400, `not waiting for the slow scanner: ${fast.ms} ms`);
   const plain = await runChild('cat', [join(h.dir, 'plain.txt')]);
   t.is(plain.stdout, 'plain\n');
   t.true(plain.ms < 2900, `the observe scanner (3 s) did not hold the read: ${plain.ms} ms`);
+  const fast = await runChild('cat', [join(h.dir, 'trusted.txt')]);
+  t.is(fast.stdout, 'TRUSTED SECRET\n', 'sufficient allow wins over the later required deny');
+  t.true(fast.ms < 1400, `not waiting for the slow scanner: ${fast.ms} ms`);
+  t.regex((await runChild('cat', [join(h.dir, 'secret.txt')])).stderr, denied);
 });
 
 t0('a crashing or hanging scanner gets its configured answer and the daemon lives on', async (t) => {
