@@ -22,6 +22,7 @@ import { TagStore, currentGenerations, loadTagKey, probeNamespace } from '../tag
 import { makeDemoTree } from './demo.js';
 import type { Logger } from './logger.js';
 import { scanWithTags } from './scan-service.js';
+import { Semaphore } from './semaphore.js';
 
 export interface Notice {
   event: 'dirty' | 'verdict';
@@ -55,6 +56,8 @@ export class Daemon extends EventEmitter {
   private errors = 0;
   private stopping = false;
   private allowResponse = FAN_ALLOW;
+  /** Observe scanners (and the crawl) never take the last worker: gating scans must not queue behind them. */
+  private backgroundSlots = new Semaphore(1);
   private denyResponse = FAN_DENY;
 
   private constructor(
@@ -93,6 +96,7 @@ export class Daemon extends EventEmitter {
     this.denyResponse = denyErrno(c.gate.denyErrno);
 
     this.pool = new ScanPool({ threads: c.pool.threads });
+    this.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
     await this.loadStack(c);
 
     this.registry = new InodeRegistry(this.services(), (_key, state) => {
@@ -229,10 +233,16 @@ export class Daemon extends EventEmitter {
       evaluate: (answers) => evaluate(stackRules(), answers),
       needed: (answers) => neededScanners(stackRules(), answers),
       observers: (answers) => this.stack.filter((e) => e.control === 'observe' && !answers.has(e.name)).map((e) => e.name),
-      scan: (fd, name) => {
+      scan: async (machineFd, name) => {
         const entry = this.stack.find((e) => e.name === name);
-        if (!entry) return Promise.reject(new Error(`no scanner named ${name} in the stack`));
-        return scanWithTags(fd, {
+        if (!entry) throw new Error(`no scanner named ${name} in the stack`);
+        // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
+        // scanners still run and write their tags. A closed, reused fd number would tag the wrong file.
+        const fd = native.dupFd(machineFd);
+        const background = entry.control === 'observe';
+        if (background) await this.backgroundSlots.acquire();
+        try {
+          return await scanWithTags(fd, {
           pool: this.pool,
           tags: this.tags,
           entry,
@@ -240,7 +250,12 @@ export class Daemon extends EventEmitter {
           timeoutMs: this.config.pool.scanTimeout,
           path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
           onScan: (n) => (this.scans[n] = (this.scans[n] ?? 0) + 1),
-        });
+          onTagError: (err) => this.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),
+          });
+        } finally {
+          if (background) this.backgroundSlots.release();
+          closeQuiet(fd);
+        }
       },
       clearTags: (fd) => {
         try {

@@ -17,6 +17,8 @@ export interface ScanContext {
   timeoutMs: number;
   path: string;
   onScan?: (name: string) => void;
+  /** A tag could not be written: the answer stands for this access only. */
+  onTagError?: (err: Error) => void;
 }
 
 const MAX_ATTEMPTS = 3;
@@ -25,29 +27,58 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function scanWithTags(fd: number, ctx: ScanContext): Promise<ScanResult> {
   const { entry, tags } = ctx;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const lease = tags.begin(fd, entry.name, ctx.generation);
+    let lease: ReturnType<TagStore['begin']>;
+    try {
+      lease = tags.begin(fd, entry.name, ctx.generation);
+    } catch (err) {
+      // No room or no support for tags on this file (ENOSPC, EDQUOT, EOPNOTSUPP...): the verdict still counts for
+      // this access, it just cannot outlive it. Say so, and scan without a lease.
+      ctx.onTagError?.(err as Error);
+      return { name: entry.name, answer: await scanOnce(fd, ctx), source: 'scan' };
+    }
     if (lease.status === 'busy') {
       // Someone else (another daemon, another host) scans this file: wait for their result, up to their lease.
       const answer = await awaitForeignResult(fd, ctx, lease.leaseUntil);
       if (answer) return { name: entry.name, answer, source: 'busy-elsewhere' };
       continue;
     }
-    let answer: Answer | undefined;
-    let retried = false;
-    while (!answer) {
-      ctx.onScan?.(entry.name);
-      const size = fstatSync(fd).size;
-      const outcome = await ctx.pool.scan({ fd, size, path: ctx.path }, { name: entry.name, actor: entry.actor, options: entry.options as Record<string, unknown>, maxSize: entry.maxSize }, { timeoutMs: ctx.timeoutMs });
-      const resolved = resolveFailure(outcome, entry, { retried });
-      if (resolved === RETRY) retried = true;
-      else answer = resolved;
+    let answer: Answer;
+    try {
+      answer = await scanOnce(fd, ctx);
+    } catch (err) {
+      tags.abort(fd, entry.name, lease.token);
+      throw err;
     }
-    const written = await tags.finish(fd, entry.name, lease.token, answer, ctx.generation);
+    let written;
+    try {
+      written = await tags.finish(fd, entry.name, lease.token, answer, ctx.generation);
+    } catch (err) {
+      ctx.onTagError?.(err as Error);
+      return { name: entry.name, answer, source: outcome(answer) };
+    }
     if (written.status === 'written') return { name: entry.name, answer, source: outcome(answer) };
     // The file changed under the scan (or the tag was cleared): that answer describes content that is gone.
     // A change event is on its way to the machine; meanwhile scan what is there now.
   }
   return { name: entry.name, answer: { answer: 'deny', reason: `${entry.name}: the file kept changing during ${MAX_ATTEMPTS} scans` }, source: 'failure-policy' };
+}
+
+/** Scan in the pool, with the entry's failure policy (retry once where it says so). */
+async function scanOnce(fd: number, ctx: ScanContext): Promise<Answer> {
+  const { entry } = ctx;
+  let retried = false;
+  for (;;) {
+    ctx.onScan?.(entry.name);
+    const size = fstatSync(fd).size;
+    const result = await ctx.pool.scan(
+      { fd, size, path: ctx.path },
+      { name: entry.name, actor: entry.actor, options: entry.options as Record<string, unknown>, maxSize: entry.maxSize },
+      { timeoutMs: ctx.timeoutMs },
+    );
+    const resolved = resolveFailure(result, entry, { retried });
+    if (resolved !== RETRY) return resolved;
+    retried = true;
+  }
 }
 
 const outcome = (a: Answer): ScanResult['source'] => (a.reason && /^(timeout|crash|load|too-large):/.test(a.reason) ? 'failure-policy' : 'scan');

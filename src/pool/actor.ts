@@ -30,10 +30,18 @@ export interface ActorInstance {
   scan(file: ScanFile): Promise<Answer>;
   /** Release what init took (databases, child processes). */
   close?(): Promise<void>;
+  /** Problems init chose to skip rather than fail on (e.g. bad database lines, as `file:line: what`), for the log. */
+  warnings?: string[];
+}
+
+/** Who is asking, for actors that tell the outside world (e.g. the exec actor sets BLESSD_SCANNER). */
+export interface ActorContext {
+  /** The stack entry's scanner name (the tag name), which may differ from the manifest name. */
+  name: string;
 }
 
 export interface ActorModule {
   manifest: ActorManifest;
   /** Called once per worker with this stack entry's options (from config.yaml, already parsed). */
-  init(options: Record<string, unknown>): Promise<ActorInstance> | ActorInstance;
+  init(options: Record<string, unknown>, context?: ActorContext): Promise<ActorInstance> | ActorInstance;
 }

@@ -49,7 +49,8 @@ export async function makeScratch(kind: ScratchKind, sizeMiB = 64): Promise<Scra
   };
   if (kind === 'ext4') {
     await run('truncate', ['-s', `${sizeMiB}M`, image]);
-    await run('mkfs.ext4', ['-q', '-F', image]);
+    // 4 KiB blocks as on real filesystems (mke2fs picks 1 KiB for small images: room for only a few tags per file).
+    await run('mkfs.ext4', ['-q', '-F', '-b', '4096', image]);
   }
   await mount();
   let mounted = true;

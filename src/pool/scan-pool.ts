@@ -1,0 +1,165 @@
+// The scan pool: Piscina workers running scanner actors, one task per (file, actor), so the actors of a stack scan
+// one file in parallel. The main thread only schedules and keeps deadlines: no scanning, no blocking here.
+//
+// Deadlines: every scan has one. When it passes, the task is aborted; Piscina then destroys the worker running it
+// (the only way to stop `while (true) {}`), starts a fresh one, and the pool goes on. The deadline counts from the
+// call, queueing included: the caller's wait is what matters to the kernel's waiting opener.
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { AnswerKind } from '../policy/answer.js';
+import type { ActorManifest } from './actor.js';
+import { PoolError } from './errors.js';
+import type { LoadResult, LoadTask, PoolEntry, ScanResult, ScanTask, WorkerFailure, WorkerResult } from './tasks.js';
+
+export type { PoolEntry } from './tasks.js';
+
+export type ScanOutcome =
+  | { kind: 'answer'; answer: AnswerKind; reason?: string; ms: number; generation: string }
+  | { kind: 'error'; code: 'timeout' | 'crash' | 'too-large' | 'load'; message: string };
+
+export interface ScanPoolOptions {
+  /** Worker threads (all started at once and kept: each caches its loaded actors). */
+  threads: number;
+  /** Read size for actors that do not choose one (default 1 MiB). */
+  chunkSize?: number;
+  /** Deadline for loading an actor in describe()/generation() (default 60 s). */
+  loadTimeoutMs?: number;
+}
+
+export interface ActorDescription {
+  generation: string;
+  warnings: string[];
+  manifest: ActorManifest;
+}
+
+const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+// Piscina loads the worker file with require() first. From Node 20.19 on, require() of an ES module works, but a
+// worker terminated while inside it (a pool closed, or a scan cut off, while a fresh worker is still starting)
+// aborts the WHOLE process on an assertion in node's module_wrap.cc (reproduced: close a pool with a hanging
+// scan in flight, a few dozen times). With require(esm) switched off in the workers, Piscina's require fails
+// cleanly and it falls back to import(), which a termination simply stops.
+const NO_REQUIRE_ESM = '--no-experimental-require-module';
+function workerExecArgv(): string[] {
+  return process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) ? [...process.execArgv, NO_REQUIRE_ESM] : process.execArgv;
+}
+
+function isFailure(r: WorkerResult): r is WorkerFailure {
+  return 'error' in r;
+}
+
+function positiveInteger(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+}
+
+export class ScanPool {
+  private readonly piscina: Piscina<LoadTask | ScanTask, WorkerResult>;
+  private readonly chunkSize: number | undefined;
+  private readonly loadTimeoutMs: number;
+  /** Every task in flight, so close() can cut them off. */
+  private readonly inFlight = new Set<AbortController>();
+  private closed = false;
+
+  constructor(options: ScanPoolOptions) {
+    if (!positiveInteger(options?.threads)) throw new PoolError('POOL_OPTIONS', 'ScanPool: options.threads must be a positive integer');
+    if (options.chunkSize !== undefined && !positiveInteger(options.chunkSize)) {
+      throw new PoolError('POOL_OPTIONS', 'ScanPool: options.chunkSize must be a positive integer');
+    }
+    if (options.loadTimeoutMs !== undefined && !positiveInteger(options.loadTimeoutMs)) {
+      throw new PoolError('POOL_OPTIONS', 'ScanPool: options.loadTimeoutMs must be a positive integer');
+    }
+    this.chunkSize = options.chunkSize;
+    this.loadTimeoutMs = options.loadTimeoutMs ?? 60_000;
+    this.piscina = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: options.threads,
+      maxThreads: options.threads,
+      // Loaded actors (parsed databases) live in the workers: do not let idle ones go.
+      idleTimeout: 2 ** 31 - 1,
+      // Idle workers wait with Atomics.waitAsync: their event loop keeps running (child-process and timer
+      // callbacks of actors are never frozen between tasks).
+      atomics: 'async',
+      execArgv: workerExecArgv(),
+    });
+  }
+
+  /** Load the entry's actor (in some worker) and report its generation, init warnings and manifest. */
+  async describe(entry: PoolEntry): Promise<ActorDescription> {
+    const task: LoadTask = { op: 'load', entry: { name: entry.name, actor: entry.actor, options: entry.options } };
+    const r = await this.runTask(task, this.loadTimeoutMs);
+    if (r === 'timeout') throw new PoolError('POOL_TIMEOUT', `${entry.name}: loading ${entry.actor} took longer than ${this.loadTimeoutMs} ms`);
+    if (r instanceof Error) throw new PoolError('POOL_LOAD', `${entry.name}: worker failed while loading ${entry.actor}: ${r.message}`, { cause: r });
+    if (isFailure(r)) throw new PoolError('POOL_LOAD', r.error.message);
+    return r as LoadResult;
+  }
+
+  async generation(entry: PoolEntry): Promise<string> {
+    return (await this.describe(entry)).generation;
+  }
+
+  /**
+   * Scan one file with one entry's actor. Resolves to an outcome for everything the actor or its worker does;
+   * rejects only when `signal` aborts (with its reason) or the pool is closed (POOL_CLOSED).
+   */
+  async scan(
+    file: { fd: number; size: number; path: string },
+    entry: PoolEntry,
+    opts: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<ScanOutcome> {
+    if (entry.maxSize !== undefined && file.size > entry.maxSize) {
+      return { kind: 'error', code: 'too-large', message: `${entry.name}: ${file.path} is ${file.size} bytes, over the limit of ${entry.maxSize}` };
+    }
+    const task: ScanTask = {
+      op: 'scan',
+      file: { fd: file.fd, size: file.size, path: file.path },
+      entry: { name: entry.name, actor: entry.actor, options: entry.options },
+      chunkSize: this.chunkSize,
+    };
+    const r = await this.runTask(task, opts.timeoutMs, opts.signal);
+    if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms` };
+    if (r instanceof Error) return { kind: 'error', code: 'crash', message: `${entry.name}: worker died scanning ${file.path}: ${r.message}` };
+    if (isFailure(r)) return { kind: 'error', code: r.error.code, message: r.error.message };
+    const s = r as ScanResult;
+    return s.reason === undefined
+      ? { kind: 'answer', answer: s.answer, ms: s.ms, generation: s.generation }
+      : { kind: 'answer', answer: s.answer, reason: s.reason, ms: s.ms, generation: s.generation };
+  }
+
+  /** Stop every worker at once; scans in flight reject with POOL_CLOSED. Actors' close() hooks are not run. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // destroy(), not close(): close() waits for running tasks (a hanging actor: for ever), and aborting them
+    // first would make Piscina start replacement workers only to terminate them at once.
+    const destroyed = this.piscina.destroy();
+    // Synchronously after destroy() began, so every rejection that follows finds its task marked POOL_CLOSED.
+    for (const ac of this.inFlight) ac.abort(new PoolError('POOL_CLOSED', 'the scan pool was closed'));
+    await destroyed;
+  }
+
+  /** Run one task with a deadline: the worker's result, 'timeout', or the Error a dead worker left. */
+  private async runTask(task: LoadTask | ScanTask, timeoutMs: number, signal?: AbortSignal): Promise<WorkerResult | 'timeout' | Error> {
+    if (this.closed) throw new PoolError('POOL_CLOSED', 'the scan pool is closed');
+    if (!positiveInteger(timeoutMs)) throw new PoolError('POOL_OPTIONS', 'ScanPool: timeoutMs must be a positive integer');
+    signal?.throwIfAborted();
+    const ac = new AbortController();
+    const deadline = Symbol('deadline');
+    const timer = setTimeout(() => ac.abort(deadline), timeoutMs);
+    const onAbort = () => ac.abort(signal!.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.inFlight.add(ac);
+    try {
+      return await this.piscina.run(task, { signal: ac.signal });
+    } catch (err) {
+      if (ac.signal.aborted) {
+        if (ac.signal.reason === deadline) return 'timeout';
+        throw ac.signal.reason; // the caller's abort, or POOL_CLOSED
+      }
+      return err instanceof Error ? err : new Error(String(err));
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      this.inFlight.delete(ac);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+// What crosses between the pool (main thread) and its workers: plain, structured-clonable objects only.
+import type { AnswerKind } from '../policy/answer.js';
+import type { ActorManifest } from './actor.js';
+
+/** One entry of a scanner stack, as the pool needs it. */
+export interface PoolEntry {
+  /** Scanner (tag) name. */
+  name: string;
+  /** A built-in actor name (`signature`, `exec`, ...) or a path to an actor module. */
+  actor: string;
+  options?: Record<string, unknown>;
+  /** Files larger than this (bytes) are not scanned: outcome `too-large`. Default: no limit. */
+  maxSize?: number;
+}
+
+export type WorkerEntry = Pick<PoolEntry, 'name' | 'actor' | 'options'>;
+
+export interface LoadTask {
+  op: 'load';
+  entry: WorkerEntry;
+}
+
+export interface ScanTask {
+  op: 'scan';
+  /** The fd is the daemon's (same process, shared by every thread): the worker must never close it. */
+  file: { fd: number; size: number; path: string };
+  entry: WorkerEntry;
+  chunkSize?: number;
+}
+
+export type WorkerTask = LoadTask | ScanTask;
+
+/** 'load': module or init failed; 'crash': scan threw or answered nonsense; 'timeout': the actor said it timed out. */
+export interface WorkerFailure {
+  error: { code: 'load' | 'crash' | 'timeout'; message: string; actorCode?: string };
+}
+
+export interface LoadResult {
+  generation: string;
+  warnings: string[];
+  manifest: ActorManifest;
+}
+
+export interface ScanResult {
+  answer: AnswerKind;
+  reason?: string;
+  generation: string;
+  /** Time spent in scan() (not loading), in ms. */
+  ms: number;
+}
+
+export type WorkerResult = LoadResult | ScanResult | WorkerFailure;

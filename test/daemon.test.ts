@@ -1,0 +1,184 @@
+// The daemon end to end: real gate, real tags, real scanners in the pool, real child processes.
+import test from 'ava';
+import { writeFile, chmod, copyFile, appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { native } from '../src/gate/addon.js';
+import { EICAR } from '../src/daemon/demo.js';
+import { runChild, startChild, sleep } from './helpers/child.js';
+import { withDaemon, FIXTURES } from './helpers/daemon-harness.js';
+import { isRoot } from './helpers/scratch.js';
+
+const t0 = isRoot() ? test.serial : test.skip;
+if (!isRoot()) console.log('daemon tests skipped: they need root');
+
+const denied = /Operation not permitted/;
+
+/** A private temp dir for one test's own files (databases...), removed at teardown. */
+function h0(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'blessd-t-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+for (const fs of ['ext4', 'tmpfs'] as const) {
+  t0(`${fs}: EICAR is refused to cat, python, node, mmap and exec; clean files read`, async (t) => {
+    const db = join(h0(t), 'marker.ndb'); // a body signature at any offset, for the script below
+    await writeFile(db, `Test.Marker:0:*:${Buffer.from('BLESSD-TEST-MARKER').toString('hex')}\n`);
+    const h = await withDaemon(t, fs, {
+      stack: `  - actor: signature
+    options: { databases: [${join(process.cwd(), 'signatures')}, ${db}] }
+  - actor: default
+    options: { answer: allow }`,
+      prepare: async (d) => {
+        await writeFile(join(d, 'eicar.com'), EICAR);
+        await writeFile(join(d, 'clean.txt'), 'clean\n');
+        await writeFile(join(d, 'eicar.sh'), `#!/bin/sh\n# BLESSD-TEST-MARKER\necho ran\n`);
+        await chmod(join(d, 'eicar.sh'), 0o755);
+        await copyFile('/bin/true', join(d, 'true'));
+        await chmod(join(d, 'true'), 0o755);
+      },
+    });
+    const bad = join(h.dir, 'eicar.com');
+    t.regex((await runChild('cat', [bad])).stderr, denied);
+    const py = await runChild('python3', ['-c', `import sys\ntry:\n open(${JSON.stringify(bad)},'rb').read()\nexcept OSError as e:\n print(e.errno); sys.exit(3)`]);
+    t.is(py.stdout.trim(), '1');
+    const node = await runChild('node', ['-e', `try{require('fs').readFileSync(${JSON.stringify(bad)})}catch(e){console.log(e.code)}`]);
+    t.is(node.stdout.trim(), 'EPERM');
+    const mm = await runChild('python3', ['-c', `import mmap,os\ntry:\n fd=os.open(${JSON.stringify(bad)},os.O_RDONLY)\n mmap.mmap(fd,0,prot=mmap.PROT_READ)\n print('mapped')\nexcept OSError as e:\n print(e.errno)`]);
+    t.is(mm.stdout.trim(), '1');
+    const ex = await runChild('sh', ['-c', `${join(h.dir, 'eicar.sh')}; echo rc=$?`]);
+    t.notRegex(ex.stdout, /ran/);
+    t.regex(ex.stdout, /rc=12[67]/);
+    t.is((await runChild('cat', [join(h.dir, 'clean.txt')])).stdout, 'clean\n');
+    t.regex((await runChild('sh', ['-c', `${join(h.dir, 'true')}; echo rc=$?`])).stdout, /rc=0/);
+    t.true(h.daemon.stats().verdicts.deny >= 2);
+  });
+
+  t0(`${fs}: a blessed file carries its tags, raises no further events, and rewritten to EICAR is refused`, async (t) => {
+    const h = await withDaemon(t, fs, { prepare: (d) => writeFile(join(d, 'doc.txt'), 'fine\n') });
+    const file = join(h.dir, 'doc.txt');
+    t.is((await runChild('cat', [file])).stdout, 'fine\n');
+    const names = native.listXattr(file);
+    t.true(names.includes('trusted.scanned-by.signature'), names.join(','));
+    t.true(names.includes('trusted.scanned-by.default'));
+    await sleep(50);
+    const s1 = h.daemon.stats();
+    for (let i = 0; i < 5; i++) t.is((await runChild('cat', [file])).stdout, 'fine\n');
+    const s2 = h.daemon.stats();
+    const events = (s: typeof s1) => s.gate.events.openPerm + s.gate.events.preAccess + s.gate.events.openNotice;
+    t.is(events(s2), events(s1), 'blessed: the kernel stays silent');
+    await runChild('sh', ['-c', `printf '%s' '${EICAR}' > ${file}`]);
+    await sleep(100);
+    t.regex((await runChild('cat', [file])).stderr, denied);
+    t.regex(native.getXattr(file, 'trusted.scanned-by.signature')?.toString() ?? '', /^v1 deny /, 'the new verdict is on disk');
+    t.true(h.notices.some((n) => n.event === 'dirty'));
+  });
+}
+
+t0('a change during a scan is never blessed', async (t) => {
+  const h = await withDaemon(t, 'ext4', {
+    stack: `  - actor: ${join(FIXTURES, 'word-actor.js')}
+    name: word
+    options: { word: BAD, ms: 600 }
+  - actor: default
+    options: { answer: allow }`,
+    prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n'),
+  });
+  const file = join(h.dir, 'f.txt');
+  const reader = startChild('cat', [file]);
+  await sleep(200); // the scan has read "good" and is sleeping
+  await appendFile(file, 'BAD\n'); // our own write: not gated, but a content change like any other
+  const r = await reader.done;
+  t.regex(r.stderr, denied, `cat must not see the old verdict: ${r.stdout}`);
+  t.regex((await runChild('cat', [file])).stderr, denied);
+});
+
+t0('after a restart blessed files are not rescanned; files changed while it was down are', async (t) => {
+  const h = await withDaemon(t, 'ext4', {
+    prepare: async (d) => {
+      for (let i = 0; i < 5; i++) await writeFile(join(d, `k${i}.txt`), `keep ${i}\n`);
+    },
+  });
+  for (let i = 0; i < 5; i++) await runChild('cat', [join(h.dir, `k${i}.txt`)]);
+  t.is(h.daemon.stats().scans.signature, 5);
+  await h.stop();
+  await writeFile(join(h.dir, 'k4.txt'), EICAR); // while no daemon watches
+  await h.restart();
+  for (let i = 0; i < 4; i++) t.is((await runChild('cat', [join(h.dir, `k${i}.txt`)])).stdout, `keep ${i}\n`);
+  t.is(h.daemon.stats().scans.signature ?? 0, 0, 'valid tags: nothing rescanned');
+  t.regex((await runChild('cat', [join(h.dir, 'k4.txt')])).stderr, denied);
+  t.is(h.daemon.stats().scans.signature, 1);
+});
+
+t0('two required scanners: one denies, the file is denied; a sufficient allow short-circuits; observe never blocks', async (t) => {
+  const h = await withDaemon(t, 'ext4', {
+    stack: `  - actor: ${join(FIXTURES, 'word-actor.js')}
+    name: vouch
+    control: sufficient
+    options: { word: TRUSTED, answer: allow }
+  - actor: ${join(FIXTURES, 'word-actor.js')}
+    name: indexer
+    control: observe
+    options: { word: ZZZ, ms: 3000 }
+  - actor: signature
+    options: { databases: [${join(process.cwd(), 'signatures')}] }
+  - actor: ${join(FIXTURES, 'word-actor.js')}
+    name: slow
+    options: { word: SECRET, ms: 1500 }
+  - actor: default
+    options: { answer: allow }`,
+    prepare: async (d) => {
+      await writeFile(join(d, 'secret.txt'), 'SECRET\n');
+      await writeFile(join(d, 'trusted.txt'), `TRUSTED SECRET\n`);
+      await writeFile(join(d, 'plain.txt'), 'plain\n');
+    },
+  });
+  const plain = await runChild('cat', [join(h.dir, 'plain.txt')]);
+  t.is(plain.stdout, 'plain\n');
+  t.true(plain.ms < 2900, `the observe scanner (3 s) did not hold the read: ${plain.ms} ms`);
+  const fast = await runChild('cat', [join(h.dir, 'trusted.txt')]);
+  t.is(fast.stdout, 'TRUSTED SECRET\n', 'sufficient allow wins over the later required deny');
+  t.true(fast.ms < 1400, `not waiting for the slow scanner: ${fast.ms} ms`);
+  t.regex((await runChild('cat', [join(h.dir, 'secret.txt')])).stderr, denied);
+});
+
+t0('a crashing or hanging scanner gets its configured answer and the daemon lives on', async (t) => {
+  const h = await withDaemon(t, 'tmpfs', {
+    stack: `  - actor: ${join(FIXTURES, 'throwing-actor.js')}
+    name: crashy
+    control: optional
+    onError: ok
+  - actor: ${join(FIXTURES, 'hanging-actor.js')}
+    name: hangs
+    onTimeout: deny
+  - actor: default
+    options: { answer: allow }`,
+    extra: '',
+    prepare: (d) => writeFile(join(d, 'x.txt'), 'x\n'),
+  });
+  const r = await runChild('cat', [join(h.dir, 'x.txt')], { timeoutMs: 15_000 });
+  t.regex(r.stderr, denied, 'the hanging scanner timed out: deny');
+  t.true(r.ms < 9000);
+  await writeFile(join(h.dir, 'y.txt'), 'y\n');
+  const again = await runChild('cat', [join(h.dir, 'y.txt')], { timeoutMs: 15_000 });
+  t.regex(again.stderr, denied, 'still answering after a worker was destroyed');
+  t.is(h.daemon.stats().errors, 0);
+});
+
+t0('1,000 files opened in parallel by several processes are all answered', async (t) => {
+  const h = await withDaemon(t, 'ext4', {
+    prepare: async (d) => {
+      for (let i = 0; i < 1000; i++) await writeFile(join(d, `p${i}`), i % 100 === 7 ? EICAR : `file ${i}\n`);
+    },
+  });
+  const procs = [0, 1, 2, 3].map((k) =>
+    runChild('sh', ['-c', `cd ${h.dir}; for i in $(seq ${k} 4 999); do cat p$i >/dev/null 2>&1 && echo ok || echo no; done`], { timeoutMs: 60_000 }),
+  );
+  const results = await Promise.all(procs);
+  const lines = results.flatMap((r) => r.stdout.trim().split('\n'));
+  t.is(lines.length, 1000);
+  t.is(lines.filter((l) => l === 'no').length, 10);
+  t.is(h.daemon.stats().gate.answeredByDeadline, 0);
+});
