@@ -103,3 +103,43 @@ export function runChild(cmd: string[], timeoutMs: number): Promise<string> {
     });
   });
 }
+
+export interface Floor {
+  pid: number;
+  files: number;
+  /** Close the group (every mark goes with it); resolves to the events that reached it after it was ready. */
+  stop(): Promise<number>;
+}
+
+/** The kernel's floor (floor.c): a gate-like group with an ignore mark on every file under dir. Killed after limit. */
+export function startFloor(tools: Tools, dir: string, limitMs = 600_000): Promise<Floor> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(tools.floor, [dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const kill = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    const exited = new Promise<void>((r) => child.once('close', () => r()));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(kill);
+      if (!/ready/.test(out)) reject(new Error(`floor: exit ${code} before ready: ${err.trim()}`));
+    });
+    child.stdout.on('data', (d) => {
+      const before = out;
+      out += d;
+      const m = /ready (\d+)\n/.exec(out);
+      if (m && !/ready/.test(before)) {
+        resolve({
+          pid: child.pid!,
+          files: Number(m[1]),
+          async stop() {
+            child.stdin.end();
+            await exited;
+            return Number(/events (\d+)/.exec(out)?.[1] ?? NaN);
+          },
+        });
+      }
+    });
+  });
+}

@@ -1,0 +1,62 @@
+// The daemon under test, in its own process: `Daemon.start(config)` exactly as `blessd run` does, plus an IPC
+// channel to the bench for what the CLI does not print (the daemon's stats, and how long each scan took). Its CPU,
+// memory and marks are read from /proc by the bench, so nothing the bench does is counted against it.
+//
+// Scan timing: ScanPool.prototype.scan is wrapped to record, per call, the worker's own scan time (`ms`, what the
+// actor spent) and the wall time of the call (queueing and the hop to the worker included). Nothing else changes.
+import { loadConfig } from '../../src/config/index.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import { makeLogger } from '../../src/daemon/logger.js';
+import { ScanPool } from '../../src/pool/scan-pool.js';
+
+export interface ScanTime {
+  path: string;
+  scanner: string;
+  size: number;
+  /** The actor's own time in the worker (NaN if the scan failed). */
+  ms: number;
+  /** The whole pool call: queue wait + dispatch + scan + result. */
+  wallMs: number;
+}
+
+export type HostRequest = { id: number; op: 'stats' | 'scanTimes' | 'stop' };
+export type HostReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
+
+const times: ScanTime[] = [];
+const original = ScanPool.prototype.scan;
+ScanPool.prototype.scan = async function (this: ScanPool, file, entry, opts) {
+  const t0 = performance.now();
+  const r = await original.call(this, file, entry, opts);
+  times.push({ path: file.path, scanner: entry.name, size: file.size, ms: r.kind === 'answer' ? r.ms : NaN, wallMs: performance.now() - t0 });
+  return r;
+};
+
+async function main() {
+  const file = process.argv[2];
+  if (!file || !process.send) throw new Error('daemon-host: run me with fork(daemon-host.js, [config])');
+  const config = loadConfig(file);
+  const daemon = await Daemon.start(config, makeLogger(config.log.level));
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= daemon.stop());
+  process.on('SIGTERM', () => void stop().then(() => process.exit(0)));
+  process.on('message', async (m: HostRequest) => {
+    const reply = (r: HostReply) => process.send?.(r);
+    try {
+      if (m.op === 'stats') reply({ id: m.id, ok: true, value: daemon.stats() });
+      else if (m.op === 'scanTimes') reply({ id: m.id, ok: true, value: times.splice(0) });
+      else if (m.op === 'stop') {
+        await stop();
+        reply({ id: m.id, ok: true, value: null });
+        process.disconnect();
+      }
+    } catch (err) {
+      reply({ id: m.id, ok: false, error: String((err as Error)?.stack ?? err) });
+    }
+  });
+  process.send({ id: 0, ok: true, value: 'ready' } satisfies HostReply);
+}
+
+main().catch((err) => {
+  process.stderr.write(`daemon-host: ${(err as Error)?.stack ?? err}\n`);
+  process.exit(1);
+});
