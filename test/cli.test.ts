@@ -1,0 +1,88 @@
+// The command-line daemon as a user runs it: `blessd check`, `blessd run`, signals.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EICAR } from '../src/daemon/demo.js';
+import { runChild, sleep } from './helpers/child.js';
+import { FIXTURES, REPO } from './helpers/daemon-harness.js';
+import { isRoot, makeScratch } from './helpers/scratch.js';
+
+const BLESSD = join(REPO, 'dist/src/cli/blessd.js');
+const t0 = isRoot() ? test.serial : test.skip;
+
+test('blessd check explains the shipped config', async (t) => {
+  const r = await runChild('node', [BLESSD, 'check', '--config', join(REPO, 'config.yaml')]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /config\.yaml: ok/);
+  t.regex(r.stdout, /signature/);
+  t.regex(r.stdout, /\/var\/lib\/blessd\/demo/);
+});
+
+test('blessd check names the line and key of a bad config', async (t) => {
+  const dir = join(REPO, 'dist', 'tmp-cli-test');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, 'bad.yaml');
+  await writeFile(file, 'guards:\n  - path: /tmp\nstack:\n  - actor: default\n    control: requird\n');
+  const r = await runChild('node', [BLESSD, 'check', '--config', file]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /bad\.yaml:5:\d+: stack\[0\]\.control/);
+});
+
+async function startDaemon(config: string) {
+  const child = spawn('node', [BLESSD, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('blessd did not get ready: ' + err)), 20_000);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (d.includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`blessd exited ${code}: ${err}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, stderr: () => err };
+}
+
+t0('blessd run refuses EICAR, reads clean files, and SIGTERM releases blocked readers and exits 0', async (t) => {
+  const scratch = await makeScratch('ext4');
+  const state = join(scratch.base, 'state');
+  const cfg = join(scratch.base, 'config.yaml');
+  await writeFile(join(scratch.dir, 'eicar.com'), EICAR);
+  await writeFile(join(scratch.dir, 'ok.txt'), 'ok\n');
+  await writeFile(join(scratch.dir, 'held.txt'), 'held\n');
+  await writeFile(
+    cfg,
+    `stateDir: ${state}
+guards: [{ path: ${scratch.dir}, kind: filesystem, wait: read }]
+pool: { scanTimeout: 60s }
+socket: { path: ${join(scratch.base, 'sock')} }
+stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: ${join(FIXTURES, 'word-actor.js')}
+    name: slowpoke
+    options: { word: held, answer: ok, ms: 60000, sleepOnlyIfFound: true }
+  - actor: default
+    options: { answer: allow }
+`,
+  );
+  const d = await startDaemon(cfg);
+  t.teardown(async () => {
+    d.child.kill('SIGKILL');
+    await scratch.cleanup();
+  });
+  t.regex((await runChild('cat', [join(scratch.dir, 'eicar.com')])).stderr, /Operation not permitted/);
+  t.is((await runChild('cat', [join(scratch.dir, 'ok.txt')])).stdout, 'ok\n');
+  // Three readers stuck behind a scanner that takes a minute.
+  const readers = [1, 2, 3].map(() => runChild('cat', [join(scratch.dir, 'held.txt')], { timeoutMs: 30_000 }));
+  await sleep(500);
+  d.child.kill('SIGTERM');
+  const results = await Promise.all(readers);
+  for (const r of results) t.is(r.stdout, 'held\n');
+  t.is(await d.exited, 0, d.stderr());
+  t.true(results.every((r) => r.ms < 10_000));
+});
