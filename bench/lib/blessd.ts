@@ -19,6 +19,8 @@ export interface BlessdOptions {
   databases: string;
   wait?: 'read' | 'open';
   threads?: number;
+  /** pool.rescanDebounce in ms (blessd's default: 200). */
+  rescanDebounceMs?: number;
   logLevel?: string;
 }
 
@@ -37,6 +39,7 @@ gate:
 pool:
   threads: ${o.threads ?? 2}
   scanTimeout: 60s
+  rescanDebounce: ${o.rescanDebounceMs ?? 200}ms
 stack:
   - actor: signature
     options: { databases: [${o.databases}] }

@@ -143,3 +143,58 @@ export function startFloor(tools: Tools, dir: string, limitMs = 600_000): Promis
     });
   });
 }
+
+export interface LoadSpec {
+  dir: string;
+  files: number;
+  perDir: number;
+  durationMs: number;
+  /** Writes per thousand accesses. */
+  writePermille: number;
+  readers: number;
+  timeoutMs?: number;
+}
+
+export interface LoadResult {
+  reads: number;
+  writes: number;
+  errors: number;
+  bytes: number;
+  elapsedS: number;
+  writeMeanUs: number;
+  writeMaxUs: number;
+  /** Every read's latency (µs), all readers. */
+  samples: Float64Array;
+}
+
+/** N load.c clients started together (a shared wall-clock start), merged. */
+export async function load(tools: Tools, spec: LoadSpec, scratchDir: string): Promise<LoadResult> {
+  const startAt = Date.now() + 300;
+  const outs = Array.from({ length: spec.readers }, (_, i) => join(scratchDir, `load-${process.pid}-${seq++}-${i}.bin`));
+  const parts = await Promise.all(
+    outs.map((out, i) =>
+      runChild(
+        [tools.load, spec.dir, String(spec.files), String(spec.perDir), String(spec.durationMs), String(spec.writePermille), String(i + 1 + seq * 1000), String(startAt), out],
+        spec.timeoutMs ?? spec.durationMs + 120_000,
+      ).then((s) => JSON.parse(s) as { reads: number; writes: number; errors: number; bytes: number; elapsed_s: number; write_mean_us: number; write_max_us: number }),
+    ),
+  );
+  const samples = await Promise.all(outs.map(readSamples));
+  const all = new Float64Array(samples.reduce((a, s) => a + s.length, 0));
+  let off = 0;
+  for (const s of samples) {
+    all.set(s, off);
+    off += s.length;
+  }
+  const sum = (k: 'reads' | 'writes' | 'errors' | 'bytes') => parts.reduce((a, p) => a + p[k], 0);
+  return {
+    reads: sum('reads'),
+    writes: sum('writes'),
+    errors: sum('errors'),
+    bytes: sum('bytes'),
+    elapsedS: Math.max(...parts.map((p) => p.elapsed_s)),
+    writeMeanUs: parts.reduce((a, p) => a + p.write_mean_us * p.writes, 0) / Math.max(1, sum('writes')),
+    writeMaxUs: Math.max(...parts.map((p) => p.write_max_us)),
+    samples: all,
+  };
+}
