@@ -86,7 +86,7 @@ async function main() {
 
     for (const readers of LOADS) {
       await clearTags(fs.dir);
-      blessd = await Blessd.start({ guard: fs.dir, base: join(fs.base, 'blessd'), databases: db, threads: THREADS });
+      blessd = await Blessd.start({ guard: fs.dir, base: join(fs.base, 'blessd'), databases: db, threads: THREADS, recordScans: true });
       for (const s of SETS) {
         const dir = join(fs.dir, s.dir);
         const cpu0 = await cpuSeconds(blessd.pid);

@@ -22,6 +22,10 @@ export interface BlessdOptions {
   /** pool.rescanDebounce in ms (blessd's default: 200). */
   rescanDebounceMs?: number;
   logLevel?: string;
+  /** Record every scan's timing (scanTimes()); costs memory in the daemon, so only the cold bench turns it on. */
+  recordScans?: boolean;
+  /** Write a V8 CPU profile of the daemon process (and its workers) into this directory (BENCH_PROFILE). */
+  profileDir?: string;
 }
 
 export function configYaml(o: BlessdOptions): string {
@@ -83,7 +87,10 @@ export class Blessd {
     const configFile = join(o.base, 'blessd.yaml');
     await writeFile(configFile, configYaml(o));
     const log = createWriteStream(join(o.base, 'blessd.log'), { flags: 'a' });
-    const child = fork(HOST, [configFile], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const profileDir = o.profileDir ?? process.env.BENCH_PROFILE;
+    const execArgv = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    const env = { ...process.env, BENCH_RECORD_SCANS: o.recordScans ? '1' : '0' };
+    const child = fork(HOST, [configFile], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv, env });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     const b = new Blessd(child);
@@ -129,6 +136,16 @@ export class Blessd {
   /** Scan times recorded since the last call (and forgotten by the daemon). */
   scanTimes(): Promise<ScanTime[]> {
     return this.ask('scanTimes');
+  }
+
+  /** The main thread's view: V8 heap used and total, external and ArrayBuffer memory (workers not included). */
+  memoryUsage(): Promise<NodeJS.MemoryUsage> {
+    return this.ask('memoryUsage');
+  }
+
+  /** A full garbage collection in the daemon. */
+  gc(): Promise<boolean> {
+    return this.ask('gc');
   }
 
   cpuSeconds(): Promise<number> {

@@ -2,8 +2,11 @@
 // channel to the bench for what the CLI does not print (the daemon's stats, and how long each scan took). Its CPU,
 // memory and marks are read from /proc by the bench, so nothing the bench does is counted against it.
 //
-// Scan timing: ScanPool.prototype.scan is wrapped to record, per call, the worker's own scan time (`ms`, what the
-// actor spent) and the wall time of the call (queueing and the hop to the worker included). Nothing else changes.
+// Scan timing (only when started with BENCH_RECORD_SCANS=1 in its environment, since the records take memory):
+// ScanPool.prototype.scan is wrapped to record, per call, the worker's own scan time (`ms`, what the actor spent) and
+// the wall time of the call (queueing and the hop to the worker included). Nothing else changes.
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { loadConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { makeLogger } from '../../src/daemon/logger.js';
@@ -19,17 +22,19 @@ export interface ScanTime {
   wallMs: number;
 }
 
-export type HostRequest = { id: number; op: 'stats' | 'scanTimes' | 'stop' };
+export type HostRequest = { id: number; op: 'stats' | 'scanTimes' | 'gc' | 'memoryUsage' | 'stop' };
 export type HostReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
 
 const times: ScanTime[] = [];
-const original = ScanPool.prototype.scan;
-ScanPool.prototype.scan = async function (this: ScanPool, file, entry, opts) {
-  const t0 = performance.now();
-  const r = await original.call(this, file, entry, opts);
-  times.push({ path: file.path, scanner: entry.name, size: file.size, ms: r.kind === 'answer' ? r.ms : NaN, wallMs: performance.now() - t0 });
-  return r;
-};
+if (process.env.BENCH_RECORD_SCANS === '1') {
+  const original = ScanPool.prototype.scan;
+  ScanPool.prototype.scan = async function (this: ScanPool, file, entry, opts) {
+    const t0 = performance.now();
+    const r = await original.call(this, file, entry, opts);
+    times.push({ path: file.path, scanner: entry.name, size: file.size, ms: r.kind === 'answer' ? r.ms : NaN, wallMs: performance.now() - t0 });
+    return r;
+  };
+}
 
 async function main() {
   const file = process.argv[2];
@@ -44,6 +49,14 @@ async function main() {
     try {
       if (m.op === 'stats') reply({ id: m.id, ok: true, value: daemon.stats() });
       else if (m.op === 'scanTimes') reply({ id: m.id, ok: true, value: times.splice(0) });
+      else if (m.op === 'memoryUsage') reply({ id: m.id, ok: true, value: process.memoryUsage() });
+      else if (m.op === 'gc') {
+        // What stays after a full collection is what the daemon keeps (the scale bench asks). --expose-gc cannot be
+        // given on the command line: Piscina hands execArgv to its workers, which refuse it.
+        v8.setFlagsFromString('--expose-gc');
+        (runInNewContext('gc') as () => void)();
+        reply({ id: m.id, ok: true, value: true });
+      }
       else if (m.op === 'stop') {
         await stop();
         reply({ id: m.id, ok: true, value: null });

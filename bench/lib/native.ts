@@ -52,11 +52,15 @@ export interface AccessSpec {
   samples?: boolean;
   /** Wrap the command, e.g. ['nsenter', '-t', pid, '-m', '--']. */
   prefix?: string[];
+  /** Stop the pass after this many seconds (the result says how many files were done). */
+  limitS?: number;
   timeoutMs?: number;
 }
 
 export interface AccessResult {
   n: number;
+  /** 1 if limitS cut the pass short. */
+  stopped: number;
   errors: number;
   median_us: number;
   p99_us: number;
@@ -70,9 +74,9 @@ let seq = 0;
 
 export async function access(tools: Tools, spec: AccessSpec, scratchDir: string): Promise<AccessResult> {
   const out = spec.samples ? join(scratchDir, `lat-${process.pid}-${seq++}.bin`) : '-';
-  const args = [spec.dir, spec.start ?? 0, spec.count, spec.perDir ?? 0, spec.rounds ?? 1, spec.readSize ?? 4096, spec.whole ? 1 : 0, out].map(String);
+  const args = [spec.dir, spec.start ?? 0, spec.count, spec.perDir ?? 0, spec.rounds ?? 1, spec.readSize ?? 4096, spec.whole ? 1 : 0, out, ...(spec.limitS ? [spec.limitS] : [])].map(String);
   const cmd = [...(spec.prefix ?? []), tools.access, ...args];
-  const stdout = await runChild(cmd, spec.timeoutMs ?? 600_000);
+  const stdout = await runChild(cmd, spec.timeoutMs ?? (spec.limitS ? spec.limitS * 1000 + 60_000 : 600_000));
   const r = JSON.parse(stdout) as AccessResult;
   if (spec.samples) r.samples = await readSamples(out);
   return r;
