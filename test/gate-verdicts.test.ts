@@ -131,6 +131,7 @@ t0('change events carry the handle name_to_handle_at gives, and dev/ino', async 
   t.is(ev.handleType, fh.type);
   t.deepEqual(ev.handle, fh.handle);
   t.is(ev.name, 'h.txt');
+  t.is(ev.path, file);
   const fd = await open(file, 'r');
   try {
     const st = await fd.stat();

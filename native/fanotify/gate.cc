@@ -84,7 +84,9 @@ Gate::~Gate() {
 }
 
 void Gate::WriteResponse(int fd, uint32_t response) {
-  if (!audit_) response &= ~FAN_AUDIT;
+  // With audit on, every answer is audit-logged by the kernel; without FAN_ENABLE_AUDIT the bit is an error.
+  if (audit_) response |= FAN_AUDIT;
+  else response &= ~FAN_AUDIT;
   struct fanotify_response r = {fd, response};
   if (write(gate_fd_, &r, sizeof r) == (ssize_t)sizeof r) return;
   if (errno == EINVAL && (response & ~(uint32_t)FAN_AUDIT) != FAN_ALLOW && (response & 0xff) == FAN_DENY) {
@@ -337,6 +339,7 @@ static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
     o.Set("handle", Napi::Buffer<char>::Copy(env, e.handle.data(), e.handle.size()));
     if (!e.dir_handle.empty()) o.Set("dirHandle", Napi::Buffer<char>::Copy(env, e.dir_handle.data(), e.dir_handle.size()));
     if (!e.name.empty()) o.Set("name", e.name);
+    if (!e.path.empty()) o.Set("path", e.path);
     o.Set("resolved", e.resolved);
   }
   return o;

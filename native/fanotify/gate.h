@@ -41,7 +41,7 @@ struct OutEvent {
   uint32_t gen = 0;
   int64_t offset = -1, count = -1;
   // change records
-  std::string fsid, handle, dir_handle, name;
+  std::string fsid, handle, dir_handle, name, path;
   int handle_type = 0;
   bool resolved = false;
 };

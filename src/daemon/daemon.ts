@@ -108,6 +108,7 @@ export class Daemon extends EventEmitter {
       deadlineAnswer: c.gate.onDeadline,
       maxPending: c.gate.maxPending,
       exemptUids: [...c.exempt.uids],
+      audit: c.gate.audit,
       onEvents: (batch) => this.onEvents(batch),
     });
     for (const g of c.guards) {
