@@ -119,10 +119,7 @@ Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
     answered_now = AnswerLocked(id, it->second, response);
     if (answered_now) {
       c_.by_js++;
-      int64_t us = (now_ns() - it->second.forwarded_ns) / 1000;
-      int b = 0;
-      while (b < 31 && (int64_t(1) << b) <= us) b++;
-      c_.latency[b]++;
+      c_.latency[latency_bucket((now_ns() - it->second.forwarded_ns) / 1000)]++;
     }
     if (!keep_fd) fd_to_close = it->second.fd;
     pending_.erase(it);
@@ -276,9 +273,9 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
     o.Set("heldFds", (double)(pending_.size() + held_notices_));
     o.Set("verdictTableSize", (double)table_.size());
   }
-  Napi::Array lat = Napi::Array::New(env, 32);
-  for (uint32_t i = 0; i < 32; i++) lat.Set(i, (double)c_.latency[i]);
-  o.Set("latencyLog2Us", lat);
+  Napi::Array lat = Napi::Array::New(env, kLatencyBuckets);
+  for (uint32_t i = 0; i < kLatencyBuckets; i++) lat.Set(i, (double)c_.latency[i]);
+  o.Set("latencyUs", lat);
   return o;
 }
 

@@ -88,8 +88,8 @@ export interface GateStats {
   verdictTableSize: number;
   ignoreMarksAdded: number;
   ignoreMarksRemoved: number;
-  /** Forwarded-event answer latency, µs: bucket i counts answers < 2^i µs (last bucket: the rest). */
-  latencyLog2Us: number[];
+  /** Forwarded-event answer latency by JS (kernel read → answer), HDR-style µs buckets: read with src/gate/latency.ts. */
+  latencyUs: number[];
 }
 
 export interface NativeGate {
