@@ -115,6 +115,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
   void ReadChangeGroup(std::vector<OutEvent> &batch);
   void HandleChangeEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
+  void HandleOverflow(std::vector<OutEvent> &batch);
   void ExpireDeadlines();
   int PollTimeoutMs();
   void Deliver(std::vector<OutEvent> *batch);

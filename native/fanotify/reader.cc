@@ -88,16 +88,17 @@ bool Gate::IsExempt(int32_t pid) {
   return false;
 }
 
+// A kernel queue overflowed: events were lost, so nothing cached can be trusted. Forget, never assume.
+void Gate::HandleOverflow(std::vector<OutEvent> &batch) {
+  c_.overflows++;
+  std::lock_guard<std::mutex> lock(mu_);
+  ForgetAllLocked();
+  batch.push_back(OutEvent{EventKind::Overflow});
+}
+
 void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch) {
   if (md->vers != FANOTIFY_METADATA_VERSION) return;
-  if (md->mask & FAN_Q_OVERFLOW) {
-    c_.overflows++;
-    std::lock_guard<std::mutex> lock(mu_);
-    ForgetAllLocked();
-    OutEvent ev{EventKind::Overflow};
-    batch.push_back(std::move(ev));
-    return;
-  }
+  if (md->mask & FAN_Q_OVERFLOW) return HandleOverflow(batch);
   const int fd = md->fd;
   if (fd < 0) return;  // FAN_NOFD: nothing to answer with
   const bool perm = md->mask & kPermMask;
@@ -269,13 +270,7 @@ static int open_path_by_handle(int mount_fd, const OutEvent &ev) {
 
 void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch) {
   if (md->vers != FANOTIFY_METADATA_VERSION) return;
-  if (md->mask & FAN_Q_OVERFLOW) {
-    c_.overflows++;
-    std::lock_guard<std::mutex> lock(mu_);
-    ForgetAllLocked();
-    batch.push_back(OutEvent{EventKind::Overflow});
-    return;
-  }
+  if (md->mask & FAN_Q_OVERFLOW) return HandleOverflow(batch);
   c_.change++;
   // Our own tag writes show up as ATTRIB: not news to us. Our own content changes are changes like any other.
   if (md->pid == own_pid_ && !(md->mask & ~(uint64_t)(FAN_ATTRIB | FAN_ONDIR))) return;
