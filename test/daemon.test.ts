@@ -182,3 +182,40 @@ t0('1,000 files opened in parallel by several processes are all answered', async
   t.is(lines.filter((l) => l === 'no').length, 10);
   t.is(h.daemon.stats().gate.answeredByDeadline, 0);
 });
+
+t0('the background crawl blesses files before anyone opens them', async (t) => {
+  const h = await withDaemon(t, 'ext4', {
+    extra: 'crawl: { enabled: true, filesPerSecond: 1000, pauseOnBattery: false }',
+    prepare: async (d) => {
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(join(d, 'sub'));
+      for (let i = 0; i < 20; i++) await writeFile(join(d, i % 2 ? 'sub' : '', `c${i}.txt`), `crawl ${i}\n`);
+      await writeFile(join(d, 'sub', 'bad.com'), EICAR);
+    },
+  });
+  for (let i = 0; i < 100 && h.daemon.stats().crawl?.running; i++) await sleep(50);
+  t.false(h.daemon.stats().crawl?.running, 'the crawl finished');
+  t.is(h.daemon.stats().crawl?.visited, 21);
+  const scansAfterCrawl = h.daemon.stats().scans.signature;
+  t.is(scansAfterCrawl, 21);
+  t.regex(native.getXattr(join(h.dir, 'sub', 'c1.txt'), 'trusted.scanned-by.signature')?.toString() ?? '', /^v1 ok /);
+  t.is((await runChild('cat', [join(h.dir, 'sub', 'c1.txt')])).stdout, 'crawl 1\n');
+  t.regex((await runChild('cat', [join(h.dir, 'sub', 'bad.com')])).stderr, denied);
+  t.is(h.daemon.stats().scans.signature, scansAfterCrawl, 'reads found verdicts: no new scans');
+});
+
+t0('reload swaps the stack; a bad one keeps the old', async (t) => {
+  const h = await withDaemon(t, 'tmpfs', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
+  const { parseConfig } = await import('../src/config/index.js');
+  const yaml = (stack: string) => `stateDir: ${h.state}\nguards: [{ path: ${h.dir}, kind: filesystem }]\nsocket: { path: ${join(h.scratch.base, 's')} }\nstack:\n${stack}`;
+  const bad = parseConfig(yaml(`  - actor: ${join(FIXTURES, 'not-an-actor.js')}\n    name: broken`), join(h.scratch.base, 'c.yaml'));
+  t.is((await runChild('cat', [join(h.dir, 'r.txt')])).stdout, 'RELOAD-ME\n', 'the shipped stack passes it');
+  await t.throwsAsync(() => h.daemon.reload(bad), { message: /not an actor module/ });
+  t.is((await runChild('cat', [join(h.dir, 'r.txt')])).stdout, 'RELOAD-ME\n', 'the old stack still judges');
+  const strict = parseConfig(
+    yaml(`  - actor: ${join(FIXTURES, 'word-actor.js')}\n    name: word\n    options: { word: RELOAD-ME }\n  - actor: default\n    options: { answer: allow }`),
+    join(h.scratch.base, 'c.yaml'),
+  );
+  await h.daemon.reload(strict);
+  t.regex((await runChild('cat', [join(h.dir, 'r.txt')])).stderr, denied, 'the new stack judges');
+});

@@ -131,6 +131,7 @@ t0('change events carry the handle name_to_handle_at gives, and dev/ino', async 
   t.is(ev.handleType, fh.type);
   t.deepEqual(ev.handle, fh.handle);
   t.is(ev.name, 'h.txt');
+  t.is(ev.path, file);
   const fd = await open(file, 'r');
   try {
     const st = await fd.stat();
@@ -171,4 +172,22 @@ t0('tree guards mark every directory and follow new ones', async (t) => {
   await sleep(200);
   await writeFile(join(h.scratch.dir, 'new/sub/n.txt'), 'n');
   t.regex((await runChild('cat', [join(h.scratch.dir, 'new/sub/n.txt')])).stderr, /not permitted/);
+});
+
+t0('the latency histogram counts every answer JS gave, in the bucket of its wait', async (t) => {
+  const { latencyPercentile, bucketFloorUs } = await import('../src/gate/latency.js');
+  const h = await withGate(t, 'tmpfs', {
+    prepare: (d) => writeFile(join(d, 'l.txt'), 'l'),
+    onEvent: (e, hh) => {
+      if (e.kind === 'perm') setTimeout(() => hh.gate.native.answer(e.id, FAN_ALLOW), 40);
+    },
+  });
+  for (let i = 0; i < 3; i++) await runChild('cat', [join(h.scratch.dir, 'l.txt')]);
+  const lat = h.gate.native.stats().latencyUs;
+  t.is(lat.reduce((a, b) => a + b, 0), 3);
+  const p50 = latencyPercentile(lat, 0.5);
+  t.true(p50 >= 40_000 && p50 <= 40_000 * 1.25 + 20_000, `p50 ${p50} µs for answers held 40 ms`);
+  t.is(bucketFloorUs(8), 8);
+  t.is(bucketFloorUs(16), 16);
+  t.is(bucketFloorUs(17), 18);
 });

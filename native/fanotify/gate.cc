@@ -84,7 +84,9 @@ Gate::~Gate() {
 }
 
 void Gate::WriteResponse(int fd, uint32_t response) {
-  if (!audit_) response &= ~FAN_AUDIT;
+  // With audit on, every answer is audit-logged by the kernel; without FAN_ENABLE_AUDIT the bit is an error.
+  if (audit_) response |= FAN_AUDIT;
+  else response &= ~FAN_AUDIT;
   struct fanotify_response r = {fd, response};
   if (write(gate_fd_, &r, sizeof r) == (ssize_t)sizeof r) return;
   if (errno == EINVAL && (response & ~(uint32_t)FAN_AUDIT) != FAN_ALLOW && (response & 0xff) == FAN_DENY) {
@@ -117,10 +119,7 @@ Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
     answered_now = AnswerLocked(id, it->second, response);
     if (answered_now) {
       c_.by_js++;
-      int64_t us = (now_ns() - it->second.forwarded_ns) / 1000;
-      int b = 0;
-      while (b < 31 && (int64_t(1) << b) <= us) b++;
-      c_.latency[b]++;
+      c_.latency[latency_bucket((now_ns() - it->second.forwarded_ns) / 1000)]++;
     }
     if (!keep_fd) fd_to_close = it->second.fd;
     pending_.erase(it);
@@ -274,9 +273,9 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
     o.Set("heldFds", (double)(pending_.size() + held_notices_));
     o.Set("verdictTableSize", (double)table_.size());
   }
-  Napi::Array lat = Napi::Array::New(env, 32);
-  for (uint32_t i = 0; i < 32; i++) lat.Set(i, (double)c_.latency[i]);
-  o.Set("latencyLog2Us", lat);
+  Napi::Array lat = Napi::Array::New(env, kLatencyBuckets);
+  for (uint32_t i = 0; i < kLatencyBuckets; i++) lat.Set(i, (double)c_.latency[i]);
+  o.Set("latencyUs", lat);
   return o;
 }
 
@@ -337,6 +336,7 @@ static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
     o.Set("handle", Napi::Buffer<char>::Copy(env, e.handle.data(), e.handle.size()));
     if (!e.dir_handle.empty()) o.Set("dirHandle", Napi::Buffer<char>::Copy(env, e.dir_handle.data(), e.dir_handle.size()));
     if (!e.name.empty()) o.Set("name", e.name);
+    if (!e.path.empty()) o.Set("path", e.path);
     o.Set("resolved", e.resolved);
   }
   return o;

@@ -41,7 +41,7 @@ struct OutEvent {
   uint32_t gen = 0;
   int64_t offset = -1, count = -1;
   // change records
-  std::string fsid, handle, dir_handle, name;
+  std::string fsid, handle, dir_handle, name, path;
   int handle_type = 0;
   bool resolved = false;
 };
@@ -57,13 +57,23 @@ struct FsInfo {
   int mount_fd;  // a directory of the filesystem, for open_by_handle_at
 };
 
+// Answer latency of forwarded events in µs, HDR-style: exact below 8 µs, then 8 buckets per power of two (≤ 12.5%
+// error), up to 2^31 µs. src/gate/latency.ts reads it back.
+constexpr uint32_t kLatencyBuckets = 8 + 29 * 8;
+inline uint32_t latency_bucket(int64_t us) {
+  if (us < 8) return us < 0 ? 0 : (uint32_t)us;
+  int e = 63 - __builtin_clzll((uint64_t)us);
+  if (e > 31) return kLatencyBuckets - 1;
+  return 8 + (e - 3) * 8 + (uint32_t)((us >> (e - 3)) & 7);
+}
+
 struct Counters {
   std::atomic<uint64_t> open_perm{0}, exec_perm{0}, pre_access{0}, open_notice{0}, change{0};
   std::atomic<uint64_t> fast_own{0}, fast_exempt{0}, fast_allowed{0}, fast_denied{0}, fast_writer{0};
   std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, overload{0}, at_close{0}, late{0};
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0};
-  std::atomic<uint64_t> latency[32] = {};
+  std::atomic<uint64_t> latency[kLatencyBuckets] = {};
 };
 
 class Gate : public Napi::ObjectWrap<Gate> {
@@ -105,6 +115,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
   void ReadChangeGroup(std::vector<OutEvent> &batch);
   void HandleChangeEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
+  void HandleOverflow(std::vector<OutEvent> &batch);
   void ExpireDeadlines();
   int PollTimeoutMs();
   void Deliver(std::vector<OutEvent> *batch);

@@ -88,16 +88,17 @@ bool Gate::IsExempt(int32_t pid) {
   return false;
 }
 
+// A kernel queue overflowed: events were lost, so nothing cached can be trusted. Forget, never assume.
+void Gate::HandleOverflow(std::vector<OutEvent> &batch) {
+  c_.overflows++;
+  std::lock_guard<std::mutex> lock(mu_);
+  ForgetAllLocked();
+  batch.push_back(OutEvent{EventKind::Overflow});
+}
+
 void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch) {
   if (md->vers != FANOTIFY_METADATA_VERSION) return;
-  if (md->mask & FAN_Q_OVERFLOW) {
-    c_.overflows++;
-    std::lock_guard<std::mutex> lock(mu_);
-    ForgetAllLocked();
-    OutEvent ev{EventKind::Overflow};
-    batch.push_back(std::move(ev));
-    return;
-  }
+  if (md->mask & FAN_Q_OVERFLOW) return HandleOverflow(batch);
   const int fd = md->fd;
   if (fd < 0) return;  // FAN_NOFD: nothing to answer with
   const bool perm = md->mask & kPermMask;
@@ -256,15 +257,20 @@ static bool decode_handle(int type, const unsigned char *h, size_t n, uint64_t &
   return false;
 }
 
+// An O_PATH open raises no fanotify event, so the reader thread may use it (KERNEL.md: never a real open here).
+static int open_path_by_handle(int mount_fd, const OutEvent &ev) {
+  if (ev.handle.size() > MAX_HANDLE_SZ) return -1;
+  char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  auto *h = reinterpret_cast<struct file_handle *>(storage);
+  h->handle_bytes = ev.handle.size();
+  h->handle_type = ev.handle_type;
+  memcpy(h->f_handle, ev.handle.data(), ev.handle.size());
+  return open_by_handle_at(mount_fd, h, O_PATH | O_CLOEXEC);
+}
+
 void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch) {
   if (md->vers != FANOTIFY_METADATA_VERSION) return;
-  if (md->mask & FAN_Q_OVERFLOW) {
-    c_.overflows++;
-    std::lock_guard<std::mutex> lock(mu_);
-    ForgetAllLocked();
-    batch.push_back(OutEvent{EventKind::Overflow});
-    return;
-  }
+  if (md->mask & FAN_Q_OVERFLOW) return HandleOverflow(batch);
   c_.change++;
   // Our own tag writes show up as ATTRIB: not news to us. Our own content changes are changes like any other.
   if (md->pid == own_pid_ && !(md->mask & ~(uint64_t)(FAN_ATTRIB | FAN_ONDIR))) return;
@@ -302,6 +308,7 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
   uint64_t ino = 0;
   uint32_t gen = 0;
   bool resolved = false;
+  int path_fd = -1;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto fs = filesystems_.find(ev.fsid);
@@ -309,20 +316,12 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
       ev.dev = fs->second.dev;
       resolved = decode_handle(ev.handle_type, reinterpret_cast<const unsigned char *>(ev.handle.data()), ev.handle.size(), ino, gen);
       if (!resolved) {
-        char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-        auto *h = reinterpret_cast<struct file_handle *>(storage);
-        if (ev.handle.size() <= MAX_HANDLE_SZ) {
-          h->handle_bytes = ev.handle.size();
-          h->handle_type = ev.handle_type;
-          memcpy(h->f_handle, ev.handle.data(), ev.handle.size());
-          int fd = open_by_handle_at(fs->second.mount_fd, h, O_PATH | O_CLOEXEC);
-          struct stat st;
-          if (fd >= 0 && fstat(fd, &st) == 0) {
-            ev.dev = st.st_dev;
-            ino = st.st_ino;
-            resolved = true;
-          }
-          if (fd >= 0) close(fd);
+        path_fd = open_path_by_handle(fs->second.mount_fd, ev);
+        struct stat st;
+        if (path_fd >= 0 && fstat(path_fd, &st) == 0) {
+          ev.dev = st.st_dev;
+          ino = st.st_ino;
+          resolved = true;
         }
       }
     }
@@ -337,6 +336,7 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
         // The first modify makes the file dirty; the rest of a write storm is the same news.
         if (it != table_.end() && it->second.verdict == Verdict::Dirty) {
           c_.coalesced++;
+          if (path_fd >= 0) close(path_fd);
           return;
         }
         if (table_.size() >= max_entries_) {
@@ -362,7 +362,18 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
         if (it != table_.end()) table_.erase(it);
       }
     }
+    // A path for display, for the records that reach JS (a deleted file's stale handle has none).
+    if (fs != filesystems_.end() && !ev.handle.empty()) {
+      if (path_fd < 0) path_fd = open_path_by_handle(fs->second.mount_fd, ev);
+      if (path_fd >= 0) {
+        char link[40], target[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", path_fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n > 0) ev.path.assign(target, n);
+      }
+    }
   }
+  if (path_fd >= 0) close(path_fd);
   c_.change_forwarded++;
   batch.push_back(std::move(ev));
 }

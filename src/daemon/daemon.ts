@@ -5,7 +5,7 @@
 // at once (exempt, nfsd) or handed to its inode machine, which answers it at the verdict. If anything here throws,
 // the event is answered on the spot: no path leaves a permission event to the deadline by mistake.
 import { EventEmitter } from 'node:events';
-import { mkdirSync, openSync, closeSync, readlinkSync, readFileSync, existsSync } from 'node:fs';
+import { constants as fsc, mkdirSync, openSync, closeSync, fstatSync, readlinkSync, readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Config, StackEntry } from '../config/types.js';
 import { isExemptPath } from '../config/glob.js';
@@ -19,6 +19,7 @@ import { effectiveStack } from '../policy/must-pass.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
 import { ScanPool } from '../pool/scan-pool.js';
 import { TagStore, currentGenerations, loadTagKey, probeNamespace } from '../tags/index.js';
+import { Crawl } from './crawl.js';
 import { makeDemoTree } from './demo.js';
 import type { Logger } from './logger.js';
 import { scanWithTags } from './scan-service.js';
@@ -38,6 +39,7 @@ export interface DaemonStats {
   machineStates: Record<string, number>;
   guards: { path: string; kind: string; mode: string; fallback?: string }[];
   errors: number;
+  crawl?: { visited: number; errors: number; running: boolean; pausedOnBattery: boolean };
 }
 
 const CONTENT_CHANGE = MASK.MODIFY | MASK.CLOSE_WRITE;
@@ -55,6 +57,8 @@ export class Daemon extends EventEmitter {
   private guards: DaemonStats['guards'] = [];
   private errors = 0;
   private stopping = false;
+  private crawl?: Crawl;
+  private readonly crawlWaiting = new Map<string, () => void>();
   private allowResponse = FAN_ALLOW;
   /** Observe scanners (and the crawl) never take the last worker: gating scans must not queue behind them. */
   private backgroundSlots = new Semaphore(1);
@@ -99,15 +103,17 @@ export class Daemon extends EventEmitter {
     this.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
     await this.loadStack(c);
 
-    this.registry = new InodeRegistry(this.services(), (_key, state) => {
+    this.registry = new InodeRegistry(this.services(), (key, state) => {
       if (state === 'blessed') this.verdicts.allow++;
       else if (state === 'denied') this.verdicts.deny++;
+      this.crawlWaiting.get(key)?.();
     });
     this.gate = new Gate({
       deadlineMs: c.gate.deadline,
       deadlineAnswer: c.gate.onDeadline,
       maxPending: c.gate.maxPending,
       exemptUids: [...c.exempt.uids],
+      audit: c.gate.audit,
       onEvents: (batch) => this.onEvents(batch),
     });
     for (const g of c.guards) {
@@ -116,6 +122,36 @@ export class Daemon extends EventEmitter {
       if (!this.mountFds.has(mark.fsid)) this.mountFds.set(mark.fsid, openSync(g.path, 'r'));
       this.log.info({ path: g.path, kind: g.kind, mode: mark.mode, directories: mark.directories }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
     }
+    if (c.crawl.enabled) {
+      this.crawl = new Crawl({
+        roots: c.guards.map((g) => g.path),
+        filesPerSecond: c.crawl.filesPerSecond,
+        pauseOnBattery: c.crawl.pauseOnBattery,
+        visit: (path) => this.judgeInBackground(path),
+        onDone: (s) => this.log.info({ visited: s.visited, errors: s.errors }, 'crawl done'),
+      });
+      this.crawl.start();
+    }
+  }
+
+  /** The crawl's visit: judge one file now, with nobody waiting; resolves at its verdict. */
+  private judgeInBackground(path: string): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    // Our own open is allowed on the native thread; O_NOATIME keeps the crawl invisible to atime watchers.
+    const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOATIME);
+    const st = fstatSync(fd);
+    const key = inodeKey(st.dev, st.ino);
+    if (!st.isFile() || this.registry.has(key)) {
+      closeQuiet(fd);
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.crawlWaiting.set(key, () => {
+        this.crawlWaiting.delete(key);
+        resolve();
+      });
+      this.registry.ensure(key, fd, { background: true });
+    });
   }
 
   /** The stack (config + must-pass directory) and each scanner's current tag generation. */
@@ -233,13 +269,13 @@ export class Daemon extends EventEmitter {
       evaluate: (answers) => evaluate(stackRules(), answers),
       needed: (answers) => neededScanners(stackRules(), answers),
       observers: (answers) => this.stack.filter((e) => e.control === 'observe' && !answers.has(e.name)).map((e) => e.name),
-      scan: async (machineFd, name) => {
+      scan: async (machineFd, name, _signal, lane) => {
         const entry = this.stack.find((e) => e.name === name);
         if (!entry) throw new Error(`no scanner named ${name} in the stack`);
         // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
         // scanners still run and write their tags. A closed, reused fd number would tag the wrong file.
         const fd = native.dupFd(machineFd);
-        const background = entry.control === 'observe';
+        const background = lane === true || entry.control === 'observe';
         if (background) await this.backgroundSlots.acquire();
         try {
           return await scanWithTags(fd, {
@@ -314,6 +350,7 @@ export class Daemon extends EventEmitter {
       machineStates: this.registry.states(),
       guards: this.guards,
       errors: this.errors,
+      crawl: this.crawl ? { ...this.crawl.stats } : undefined,
     };
   }
 
@@ -323,6 +360,8 @@ export class Daemon extends EventEmitter {
     try {
       await this.loadStack(next);
       this.config = { ...next, gate: this.config.gate, guards: this.config.guards } as Config;
+      // Cached verdicts came from the old stack: judge every file again from its tags (valid answers are reused).
+      this.gate.native.forgetAll();
       this.log.info('configuration reloaded (guards and gate settings take effect at the next restart)');
     } catch (err) {
       this.stack = before.stack;
@@ -335,6 +374,7 @@ export class Daemon extends EventEmitter {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.crawl?.stop();
     this.gate?.close();
     this.registry?.stopAll();
     for (const fd of this.mountFds.values()) closeQuiet(fd);

@@ -34,6 +34,8 @@ export interface GateEvent {
   handle?: Buffer;
   dirHandle?: Buffer;
   name?: string;
+  /** Change records: the file's path now, for display (absent for a deleted file). */
+  path?: string;
   /** Change records: true when dev/ino were resolved (a deleted file's stale handle cannot be). */
   resolved?: boolean;
 }
@@ -51,6 +53,8 @@ export interface GateOptions {
   exemptPids?: number[];
   /** Effective uids whose accesses are allowed at once. */
   exemptUids?: number[];
+  /** Ask the kernel to audit-log every answer (FAN_ENABLE_AUDIT + FAN_AUDIT). */
+  audit?: boolean;
   /** Create the change group (file-handle notifications). Default true. */
   changes?: boolean;
 }
@@ -84,8 +88,8 @@ export interface GateStats {
   verdictTableSize: number;
   ignoreMarksAdded: number;
   ignoreMarksRemoved: number;
-  /** Forwarded-event answer latency, µs: bucket i counts answers < 2^i µs (last bucket: the rest). */
-  latencyLog2Us: number[];
+  /** Forwarded-event answer latency by JS (kernel read → answer), HDR-style µs buckets: read with src/gate/latency.ts. */
+  latencyUs: number[];
 }
 
 export interface NativeGate {

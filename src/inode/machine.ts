@@ -16,6 +16,8 @@ export interface InodeInput {
   path: string;
   /** Start dirty (a change event created this machine): clear tags first. */
   dirty?: boolean;
+  /** Nobody waits (the crawl): scan in the background lane. */
+  background?: boolean;
 }
 
 export interface InodeContext extends InodeInput {
@@ -142,7 +144,7 @@ export const inodeMachine = setup({
       entry: 'chooseScanners',
       invoke: {
         src: 'runScanners',
-        input: ({ context }) => ({ services: context.services, fd: context.fd, names: context.inFlight, epoch: context.epoch }),
+        input: ({ context }) => ({ services: context.services, fd: context.fd, names: context.inFlight, epoch: context.epoch, background: context.background === true && context.waiting.length === 0 }),
       },
       on: {
         ACCESS: { actions: 'hold' },

@@ -48,7 +48,7 @@ export class InodeRegistry {
    * The machine of this inode, created with `fd` if there is none. The registry takes ownership of `fd` when it
    * creates a machine (and closes it when the machine ends); otherwise the caller keeps it. Returns whether it did.
    */
-  ensure(key: InodeKey, fd: number, opts: { dirty?: boolean } = {}): boolean {
+  ensure(key: InodeKey, fd: number, opts: { dirty?: boolean; background?: boolean } = {}): boolean {
     if (this.live.has(key)) return false;
     let path = `fd:${fd}`;
     try {
@@ -56,7 +56,7 @@ export class InodeRegistry {
     } catch {
       /* display only */
     }
-    const actor = createActor(inodeMachine, { input: { services: this.services, fd, path, dirty: opts.dirty } });
+    const actor = createActor(inodeMachine, { input: { services: this.services, fd, path, dirty: opts.dirty, background: opts.background } });
     const entry: Live = { actor, fd };
     this.live.set(key, entry);
     actor.subscribe({

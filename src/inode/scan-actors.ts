@@ -10,10 +10,10 @@ export const readTags = fromPromise<Map<string, Answer>, { services: InodeServic
 export type ScannedEvent = { type: 'SCANNED'; result: ScanResult; epoch: number } | { type: 'SCAN_BROKEN'; name: string; error: string; epoch: number };
 
 /** Runs every named scanner at once; each result comes back as its own event, so the stack can decide early. */
-export const runScanners = fromCallback<{ type: 'noop' }, { services: InodeServices; fd: number; names: string[]; epoch: number }>(({ input, sendBack }) => {
+export const runScanners = fromCallback<{ type: 'noop' }, { services: InodeServices; fd: number; names: string[]; epoch: number; background: boolean }>(({ input, sendBack }) => {
   const abort = new AbortController();
   for (const name of input.names) {
-    input.services.scan(input.fd, name, abort.signal).then(
+    input.services.scan(input.fd, name, abort.signal, input.background).then(
       (result) => {
         if (!abort.signal.aborted) sendBack({ type: 'SCANNED', result, epoch: input.epoch } satisfies ScannedEvent);
       },

@@ -33,7 +33,7 @@ export interface InodeServices {
   /** Observe scanners without a valid tag: they scan but never gate. */
   observers(answers: ReadonlyMap<string, Answer>): string[];
   /** Start one scanner on the file (lease, scan, conditional tag write); resolves with its answer. */
-  scan(fd: number, name: string, signal: AbortSignal): Promise<ScanResult>;
+  scan(fd: number, name: string, signal: AbortSignal, background?: boolean): Promise<ScanResult>;
   /** Dirty: remove every scanned-by tag. Returns the names removed. */
   clearTags(fd: number): string[];
   answer(waiter: Waiter, verdict: 'allow' | 'deny' | 'busy'): void;
