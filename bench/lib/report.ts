@@ -89,7 +89,11 @@ export function hgrm(samples: ArrayLike<number>, unit = 'µs'): string {
   return lines.join('\n') + '\n';
 }
 
-export const ratio = (x: number, base: number) => (base > 0 && Number.isFinite(x) ? `${(x / base).toFixed(2)}×` : 'n/a');
+export function ratio(x: number, base: number): string {
+  if (!(base > 0) || !Number.isFinite(x)) return 'n/a';
+  const r = x / base;
+  return `${r >= 100 ? r.toFixed(0) : r >= 0.1 || r === 0 ? r.toFixed(2) : r.toPrecision(2)}×`;
+}
 export const us = (x: number) => (!Number.isFinite(x) ? 'n/a' : x >= 10_000 ? `${(x / 1000).toFixed(1)} ms` : x >= 100 ? x.toFixed(0) : x.toFixed(2));
 export const count = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)} k` : String(Math.round(x)));
 
