@@ -15,7 +15,7 @@ import { Blessd, type ScanTime } from './lib/blessd.js';
 import { barChart, lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, makeFiles, type Tools } from './lib/native.js';
 import { cpuSeconds } from './lib/proc.js';
-import { envInt, envInts, FULL, hgrm, printTable, ratio, requireRoot, summarize, us, writeResult, writeText, type Summary } from './lib/report.js';
+import { envInt, envInts, FULL, hgrm, printTable, ratio, requireRoot, summarize, us, writeResult, writeText, type Summary, note } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { clearTags } from './lib/tags.js';
 
@@ -168,7 +168,7 @@ async function main() {
         unmatched: r.unmatched,
       })),
     );
-    console.log('µs unless marked; "× no daemon": total p50 against a plain read of the same (cached) files in this run');
+    note('µs unless marked; "× no daemon": total p50 against a plain read of the same (cached) files in this run');
 
     const charts = [
       writeChart(

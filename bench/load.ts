@@ -11,7 +11,7 @@ import { Blessd, totalEvents } from './lib/blessd.js';
 import { lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, load, type LoadResult } from './lib/native.js';
 import { cpuSeconds } from './lib/proc.js';
-import { envInt, envInts, FULL, printTable, ratio, requireRoot, summarize, us, writeResult, type Summary } from './lib/report.js';
+import { envInt, envInts, FULL, printTable, ratio, requireRoot, summarize, us, writeResult, type Summary, note } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { describeMix, makeMixedTree, mixBytes, PER_DIR } from './lib/tree.js';
 
@@ -113,7 +113,7 @@ async function main() {
         'RSS MiB': r.rssMiB?.toFixed(0) ?? '-',
       })),
     );
-    console.log(`daemon CPU: share of one core over the run (all threads). First bless of the tree: ${firstPassS.toFixed(1)} s.`);
+    note(`daemon CPU: share of one core over the run (all threads). First bless of the tree: ${firstPassS.toFixed(1)} s.`);
 
     const blessdRuns = runs.filter((r) => r.daemon === 'blessd');
     const seriesOf = (value: (r: Run) => number) =>

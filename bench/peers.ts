@@ -13,7 +13,7 @@ import { Blessd } from './lib/blessd.js';
 import { barChart, writeChart } from './lib/chart.js';
 import { access, buildTools, load, makeFiles, type Tools } from './lib/native.js';
 import { ensurePeersInstalled, startClamav, startFapolicyd, type Peer } from './lib/peers.js';
-import { envInt, FULL, median, printTable, ratio, requireRoot, summarize, us, writeResult } from './lib/report.js';
+import { envInt, FULL, median, printTable, ratio, requireRoot, summarize, us, writeResult, note } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { describeMix, makeMixedTree, mixBytes, PER_DIR } from './lib/tree.js';
 
@@ -140,7 +140,7 @@ async function main() {
     note: r.note ?? '',
   }));
   printTable(`bench/peers: ${N4K} × 4 KiB, ${N1M} × 1 MiB, ${files(results)} mixed (${describeMix()}), ${READERS} readers × ${LOAD_MS / 1000} s; ${kind} image`, table);
-  console.log(
+  note(
     `ratios to no daemon: time per file (first/warm: median; lower is better), reads/s (higher is better), p99 (lower is better).\nno daemon: first 4 KiB ${us(base.first4k!)} µs, warm 4 KiB ${us(base.warm4k!)} µs, warm 1 MiB ${us(base.warm1m!)} µs, ${base.loadRo?.toFixed(0)} reads/s read-only, ${base.loadRw?.toFixed(0)} with writes`,
   );
   const contenders = results.filter((r) => r !== base);

@@ -11,7 +11,7 @@ import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
 import { Blessd } from './lib/blessd.js';
 import { lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, makeFiles, type AccessResult, type Tools } from './lib/native.js';
-import { count, envInt, FULL, median, printTable, ratio, requireRoot, us, writeResult } from './lib/report.js';
+import { count, envInt, FULL, median, printTable, ratio, requireRoot, us, writeResult, note } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 
 const FILES = envInt('BENCH_SCALE_FILES', FULL ? 1_000_000 : 20_000);
@@ -108,7 +108,7 @@ async function main() {
       { pass: 'blessd, warm', 'median µs/file': us(median(warm.map((r) => r.median_us))), '× no daemon': ratio(median(warm.map((r) => r.median_us)), plainMed), 'files/s': (touched / Math.max(...warm.map((r) => r.elapsed_s))).toFixed(0) },
     ];
     printTable('bench/scale: time per file', timing);
-    console.log(`created ${count(FILES)} files in ${createS.toFixed(0)} s; RSS high-water mark ${(after.mem.hwm / MiB).toFixed(0)} MiB${cold.some((r) => r.stopped) ? `; the touch pass hit the ${LIMIT_S} s limit (raise BENCH_SCALE_LIMIT_S)` : ''}`);
+    note(`created ${count(FILES)} files in ${createS.toFixed(0)} s; RSS high-water mark ${(after.mem.hwm / MiB).toFixed(0)} MiB${cold.some((r) => r.stopped) ? `; the touch pass hit the ${LIMIT_S} s limit (raise BENCH_SCALE_LIMIT_S)` : ''}`);
 
     const charts = [
       writeChart('scale-rss', lineChart({ title: `Daemon RSS while touching files (${kind})`, yLabel: 'MiB', xLabel: 'files blessed', x: curve.map((c) => c.blessed), series: [{ name: 'RSS', values: curve.map((c) => c.rssMiB) }] })),

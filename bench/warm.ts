@@ -10,7 +10,7 @@ import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
 import { Blessd, totalEvents } from './lib/blessd.js';
 import { barChart, writeChart } from './lib/chart.js';
 import { access, buildTools, makeFiles, startFloor, type Tools } from './lib/native.js';
-import { envInt, FULL, median, printTable, ratio, requireRoot, us, writeResult } from './lib/report.js';
+import { envInt, FULL, median, printTable, ratio, requireRoot, us, writeResult, note } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 
 const KiB = 1024;
@@ -114,8 +114,8 @@ async function main() {
     }));
     const counts = SETS.map((s) => `${s.count} × ${s.name}`).join(', ');
     printTable(`bench/warm: open+read whole file+close, ${counts}; ${CYCLES} interleaved cycles; ${kind} image`, table);
-    console.log(`events seen: summed over all sets and cycles (0 = the kernel answered everything from ignore marks)`);
-    console.log(`blessd first pass (scans every file, not a row): ${firstPassS.toFixed(1)} s; verdicts ${JSON.stringify(afterFirst.verdicts)}; scans ${JSON.stringify(afterFirst.scans)}`);
+    note(`events seen: summed over all sets and cycles (0 = the kernel answered everything from ignore marks)`);
+    note(`blessd first pass (scans every file, not a row): ${firstPassS.toFixed(1)} s; verdicts ${JSON.stringify(afterFirst.verdicts)}; scans ${JSON.stringify(afterFirst.scans)}`);
 
     const series = ROWS.filter((r) => r !== 'no daemon').map((name) => ({
       name,

@@ -4,7 +4,11 @@ import { join } from 'node:path';
 
 export const RESULTS_DIR = join(process.cwd(), 'bench', 'results');
 
+const printed: string[] = [];
+
+/** Print a table; it is also kept for the markdown copy that writeResult() writes next to the JSON. */
 export function printTable(title: string, rows: Record<string, string | number>[]) {
+  printed.push(`**${title}**\n\n${markdownTable(rows)}\n`);
   console.log(`\n${title}`);
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0]);
@@ -22,8 +26,16 @@ export function markdownTable(rows: Record<string, string | number>[]): string {
   return [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${cols.map((c) => String(r[c])).join(' | ')} |`)].join('\n');
 }
 
+/** A line of explanation printed under the tables, and kept for the markdown copy. */
+export function note(text: string) {
+  printed.push(text + '\n');
+  console.log(text);
+}
+
+/** bench/results/<name>.json with the data, and <name>.md with every table and note printed so far. */
 export function writeResult(name: string, data: unknown): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(join(RESULTS_DIR, `${name}.md`), `### bench/${name} (${new Date().toISOString().slice(0, 16)}Z)\n\n${printed.join('\n')}`);
   const file = join(RESULTS_DIR, `${name}.json`);
   writeFileSync(file, JSON.stringify({ when: new Date().toISOString(), ...(data as object) }, null, 2) + '\n');
   return file;
