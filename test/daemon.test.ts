@@ -219,3 +219,17 @@ t0('reload swaps the stack; a bad one keeps the old', async (t) => {
   await h.daemon.reload(strict);
   t.regex((await runChild('cat', [join(h.dir, 'r.txt')])).stderr, denied, 'the new stack judges');
 });
+
+t0('exempt paths and executables pass without a scan', async (t) => {
+  const h = await withDaemon(t, 'ext4', {
+    extra: `exempt:\n  paths: ["**/*.log"]\n  executables: [/usr/bin/head]`,
+    prepare: async (d) => {
+      await writeFile(join(d, 'app.log'), EICAR);
+      await writeFile(join(d, 'x.com'), EICAR);
+    },
+  });
+  t.is((await runChild('cat', [join(h.dir, 'app.log')])).stdout, EICAR, 'an exempt path is never gated');
+  t.is((await runChild('head', ['-c', '3', join(h.dir, 'x.com')])).stdout, EICAR.slice(0, 3), 'an exempt executable reads anything');
+  t.regex((await runChild('cat', [join(h.dir, 'x.com')])).stderr, denied, 'others do not');
+  t.is(h.daemon.stats().scans.signature ?? 0, 1, 'only the last access was scanned');
+});

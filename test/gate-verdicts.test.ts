@@ -191,3 +191,63 @@ t0('the latency histogram counts every answer JS gave, in the bucket of its wait
   t.is(bucketFloorUs(16), 16);
   t.is(bucketFloorUs(17), 18);
 });
+
+t0('a change-queue overflow forgets every cached verdict and ignore mark', async (t) => {
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const { spawn } = await import('node:child_process');
+  const { makeScratch } = await import('./helpers/scratch.js');
+  const scratch = await makeScratch('ext4');
+  t.teardown(() => scratch.cleanup());
+  const kept = join(scratch.dir, 'kept.txt');
+  await writeFile(kept, 'k');
+  for (let i = 0; i < 500; i++) await writeFile(join(scratch.dir, `a${i}`), '');
+
+  // The gate runs in a child we can freeze. Its change queue gets a tiny limit: the limit is read when a group is
+  // created, so it is lowered for that moment only and put back at once.
+  const sysctl = '/proc/sys/fs/fanotify/max_queued_events';
+  const saved = readFileSync(sysctl, 'utf8').trim();
+  writeFileSync(sysctl, '8');
+  const child = spawn('node', [join(process.cwd(), 'dist/test/fixtures/gate-child.js'), scratch.dir, 'bounded'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  const lines: string[] = [];
+  let wake: (() => void) | undefined;
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    lines.push(...d.trim().split('\n'));
+    wake?.();
+  });
+  const nextLine = async () => {
+    const seen = lines.length;
+    while (lines.length === seen) await new Promise<void>((r) => ((wake = r), setTimeout(r, 100)));
+    return JSON.parse(lines[lines.length - 1]);
+  };
+  try {
+    await nextLine(); // ready
+  } finally {
+    writeFileSync(sysctl, saved);
+  }
+  const stats = async () => (child.stdin.write('\n'), nextLine());
+
+  t.is((await runChild('cat', [kept])).stdout, 'k');
+  const blessed = await stats();
+  t.is(blessed.verdictTableSize, 1);
+  t.is(blessed.ignoreMarksAdded, 1);
+  // Frozen, the gate reads nothing: 500 chmods (attribute changes open no file, so nothing waits on the gate)
+  // overflow its eight slots.
+  child.kill('SIGSTOP');
+  try {
+    await runChild('sh', ['-c', `chmod 600 ${scratch.dir}/a*`]);
+  } finally {
+    child.kill('SIGCONT');
+  }
+  let s = await stats();
+  for (let i = 0; i < 20 && s.overflowSeen === 0; i++) s = await stats();
+  t.true(s.overflows >= 1, 'the kernel reported the overflow');
+  t.is(s.overflowSeen, s.overflows, 'and JS was told');
+  t.is(s.verdictTableSize, 0, 'every cached verdict is gone');
+  t.true(s.ignoreMarksRemoved >= 1, 'the blessed file lost its ignore mark');
+  const before = s.events.openNotice + s.events.preAccess;
+  await runChild('cat', [kept]);
+  const after = await stats();
+  t.true(after.events.openNotice + after.events.preAccess > before, 'the kernel asks again about the once-blessed file');
+  child.stdin.end();
+});

@@ -53,7 +53,10 @@ Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_p
   gate_fd_ = fanotify_init(init_flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME);
   if (gate_fd_ < 0) throw errno_error(env, errno, "fanotify_init(gate group)");
   if (changes) {
-    change_fd_ = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME_TARGET | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS, O_RDONLY | O_CLOEXEC);
+    // boundedChangeQueue: the kernel's default queue limit instead of an unlimited one. Only for tests of overflow
+    // handling; an overflowing change group loses dirty notices (tags still protect themselves by their stamps).
+    bool bounded = o.Has("boundedChangeQueue") && o.Get("boundedChangeQueue").ToBoolean();
+    change_fd_ = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME_TARGET | FAN_CLOEXEC | FAN_NONBLOCK | (bounded ? 0 : FAN_UNLIMITED_QUEUE) | FAN_UNLIMITED_MARKS, O_RDONLY | O_CLOEXEC);
     if (change_fd_ < 0) {
       int e = errno;
       close(gate_fd_);

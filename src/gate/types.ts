@@ -55,6 +55,8 @@ export interface GateOptions {
   exemptUids?: number[];
   /** Ask the kernel to audit-log every answer (FAN_ENABLE_AUDIT + FAN_AUDIT). */
   audit?: boolean;
+  /** Tests of overflow handling only: the change group gets the kernel's queue limit instead of none. */
+  boundedChangeQueue?: boolean;
   /** Create the change group (file-handle notifications). Default true. */
   changes?: boolean;
 }
