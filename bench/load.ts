@@ -5,13 +5,14 @@
 // For each N: both workloads without a daemon, then blessd (started, every file blessed by a first pass) on both;
 // interleaved so that drift hits both rows alike. Throughput and p99 are ratios against the same workload and N
 // without a daemon.
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
 import { Blessd, totalEvents } from './lib/blessd.js';
 import { lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, load, type LoadResult } from './lib/native.js';
 import { cpuSeconds } from './lib/proc.js';
-import { envInt, envInts, FULL, printTable, ratio, requireRoot, summarize, us, writeResult, type Summary, note } from './lib/report.js';
+import { envInt, envInts, FULL, printTable, ratio, requireRoot, summarize, us, writeResult, type Summary, note, RESULTS_DIR } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { describeMix, makeMixedTree, mixBytes, PER_DIR } from './lib/tree.js';
 
@@ -38,6 +39,8 @@ interface Run {
   scansPerS?: number;
   cpuCores?: number;
   rssMiB?: number;
+  /** Permission events answered by the gate's deadline instead of a verdict (should be 0). */
+  deadlineAnswers?: number;
 }
 
 function toRun(readers: number, writePermille: number, daemon: Run['daemon'], r: LoadResult): Run {
@@ -83,11 +86,13 @@ async function main() {
           scansPerS: (scans(s1) - scans(s0)) / wallS,
           cpuCores: cpuS / wallS,
           rssMiB: mem.rss / 2 ** 20,
+          deadlineAnswers: s1.gate.answeredByDeadline - s0.gate.answeredByDeadline,
         });
       }
       await blessd.stop();
       blessd = undefined;
     }
+    await copyFile(join(fs.base, 'blessd', 'blessd.log'), join(RESULTS_DIR, 'load-blessd.log')).catch(() => {});
 
     const base = (r: Run) => runs.find((x) => x.readers === r.readers && x.writePermille === r.writePermille && x.daemon === 'none')!;
     printTable(
@@ -111,9 +116,12 @@ async function main() {
         'scans/s': r.scansPerS?.toFixed(1) ?? '-',
         'daemon CPU': r.cpuCores !== undefined ? `${(r.cpuCores * 100).toFixed(0)}%` : '-',
         'RSS MiB': r.rssMiB?.toFixed(0) ?? '-',
+        'deadline answers': r.deadlineAnswers ?? '-',
       })),
     );
     note(`daemon CPU: share of one core over the run (all threads). First bless of the tree: ${firstPassS.toFixed(1)} s.`);
+    const stuck = runs.filter((r) => r.lat.max > 10_000_000);
+    if (stuck.length) note(`WARNING: reads that waited over 10 s: ${stuck.map((r) => `${r.readers} readers, ${r.writePermille}‰: max ${us(r.lat.max)}`).join('; ')} (daemon log kept in bench/results/load-blessd.log)`);
 
     const blessdRuns = runs.filter((r) => r.daemon === 'blessd');
     const seriesOf = (value: (r: Run) => number) =>

@@ -19,6 +19,8 @@ export interface BlessdOptions {
   databases: string;
   wait?: 'read' | 'open';
   threads?: number;
+  /** pool.scanTimeout in ms (default here 60 s, so that a 64 MiB scan on a busy machine never times out). */
+  scanTimeoutMs?: number;
   /** pool.rescanDebounce in ms (blessd's default: 200). */
   rescanDebounceMs?: number;
   logLevel?: string;
@@ -42,7 +44,7 @@ gate:
   deadline: 60s
 pool:
   threads: ${o.threads ?? 2}
-  scanTimeout: 60s
+  scanTimeout: ${o.scanTimeoutMs ?? 60_000}ms
   rescanDebounce: ${o.rescanDebounceMs ?? 200}ms
 stack:
   - actor: signature

@@ -3,11 +3,19 @@
 import { RESULTS_DIR, writeText } from './report.js';
 
 const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1'];
-const W = 720;
+const W = 860;
 const H = 400;
-const M = { top: 48, right: 170, bottom: 56, left: 70 };
+const M = { top: 48, right: 260, bottom: 56, left: 70 };
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** 458196 -> 458k, 1.5 -> 1.5, 0 -> 0. */
+function short(v: number, digits = 3): string {
+  if (v >= 1e6) return `${+(v / 1e6).toPrecision(digits)}M`;
+  if (v >= 1e4) return `${+(v / 1e3).toPrecision(digits)}k`;
+  if (v >= 100) return v.toFixed(0);
+  return String(+v.toPrecision(digits));
+}
 
 function niceMax(v: number): number {
   if (!(v > 0)) return 1;
@@ -56,7 +64,7 @@ export function barChart(c: BarChart): string {
   const all = c.series.flatMap((s) => s.values).filter(Number.isFinite);
   const log = c.log ?? false;
   const max = log ? 10 ** Math.ceil(Math.log10(Math.max(...all, 1.0001))) : niceMax(Math.max(...all, c.reference?.value ?? 0) * 1.05);
-  const { y, lines } = yAxis(max, (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(0) : v.toFixed(v === 0 ? 0 : 2).replace(/\.?0+$/, '')) + (c.reference ? '×' : ''), log);
+  const { y, lines } = yAxis(max, (v) => short(v) + (c.reference ? '×' : ''), log);
   const plotW = W - M.left - M.right;
   const groupW = plotW / c.categories.length;
   const barW = (groupW * 0.75) / c.series.length;
@@ -70,13 +78,13 @@ export function barChart(c: BarChart): string {
       if (!Number.isFinite(v)) return;
       const top = y(v);
       body.push(`<rect x="${x0 + j * barW}" y="${Math.min(top, base)}" width="${barW - 2}" height="${Math.abs(base - top)}" fill="${COLORS[j % COLORS.length]}"/>`);
-      body.push(`<text x="${x0 + j * barW + barW / 2 - 1}" y="${Math.min(top, base) - 4}" text-anchor="middle" font-size="10">${v >= 100 ? v.toFixed(0) : v.toFixed(2)}</text>`);
+      body.push(`<text x="${x0 + j * barW + barW / 2 - 1}" y="${Math.min(top, base) - 4}" text-anchor="middle" font-size="10">${short(v, 2)}</text>`);
     });
   });
   if (c.reference) {
     const ry = y(c.reference.value);
     body.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${ry}" y2="${ry}" stroke="#000" stroke-dasharray="5,4"/>`);
-    body.push(`<text x="${W - M.right - 4}" y="${ry - 4}" text-anchor="end" font-size="11">${esc(c.reference.label)}</text>`);
+    body.push(`<text x="${M.left + 4}" y="${ry - 4}" font-size="11">${esc(c.reference.label)}</text>`);
   }
   body.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${base}" y2="${base}" stroke="#333"/>`);
   return frame(c.title, c.yLabel, body, c.series.map((s) => s.name));
@@ -96,7 +104,7 @@ export function lineChart(c: LineChart): string {
   const log = c.log ?? false;
   const min = log ? 10 ** Math.floor(Math.log10(Math.min(...all))) : 0;
   const max = log ? 10 ** Math.ceil(Math.log10(Math.max(...all) * 1.0001)) : niceMax(Math.max(...all) * 1.05);
-  const { y, lines } = yAxis(max, (v) => (v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}k` : String(+v.toPrecision(3))), log, log ? min : 1);
+  const { y, lines } = yAxis(max, (v) => short(v), log, log ? min : 1);
   const plotW = W - M.left - M.right;
   const xs = (i: number) => M.left + (c.x.length === 1 ? plotW / 2 : (plotW * i) / (c.x.length - 1));
   const body = [...lines];
