@@ -125,7 +125,12 @@ async function main() {
     await fs.cleanup();
   }
 
-  const base = results[0];
+  // The baseline: no daemon at the start and at the end of the run (geometric mean per metric), so that the drift of
+  // a shared machine over the run is split evenly between the contenders measured in between.
+  const first = results[0];
+  const last = results[results.length - 1];
+  const gm = (a?: number, b?: number) => (a !== undefined && b !== undefined ? Math.sqrt(a * b) : (a ?? b));
+  const base: Result = { who: 'baseline', first4k: gm(first.first4k, last.first4k), first1m: gm(first.first1m, last.first1m), warm4k: gm(first.warm4k, last.warm4k), warm1m: gm(first.warm1m, last.warm1m), loadRo: gm(first.loadRo, last.loadRo), loadRoP99: gm(first.loadRoP99, last.loadRoP99), loadRw: gm(first.loadRw, last.loadRw) };
   const cell = (v: number | undefined, b: number | undefined) => (v === undefined ? '—' : ratio(v, b!));
   const table = results.map((r) => ({
     contender: r.who,
@@ -141,9 +146,9 @@ async function main() {
   }));
   printTable(`bench/peers: ${N4K} × 4 KiB, ${N1M} × 1 MiB, ${files(results)} mixed (${describeMix()}), ${READERS} readers × ${LOAD_MS / 1000} s; ${kind} image`, table);
   note(
-    `ratios to no daemon: time per file (first/warm: median; lower is better), reads/s (higher is better), p99 (lower is better).\nno daemon: first 4 KiB ${us(base.first4k!)} µs, warm 4 KiB ${us(base.warm4k!)} µs, warm 1 MiB ${us(base.warm1m!)} µs, ${base.loadRo?.toFixed(0)} reads/s read-only, ${base.loadRw?.toFixed(0)} with writes`,
+    `ratios to no daemon (geometric mean of the first and last rows): time per file (first/warm: median; lower is better), reads/s (higher is better), p99 (lower is better).\nno daemon: first 4 KiB ${us(base.first4k!)} µs, warm 4 KiB ${us(base.warm4k!)} µs, warm 1 MiB ${us(base.warm1m!)} µs, ${base.loadRo?.toFixed(0)} reads/s read-only, ${base.loadRw?.toFixed(0)} with writes`,
   );
-  const contenders = results.filter((r) => r !== base);
+  const contenders = results.filter((r) => !r.who.startsWith('no daemon'));
   const chart = writeChart(
     'peers',
     barChart({
