@@ -2,8 +2,9 @@
 // Each client reads random files whole (256 KiB reads). Two workloads: read-only, and one where one access in
 // BENCH_LOAD_WRITES_PERMILLE/1000 overwrites 512 bytes of a file instead — blessd then clears its tags and rescans it
 // before the next reader may read it (after pool.rescanDebounce, BENCH_DEBOUNCE_MS, blessd's default 200 ms).
-// For each N: both workloads without a daemon, then blessd (started, every file blessed by a first pass) on both;
-// interleaved so that drift hits both rows alike. Throughput and p99 are ratios against the same workload and N
+// For each N: both workloads without a daemon, then blessd (started, every file blessed by a first pass) on both,
+// then both without a daemon again; the "none" row is the geometric mean of the runs before and after, so that the
+// drift of a shared machine hits both rows alike. Throughput and p99 are ratios against the same workload and N
 // without a daemon.
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -47,6 +48,13 @@ function toRun(readers: number, writePermille: number, daemon: Run['daemon'], r:
   return { readers, writePermille, daemon, readsPerS: r.reads / r.elapsedS, mbPerS: r.bytes / r.elapsedS / 1e6, lat: summarize(r.samples), writes: r.writes, errors: r.errors, writeMaxUs: r.writeMaxUs };
 }
 
+/** Two runs of the same thing: geometric means of throughput and latencies, sums of counts. */
+function combine(a: Run, b: Run): Run {
+  const g = (x: number, y: number) => Math.sqrt(x * y);
+  const lat = { n: a.lat.n + b.lat.n, p50: g(a.lat.p50, b.lat.p50), p99: g(a.lat.p99, b.lat.p99), p999: g(a.lat.p999, b.lat.p999), max: Math.max(a.lat.max, b.lat.max), mean: g(a.lat.mean, b.lat.mean) };
+  return { ...a, readsPerS: g(a.readsPerS, b.readsPerS), mbPerS: g(a.mbPerS, b.mbPerS), lat, writes: a.writes + b.writes, errors: a.errors + b.errors, writeMaxUs: Math.max(a.writeMaxUs, b.writeMaxUs) };
+}
+
 async function main() {
   requireRoot('bench/load');
   const kind = benchFsKind();
@@ -63,7 +71,9 @@ async function main() {
     let firstPassS = NaN;
 
     for (const readers of LOADS) {
-      for (const w of WORKLOADS) runs.push(toRun(readers, w, 'none', await load(tools, { ...spec, readers, writePermille: w }, fs.base)));
+      // No daemon before and after blessd's turn; the baseline is their geometric mean (drift split evenly).
+      const before = new Map<number, LoadResult>();
+      for (const w of WORKLOADS) before.set(w, await load(tools, { ...spec, readers, writePermille: w }, fs.base));
 
       blessd = await Blessd.start({ guard: fs.dir, base: join(fs.base, 'blessd'), databases: db, threads: THREADS, rescanDebounceMs: DEBOUNCE });
       for (const w of WORKLOADS) {
@@ -91,9 +101,11 @@ async function main() {
       }
       await blessd.stop();
       blessd = undefined;
+      for (const w of WORKLOADS) runs.push(combine(toRun(readers, w, 'none', before.get(w)!), toRun(readers, w, 'none', await load(tools, { ...spec, readers, writePermille: w }, fs.base))));
     }
     await copyFile(join(fs.base, 'blessd', 'blessd.log'), join(RESULTS_DIR, 'load-blessd.log')).catch(() => {});
 
+    runs.sort((a, b) => a.readers - b.readers || (a.daemon === b.daemon ? 0 : a.daemon === 'none' ? -1 : 1) || a.writePermille - b.writePermille);
     const base = (r: Run) => runs.find((x) => x.readers === r.readers && x.writePermille === r.writePermille && x.daemon === 'none')!;
     printTable(
       `bench/load: ${files} files (${describeMix()}), ${DURATION_MS / 1000} s per run, read-only or ${WRITES}‰ writes; ${THREADS} pool threads, rescanDebounce ${DEBOUNCE} ms; ${kind} image`,

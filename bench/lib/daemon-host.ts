@@ -44,6 +44,8 @@ async function main() {
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= daemon.stop());
   process.on('SIGTERM', () => void stop().then(() => process.exit(0)));
+  // The bench died (or forgot us): a daemon must never outlive it, guarding a mount that is about to go.
+  process.on('disconnect', () => void stop().then(() => process.exit(0)));
   process.on('message', async (m: HostRequest) => {
     const reply = (r: HostReply) => process.send?.(r);
     try {
@@ -59,8 +61,7 @@ async function main() {
       }
       else if (m.op === 'stop') {
         await stop();
-        reply({ id: m.id, ok: true, value: null });
-        process.disconnect();
+        process.send?.({ id: m.id, ok: true, value: null } satisfies HostReply, () => process.exit(0));
       }
     } catch (err) {
       reply({ id: m.id, ok: false, error: String((err as Error)?.stack ?? err) });
