@@ -97,6 +97,8 @@ export interface LineChart {
   x: number[];
   series: { name: string; values: number[] }[];
   log?: boolean;
+  /** Place points by their x value (a numeric axis with a few ticks) instead of evenly, one label each. */
+  numericX?: boolean;
 }
 
 export function lineChart(c: LineChart): string {
@@ -106,9 +108,12 @@ export function lineChart(c: LineChart): string {
   const max = log ? 10 ** Math.ceil(Math.log10(Math.max(...all) * 1.0001)) : niceMax(Math.max(...all) * 1.05);
   const { y, lines } = yAxis(max, (v) => short(v), log, log ? min : 1);
   const plotW = W - M.left - M.right;
-  const xs = (i: number) => M.left + (c.x.length === 1 ? plotW / 2 : (plotW * i) / (c.x.length - 1));
+  const xMax = niceMax(Math.max(...c.x, 1));
+  const xs = c.numericX ? (i: number) => M.left + (plotW * c.x[i]) / xMax : (i: number) => M.left + (c.x.length === 1 ? plotW / 2 : (plotW * i) / (c.x.length - 1));
   const body = [...lines];
-  c.x.forEach((v, i) => body.push(`<text x="${xs(i)}" y="${H - M.bottom + 18}" text-anchor="middle">${v}</text>`));
+  if (c.numericX) {
+    for (let k = 0; k <= 5; k++) body.push(`<text x="${M.left + (plotW * k) / 5}" y="${H - M.bottom + 18}" text-anchor="middle">${short((xMax * k) / 5)}</text>`);
+  } else c.x.forEach((v, i) => body.push(`<text x="${xs(i)}" y="${H - M.bottom + 18}" text-anchor="middle">${v}</text>`));
   body.push(`<text x="${M.left + plotW / 2}" y="${H - 14}" text-anchor="middle">${esc(c.xLabel)}</text>`);
   body.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" stroke="#333"/>`);
   c.series.forEach((s, j) => {
