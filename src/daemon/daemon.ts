@@ -76,6 +76,7 @@ export class Daemon extends EventEmitter {
     // A scanner joined or left the socket: the stack and the gate's exempt pids follow, and cached verdicts go
     // (a new must-pass scanner has not seen the files blessed without it).
     this.remote.on('changed', () => {
+      if (this.stopping) return;
       this.applyStack(this.config)
         .then(() => {
           this.gate?.native.setExempt(this.remote.pids(), [...this.config.exempt.uids]);
