@@ -11,8 +11,19 @@
 export const PROTOCOL_VERSION = 1;
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
 
+export interface Limits {
+  maxLine: number;
+  maxClients: number;
+  subscriberQueue: number;
+  maxUnread: number;
+  maxBadLines: number;
+  scanConcurrency: number;
+  scanMaxFiles: number;
+  scannerConcurrency: number;
+}
+
 /** Bounds, so that no client can make the daemon grow or wait. */
-export const LIMITS = {
+export const LIMITS: Readonly<Limits> = {
   /** Longest request line, newline excluded. A longer one gets LINE_TOO_LONG and the connection is closed. */
   maxLine: 64 * 1024,
   /** Connections at once; the next one gets TOO_MANY_CLIENTS and is closed. */
@@ -29,7 +40,7 @@ export const LIMITS = {
   scanMaxFiles: 1_000_000,
   /** Requests an out-of-process scanner may have in flight (the default is 4). */
   scannerConcurrency: 64,
-} as const;
+};
 
 /** Stable error codes of the protocol (docs/protocol.md lists them with their meaning). */
 export const ERROR_CODES = [

@@ -13,7 +13,7 @@ import type { Logger } from '../daemon/logger.js';
 import { Connection } from './connection.js';
 import type { DaemonControl } from './daemon-control.js';
 import { OPS, type ServerState } from './ops.js';
-import { encode, idOf, LIMITS, parseRequest, PROTOCOL_VERSION, ProtocolError } from './protocol.js';
+import { encode, idOf, LIMITS, parseRequest, PROTOCOL_VERSION, ProtocolError, type Limits } from './protocol.js';
 import { TreeScanner, VerdictWaiters } from './tree-scan.js';
 
 export interface NotifyServerOptions {
@@ -24,14 +24,14 @@ export interface NotifyServerOptions {
   log: Logger;
   reload?: () => Promise<void>;
   /** Tests shrink these to provoke the limits quickly. */
-  limits?: Partial<typeof LIMITS>;
+  limits?: Partial<Limits>;
 }
 
 export class NotifyServer {
   private readonly connections = new Set<Connection>();
   private readonly waiters = new VerdictWaiters();
   private readonly state: ServerState;
-  private readonly limits: typeof LIMITS;
+  private readonly limits: Limits;
   private ino = -1;
   private closed = false;
   private readonly onNotice = (n: Record<string, unknown>) => this.fanOut(n);
