@@ -73,16 +73,17 @@ export class Daemon extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
-    // A scanner joined or left the socket: the stack and the gate's exempt pids follow, and cached verdicts go
-    // (a new must-pass scanner has not seen the files blessed without it).
-    this.remote.on('changed', () => {
+    // A scanner joined or left the socket: it may read guarded files ungated, the stack follows, and cached
+    // verdicts go (a new must-pass scanner has not seen the files blessed without it).
+    this.remote.setApplier(async () => {
       if (this.stopping) return;
-      this.applyStack(this.config)
-        .then(() => {
-          this.gate?.native.setExempt(this.remote.pids(), [...this.config.exempt.uids]);
-          this.gate?.native.forgetAll();
-        })
-        .catch((err) => this.log.error({ err }, 'could not apply the remote scanners to the stack'));
+      try {
+        this.gate?.native.setExempt(this.remote.pids(), [...this.config.exempt.uids]);
+        await this.applyStack(this.config);
+        this.gate?.native.forgetAll();
+      } catch (err) {
+        this.log.error({ err }, 'could not apply the remote scanners to the stack');
+      }
     });
   }
 

@@ -78,13 +78,14 @@ export const OPS: Record<string, Op> = {
 
   register: {
     root: true,
-    run: ({ conn, req, state }) => {
+    run: async ({ conn, req, state }) => {
       const scanner = stringArg(req, 'scanner')!;
       if (!isScannerName(scanner)) throw new ProtocolError('BAD_REQUEST', `register: ${JSON.stringify(scanner)} is not a scanner name ([a-z0-9][a-z0-9_-]{0,63})`);
       const mustPass = boolArg(req, 'mustPass', false);
       const concurrency = intArg(req, 'concurrency', 4, 1, LIMITS.scannerConcurrency);
       conn.takesFds = boolArg(req, 'fd', true);
       const r = state.control.remote.register(scanner, conn, { mustPass, concurrency });
+      await state.control.remote.applied(); // exempt and in the stack before the client hears "ok"
       return { scanner, ...r, fd: conn.takesFds, timeoutMs: state.control.config().pool.scanTimeout };
     },
   },

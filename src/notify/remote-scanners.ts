@@ -8,13 +8,13 @@
 // - dynamic: a client registers a name the config does not use. The daemon adds an entry for as long as the client
 //   stays connected: `required` if it registered with mustPass: true, else `observe` (it scans, never gates),
 //   placed before the first `default` entry like the must-pass directory's links.
-// Every registration change emits 'changed': the daemon rebuilds its stack, exempts the scanners' pids from the
-// gate (they read the files they are asked about), and forgets cached verdicts so files are judged again.
+// Every registration change runs the daemon's applier: it exempts the scanners' pids from the gate (they read the
+// files they are asked about), rebuilds its stack, and forgets cached verdicts so files are judged again. The
+// register op replies only once that is done, so a scanner is never asked before it is exempt.
 //
 // A request's deadline is pool.scanTimeout, counted from the call (queueing behind the client's concurrency
 // included); then the entry's onTimeout answers. A disconnect answers every request in flight with the entry's
 // onError.
-import { EventEmitter } from 'node:events';
 import { STACK_ENTRY_DEFAULTS, type Control, type StackEntry } from '../config/types.js';
 import type { ScanResult } from '../inode/services.js';
 import { isAnswerKind, type Answer } from '../policy/answer.js';
@@ -73,15 +73,31 @@ export interface ScannerStatus {
   timeouts: number;
 }
 
-export class RemoteScanners extends EventEmitter {
+export class RemoteScanners {
   private readonly regs = new Map<string, Registration>();
   private readonly jobs = new Map<number, Job>();
   private nextReq = 1;
   /** The config stack as last applied: which names are declared remote, which are taken by other actors. */
   private configStack: readonly StackEntry[] = [];
 
-  constructor(private readonly fsids: FsidTable) {
-    super();
+  private applier: () => Promise<void> = async () => {};
+  private applying: Promise<void> = Promise.resolve();
+
+  constructor(private readonly fsids: FsidTable) {}
+
+  /** The daemon's reaction to a registration change (never rejects: it logs its own failures). */
+  setApplier(apply: () => Promise<void>) {
+    this.applier = apply;
+  }
+
+  /** Resolves when the last registration change has been applied to the stack and the gate. */
+  applied(): Promise<void> {
+    return this.applying;
+  }
+
+  private changed() {
+    const previous = this.applying;
+    this.applying = previous.then(() => this.applier()); // in order: a leave never overtakes the join before it
   }
 
   /** Register `name` for `peer`. Throws ProtocolError if the name is taken or belongs to a built-in entry. */
@@ -95,7 +111,7 @@ export class RemoteScanners extends EventEmitter {
     const origin = declared ? 'config' : 'dynamic';
     const control: Control = declared ? declared.control : opts.mustPass ? 'required' : 'observe';
     this.regs.set(name, { name, peer, origin, control, concurrency: opts.concurrency, inFlight: 0, queue: [], answered: 0, timeouts: 0, since: Date.now() });
-    this.emit('changed');
+    this.changed();
     return { origin, control };
   }
 
@@ -110,7 +126,7 @@ export class RemoteScanners extends EventEmitter {
         if (job.reg === reg) this.finish(job, { kind: 'error', code: 'crash', message: `${reg.name}: the scanner disconnected (${peer.label})` });
       }
     }
-    if (names.length > 0) this.emit('changed');
+    if (names.length > 0) this.changed();
     return names;
   }
 
