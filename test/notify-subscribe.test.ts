@@ -93,9 +93,9 @@ t0('two subscribers get the same dirty notice, with file identity, within millis
 });
 
 t0('a stalled subscriber loses notices (and is told how many) without holding back the others', async (t) => {
-  const N = 1000;
+  const N = 800; // about 240 notices fit in the kernel's socket buffer, 200 in the queue: the rest is lost
   const h = await withNotify(t, 'ext4', {
-    limits: { subscriberQueue: 20 },
+    limits: { subscriberQueue: 200 },
     prepare: async (d) => {
       for (let i = 0; i < N; i++) await writeFile(join(d, `s${i}`), `s ${i}\n`);
     },
@@ -129,7 +129,8 @@ print("end", flush=True)`,
 
   const paths = Array.from({ length: N }, (_, i) => join(h.dir, `s${i}`));
   const written = await writeAll(paths, 0);
-  await good.waitFor(() => notices(good.lines).length >= N, 20_000, `${N} dirty notices`);
+  await good.waitFor(() => notices(good.lines).length + notices(good.lines, 'lost').reduce((a, r) => a + r.msg.count, 0) >= N, 60_000, `${N} dirty notices`);
+  t.is(notices(good.lines, 'lost').length, 0, 'the reading subscriber lost nothing');
   const ms = latenciesMs(written, notices(good.lines));
   t.log(`the reading subscriber during a ${N}-file storm: p50 ${percentile(ms, 50).toFixed(2)} ms, p99 ${percentile(ms, 99).toFixed(2)} ms`);
   t.is(notices(good.lines).length, N);
@@ -140,7 +141,7 @@ print("end", flush=True)`,
   t.truthy(lagging, 'status shows the lagging subscriber');
 
   stalled.child.stdin!.write('go\n');
-  await stalled.waitFor((l) => l === 'end', 15_000, 'the end of the stalled read');
+  await stalled.waitFor((l) => l === 'end', 30_000, 'the end of the stalled read');
   const msgs = stalled.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   const dirty = msgs.filter((m) => m.event === 'dirty').length;
   const lost = msgs.filter((m) => m.event === 'lost');

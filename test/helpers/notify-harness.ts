@@ -60,7 +60,7 @@ export interface LineChild {
   kill(): void;
 }
 
-/** A long-running child whose stdout is collected line by line. Killed at teardown, and after 60 s anyway. */
+/** A long-running child whose stdout is collected line by line. Killed at teardown, and after 120 s anyway. */
 export function lineChild(t: ExecutionContext, cmd: string, args: string[], opts: { uid?: number; gid?: number } = {}): LineChild {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
   const lines: string[] = [];
@@ -76,7 +76,7 @@ export function lineChild(t: ExecutionContext, cmd: string, args: string[], opts
   });
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   child.on('error', (e) => (err += String(e)));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
   child.on('exit', () => {
     clearTimeout(killer);
     for (const w of [...watchers]) w();
