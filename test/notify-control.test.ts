@@ -172,6 +172,10 @@ t0('blessctl status, stats, top, scan, subscribe, generation bump, reload and wa
   const again = JSON.parse((await ctl('scan', join(h.dir, 'tree', 'c0.txt'), '--json')).stdout);
   t.like(again, { total: 1, allowed: 1 });
 
+  // The daemon's view of a file's tags (its own key and generations).
+  const tags = (await (await h.client()).request('tags', { path: join(h.dir, 'tree/sub/eicar.com') })) as any;
+  t.like(tags.tags.find((x: any) => x.scanner === 'signature'), { judgement: 'valid', answer: 'deny', reason: 'Blessd.Test.EICAR' });
+
   const status = await ctl('status');
   t.is(status.code, 0, status.stderr);
   t.regex(status.stdout, new RegExp(`${h.dir}\\s+filesystem\\s+read`));

@@ -93,9 +93,9 @@ t0('two subscribers get the same dirty notice, with file identity, within millis
 });
 
 t0('a stalled subscriber loses notices (and is told how many) without holding back the others', async (t) => {
-  const N = 800; // about 240 notices fit in the kernel's socket buffer, 200 in the queue: the rest is lost
+  const N = 600; // about 240 notices fit in the kernel's socket buffer, 150 in the queue: the rest is lost
   const h = await withNotify(t, 'ext4', {
-    limits: { subscriberQueue: 200 },
+    limits: { subscriberQueue: 150 },
     prepare: async (d) => {
       for (let i = 0; i < N; i++) await writeFile(join(d, `s${i}`), `s ${i}\n`);
     },

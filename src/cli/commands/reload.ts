@@ -16,7 +16,10 @@ export const reloadCommand: Command = {
   usage,
   async run(args) {
     const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
-    if (values.help) return out(usage), 0;
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
     if (positionals.length > 0) throw new UsageError('reload takes no arguments');
     const r = (await withDaemon(values, (c) => c.request('reload'))) as { stack: string[] };
     out(values.json ? JSON.stringify({ reloaded: true, stack: r.stack }) : `reloaded; stack: ${r.stack.join(' ')}`);

@@ -32,7 +32,10 @@ export const scanCommand: Command = {
   usage,
   async run(args) {
     const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
-    if (values.help) return out(usage), 0;
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
     if (positionals.length !== 1) throw new UsageError('expected: scan PATH');
     const path = resolve(positionals[0]!);
     const tty = process.stderr.isTTY === true && !values.json;

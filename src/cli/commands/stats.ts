@@ -22,7 +22,10 @@ export const statsCommand: Command = {
   usage,
   async run(args) {
     const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
-    if (values.help) return out(usage), 0;
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
     if (positionals.length > 0) throw new UsageError('stats takes no arguments');
     const { stats } = (await withDaemon(values, (c) => c.request('stats'))) as { stats: unknown };
     if (values.json) out(JSON.stringify(stats));

@@ -16,7 +16,10 @@ export const statusCommand: Command = {
   usage,
   async run(args) {
     const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
-    if (values.help) return out(usage), 0;
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
     if (positionals.length > 0) throw new UsageError('status takes no arguments');
     const s = (await withDaemon(values, (c) => c.request('status'))) as any;
     if (values.json) {

@@ -29,7 +29,10 @@ export const subscribeCommand: Command = {
     const { values, positionals } = parseOrUsage(() =>
       parseArgs({ args, options: { ...SOCKET_OPTIONS, verdicts: { type: 'boolean' }, count: { type: 'string' } }, allowPositionals: true, strict: true }),
     );
-    if (values.help) return out(usage), 0;
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
     if (positionals.length > 0) throw new UsageError('subscribe takes no arguments');
     const count = values.count === undefined ? Infinity : Number(values.count);
     if (!(count === Infinity || (Number.isInteger(count) && count > 0))) throw new UsageError('--count must be a positive integer');

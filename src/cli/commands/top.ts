@@ -71,7 +71,10 @@ export const topCommand: Command = {
     const { values, positionals } = parseOrUsage(() =>
       parseArgs({ args, options: { ...SOCKET_OPTIONS, interval: { type: 'string' }, count: { type: 'string' } }, allowPositionals: true, strict: true }),
     );
-    if (values.help) return out(usage), 0;
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
     if (positionals.length > 0) throw new UsageError('top takes no arguments');
     const interval = values.interval === undefined ? 1000 : Number(values.interval);
     if (!Number.isInteger(interval) || interval < 100) throw new UsageError('--interval must be an integer of milliseconds, at least 100');

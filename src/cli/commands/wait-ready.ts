@@ -23,7 +23,10 @@ export const waitReadyCommand: Command = {
     const { values, positionals } = parseOrUsage(() =>
       parseArgs({ args, options: { ...SOCKET_OPTIONS, timeout: { type: 'string' } }, allowPositionals: true, strict: true }),
     );
-    if (values.help) return out(usage), 0;
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
     if (positionals.length > 0) throw new UsageError('wait-ready takes no arguments');
     let timeoutMs = 30_000;
     if (values.timeout !== undefined) {
