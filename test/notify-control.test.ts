@@ -190,7 +190,8 @@ t0('blessctl status, stats, top, scan, subscribe, generation bump, reload and wa
 
   // subscribe --count 1 prints the dirty notice of a write.
   const sub = lineChild(t, process.execPath, [BLESSCTL, 'subscribe', '--json', '--count', '1', '--socket', h.socket]);
-  await sleep(300);
+  const probe = await h.client();
+  for (let i = 0; i < 200 && ((await probe.request('status')) as any).queues.subscribers.length === 0; i++) await sleep(50);
   await runChild('sh', ['-c', `echo more >> ${join(h.dir, 'tree', 'c1.txt')}`]);
   const notice = JSON.parse(await sub.waitFor((l) => l.startsWith('{'), 10_000, 'a notice'));
   t.like(notice, { event: 'dirty', path: join(h.dir, 'tree', 'c1.txt') });
