@@ -89,20 +89,20 @@ export const inodeMachine = setup({
     goDirty: assign(({ context }) => {
       const cleared = context.services.clearTags(context.fd);
       context.services.forget(context.fd);
-      context.services.notify('dirty', { path: context.path, cleared });
+      context.services.notify('dirty', { fd: context.fd, path: context.path, cleared });
       return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false };
     }),
     settleVerdict: assign({ verdict: ({ context }) => context.services.evaluate(context.answers) }),
     bless: ({ context }) => {
       context.services.bless(context.fd);
       answerAll(context, 'allow');
-      context.services.notify('verdict', { path: context.path, verdict: 'allow', decidedBy: context.verdict?.decidedBy });
+      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'allow', decidedBy: context.verdict?.decidedBy });
     },
     condemn: ({ context }) => {
       context.services.condemn(context.fd);
       answerAll(context, 'deny');
       context.services.logDenied({ path: context.path, decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason, waiters: context.waiting });
-      context.services.notify('verdict', { path: context.path, verdict: 'deny', decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason });
+      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'deny', decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason });
     },
   },
   delays: {
