@@ -53,15 +53,3 @@ export function duration(ms: number): string {
   return d > 0 ? `${d}d${h}h${m}m` : h > 0 ? `${h}h${m}m` : `${m}m${s % 60}s`;
 }
 
-/** Upper bound (µs) of the p-th percentile of a log2 histogram: bucket i counts values < 2^i µs. */
-export function histogramPercentile(buckets: number[], p: number): number | null {
-  const total = buckets.reduce((a, b) => a + b, 0);
-  if (total === 0) return null;
-  const rank = Math.ceil((p / 100) * total);
-  let seen = 0;
-  for (let i = 0; i < buckets.length; i++) {
-    seen += buckets[i]!;
-    if (seen >= rank) return 2 ** i;
-  }
-  return 2 ** buckets.length;
-}

@@ -2,7 +2,8 @@
 // native thread answered alone (the fast path), scans in flight, and the p99 wait of the events JS answered.
 import { parseArgs } from 'node:util';
 import { out, parseOrUsage, UsageError, type Command } from '../command.js';
-import { histogramPercentile, SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
+import { SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
+import { latencyDelta, latencyPercentile } from '../../gate/latency.js';
 
 const usage = `Usage: blessctl top [--interval 1s] [--count N] [--json] [--socket PATH]
 
@@ -40,7 +41,7 @@ export function topRow(a: Sample, b: Sample): TopRow {
   const gb = b.stats.gate;
   const fast = fastOf(gb) - fastOf(ga);
   const forwarded = gb.forwarded - ga.forwarded;
-  const hist = gb.latencyLog2Us.map((n: number, i: number) => n - (ga.latencyLog2Us[i] ?? 0));
+  const hist = latencyDelta(gb.latencyUs, ga.latencyUs);
   const remote = (b.stats.remote ?? []) as { inFlight: number; queued: number }[];
   return {
     eventsPerSec: (sum(gb.events) - sum(ga.events)) / dt,
@@ -50,13 +51,13 @@ export function topRow(a: Sample, b: Sample): TopRow {
     scansQueued: b.stats.pool.queued + remote.reduce((x, r) => x + r.queued, 0),
     pending: gb.pendingNow,
     machines: b.stats.machines,
-    p99WaitUs: histogramPercentile(hist, 99),
+    p99WaitUs: hist.some((n: number) => n > 0) ? latencyPercentile(hist, 0.99) : null,
   };
 }
 
 const HEADER = 'EVENTS/S  FAST-PATH  VERDICTS/S  SCANS  QUEUED  PENDING  MACHINES  P99 WAIT';
 function text(r: TopRow): string {
-  const wait = r.p99WaitUs === null ? '-' : r.p99WaitUs >= 1000 ? `<${(r.p99WaitUs / 1000).toFixed(r.p99WaitUs >= 10_000 ? 0 : 1)} ms` : `<${r.p99WaitUs} µs`;
+  const wait = r.p99WaitUs === null ? '-' : r.p99WaitUs >= 1000 ? `≤${(r.p99WaitUs / 1000).toFixed(r.p99WaitUs >= 10_000 ? 0 : 1)} ms` : `≤${r.p99WaitUs} µs`;
   const share = r.fastPathShare === null ? '-' : `${(r.fastPathShare * 100).toFixed(1)}%`;
   return [r.eventsPerSec.toFixed(0).padStart(8), share.padStart(9), r.verdictsPerSec.toFixed(0).padStart(10), String(r.scansInFlight).padStart(5), String(r.scansQueued).padStart(6), String(r.pending).padStart(7), String(r.machines).padStart(8), wait.padStart(9)].join('  ');
 }
