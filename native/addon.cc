@@ -7,6 +7,7 @@ void InitXattr(Napi::Env env, Napi::Object exports);
 void InitIdentity(Napi::Env env, Napi::Object exports);
 void InitScmRights(Napi::Env env, Napi::Object exports);
 void InitPeerCred(Napi::Env env, Napi::Object exports);
+void InitProc(Napi::Env env, Napi::Object exports);
 }  // namespace blessd
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -15,6 +16,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   blessd::InitIdentity(env, exports);
   blessd::InitScmRights(env, exports);
   blessd::InitPeerCred(env, exports);
+  blessd::InitProc(env, exports);
   return exports;
 }
 

@@ -45,6 +45,8 @@ export interface DaemonStats {
 }
 
 const CONTENT_CHANGE = MASK.MODIFY | MASK.CLOSE_WRITE;
+/** How long an open notice waits before judging: long enough for the opener's fd to show in /proc. */
+const NOTICE_SETTLE_MS = 2;
 
 export class Daemon extends EventEmitter {
   private gate!: Gate;
@@ -237,13 +239,27 @@ export class Daemon extends EventEmitter {
   }
 
   private onOpenNotice(ev: GateEvent) {
-    // Read mode: someone opened an unjudged file. Start judging now so that its first read finds a verdict.
+    // Read mode: someone opened an unjudged file. Judge it now so that its first read finds a verdict — unless the
+    // opener is a writer: its writes will dirty the file, and the rescan follows its close. The opener's fd is
+    // installed a moment after the kernel queues the notice, hence the short wait before asking /proc who it is.
+    // A reader loses nothing by it: its first read creates the machine at once.
     const key = inodeKey(ev.dev, ev.ino);
+    let fd = -1;
     try {
-      if (!this.stopping && !this.registry.has(key) && !this.isExempt(ev)) this.registry.ensure(key, native.dupFd(ev.fd));
+      if (!this.stopping && !this.registry.has(key) && !this.isExempt(ev)) fd = native.dupFd(ev.fd);
     } finally {
       this.gate.native.release(ev.fd);
     }
+    if (fd < 0) return;
+    setTimeout(() => {
+      try {
+        if (this.stopping || this.registry.has(key) || native.processWritesInode(ev.pid, ev.dev, ev.ino)) closeQuiet(fd);
+        else this.registry.ensure(key, fd);
+      } catch (err) {
+        closeQuiet(fd);
+        this.log.error({ err }, 'could not start judging an opened file; its first read will');
+      }
+    }, NOTICE_SETTLE_MS);
   }
 
   private onChange(ev: GateEvent) {
