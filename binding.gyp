@@ -9,7 +9,9 @@
         "native/fanotify/marks.cc",
         "native/proc/fdinfo.cc",
         "native/xattr/xattr.cc",
-        "native/file/identity.cc"
+        "native/file/identity.cc",
+        "native/socket/scm_rights.cc",
+        "native/socket/peercred.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

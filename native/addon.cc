@@ -5,12 +5,18 @@ namespace blessd {
 void InitGate(Napi::Env env, Napi::Object exports);
 void InitXattr(Napi::Env env, Napi::Object exports);
 void InitIdentity(Napi::Env env, Napi::Object exports);
+void InitScmRights(Napi::Env env, Napi::Object exports);
+void InitPeerCred(Napi::Env env, Napi::Object exports);
+void InitProc(Napi::Env env, Napi::Object exports);
 }  // namespace blessd
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   blessd::InitGate(env, exports);
   blessd::InitXattr(env, exports);
   blessd::InitIdentity(env, exports);
+  blessd::InitScmRights(env, exports);
+  blessd::InitPeerCred(env, exports);
+  blessd::InitProc(env, exports);
   return exports;
 }
 

@@ -1,6 +1,7 @@
 // The command-line daemon as a user runs it: `blessd check`, `blessd run`, signals.
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EICAR } from '../src/daemon/demo.js';
@@ -75,6 +76,7 @@ stack:
     d.child.kill('SIGKILL');
     await scratch.cleanup();
   });
+  t.true(statSync(join(scratch.base, 'sock')).isSocket(), 'the control socket is up once ready');
   t.regex((await runChild('cat', [join(scratch.dir, 'eicar.com')])).stderr, /Operation not permitted/);
   t.is((await runChild('cat', [join(scratch.dir, 'ok.txt')])).stdout, 'ok\n');
   // Three readers stuck behind a scanner that takes a minute.
@@ -85,4 +87,5 @@ stack:
   for (const r of results) t.is(r.stdout, 'held\n');
   t.is(await d.exited, 0, d.stderr());
   t.true(results.every((r) => r.ms < 10_000));
+  t.false(existsSync(join(scratch.base, 'sock')), 'the socket file is removed at stop');
 });

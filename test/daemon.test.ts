@@ -233,3 +233,14 @@ t0('exempt paths and executables pass without a scan', async (t) => {
   t.regex((await runChild('cat', [join(h.dir, 'x.com')])).stderr, denied, 'others do not');
   t.is(h.daemon.stats().scans.signature ?? 0, 1, 'only the last access was scanned');
 });
+
+t0('a writer costs one scan per file, after its close, and the file is blessed before anyone reads it', async (t) => {
+  const h = await withDaemon(t, 'ext4');
+  const r = await runChild('python3', ['-c', `import os\nfor i in range(50):\n fd=os.open('${h.dir}/n%d' % i, os.O_WRONLY|os.O_CREAT)\n os.write(fd,b'new file %d\\n' % i)\n os.close(fd)`]);
+  t.is(r.code, 0, r.stderr);
+  for (let i = 0; i < 100 && (h.daemon.stats().machines > 0 || (h.daemon.stats().scans.signature ?? 0) < 50); i++) await sleep(50);
+  t.is(h.daemon.stats().scans.signature, 50, 'one scan per written file');
+  t.regex(native.getXattr(join(h.dir, 'n7'), 'trusted.scanned-by.signature')?.toString() ?? '', /^v1 ok /);
+  t.is((await runChild('cat', [join(h.dir, 'n7')])).stdout, 'new file 7\n');
+  t.is(h.daemon.stats().scans.signature, 50, 'the read found the verdict');
+});

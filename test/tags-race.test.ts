@@ -1,6 +1,7 @@
 // Two real processes race for the same files: the kernel's XATTR_CREATE lets exactly one take each lease.
 import test from 'ava';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native } from '../src/gate/addon.js';
@@ -13,9 +14,11 @@ const FILES = 300;
 
 async function race(keyHex: string, files: string[], finish: boolean) {
   const startAt = String(Date.now() + 1500); // both processes loaded and waiting by then
+  const sync = mkdtempSync(join(tmpdir(), 'blessd-race-'));
+  const env = { ...process.env, RACER_SYNC_DIR: sync };
   const runs = await Promise.all(
-    ['alpha:101', 'beta:202'].map((holder) => runChild(process.execPath, [RACER, keyHex, holder, startAt, finish ? '1' : '0', ...files], { timeoutMs: 30_000 })),
-  );
+    ['alpha:101', 'beta:202'].map((holder) => runChild(process.execPath, [RACER, keyHex, holder, startAt, finish ? '1' : '0', ...files], { timeoutMs: 30_000, env })),
+  ).finally(() => rmSync(sync, { recursive: true, force: true }));
   return runs.map((r) => {
     if (r.code !== 0) throw new Error(`racer failed (${r.code} ${r.signal}): ${r.stderr}`);
     return JSON.parse(r.stdout) as { leased: number[]; written: number[]; began: number; ended: number };

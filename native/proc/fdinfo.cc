@@ -57,3 +57,18 @@ long process_uid(pid_t pid) {
 }
 
 }  // namespace blessd
+
+// JS face: processWritesInode(pid, dev, ino) -> boolean.
+#include <napi.h>
+namespace blessd {
+static Napi::Value ProcessWritesInode(const Napi::CallbackInfo &info) {
+  pid_t pid = info[0].As<Napi::Number>().Int32Value();
+  uint64_t dev = (uint64_t)info[1].As<Napi::Number>().Int64Value();
+  uint64_t ino = (uint64_t)info[2].As<Napi::Number>().Int64Value();
+  return Napi::Boolean::New(info.Env(), process_writes_inode(pid, dev, ino));
+}
+
+void InitProc(Napi::Env env, Napi::Object exports) {
+  exports.Set("processWritesInode", Napi::Function::New(env, ProcessWritesInode, "processWritesInode"));
+}
+}  // namespace blessd

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // blessd: `run` guards what config.yaml says, in the foreground; `check` validates a config and explains it.
-// Signals: SIGTERM/SIGINT answer everything pending, remove every mark and exit 0; SIGHUP reloads the config
-// (a bad one is reported and the old one kept).
+// Signals: SIGTERM/SIGINT answer everything pending, remove every mark and the control socket, and exit 0; SIGHUP
+// (or `blessctl reload`) reloads the config (a bad one is reported and the old one kept).
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { Daemon } from '../daemon/daemon.js';
 import { makeLogger } from '../daemon/logger.js';
+import { NotifyServer } from '../notify/server.js';
 import { effectiveStack } from '../policy/must-pass.js';
 import { explainStack } from '../policy/stack.js';
 
@@ -61,7 +62,19 @@ async function run(config: Config, file: string): Promise<number> {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }
-  log.info({ config: config.file }, 'blessd ready');
+  const reload = async () => {
+    const next = loadConfig(file); // throws ConfigError naming file:line: the old configuration stays
+    await daemon.reload(next);
+  };
+  let server: NotifyServer;
+  try {
+    server = await NotifyServer.start({ control: daemon.control(), notices: daemon, socket: config.socket, log, reload });
+  } catch (err) {
+    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    await daemon.stop();
+    return 1;
+  }
+  log.info({ config: config.file, socket: config.socket.path }, 'blessd ready');
   process.stdout.write('ready\n');
 
   return new Promise<number>((resolve) => {
@@ -70,25 +83,25 @@ async function run(config: Config, file: string): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'stopping: answering everything pending');
-      daemon.stop().then(
-        () => resolve(0),
-        (err) => {
-          log.error({ err }, 'stop failed');
-          resolve(1);
-        },
-      );
+      // The daemon first: every waiting access is answered before anything else; then the socket goes.
+      daemon
+        .stop()
+        .finally(() => server.close())
+        .then(
+          () => resolve(0),
+          (err) => {
+            log.error({ err }, 'stop failed');
+            resolve(1);
+          },
+        );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
-      let next: Config;
-      try {
-        next = loadConfig(file);
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'reload refused: the old configuration stays');
-        return;
-      }
-      daemon.reload(next).catch((err) => log.error({ err: (err as Error).message }, 'reload failed: the old configuration stays'));
+      reload().then(
+        () => log.info('configuration reloaded (SIGHUP)'),
+        (err) => log.error({ err: (err as Error).message }, 'reload refused: the old configuration stays'),
+      );
     });
   });
 }

@@ -6,7 +6,6 @@
 // the event is answered on the spot: no path leaves a permission event to the deadline by mistake.
 import { EventEmitter } from 'node:events';
 import { constants as fsc, mkdirSync, openSync, closeSync, fstatSync, readlinkSync, readFileSync, existsSync } from 'node:fs';
-import { hostname } from 'node:os';
 import type { Config, StackEntry } from '../config/types.js';
 import { isExemptPath } from '../config/glob.js';
 import { native } from '../gate/addon.js';
@@ -19,10 +18,13 @@ import { effectiveStack } from '../policy/must-pass.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
 import { ScanPool } from '../pool/scan-pool.js';
 import { TagStore, currentGenerations, loadTagKey, probeNamespace } from '../tags/index.js';
+import type { DaemonControl } from '../notify/daemon-control.js';
+import { buildNotice } from '../notify/file-identity.js';
+import { REMOTE_ACTOR, RemoteScanners, remoteGeneration } from '../notify/remote-scanners.js';
 import { Crawl } from './crawl.js';
 import { makeDemoTree } from './demo.js';
 import type { Logger } from './logger.js';
-import { scanWithTags } from './scan-service.js';
+import { scanWithTags, type ScanContext } from './scan-service.js';
 import { Semaphore } from './semaphore.js';
 
 export interface Notice {
@@ -43,6 +45,8 @@ export interface DaemonStats {
 }
 
 const CONTENT_CHANGE = MASK.MODIFY | MASK.CLOSE_WRITE;
+/** How long an open notice waits before judging: long enough for the opener's fd to show in /proc. */
+const NOTICE_SETTLE_MS = 2;
 
 export class Daemon extends EventEmitter {
   private gate!: Gate;
@@ -51,6 +55,12 @@ export class Daemon extends EventEmitter {
   private registry!: InodeRegistry;
   private stack: StackEntry[] = [];
   private generations: Record<string, string> = {};
+  /** The stack from config + must-pass, and its actors' generations, before remote scanners join (applyStack). */
+  private configStack: StackEntry[] = [];
+  private actorGenerations: Record<string, string> = {};
+  private readonly fsids = new Map<number, string>(); // st_dev -> fsid hex, for notices
+  /** Out-of-process scanners registered on the control socket (src/notify). */
+  readonly remote = new RemoteScanners(this.fsids);
   private readonly mountFds = new Map<string, number>(); // fsid -> directory fd, for open_by_handle_at
   private readonly scans: Record<string, number> = {};
   private readonly verdicts = { allow: 0, deny: 0 };
@@ -69,6 +79,18 @@ export class Daemon extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
+    // A scanner joined or left the socket: it may read guarded files ungated, the stack follows, and cached
+    // verdicts go (a new must-pass scanner has not seen the files blessed without it).
+    this.remote.setApplier(async () => {
+      if (this.stopping) return;
+      try {
+        this.gate?.native.setExempt(this.remote.pids(), [...this.config.exempt.uids]);
+        await this.applyStack(this.config);
+        this.gate?.native.forgetAll();
+      } catch (err) {
+        this.log.error({ err }, 'could not apply the remote scanners to the stack');
+      }
+    });
   }
 
   static async start(config: Config, log: Logger): Promise<Daemon> {
@@ -120,6 +142,7 @@ export class Daemon extends EventEmitter {
       const mark = await this.gate.guard(g.path, g.kind, g.wait);
       this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: mark.fallback });
       if (!this.mountFds.has(mark.fsid)) this.mountFds.set(mark.fsid, openSync(g.path, 'r'));
+      this.fsids.set(mark.dev, mark.fsid);
       this.log.info({ path: g.path, kind: g.kind, mode: mark.mode, directories: mark.directories }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
     }
     if (c.crawl.enabled) {
@@ -160,13 +183,26 @@ export class Daemon extends EventEmitter {
     for (const w of warnings) this.log.warn({ where: (w as any).path ?? (w as any).origin }, (w as any).message ?? String(w));
     const actorGenerations: Record<string, string> = {};
     for (const e of stack) {
+      if (e.actor === REMOTE_ACTOR) {
+        actorGenerations[e.name] = remoteGeneration(e); // served over the socket: nothing to load in the pool
+        continue;
+      }
       const d = await this.pool.describe({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown>, maxSize: e.maxSize });
       for (const w of d.warnings) this.log.warn({ scanner: e.name }, w);
       actorGenerations[e.name] = d.generation;
     }
-    this.generations = await currentGenerations(c.stateDir, actorGenerations);
+    await this.applyStack(c, stack, actorGenerations);
+    this.log.info({ stack: this.stack.map((e) => `${e.name}:${e.control}`) }, 'policy stack loaded');
+  }
+
+  /** The effective stack: config + must-pass + remote scanners registered now; generations with bump counters. */
+  private async applyStack(c: Config, configStack = this.configStack, actorGenerations = this.actorGenerations) {
+    const stack = this.remote.stackWith(configStack);
+    const remoteGens = Object.fromEntries(stack.filter((e) => e.actor === REMOTE_ACTOR).map((e) => [e.name, remoteGeneration(e)]));
+    this.generations = await currentGenerations(c.stateDir, { ...actorGenerations, ...remoteGens });
     this.stack = stack;
-    this.log.info({ stack: stack.map((e) => `${e.name}:${e.control}`) }, 'policy stack loaded');
+    this.configStack = configStack;
+    this.actorGenerations = actorGenerations;
   }
 
   // ---- the hot path -------------------------------------------------------------------------------------------
@@ -203,13 +239,27 @@ export class Daemon extends EventEmitter {
   }
 
   private onOpenNotice(ev: GateEvent) {
-    // Read mode: someone opened an unjudged file. Start judging now so that its first read finds a verdict.
+    // Read mode: someone opened an unjudged file. Judge it now so that its first read finds a verdict — unless the
+    // opener is a writer: its writes will dirty the file, and the rescan follows its close. The opener's fd is
+    // installed a moment after the kernel queues the notice, hence the short wait before asking /proc who it is.
+    // A reader loses nothing by it: its first read creates the machine at once.
     const key = inodeKey(ev.dev, ev.ino);
+    let fd = -1;
     try {
-      if (!this.stopping && !this.registry.has(key) && !this.isExempt(ev)) this.registry.ensure(key, native.dupFd(ev.fd));
+      if (!this.stopping && !this.registry.has(key) && !this.isExempt(ev)) fd = native.dupFd(ev.fd);
     } finally {
       this.gate.native.release(ev.fd);
     }
+    if (fd < 0) return;
+    setTimeout(() => {
+      try {
+        if (this.stopping || this.registry.has(key) || native.processWritesInode(ev.pid, ev.dev, ev.ino)) closeQuiet(fd);
+        else this.registry.ensure(key, fd);
+      } catch (err) {
+        closeQuiet(fd);
+        this.log.error({ err }, 'could not start judging an opened file; its first read will');
+      }
+    }, NOTICE_SETTLE_MS);
   }
 
   private onChange(ev: GateEvent) {
@@ -275,19 +325,22 @@ export class Daemon extends EventEmitter {
         // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
         // scanners still run and write their tags. A closed, reused fd number would tag the wrong file.
         const fd = native.dupFd(machineFd);
-        const background = lane === true || entry.control === 'observe';
+        // Observe scanners and the crawl wait for a background slot of the pool; a remote scanner uses no worker.
+        const background = (lane === true || entry.control === 'observe') && entry.actor !== REMOTE_ACTOR;
         if (background) await this.backgroundSlots.acquire();
         try {
-          return await scanWithTags(fd, {
-          pool: this.pool,
-          tags: this.tags,
-          entry,
-          generation: this.generations[name],
-          timeoutMs: this.config.pool.scanTimeout,
-          path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
-          onScan: (n) => (this.scans[n] = (this.scans[n] ?? 0) + 1),
-          onTagError: (err) => this.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),
-          });
+          const ctx: ScanContext = {
+            pool: this.pool,
+            tags: this.tags,
+            entry,
+            generation: this.generations[name],
+            timeoutMs: this.config.pool.scanTimeout,
+            path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
+            onScan: (n) => (this.scans[n] = (this.scans[n] ?? 0) + 1),
+            onTagError: (err) => this.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),
+          };
+          // A remote entry is served by a client of the control socket, through the same lease and tag write.
+          return await (entry.actor === REMOTE_ACTOR ? this.remote.scan(fd, ctx) : scanWithTags(fd, ctx));
         } finally {
           if (background) this.backgroundSlots.release();
           closeQuiet(fd);
@@ -325,7 +378,7 @@ export class Daemon extends EventEmitter {
           /* gone */
         }
       },
-      notify: (kind, detail) => this.emit('notice', { event: kind, time: Date.now(), host: hostname(), ...detail } satisfies Notice),
+      notify: (kind, detail) => this.emit('notice', buildNotice(kind, detail, this.fsids) satisfies Notice),
       logDenied: ({ path, decidedBy, reason, waiters }) => {
         const who = waiters.map((w) => ({ pid: w.pid, exe: readlinkQuiet(`/proc/${w.pid}/exe`), access: w.access }));
         this.log.warn({ path, scanner: decidedBy, reason, accessors: who }, `denied ${path}: ${reason ?? 'policy'}`);
@@ -356,7 +409,7 @@ export class Daemon extends EventEmitter {
 
   /** SIGHUP: a new config replaces the stack transactionally; a bad one keeps the old. Gate settings need a restart. */
   async reload(next: Config): Promise<void> {
-    const before = { stack: this.stack, generations: this.generations };
+    const before = { stack: this.stack, generations: this.generations, configStack: this.configStack, actorGenerations: this.actorGenerations };
     try {
       await this.loadStack(next);
       this.config = { ...next, gate: this.config.gate, guards: this.config.guards } as Config;
@@ -364,10 +417,32 @@ export class Daemon extends EventEmitter {
       this.gate.native.forgetAll();
       this.log.info('configuration reloaded (guards and gate settings take effect at the next restart)');
     } catch (err) {
-      this.stack = before.stack;
-      this.generations = before.generations;
+      Object.assign(this, before);
       throw err;
     }
+  }
+
+  /** What the socket server may ask (src/notify/daemon-control.ts). */
+  control(): DaemonControl {
+    return {
+      config: () => this.config,
+      stack: () => this.stack,
+      generations: () => this.generations,
+      stats: () => this.stats(),
+      pool: () => this.pool.stats(),
+      readTags: (fd) => this.tags.read(fd, this.generations, { verifyContent: this.config.tags.stamp === 'content' }),
+      judge: (fd) => {
+        const st = fstatSync(fd);
+        const created = !this.stopping && this.registry.ensure(inodeKey(st.dev, st.ino), fd);
+        if (!created) closeQuiet(fd);
+        return created;
+      },
+      refreshGenerations: async () => {
+        await this.applyStack(this.config);
+        this.gate.native.forgetAll();
+      },
+      remote: this.remote,
+    };
   }
 
   /** Answer everything pending, remove every mark (closing the groups does), stop the pool. */

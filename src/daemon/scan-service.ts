@@ -4,7 +4,7 @@ import { fstatSync } from 'node:fs';
 import type { StackEntry } from '../config/types.js';
 import type { Answer } from '../policy/answer.js';
 import { resolveFailure, RETRY } from '../pool/failure.js';
-import type { ScanPool } from '../pool/scan-pool.js';
+import type { ScanOutcome, ScanPool } from '../pool/scan-pool.js';
 import type { TagStore } from '../tags/index.js';
 import type { ScanResult } from '../inode/services.js';
 
@@ -19,6 +19,8 @@ export interface ScanContext {
   onScan?: (name: string) => void;
   /** A tag could not be written: the answer stands for this access only. */
   onTagError?: (err: Error) => void;
+  /** Who scans, instead of the pool: an out-of-process scanner on the control socket (src/notify). */
+  run?: (file: { fd: number; size: number; path: string }) => Promise<ScanOutcome>;
 }
 
 const MAX_ATTEMPTS = 3;
@@ -70,11 +72,13 @@ async function scanOnce(fd: number, ctx: ScanContext): Promise<Answer> {
   for (;;) {
     ctx.onScan?.(entry.name);
     const size = fstatSync(fd).size;
-    const result = await ctx.pool.scan(
-      { fd, size, path: ctx.path },
-      { name: entry.name, actor: entry.actor, options: entry.options as Record<string, unknown>, maxSize: entry.maxSize },
-      { timeoutMs: ctx.timeoutMs },
-    );
+    const result = ctx.run
+      ? await ctx.run({ fd, size, path: ctx.path })
+      : await ctx.pool.scan(
+          { fd, size, path: ctx.path },
+          { name: entry.name, actor: entry.actor, options: entry.options as Record<string, unknown>, maxSize: entry.maxSize },
+          { timeoutMs: ctx.timeoutMs },
+        );
     const resolved = resolveFailure(result, entry, { retried });
     if (resolved !== RETRY) return resolved;
     retried = true;

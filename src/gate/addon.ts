@@ -11,6 +11,12 @@ export interface FileHandle {
   mountId: number;
 }
 
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
 export interface NativeAddon {
   getXattr(target: number | string, name: string): Buffer | null;
   setXattr(target: number | string, name: string, value: Buffer, flags?: number): void;
@@ -22,6 +28,12 @@ export interface NativeAddon {
   fileHandle(target: number | string): FileHandle;
   openByHandle(mountFd: number, type: number, handle: Buffer, flags?: number): number;
   dupFd(fd: number): number;
+  /** Whether process `pid` holds (dev, ino) open for writing (/proc/<pid>/fdinfo). */
+  processWritesInode(pid: number, dev: number, ino: number): boolean;
+  /** sendmsg with SCM_RIGHTS on a connected unix socket: `fd` rides on the first byte of `bytes`. Returns bytes sent. */
+  sendFd(socketFd: number, fd: number, bytes: Buffer): number;
+  /** getsockopt(SO_PEERCRED): who connected to a unix socket. */
+  peerCred(socketFd: number): PeerCred;
   Gate: NativeGateConstructor;
 }
 

@@ -28,6 +28,8 @@ export interface InodeContext extends InodeInput {
   verdict?: StackVerdict;
   /** Scanners of this epoch that have not answered yet. */
   inFlight: string[];
+  /** The change that made us dirty was already the writer's close (modify and close-write can come as one record). */
+  closedAlready: boolean;
 }
 
 export type InodeEvent =
@@ -54,14 +56,18 @@ export const inodeMachine = setup({
     currentEpoch: ({ context, event }) => 'epoch' in event && event.epoch === context.epoch,
     passWhileWriting: ({ context }) => context.services.whileWriting === 'allow',
     writerClosed: ({ event }) => event.type === 'CHANGE' && event.closed,
+    closedAlready: ({ context }) => context.closedAlready,
   },
   actions: {
+    noteClose: assign({ closedAlready: ({ event }) => event.type === 'CHANGE' && event.closed }),
+    forgetClose: assign({ closedAlready: false }),
     hold: assign({ waiting: ({ context, event }) => (event.type === 'ACCESS' ? [...context.waiting, event.waiter] : context.waiting) }),
     passNow: ({ context, event }) => {
       if (event.type === 'ACCESS') context.services.answer(event.waiter, 'allow');
     },
-    passWaiting: assign({
+    passWaitingWhileWriting: assign({
       waiting: ({ context }) => {
+        if (context.services.whileWriting !== 'allow') return context.waiting;
         answerAll(context, 'allow');
         return [];
       },
@@ -89,20 +95,20 @@ export const inodeMachine = setup({
     goDirty: assign(({ context }) => {
       const cleared = context.services.clearTags(context.fd);
       context.services.forget(context.fd);
-      context.services.notify('dirty', { path: context.path, cleared });
+      context.services.notify('dirty', { fd: context.fd, path: context.path, cleared });
       return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false };
     }),
     settleVerdict: assign({ verdict: ({ context }) => context.services.evaluate(context.answers) }),
     bless: ({ context }) => {
       context.services.bless(context.fd);
       answerAll(context, 'allow');
-      context.services.notify('verdict', { path: context.path, verdict: 'allow', decidedBy: context.verdict?.decidedBy });
+      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'allow', decidedBy: context.verdict?.decidedBy });
     },
     condemn: ({ context }) => {
       context.services.condemn(context.fd);
       answerAll(context, 'deny');
       context.services.logDenied({ path: context.path, decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason, waiters: context.waiting });
-      context.services.notify('verdict', { path: context.path, verdict: 'deny', decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason });
+      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'deny', decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason });
     },
   },
   delays: {
@@ -110,7 +116,7 @@ export const inodeMachine = setup({
   },
 }).createMachine({
   id: 'inode',
-  context: ({ input }) => ({ ...input, answers: new Map(), waiting: [], epoch: 0, inFlight: [] }),
+  context: ({ input }) => ({ ...input, answers: new Map(), waiting: [], epoch: 0, inFlight: [], closedAlready: false }),
   initial: 'start',
   states: {
     start: {
@@ -128,7 +134,7 @@ export const inodeMachine = setup({
       },
       on: {
         ACCESS: { actions: 'hold' },
-        CHANGE: { target: 'dirty' },
+        CHANGE: { target: 'dirty', actions: 'noteClose' },
       },
     },
     deciding: {
@@ -148,7 +154,7 @@ export const inodeMachine = setup({
       },
       on: {
         ACCESS: { actions: 'hold' },
-        CHANGE: { target: 'dirty' },
+        CHANGE: { target: 'dirty', actions: 'noteClose' },
         SCANNED: { guard: 'currentEpoch', actions: 'rememberAnswer' },
         SCAN_BROKEN: { guard: 'currentEpoch', actions: 'rememberAnswer' },
       },
@@ -161,8 +167,8 @@ export const inodeMachine = setup({
     },
     dirty: {
       description: 'Content changed: tags cleared, subscribers told, the kernel asks again. Readers wait for the rescan (or pass, per whileWriting).',
-      entry: ['goDirty'],
-      always: { guard: 'passWhileWriting', actions: 'passWaiting' },
+      entry: ['goDirty', 'passWaitingWhileWriting'],
+      always: { guard: 'closedAlready', target: 'settling', actions: 'forgetClose' },
       on: {
         ACCESS: [{ guard: 'passWhileWriting', actions: 'passNow' }, { actions: 'hold' }],
         CHANGE: [{ guard: 'writerClosed', target: 'settling' }],
@@ -173,7 +179,7 @@ export const inodeMachine = setup({
       after: { debounce: 'clean' },
       on: {
         ACCESS: { actions: 'hold' },
-        CHANGE: [{ guard: 'writerClosed', target: 'settling', reenter: true }, { target: 'dirty' }],
+        CHANGE: [{ guard: 'writerClosed', target: 'settling', reenter: true }, { target: 'dirty', actions: 'noteClose' }],
       },
     },
     blessed: {

@@ -63,7 +63,7 @@ export class InodeRegistry {
       complete: () => this.drop(key, entry),
       error: (err) => {
         // A bug in a machine must not leave waiters hanging: the gate's deadline answers them, and we say so loudly.
-        this.services.notify('verdict', { path, verdict: 'error', error: String(err) });
+        this.services.notify('verdict', { fd, path, verdict: 'error', error: String(err) });
         this.drop(key, entry);
       },
     });

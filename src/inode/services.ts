@@ -40,7 +40,7 @@ export interface InodeServices {
   bless(fd: number): void;
   condemn(fd: number): void;
   forget(fd: number): void;
-  /** A file went from (partly) scanned to dirty, or got a verdict. */
+  /** A file went from (partly) scanned to dirty, or got a verdict. `detail.fd` (the machine's) identifies the file for subscribers. */
   notify(kind: 'dirty' | 'verdict', detail: Record<string, unknown>): void;
   logDenied(detail: { path: string; decidedBy?: string; reason?: string; waiters: Waiter[] }): void;
   /** Readers of a file being written: wait for its rescan, or pass. */

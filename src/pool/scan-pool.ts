@@ -125,6 +125,12 @@ export class ScanPool {
       : { kind: 'answer', answer: s.answer, reason: s.reason, ms: s.ms, generation: s.generation };
   }
 
+  /** For status: workers, tasks waiting for a worker, tasks running (scans and loads), utilization 0..1. */
+  stats(): { threads: number; queued: number; running: number; utilization: number } {
+    const queued = this.piscina.queueSize;
+    return { threads: this.piscina.threads.length, queued, running: Math.max(0, this.inFlight.size - queued), utilization: this.piscina.utilization };
+  }
+
   /** Stop every worker at once; scans in flight reject with POOL_CLOSED. Actors' close() hooks are not run. */
   async close(): Promise<void> {
     if (this.closed) return;

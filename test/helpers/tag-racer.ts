@@ -1,7 +1,8 @@
 // A separate process that races for leases (tags-race.test.ts): from a common start time, it tries begin() on
 // file i at start + i*2 ms, and (with --finish) writes a result for each lease it got.
 // argv: keyHex holder startAtMs finish(0|1) file...   Prints one JSON object: { leased: [...], written: [...] }.
-import { openSync } from 'node:fs';
+import { openSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { TagStore } from '../../src/tags/store.js';
 
 const [keyHex, holder, startAt, finish, ...files] = process.argv.slice(2);
@@ -37,6 +38,14 @@ const written: number[] = [];
 if (finish === '1') {
   // Finish only after both racers began everything: a result written earlier would be a finished tag, which the
   // other racer may rightly replace (begin takes over result tags), and the test counts races, not rescans.
+  // On a loaded machine one racer can fall far behind its slots, so the clock alone is not enough: each racer says
+  // it is done beginning (a file in RACER_SYNC_DIR) and waits for the other's word.
+  const sync = process.env.RACER_SYNC_DIR;
+  if (sync) {
+    writeFileSync(join(sync, `${holder!.replace(/\W/g, '_')}.began`), '');
+    const deadline = Date.now() + 20_000;
+    while (readdirSync(sync).filter((n) => n.endsWith('.began')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
   await new Promise((r) => setTimeout(r, Math.max(0, start + fds.length * SLOT_MS + 500 - Date.now())));
   for (const [i, token] of tokens) {
     const r = await store.finish(fds[i]!, 'clamav', token, { answer: 'ok', reason: holder }, 'g#0');

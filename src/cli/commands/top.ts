@@ -1,0 +1,107 @@
+// blessctl top: a live view of the running daemon, one sample per interval: events per second, the share the
+// native thread answered alone (the fast path), scans in flight, and the p99 wait of the events JS answered.
+import { parseArgs } from 'node:util';
+import { out, parseOrUsage, UsageError, type Command } from '../command.js';
+import { SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
+import { latencyDelta, latencyPercentile } from '../../gate/latency.js';
+
+const usage = `Usage: blessctl top [--interval 1s] [--count N] [--json] [--socket PATH]
+
+Samples the daemon's counters every interval and shows the rates of the last one: events/s, fast-path share
+(answered on the native thread without waking JavaScript), verdicts/s, scans in flight (pool and out-of-process
+scanners), waiting permission events, and the p99 wait of the events JS answered. On a terminal the screen is
+redrawn; otherwise (or with --json) one line per sample. Ctrl-C ends it.
+
+  --interval MS           sampling interval in milliseconds (default 1000, at least 100)
+  --count N               stop after N samples
+${SOCKET_USAGE}`;
+
+interface Sample {
+  at: number;
+  stats: any;
+}
+
+export interface TopRow {
+  eventsPerSec: number;
+  fastPathShare: number | null;
+  verdictsPerSec: number;
+  scansInFlight: number;
+  scansQueued: number;
+  pending: number;
+  machines: number;
+  p99WaitUs: number | null;
+}
+
+const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+const fastOf = (g: any) => g.fastOwn + g.fastExempt + g.fastAllowed + g.fastDenied + g.fastWriter;
+
+export function topRow(a: Sample, b: Sample): TopRow {
+  const dt = Math.max(1, b.at - a.at) / 1000;
+  const ga = a.stats.gate;
+  const gb = b.stats.gate;
+  const fast = fastOf(gb) - fastOf(ga);
+  const forwarded = gb.forwarded - ga.forwarded;
+  const hist = latencyDelta(gb.latencyUs, ga.latencyUs);
+  const remote = (b.stats.remote ?? []) as { inFlight: number; queued: number }[];
+  return {
+    eventsPerSec: (sum(gb.events) - sum(ga.events)) / dt,
+    fastPathShare: fast + forwarded === 0 ? null : fast / (fast + forwarded),
+    verdictsPerSec: (b.stats.verdicts.allow + b.stats.verdicts.deny - a.stats.verdicts.allow - a.stats.verdicts.deny) / dt,
+    scansInFlight: b.stats.pool.running + remote.reduce((x, r) => x + r.inFlight, 0),
+    scansQueued: b.stats.pool.queued + remote.reduce((x, r) => x + r.queued, 0),
+    pending: gb.pendingNow,
+    machines: b.stats.machines,
+    p99WaitUs: hist.some((n: number) => n > 0) ? latencyPercentile(hist, 0.99) : null,
+  };
+}
+
+const HEADER = 'EVENTS/S  FAST-PATH  VERDICTS/S  SCANS  QUEUED  PENDING  MACHINES  P99 WAIT';
+function text(r: TopRow): string {
+  const wait = r.p99WaitUs === null ? '-' : r.p99WaitUs >= 1000 ? `≤${(r.p99WaitUs / 1000).toFixed(r.p99WaitUs >= 10_000 ? 0 : 1)} ms` : `≤${r.p99WaitUs} µs`;
+  const share = r.fastPathShare === null ? '-' : `${(r.fastPathShare * 100).toFixed(1)}%`;
+  return [r.eventsPerSec.toFixed(0).padStart(8), share.padStart(9), r.verdictsPerSec.toFixed(0).padStart(10), String(r.scansInFlight).padStart(5), String(r.scansQueued).padStart(6), String(r.pending).padStart(7), String(r.machines).padStart(8), wait.padStart(9)].join('  ');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const topCommand: Command = {
+  name: 'top',
+  summary: 'top                         live view: events/s, fast path, scans, p99 wait',
+  usage,
+  async run(args) {
+    const { values, positionals } = parseOrUsage(() =>
+      parseArgs({ args, options: { ...SOCKET_OPTIONS, interval: { type: 'string' }, count: { type: 'string' } }, allowPositionals: true, strict: true }),
+    );
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError('top takes no arguments');
+    const interval = values.interval === undefined ? 1000 : Number(values.interval);
+    if (!Number.isInteger(interval) || interval < 100) throw new UsageError('--interval must be an integer of milliseconds, at least 100');
+    const count = values.count === undefined ? Infinity : Number(values.count);
+    if (!(count === Infinity || (Number.isInteger(count) && count > 0))) throw new UsageError('--count must be a positive integer');
+    const live = process.stdout.isTTY === true && !values.json;
+    let stopped = false;
+    process.once('SIGINT', () => (stopped = true));
+    await withDaemon(values, async (c) => {
+      const sample = async (): Promise<Sample> => {
+        const { stats } = (await c.request('stats')) as { stats: any };
+        const status = (await c.request('status')) as any;
+        return { at: Date.now(), stats: { ...stats, remote: status.queues.scanners } };
+      };
+      let prev = await sample();
+      if (!live && !values.json) out(HEADER);
+      for (let n = 0; n < count && !stopped; n++) {
+        await sleep(interval);
+        const next = await sample();
+        const row = topRow(prev, next);
+        prev = next;
+        if (values.json) out(JSON.stringify(row));
+        else if (live) process.stdout.write(`\x1b[H\x1b[2Jblessd top — every ${interval} ms, Ctrl-C to end\n\n${HEADER}\n${text(row)}\n`);
+        else out(text(row));
+      }
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,27 @@
+// What the socket server may ask of the daemon: a narrow surface, like InodeServices for the machines. The daemon
+// implements it in Daemon.control(); the server never reaches into daemon internals.
+import type { Config, StackEntry } from '../config/types.js';
+import type { DaemonStats } from '../daemon/daemon.js';
+import type { TagReport } from '../tags/store.js';
+import type { RemoteScanners } from './remote-scanners.js';
+
+export interface DaemonControl {
+  config(): Config;
+  /** The effective stack: config, must-pass links and registered remote scanners. */
+  stack(): readonly StackEntry[];
+  /** Current tag generation per scanner (actor generation + bump counter). */
+  generations(): Readonly<Record<string, string>>;
+  stats(): DaemonStats;
+  pool(): { threads: number; queued: number; running: number; utilization: number };
+  /** The tags of an open file, judged with the daemon's own key and generations. */
+  readTags(fd: number): Promise<TagReport>;
+  /**
+   * Judge a file now: its inode machine reads tags and scans what is missing, then emits a 'verdict' notice
+   * (matched by dev and ino). Takes ownership of `fd`. Returns false if a machine was already live (it will
+   * emit the verdict itself).
+   */
+  judge(fd: number): boolean;
+  /** After a generation bump in stateDir: reload the bump counters and forget every cached verdict. */
+  refreshGenerations(): Promise<void>;
+  remote: RemoteScanners;
+}
