@@ -319,7 +319,7 @@ export class Daemon extends EventEmitter {
       evaluate: (answers) => evaluate(stackRules(), answers),
       needed: (answers) => neededScanners(stackRules(), answers),
       observers: (answers) => this.stack.filter((e) => e.control === 'observe' && !answers.has(e.name)).map((e) => e.name),
-      scan: async (machineFd, name, _signal, lane) => {
+      scan: async (machineFd, name, signal, lane) => {
         const entry = this.stack.find((e) => e.name === name);
         if (!entry) throw new Error(`no scanner named ${name} in the stack`);
         // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
@@ -334,6 +334,7 @@ export class Daemon extends EventEmitter {
             tags: this.tags,
             entry,
             generation: this.generations[name],
+            signal,
             timeoutMs: this.config.pool.scanTimeout,
             path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
             onScan: (n) => (this.scans[n] = (this.scans[n] ?? 0) + 1),

@@ -17,6 +17,8 @@ export interface ScanContext {
   timeoutMs: number;
   path: string;
   onScan?: (name: string) => void;
+  /** Aborted when the inode machine no longer listens for this scan. */
+  signal?: AbortSignal;
   /** A tag could not be written: the answer stands for this access only. */
   onTagError?: (err: Error) => void;
   /** Who scans, instead of the pool: an out-of-process scanner on the control socket (src/notify). */
@@ -29,9 +31,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function scanWithTags(fd: number, ctx: ScanContext): Promise<ScanResult> {
   const { entry, tags } = ctx;
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    // A retry is for a file that changed under the scan; if the machine has moved on (a new epoch or a verdict),
+    // the new epoch's own scan covers it.
+    if (attempt > 0 && ctx.signal?.aborted) break;
     let lease: ReturnType<TagStore['begin']>;
     try {
-      lease = tags.begin(fd, entry.name, ctx.generation);
+      // Our own live lease here is an older scan of this file (an earlier epoch, or an earlier attempt): this one
+      // supersedes it. Waiting it out would hold the reader for a whole lease.
+      lease = tags.begin(fd, entry.name, ctx.generation, { takeOwn: true });
     } catch (err) {
       // No room or no support for tags on this file (ENOSPC, EDQUOT, EOPNOTSUPP...): the verdict still counts for
       // this access, it just cannot outlive it. Say so, and scan without a lease.

@@ -175,10 +175,10 @@ export const inodeMachine = setup({
       },
     },
     settling: {
-      description: 'The writer closed; wait a moment for the next write before rescanning.',
+      description: 'The writer closed; wait a moment for the next write before rescanning — unless a reader is waiting: then at once.',
       after: { debounce: 'clean' },
       on: {
-        ACCESS: { actions: 'hold' },
+        ACCESS: { target: 'clean', actions: 'hold' },
         CHANGE: [{ guard: 'writerClosed', target: 'settling', reenter: true }, { target: 'dirty', actions: 'noteClose' }],
       },
     },

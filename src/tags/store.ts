@@ -120,7 +120,7 @@ export class TagStore {
    * anything else (expired lease, result tag of any judgement, junk) is taken over with XATTR_REPLACE, one taker at
    * a time (takeover.ts says why a second attribute is needed for that).
    */
-  begin(fd: number, scanner: string, generation?: string): BeginResult {
+  begin(fd: number, scanner: string, generation?: string, options: { takeOwn?: boolean } = {}): BeginResult {
     const name = tagName(this.namespace, scanner);
     let replaced: Judgement | 'absent' = 'absent';
     for (let attempt = 0; attempt < MAX_BEGIN_ATTEMPTS; attempt++) {
@@ -140,7 +140,9 @@ export class TagStore {
       if (seen === null) continue; // removed meanwhile (dirty, or another taker): try to create again
       const judged = judgeTag({ name, namespace: this.namespace, scanner, raw: seen, key: this.#key, stamp, generations: generation === undefined ? {} : { [scanner]: generation }, now });
       if (judged.judgement === 'scanning-live' && judged.value?.kind === 'scanning') {
-        return { status: 'busy', holder: judged.value.holder, leaseUntil: judged.value.leaseUntil, own: this.#leases.has(judged.value.token) };
+        const own = this.#leases.has(judged.value.token);
+        // takeOwn: a newer scan of this process supersedes its own older one (whose finish then finds the lease lost).
+        if (!(own && options.takeOwn)) return { status: 'busy', holder: judged.value.holder, leaseUntil: judged.value.leaseUntil, own };
       }
       replaced = judged.judgement;
       const taken = takeOver(fd, this.namespace, scanner, name, seen, value, this.holder, token);

@@ -27,7 +27,7 @@ export interface DaemonHarness {
 export async function withDaemon(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: { stack?: string; extra?: string; wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; prepare?: (dir: string) => Promise<void> } = {},
+  opts: { stack?: string; extra?: string; wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; prepare?: (dir: string) => Promise<void> } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
   const state = join(scratch.base, 'state');
@@ -49,7 +49,7 @@ gate:
 pool:
   threads: 2
   scanTimeout: 5s
-  rescanDebounce: 50ms
+  rescanDebounce: ${opts.debounce ?? '50ms'}
 socket:
   path: ${join(scratch.base, 'blessd.sock')}
 log:
