@@ -307,7 +307,8 @@ export class Daemon extends EventEmitter {
     return {
       readAnswers: async (fd) => {
         const report = await this.tags.read(fd, this.generations, { verifyContent: this.config.tags.stamp === 'content' });
-        const answers = new Map<string, Answer>();
+        // The built-in `default` answers the same for every file: no scan, no tag, no trip to a worker.
+        const answers = new Map<string, Answer>(this.constantAnswers());
         const names = new Set(this.stack.map((e) => e.name));
         for (const t of report.tags) {
           if (t.judgement === 'valid' && t.value?.kind === 'result' && names.has(t.scanner)) {
@@ -391,6 +392,13 @@ export class Daemon extends EventEmitter {
         return self.config.pool.rescanDebounce;
       },
     };
+  }
+
+  /** Answers that need no scan: built-in `default` entries (their answer is their option). */
+  private constantAnswers(): [string, Answer][] {
+    return this.stack
+      .filter((e) => e.builtin && e.actor === 'default' && (e.options['answer'] === 'allow' || e.options['answer'] === 'deny'))
+      .map((e) => [e.name, { answer: e.options['answer'] as 'allow' | 'deny', reason: 'default' }]);
   }
 
   // ---- control ------------------------------------------------------------------------------------------------
