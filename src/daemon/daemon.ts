@@ -17,7 +17,7 @@ import type { Answer } from '../policy/answer.js';
 import { effectiveStack } from '../policy/must-pass.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
 import { ScanPool } from '../pool/scan-pool.js';
-import { TagStore, currentGenerations, loadTagKey, probeNamespace } from '../tags/index.js';
+import { TagStore, currentGenerations, loadTagKey, probeNamespace, type TagReport } from '../tags/index.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
 import { buildNotice } from '../notify/file-identity.js';
 import { REMOTE_ACTOR, RemoteScanners, remoteGeneration } from '../notify/remote-scanners.js';
@@ -68,6 +68,7 @@ export class Daemon extends EventEmitter {
   private errors = 0;
   private stopping = false;
   private crawl?: Crawl;
+  private svc!: InodeServices;
   private readonly crawlWaiting = new Map<string, () => void>();
   private allowResponse = FAN_ALLOW;
   /** Observe scanners (and the crawl) never take the last worker: gating scans must not queue behind them. */
@@ -125,7 +126,8 @@ export class Daemon extends EventEmitter {
     this.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
     await this.loadStack(c);
 
-    this.registry = new InodeRegistry(this.services(), (key, state) => {
+    this.svc = this.services();
+    this.registry = new InodeRegistry(this.svc, (key, state) => {
       if (state === 'blessed') this.verdicts.allow++;
       else if (state === 'denied') this.verdicts.deny++;
       this.crawlWaiting.get(key)?.();
@@ -164,7 +166,7 @@ export class Daemon extends EventEmitter {
     const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOATIME);
     const st = fstatSync(fd);
     const key = inodeKey(st.dev, st.ino);
-    if (!st.isFile() || this.registry.has(key)) {
+    if (!st.isFile() || this.registry.has(key) || this.settledByTags(fd)) {
       closeQuiet(fd);
       return Promise.resolve();
     }
@@ -229,13 +231,17 @@ export class Daemon extends EventEmitter {
       return;
     }
     const key = inodeKey(ev.dev, ev.ino);
-    if (!this.registry.has(key)) this.registry.ensure(key, native.dupFd(ev.fd));
+    const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask) };
+    if (!this.registry.has(key)) {
+      if (this.settledByTags(ev.fd, waiter)) return;
+      this.registry.ensure(key, native.dupFd(ev.fd));
+    }
     if (isNfsd(ev.pid)) {
       // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
       this.gate.native.answer(ev.id, denyErrno('EAGAIN'));
       return;
     }
-    this.registry.access(key, { id: ev.id, pid: ev.pid, access: accessOf(ev.mask) });
+    this.registry.access(key, waiter);
   }
 
   private onOpenNotice(ev: GateEvent) {
@@ -253,7 +259,7 @@ export class Daemon extends EventEmitter {
     if (fd < 0) return;
     setTimeout(() => {
       try {
-        if (this.stopping || this.registry.has(key) || native.processWritesInode(ev.pid, ev.dev, ev.ino)) closeQuiet(fd);
+        if (this.stopping || this.registry.has(key) || native.processWritesInode(ev.pid, ev.dev, ev.ino) || this.settledByTags(fd)) closeQuiet(fd);
         else this.registry.ensure(key, fd);
       } catch (err) {
         closeQuiet(fd);
@@ -305,18 +311,7 @@ export class Daemon extends EventEmitter {
     const self = this;
     const stackRules = () => this.stack;
     return {
-      readAnswers: async (fd) => {
-        const report = await this.tags.read(fd, this.generations, { verifyContent: this.config.tags.stamp === 'content' });
-        // The built-in `default` answers the same for every file: no scan, no tag, no trip to a worker.
-        const answers = new Map<string, Answer>(this.constantAnswers());
-        const names = new Set(this.stack.map((e) => e.name));
-        for (const t of report.tags) {
-          if (t.judgement === 'valid' && t.value?.kind === 'result' && names.has(t.scanner)) {
-            answers.set(t.scanner, t.value.reason === undefined ? { answer: t.value.answer } : { answer: t.value.answer, reason: t.value.reason });
-          }
-        }
-        return answers;
-      },
+      readAnswers: async (fd) => this.answersOf(await this.tags.read(fd, this.generations, { verifyContent: this.config.tags.stamp === 'content' })),
       evaluate: (answers) => evaluate(stackRules(), answers),
       needed: (answers) => neededScanners(stackRules(), answers),
       observers: (answers) => this.stack.filter((e) => e.control === 'observe' && !answers.has(e.name)).map((e) => e.name),
@@ -392,6 +387,48 @@ export class Daemon extends EventEmitter {
         return self.config.pool.rescanDebounce;
       },
     };
+  }
+
+  /** The stack's answers a file already holds: valid result tags, plus the constant ones. */
+  private answersOf(report: TagReport): Map<string, Answer> {
+    // The built-in `default` answers the same for every file: no scan, no tag, no trip to a worker.
+    const answers = new Map<string, Answer>(this.constantAnswers());
+    const names = new Set(this.stack.map((e) => e.name));
+    for (const t of report.tags) {
+      if (t.judgement === 'valid' && t.value?.kind === 'result' && names.has(t.scanner)) {
+        answers.set(t.scanner, t.value.reason === undefined ? { answer: t.value.answer } : { answer: t.value.answer, reason: t.value.reason });
+      }
+    }
+    return answers;
+  }
+
+  /**
+   * The fast path for a file nobody is working on: when its tags alone settle the verdict (a restart, a reload, an
+   * evicted ignore mark), answer and cache it now — no machine, no scan. Content mode needs a digest: not here.
+   */
+  private settledByTags(fd: number, waiter?: Waiter): boolean {
+    if (this.config.tags.stamp === 'content') return false;
+    let answers: Map<string, Answer>;
+    try {
+      answers = this.answersOf(this.tags.readSync(fd, this.generations));
+    } catch {
+      return false; // no tags to read here: the machine will scan
+    }
+    const v = evaluate(this.stack, answers);
+    if (v.verdict === 'pending' || this.svc.observers(answers).length > 0) return false;
+    const path = readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`;
+    if (v.verdict === 'allow') {
+      this.svc.bless(fd);
+      if (waiter) this.svc.answer(waiter, 'allow');
+      this.verdicts.allow++;
+    } else {
+      this.svc.condemn(fd);
+      if (waiter) this.svc.answer(waiter, 'deny');
+      this.verdicts.deny++;
+      this.svc.logDenied({ path, decidedBy: v.decidedBy, reason: v.reason, waiters: waiter ? [waiter] : [] });
+    }
+    this.svc.notify('verdict', { fd, path, verdict: v.verdict, decidedBy: v.decidedBy, reason: v.reason, fromTags: true });
+    return true;
   }
 
   /** Answers that need no scan: built-in `default` entries (their answer is their option). */

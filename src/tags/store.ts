@@ -98,6 +98,12 @@ export class TagStore {
     let digest = options.digest;
     if (options.verifyContent && digest === undefined) digest = await digestFd(fd);
     // Stamp and values after the digest: a change during the digest read then shows as stale-stamp.
+    return this.readSync(fd, generations, { ...options, digest });
+  }
+
+  /** read() without content verification's digest pass (or with a digest the caller has): a few syscalls. */
+  readSync(fd: number, generations: Generations, options: ReadOptions = {}): TagReport {
+    const digest = options.digest;
     const stamp = readStamp(fd);
     const now = Date.now();
     const content = options.verifyContent && digest !== undefined ? { digest, required: this.stampMode === 'content' } : undefined;
