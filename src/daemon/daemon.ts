@@ -69,6 +69,8 @@ export class Daemon extends EventEmitter {
   private stopping = false;
   private crawl?: Crawl;
   private svc!: InodeServices;
+  /** Inodes the tag fast path settled lately, so that the open notice of the same access does not judge them again. */
+  private readonly recentlySettled = new Set<string>();
   private readonly crawlWaiting = new Map<string, () => void>();
   private allowResponse = FAN_ALLOW;
   /** Observe scanners (and the crawl) never take the last worker: gating scans must not queue behind them. */
@@ -233,7 +235,7 @@ export class Daemon extends EventEmitter {
     const key = inodeKey(ev.dev, ev.ino);
     const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask) };
     if (!this.registry.has(key)) {
-      if (this.settledByTags(ev.fd, waiter)) return;
+      if (this.settledByTags(ev.fd, waiter, key)) return;
       this.registry.ensure(key, native.dupFd(ev.fd));
     }
     if (isNfsd(ev.pid)) {
@@ -259,7 +261,8 @@ export class Daemon extends EventEmitter {
     if (fd < 0) return;
     setTimeout(() => {
       try {
-        if (this.stopping || this.registry.has(key) || native.processWritesInode(ev.pid, ev.dev, ev.ino) || this.settledByTags(fd)) closeQuiet(fd);
+        const judged = this.registry.has(key) || this.recentlySettled.has(key);
+        if (this.stopping || judged || native.processWritesInode(ev.pid, ev.dev, ev.ino) || this.settledByTags(fd, undefined, key)) closeQuiet(fd);
         else this.registry.ensure(key, fd);
       } catch (err) {
         closeQuiet(fd);
@@ -406,7 +409,7 @@ export class Daemon extends EventEmitter {
    * The fast path for a file nobody is working on: when its tags alone settle the verdict (a restart, a reload, an
    * evicted ignore mark), answer and cache it now — no machine, no scan. Content mode needs a digest: not here.
    */
-  private settledByTags(fd: number, waiter?: Waiter): boolean {
+  private settledByTags(fd: number, waiter?: Waiter, key?: string): boolean {
     if (this.config.tags.stamp === 'content') return false;
     let answers: Map<string, Answer>;
     try {
@@ -417,6 +420,11 @@ export class Daemon extends EventEmitter {
     const v = evaluate(this.stack, answers);
     if (v.verdict === 'pending' || this.svc.observers(answers).length > 0) return false;
     const path = readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`;
+    // The open notice of the same access may still be on its way (it waits NOTICE_SETTLE_MS): spare it the work.
+    if (key) {
+      if (this.recentlySettled.size > 4096) this.recentlySettled.clear();
+      this.recentlySettled.add(key);
+    }
     if (v.verdict === 'allow') {
       this.svc.bless(fd);
       if (waiter) this.svc.answer(waiter, 'allow');
