@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FULL, RESULTS_DIR } from './lib/report.js';
 
-const SCRIPTS = FULL ? ['gate', 'warm', 'cold', 'load', 'scale', 'peers'] : ['gate', 'warm', 'cold', 'load', 'scale'];
+const SCRIPTS = FULL ? ['gate', 'warm', 'cold', 'load', 'scale', 'notify', 'peers'] : ['gate', 'warm', 'cold', 'load', 'scale', 'notify'];
 
 function runScript(name: string): Promise<number> {
   return new Promise((resolve) => {
