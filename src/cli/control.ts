@@ -1,6 +1,7 @@
 // What the socket subcommands of blessctl share: the --socket option, connecting with errors that say what to do,
 // and small formatters.
-import type { ParseArgsConfig } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { out, parseOrUsage, UsageError } from './command.js';
 import { ClientError, ControlClient, DEFAULT_SOCKET } from '../notify/client.js';
 
 export const SOCKET_OPTIONS = {
@@ -8,6 +9,25 @@ export const SOCKET_OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
+
+export interface SocketArgs {
+  values: { socket?: string; json?: boolean; help?: boolean };
+  positionals: string[];
+}
+
+/**
+ * The arguments of a subcommand that only talks to the daemon: --socket, --json, --help and `positionals` words.
+ * Returns undefined when --help was asked for (the usage is printed).
+ */
+export function socketArgs(args: string[], usage: string, positionals: { count: number; expected: string }): SocketArgs | undefined {
+  const parsed = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
+  if (parsed.values.help) {
+    out(usage);
+    return undefined;
+  }
+  if (parsed.positionals.length !== positionals.count) throw new UsageError(positionals.expected);
+  return parsed;
+}
 
 export const SOCKET_USAGE = `  --socket PATH           the daemon's control socket (default $BLESSD_SOCKET or ${DEFAULT_SOCKET})
   --json                  machine-readable output

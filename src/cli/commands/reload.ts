@@ -1,7 +1,6 @@
 // blessctl reload: the running daemon re-reads its config file (like SIGHUP, but with an answer).
-import { parseArgs } from 'node:util';
-import { out, parseOrUsage, UsageError, type Command } from '../command.js';
-import { SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
+import { out, type Command } from '../command.js';
+import { SOCKET_USAGE, socketArgs, withDaemon } from '../control.js';
 
 const usage = `Usage: blessctl reload [--json] [--socket PATH]
 
@@ -15,12 +14,9 @@ export const reloadCommand: Command = {
   summary: 'reload                      re-read the config file (errors shown, old config kept)',
   usage,
   async run(args) {
-    const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
-    if (values.help) {
-      out(usage);
-      return 0;
-    }
-    if (positionals.length > 0) throw new UsageError('reload takes no arguments');
+    const parsed = socketArgs(args, usage, { count: 0, expected: 'reload takes no arguments' });
+    if (!parsed) return 0;
+    const { values } = parsed;
     const r = (await withDaemon(values, (c) => c.request('reload'))) as { stack: string[] };
     out(values.json ? JSON.stringify({ reloaded: true, stack: r.stack }) : `reloaded; stack: ${r.stack.join(' ')}`);
     return 0;

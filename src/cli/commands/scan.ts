@@ -1,8 +1,7 @@
 // blessctl scan PATH: judge a file or a whole tree now, through the running daemon, with a progress bar.
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { out, parseOrUsage, printable, UsageError, type Command } from '../command.js';
-import { duration, SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
+import { out, printable, type Command } from '../command.js';
+import { duration, SOCKET_USAGE, socketArgs, withDaemon } from '../control.js';
 
 const usage = `Usage: blessctl scan PATH [--json] [--socket PATH]
 
@@ -31,12 +30,9 @@ export const scanCommand: Command = {
   summary: 'scan PATH                   judge a file or a tree now (progress bar)',
   usage,
   async run(args) {
-    const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
-    if (values.help) {
-      out(usage);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new UsageError('expected: scan PATH');
+    const parsed = socketArgs(args, usage, { count: 1, expected: 'expected: scan PATH' });
+    if (!parsed) return 0;
+    const { values, positionals } = parsed;
     const path = resolve(positionals[0]!);
     const tty = process.stderr.isTTY === true && !values.json;
     const r = (await withDaemon(values, (c) =>

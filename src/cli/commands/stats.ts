@@ -1,7 +1,6 @@
 // blessctl stats: every counter of the running daemon (gate, verdicts, scans, pool, socket).
-import { parseArgs } from 'node:util';
-import { out, parseOrUsage, UsageError, type Command } from '../command.js';
-import { SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
+import { out, type Command } from '../command.js';
+import { SOCKET_USAGE, socketArgs, withDaemon } from '../control.js';
 
 const usage = `Usage: blessctl stats [--json] [--socket PATH]
 
@@ -21,12 +20,9 @@ export const statsCommand: Command = {
   summary: 'stats [--json]              every counter of the running daemon',
   usage,
   async run(args) {
-    const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
-    if (values.help) {
-      out(usage);
-      return 0;
-    }
-    if (positionals.length > 0) throw new UsageError('stats takes no arguments');
+    const parsed = socketArgs(args, usage, { count: 0, expected: 'stats takes no arguments' });
+    if (!parsed) return 0;
+    const { values } = parsed;
     const { stats } = (await withDaemon(values, (c) => c.request('stats'))) as { stats: unknown };
     if (values.json) out(JSON.stringify(stats));
     else {

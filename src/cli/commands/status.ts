@@ -1,7 +1,6 @@
 // blessctl status: what the running daemon is doing — guards and their mode, counters, pending events, queues.
-import { parseArgs } from 'node:util';
-import { out, parseOrUsage, printable, table, UsageError, type Command } from '../command.js';
-import { duration, SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
+import { out, printable, table, type Command } from '../command.js';
+import { duration, SOCKET_USAGE, socketArgs, withDaemon } from '../control.js';
 
 const usage = `Usage: blessctl status [--json] [--socket PATH]
 
@@ -15,12 +14,9 @@ export const statusCommand: Command = {
   summary: 'status                      what the running daemon is doing',
   usage,
   async run(args) {
-    const { values, positionals } = parseOrUsage(() => parseArgs({ args, options: SOCKET_OPTIONS, allowPositionals: true, strict: true }));
-    if (values.help) {
-      out(usage);
-      return 0;
-    }
-    if (positionals.length > 0) throw new UsageError('status takes no arguments');
+    const parsed = socketArgs(args, usage, { count: 0, expected: 'status takes no arguments' });
+    if (!parsed) return 0;
+    const { values } = parsed;
     const s = (await withDaemon(values, (c) => c.request('status'))) as any;
     if (values.json) {
       const { v: _v, id: _id, ok: _ok, ...rest } = s;
