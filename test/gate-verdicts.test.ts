@@ -251,3 +251,21 @@ t0('a change-queue overflow forgets every cached verdict and ignore mark', async
   t.true(after.events.openNotice + after.events.preAccess > before, 'the kernel asks again about the once-blessed file');
   child.stdin.end();
 });
+
+t0('a bless the kernel silently refuses (file open for write elsewhere) is answered natively, never by JS again', async (t) => {
+  const { startChild } = await import('./helpers/child.js');
+  const h = await withGate(t, 'ext4', { prepare: (d) => writeFile(join(d, 'held.txt'), 'held\n'), onEvent: blessAll });
+  const file = join(h.scratch.dir, 'held.txt');
+  // A process keeps the file open for writing (and writes nothing): the kernel accepts the ignore mark and ignores it.
+  const holder = startChild('python3', ['-c', `import os,time\nfd=os.open(${JSON.stringify(file)},os.O_WRONLY)\nprint('open',flush=True)\ntime.sleep(30)`]);
+  t.teardown(() => void holder.child.kill('SIGKILL'));
+  await new Promise<void>((r) => holder.child.stdout!.once('data', () => r()));
+  t.is((await runChild('cat', [file])).stdout, 'held\n');
+  await sleep(50);
+  const perms = h.events.filter((e) => e.kind === 'perm').length;
+  const before = h.gate.native.stats().fastAllowed;
+  for (let i = 0; i < 3; i++) t.is((await runChild('cat', [file])).stdout, 'held\n');
+  await sleep(50);
+  t.is(h.events.filter((e) => e.kind === 'perm').length, perms, 'JS is not asked again');
+  t.true(h.gate.native.stats().fastAllowed >= before + 3, 'the native table answered what the kernel still sent');
+});
