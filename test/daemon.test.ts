@@ -258,3 +258,21 @@ t0('a reader of a just-written file starts its rescan at once instead of waiting
   t.is(r.stdout, 'new\n');
   t.true(r.ms < 1500, `the read waited ${r.ms} ms`);
 });
+
+for (const whileWriting of ['wait', 'allow'] as const) {
+  t0(`a reader of a file being written ${whileWriting === 'wait' ? 'waits for the writer to close and the rescan' : 'passes at once'} (whileWriting: ${whileWriting})`, async (t) => {
+    const h = await withDaemon(t, 'ext4', { whileWriting, prepare: (d) => writeFile(join(d, 'busy.txt'), 'v1\n') });
+    const file = join(h.dir, 'busy.txt');
+    t.is((await runChild('cat', [file])).stdout, 'v1\n');
+    const writer = startChild('python3', ['-c', `import os,time\nfd=os.open(${JSON.stringify(file)},os.O_WRONLY|os.O_APPEND)\nos.write(fd,b'v2\\n')\nprint('wrote',flush=True)\ntime.sleep(1.5)\nos.close(fd)`]);
+    await new Promise<void>((r) => writer.child.stdout!.once('data', () => r()));
+    await sleep(100);
+    const started = Date.now();
+    const r = await runChild('cat', [file]);
+    const waited = Date.now() - started;
+    t.is(r.stdout, 'v1\nv2\n');
+    if (whileWriting === 'wait') t.true(waited > 900, `waited ${waited} ms for the writer's close`);
+    else t.true(waited < 900, `passed after ${waited} ms`);
+    await writer.done;
+  });
+}

@@ -27,7 +27,7 @@ export interface DaemonHarness {
 export async function withDaemon(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: { stack?: string; extra?: string; wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; prepare?: (dir: string) => Promise<void> } = {},
+  opts: { stack?: string; extra?: string; wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; whileWriting?: 'wait' | 'allow'; prepare?: (dir: string) => Promise<void> } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
   const state = join(scratch.base, 'state');
@@ -46,6 +46,7 @@ guards:
     wait: ${opts.wait ?? 'read'}
 gate:
   deadline: 20s
+  whileWriting: ${opts.whileWriting ?? 'wait'}
 pool:
   threads: 2
   scanTimeout: 5s
