@@ -355,6 +355,7 @@ export class Daemon extends EventEmitter {
         }
       },
       answer: (w: Waiter, verdict) => {
+        if (verdict === 'fallback') verdict = this.config.gate.onDeadline;
         this.gate.native.answer(w.id, verdict === 'allow' ? this.allowResponse : verdict === 'busy' ? denyErrno('EAGAIN') : this.denyResponse);
       },
       bless: (fd) => {

@@ -62,7 +62,9 @@ export class InodeRegistry {
     actor.subscribe({
       complete: () => this.drop(key, entry),
       error: (err) => {
-        // A bug in a machine must not leave waiters hanging: the gate's deadline answers them, and we say so loudly.
+        // A bug in a machine must not leave its waiters to the deadline: answer them now, as the deadline would,
+        // and say so loudly.
+        for (const w of actor.getSnapshot().context?.waiting ?? []) this.services.answer(w, 'fallback');
         this.services.notify('verdict', { fd, path, verdict: 'error', error: String(err) });
         this.drop(key, entry);
       },

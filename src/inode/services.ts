@@ -36,7 +36,8 @@ export interface InodeServices {
   scan(fd: number, name: string, signal: AbortSignal, background?: boolean): Promise<ScanResult>;
   /** Dirty: remove every scanned-by tag. Returns the names removed. */
   clearTags(fd: number): string[];
-  answer(waiter: Waiter, verdict: 'allow' | 'deny' | 'busy'): void;
+  /** 'busy': EAGAIN (nfsd); 'fallback': what the gate's deadline would answer (the machine failed). */
+  answer(waiter: Waiter, verdict: 'allow' | 'deny' | 'busy' | 'fallback'): void;
   bless(fd: number): void;
   condemn(fd: number): void;
   forget(fd: number): void;
