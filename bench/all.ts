@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FULL, RESULTS_DIR } from './lib/report.js';
+import { FULL, RESULTS_DIR, runMain } from './lib/report.js';
 
 const SCRIPTS = FULL ? ['gate', 'warm', 'cold', 'load', 'scale', 'notify', 'peers'] : ['gate', 'warm', 'cold', 'load', 'scale', 'notify'];
 
@@ -37,7 +37,4 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

@@ -15,7 +15,7 @@ import { Blessd, type ScanTime } from './lib/blessd.js';
 import { barChart, lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, makeFiles, type Tools } from './lib/native.js';
 import { cpuSeconds } from './lib/proc.js';
-import { envInt, envInts, FULL, hgrm, printTable, ratio, requireRoot, summarize, us, writeResult, writeText, type Summary, note } from './lib/report.js';
+import { envInt, envInts, FULL, hgrm, printTable, ratio, requireRoot, summarize, us, writeResult, writeText, type Summary, note, runMain } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { clearTags } from './lib/tags.js';
 
@@ -216,7 +216,4 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

@@ -9,7 +9,7 @@ import { Gate } from '../src/gate/gate.js';
 import { FAN_ALLOW, type GateEvent } from '../src/gate/types.js';
 import { makeScratch } from '../test/helpers/scratch.js';
 import { latencyDelta, latencyPercentile } from '../src/gate/latency.js';
-import { median, printTable, writeResult } from './lib/report.js';
+import { median, printTable, writeResult, runMain } from './lib/report.js';
 
 const run = promisify(execFile);
 const FILES = Number(process.env.BENCH_FILES ?? 2000);
@@ -92,7 +92,4 @@ async function main() {
   console.log('written', writeResult('gate', { files: FILES, rounds: ROUNDS, rows: rows.map((r) => ({ row: r.row, ...r.s, ratio: r.s.median_us / base, events: r.events, roundTripP99: (r as any).roundTripP99 })) }));
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

@@ -13,7 +13,7 @@ import { Blessd, totalEvents } from './lib/blessd.js';
 import { lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, load, type LoadResult } from './lib/native.js';
 import { cpuSeconds } from './lib/proc.js';
-import { envInt, envInts, FULL, printTable, ratio, requireRoot, summarize, us, writeResult, type Summary, note, RESULTS_DIR } from './lib/report.js';
+import { envInt, envInts, FULL, printTable, ratio, requireRoot, summarize, us, writeResult, type Summary, note, RESULTS_DIR, runMain } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { describeMix, makeMixedTree, mixBytes, PER_DIR } from './lib/tree.js';
 
@@ -161,7 +161,4 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

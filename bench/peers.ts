@@ -13,7 +13,7 @@ import { Blessd } from './lib/blessd.js';
 import { barChart, writeChart } from './lib/chart.js';
 import { access, buildTools, load, makeFiles, type Tools } from './lib/native.js';
 import { ensurePeersInstalled, startClamav, startFapolicyd, type Peer } from './lib/peers.js';
-import { envInt, FULL, median, printTable, ratio, requireRoot, summarize, us, writeResult, note } from './lib/report.js';
+import { envInt, FULL, median, printTable, ratio, requireRoot, summarize, us, writeResult, note, runMain } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { describeMix, makeMixedTree, mixBytes, PER_DIR } from './lib/tree.js';
 
@@ -166,7 +166,4 @@ async function main() {
 
 const files = (_: Result[]) => MIX_FILES;
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

@@ -11,7 +11,7 @@ import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
 import { Blessd } from './lib/blessd.js';
 import { lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, makeFiles, type AccessResult, type Tools } from './lib/native.js';
-import { count, envInt, FULL, median, printTable, ratio, requireRoot, us, writeResult, note } from './lib/report.js';
+import { count, envInt, FULL, median, printTable, ratio, requireRoot, us, writeResult, note, runMain } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 
 const FILES = envInt('BENCH_SCALE_FILES', FULL ? 1_000_000 : 20_000);
@@ -127,7 +127,4 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

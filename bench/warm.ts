@@ -10,7 +10,7 @@ import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
 import { Blessd, totalEvents } from './lib/blessd.js';
 import { barChart, writeChart } from './lib/chart.js';
 import { access, buildTools, makeFiles, startFloor, type Tools } from './lib/native.js';
-import { envInt, FULL, median, printTable, ratio, requireRoot, us, writeResult, note } from './lib/report.js';
+import { envInt, FULL, median, printTable, ratio, requireRoot, us, writeResult, note, runMain } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 
 const KiB = 1024;
@@ -131,7 +131,4 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

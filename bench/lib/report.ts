@@ -135,3 +135,11 @@ export const FULL = process.env.BENCH_FULL === '1';
 export function requireRoot(name: string) {
   if (process.getuid?.() !== 0) throw new Error(`${name} needs root (fanotify, loop mounts)`);
 }
+
+/** A bench script's entry: any failure prints and exits 1 (the script's own finally blocks have cleaned up). */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
