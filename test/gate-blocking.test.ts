@@ -86,7 +86,7 @@ for (const fs of ['ext4', 'tmpfs'] as const) {
       },
       onEvent: (e, hh) => e.kind === 'perm' && hh.gate.native.answer(e.id, e.mask & MASK.OPEN_EXEC_PERM ? FAN_DENY : FAN_ALLOW),
     });
-    // Through sh: spawn() waits for its child's execve, and we are the ones who must answer it (KERNEL.md).
+    // Through sh: spawn() waits for its child's execve, and we are the ones who must answer it (docs/kernel.md).
     const r = await runChild('sh', ['-c', `${join(h.scratch.dir, 'prog')}; echo rc=$?`]);
     t.regex(r.stderr, /Operation not permitted|Permission denied/);
     t.regex(r.stdout, /rc=126/);

@@ -55,7 +55,7 @@ constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCE
 // The change group: content changes, and what moves or removes a file.
 constexpr uint64_t kChangeMaskFs = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_MOVED_FROM | FAN_MOVED_TO |
                                    FAN_RENAME | FAN_DELETE_SELF | FAN_CREATE | FAN_DELETE | FAN_ONDIR;
-// Mount marks cannot carry directory-entry or self events (KERNEL.md, exp4).
+// Mount marks cannot carry directory-entry or self events (docs/kernel.md, exp4).
 constexpr uint64_t kChangeMaskMount = FAN_MODIFY | FAN_CLOSE_WRITE;
 
 }  // namespace blessd

@@ -65,7 +65,7 @@ void Gate::ReadGateGroup(std::vector<OutEvent> &batch) {
   for (;;) {
     ssize_t len = read(gate_fd_, buf, sizeof buf);
     if (len < 0) {
-      // EMFILE/ENFILE: the kernel already denied that access (KERNEL.md); count it and let poll bring us back.
+      // EMFILE/ENFILE: the kernel already denied that access (docs/kernel.md); count it and let poll bring us back.
       if (errno != EAGAIN && errno != EINTR) c_.read_errors++;
       return;
     }
@@ -257,7 +257,7 @@ static bool decode_handle(int type, const unsigned char *h, size_t n, uint64_t &
   return false;
 }
 
-// An O_PATH open raises no fanotify event, so the reader thread may use it (KERNEL.md: never a real open here).
+// An O_PATH open raises no fanotify event, so the reader thread may use it (docs/kernel.md: never a real open here).
 static int open_path_by_handle(int mount_fd, const OutEvent &ev) {
   if (ev.handle.size() > MAX_HANDLE_SZ) return -1;
   char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];

@@ -1,5 +1,5 @@
 // Real child processes for tests, always asynchronous: a process that holds a gate and waits synchronously on a
-// gated child deadlocks until the deadline (KERNEL.md). Every child is bounded in time and killed at the end.
+// gated child deadlocks until the deadline (docs/kernel.md). Every child is bounded in time and killed at the end.
 import { spawn } from 'node:child_process';
 
 export interface ChildResult {
