@@ -2,12 +2,14 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EICAR } from '../src/daemon/demo.js';
 import { runChild, sleep } from './helpers/child.js';
 import { FIXTURES, REPO } from './helpers/daemon-harness.js';
 import { isRoot, makeScratch } from './helpers/scratch.js';
+import { makeAttacker } from './helpers/attacker.js';
 
 const BLESSD = join(REPO, 'dist/src/cli/blessd.js');
 const t0 = isRoot() ? test.serial : test.skip;
@@ -88,4 +90,41 @@ stack:
   t.is(await d.exited, 0, d.stderr());
   t.true(results.every((r) => r.ms < 10_000));
   t.false(existsSync(join(scratch.base, 'sock')), 'the socket file is removed at stop');
+});
+
+test('--help of blessd and blessctl prints to stdout, exits 0, and needs neither root nor the native addon', async (t) => {
+  // A copy of the built package without build/ (no addon), run as an unprivileged user when we are root.
+  const base = await mkdtemp(join(tmpdir(), 'blessd-noaddon-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  await cp(join(REPO, 'dist'), join(base, 'dist'), { recursive: true });
+  await cp(join(REPO, 'package.json'), join(base, 'package.json'));
+  await symlink(join(REPO, 'node_modules'), join(base, 'node_modules'));
+  await chmod(base, 0o755);
+  const as = isRoot() ? await makeAttacker(t) : undefined;
+  const node = (args: string[]) => (as ? as.run(process.execPath, args) : runChild(process.execPath, args));
+  for (const [cli, args] of [
+    ['blessd', ['--help']],
+    ['blessd', ['help']],
+    ['blessctl', ['--help']],
+    ['blessctl', ['tags', '--help']],
+  ] as const) {
+    const r = await node([join(base, `dist/src/cli/${cli}.js`), ...args]);
+    t.is(r.code, 0, `${cli} ${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stdout, /^Usage/, `${cli} ${args.join(' ')}`);
+    t.is(r.stderr, '', `${cli} ${args.join(' ')}`);
+  }
+  // And the addon really is absent there: a command that needs it says so.
+  const load = await node(['--input-type=module', '-e', `await import(${JSON.stringify(join(base, 'dist/src/gate/addon.js'))})`]);
+  t.not(load.code, 0);
+  t.regex(load.stderr, /native addon missing/);
+});
+
+test('a closed pipe is quiet: blessd check | head -1', async (t) => {
+  const r = await runChild('sh', ['-c', `node ${BLESSD} check --config ${join(REPO, 'config.yaml')} | head -1; echo "rc=\${PIPESTATUS:-}"`]);
+  t.regex(r.stdout, /config\.yaml: ok/);
+  t.notRegex(r.stderr, /EPIPE|Error/);
+  // sh has no PIPESTATUS: check the exit status of blessd itself through bash.
+  const b = await runChild('bash', ['-c', `node ${BLESSD} check --config ${join(REPO, 'config.yaml')} | head -1 >/dev/null; echo "\${PIPESTATUS[0]}"`]);
+  t.is(b.stdout.trim(), '0', b.stderr);
+  t.is(b.stderr, '');
 });

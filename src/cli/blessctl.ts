@@ -3,6 +3,7 @@
 // which parses its own arguments. Exit codes: 0 ok, 1 runtime error (the message names the path), 2 usage error.
 import { COMMANDS } from './commands/index.js';
 import { UsageError } from './command.js';
+import { quietOnClosedPipe } from './pipe.js';
 
 function mainUsage(): string {
   return ['Usage: blessctl COMMAND [ARGS...]', '', 'Commands:', ...COMMANDS.map((c) => `  ${c.summary}`), '', 'blessctl COMMAND --help shows the options of one command.'].join('\n');
@@ -31,4 +32,5 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+quietOnClosedPipe();
 process.exitCode = await main(process.argv.slice(2));

@@ -5,11 +5,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
-import { Daemon } from '../daemon/daemon.js';
-import { makeLogger } from '../daemon/logger.js';
-import { NotifyServer } from '../notify/server.js';
 import { effectiveStack } from '../policy/must-pass.js';
 import { explainStack } from '../policy/stack.js';
+import { quietOnClosedPipe } from './pipe.js';
 
 const USAGE = `Usage:
   blessd run --config FILE     guard what FILE says, in the foreground (root)
@@ -24,9 +22,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`blessd: ${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  if (values.help || cmd === undefined || (cmd !== 'run' && cmd !== 'check')) {
+  if (values.help || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (cmd === undefined || (cmd !== 'run' && cmd !== 'check')) {
     process.stderr.write(USAGE + '\n');
-    return values.help ? 0 : 2;
+    return 2;
   }
   const file = values.config ?? 'config.yaml';
   let config: Config;
@@ -54,8 +56,10 @@ async function run(config: Config, file: string): Promise<number> {
     process.stderr.write('blessd run: needs root (fanotify permission events, trusted.* tags)\n');
     return 1;
   }
+  // Loaded here, not at the top: `--help` and `check` need neither root nor the native addon.
+  const [{ Daemon }, { makeLogger }, { NotifyServer }] = await Promise.all([import('../daemon/daemon.js'), import('../daemon/logger.js'), import('../notify/server.js')]);
   const log = makeLogger(config.log.level);
-  let daemon: Daemon;
+  let daemon: import('../daemon/daemon.js').Daemon;
   try {
     daemon = await Daemon.start(config, log);
   } catch (err) {
@@ -66,7 +70,7 @@ async function run(config: Config, file: string): Promise<number> {
     const next = loadConfig(file); // throws ConfigError naming file:line: the old configuration stays
     await daemon.reload(next);
   };
-  let server: NotifyServer;
+  let server: import('../notify/server.js').NotifyServer;
   try {
     server = await NotifyServer.start({ control: daemon.control(), notices: daemon, socket: config.socket, log, reload });
   } catch (err) {
@@ -89,7 +93,7 @@ async function run(config: Config, file: string): Promise<number> {
         .finally(() => server.close())
         .then(
           () => resolve(0),
-          (err) => {
+          (err: unknown) => {
             log.error({ err }, 'stop failed');
             resolve(1);
           },
@@ -106,4 +110,5 @@ async function run(config: Config, file: string): Promise<number> {
   });
 }
 
+quietOnClosedPipe();
 process.exitCode = await main(process.argv.slice(2));

@@ -7,7 +7,6 @@ import { parseArgs } from 'node:util';
 import type { JudgedTag } from '../../tags/judge.js';
 import { loadTagKey } from '../../tags/key.js';
 import { readBumps, splitTagGeneration, type Bumps } from '../../tags/generation.js';
-import { TagStore, clearTags } from '../../tags/store.js';
 import type { Stamp } from '../../tags/stamp.js';
 import { COMMON_OPTIONS, COMMON_USAGE, commonOf, out, parseOrUsage, printable, table, UsageError, type Command } from '../command.js';
 
@@ -22,6 +21,9 @@ A file named "clear" is ./clear.
 
 ${COMMON_USAGE}
   --verify-content        check content digests of content-mode tags`;
+
+// The store needs the native addon; `blessctl --help` and the socket commands must not.
+const tagStore = () => import('../../tags/store.js');
 
 const stampJson = (s: Stamp) => ({ ino: String(s.ino), igen: s.igen, size: String(s.size), mtimeNs: String(s.mtimeNs) });
 
@@ -70,6 +72,7 @@ async function show(path: string, common: ReturnType<typeof commonOf>, verifyCon
     throw new Error(`cannot open ${path}: ${(err as Error).message}`);
   }
   try {
+    const { TagStore } = await tagStore();
     const store = new TagStore({ namespace: common.namespace, key });
     const report = await store.read(fh.fd, {}, { verifyContent });
     const tags = report.tags.map((t) => judgeBump(t, bumps)).sort((a, b) => a.scanner.localeCompare(b.scanner));
@@ -108,7 +111,7 @@ export const tagsCommand: Command = {
       const path = positionals[1]!;
       let removed: string[];
       try {
-        removed = clearTags(path);
+        removed = (await tagStore()).clearTags(path);
       } catch (err) {
         throw new Error(`cannot clear the tags of ${path}: ${(err as Error).message}`);
       }
