@@ -57,7 +57,12 @@ async function run(config: Config, file: string): Promise<number> {
     return 1;
   }
   // Loaded here, not at the top: `--help` and `check` need neither root nor the native addon.
-  const [{ Daemon }, { makeLogger }, { NotifyServer }] = await Promise.all([import('../daemon/daemon.js'), import('../daemon/logger.js'), import('../notify/server.js')]);
+  const [{ Daemon }, { makeLogger }, { NotifyServer }, { SystemdNotifier }] = await Promise.all([
+    import('../daemon/daemon.js'),
+    import('../daemon/logger.js'),
+    import('../notify/server.js'),
+    import('../daemon/systemd.js'),
+  ]);
   const log = makeLogger(config.log.level);
   let daemon: import('../daemon/daemon.js').Daemon;
   try {
@@ -66,9 +71,20 @@ async function run(config: Config, file: string): Promise<number> {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }
+  const sd = new SystemdNotifier(log);
+  const summary = () => {
+    const guards = daemon.stats().guards.map((g) => `${g.path} (${g.kind}, ${g.mode})`);
+    const stack = daemon.control().stack().map((e) => `${e.name}:${e.control}`);
+    return `guarding ${guards.join(', ')}; stack ${stack.join(' ')}`;
+  };
   const reload = async () => {
     const next = loadConfig(file); // throws ConfigError naming file:line: the old configuration stays
-    await daemon.reload(next);
+    sd.reloading();
+    try {
+      await daemon.reload(next);
+    } finally {
+      sd.reloaded(summary());
+    }
   };
   let server: import('../notify/server.js').NotifyServer;
   try {
@@ -80,6 +96,7 @@ async function run(config: Config, file: string): Promise<number> {
   }
   log.info({ config: config.file, socket: config.socket.path }, 'blessd ready');
   process.stdout.write('ready\n');
+  sd.ready(summary());
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -87,6 +104,7 @@ async function run(config: Config, file: string): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'stopping: answering everything pending');
+      sd.stopping();
       // The daemon first: every waiting access is answered before anything else; then the socket goes.
       daemon
         .stop()

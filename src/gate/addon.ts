@@ -34,6 +34,8 @@ export interface NativeAddon {
   sendFd(socketFd: number, fd: number, bytes: Buffer): number;
   /** getsockopt(SO_PEERCRED): who connected to a unix socket. */
   peerCred(socketFd: number): PeerCred;
+  /** One datagram to a unix socket path ('@name': abstract namespace), for systemd's notify protocol. */
+  sendDatagram(path: string, bytes: Buffer): number;
   Gate: NativeGateConstructor;
 }
 
