@@ -4,7 +4,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DaemonStats } from '../../src/daemon/daemon.js';
+import type { DaemonStats } from '../../src/daemon/stats.js';
 import type { HostReply, HostRequest, ScanTime } from './daemon-host.js';
 import { cpuSeconds, fanotifyMarks, memory, type MarkCount } from './proc.js';
 

@@ -1,8 +1,8 @@
 // What the socket server may ask of the daemon: a narrow surface, like InodeServices for the machines. The daemon
 // implements it in Daemon.control(); the server never reaches into daemon internals.
 import type { Config, StackEntry } from '../config/types.js';
-import type { DaemonStats } from '../daemon/daemon.js';
-import type { TagReport } from '../tags/store.js';
+import type { DaemonStats } from '../daemon/stats.js';
+import type { TagReport } from '../tags/report.js';
 import type { RemoteScanners } from './remote-scanners.js';
 
 export interface DaemonControl {

@@ -18,7 +18,10 @@ import { TagError, errnoCode, messageOf } from './errors.js';
 import { judgeTag, type Generations, type JudgedTag, type Judgement } from './judge.js';
 import { KEY_BYTES } from './key.js';
 import { isTagNamespace, parseTagName, tagName, type TagNamespace } from './names.js';
+import type { TagReport } from './report.js';
 import { readStamp, sameStamp, type Stamp } from './stamp.js';
+
+export type { TagReport } from './report.js';
 import { LOCK_STALE_MS, takeOver } from './takeover.js';
 
 export type StampMode = 'mtime' | 'content';
@@ -40,13 +43,6 @@ export interface ReadOptions {
   /** Check content digests (content mode: the first use of a tag after a restart). Costs a full read. */
   verifyContent?: boolean;
   /** The content digest if the caller already has it (saves the read). */
-  digest?: string;
-}
-
-export interface TagReport {
-  stamp: Stamp;
-  tags: JudgedTag[];
-  /** The digest computed or given for verifyContent. */
   digest?: string;
 }
 

@@ -1,0 +1,148 @@
+// Overview — the hot path: everything the native reader thread could not answer alone arrives here in batches.
+// Each permission event is either answered at once (exempt, nfsd, settled by its tags) or handed to its inode
+// machine, which answers it at the verdict. If anything here throws, the event is answered on the spot: no path
+// leaves a permission event to the deadline by mistake. It must not wait: nothing here awaits.
+import { readFileSync } from 'node:fs';
+import { isExemptPath } from '../config/glob.js';
+import { native } from '../gate/addon.js';
+import { FAN_ALLOW, MASK, denyErrno, type GateEvent } from '../gate/types.js';
+import { inodeKey } from '../inode/registry.js';
+import type { AccessKind, Waiter } from '../inode/services.js';
+import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
+import type { DaemonParts } from './parts.js';
+import type { TagSettler } from './settle-by-tags.js';
+
+const CONTENT_CHANGE = MASK.MODIFY | MASK.CLOSE_WRITE;
+/** How long an open notice waits before judging: long enough for the opener's fd to show in /proc. */
+const NOTICE_SETTLE_MS = 2;
+
+export class Dispatch {
+  constructor(
+    private readonly d: DaemonParts,
+    private readonly settler: TagSettler,
+  ) {}
+
+  onEvents(batch: GateEvent[]) {
+    const d = this.d;
+    for (const ev of batch) {
+      try {
+        if (ev.kind === 'perm') this.onPermission(ev);
+        else if (ev.kind === 'open') this.onOpenNotice(ev);
+        else if (ev.kind === 'change') this.onChange(ev);
+        else d.log.warn('kernel queue overflow: every cached verdict was dropped; tags on disk still hold');
+      } catch (err) {
+        d.counters.errors++;
+        if (ev.kind === 'perm') d.gate.native.answer(ev.id, d.config.gate.onDeadline === 'allow' ? FAN_ALLOW : d.denyResponse);
+        if (ev.kind === 'open') d.gate.native.release(ev.fd);
+        d.log.error({ err, event: ev.kind, pid: ev.pid }, 'event handling failed; answered it on the spot');
+      }
+    }
+  }
+
+  private onPermission(ev: GateEvent) {
+    const d = this.d;
+    if (d.stopping || this.isExempt(ev)) {
+      d.gate.native.answer(ev.id, FAN_ALLOW);
+      return;
+    }
+    const key = inodeKey(ev.dev, ev.ino);
+    const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask) };
+    if (!d.registry.has(key)) {
+      if (this.settler.settle(ev.fd, waiter, key)) return;
+      d.registry.ensure(key, native.dupFd(ev.fd));
+    }
+    if (isNfsd(ev.pid)) {
+      // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
+      d.gate.native.answer(ev.id, denyErrno('EAGAIN'));
+      return;
+    }
+    d.registry.access(key, waiter);
+  }
+
+  private onOpenNotice(ev: GateEvent) {
+    // Read mode: someone opened an unjudged file. Judge it now so that its first read finds a verdict — unless the
+    // opener is a writer: its writes will dirty the file, and the rescan follows its close. The opener's fd is
+    // installed a moment after the kernel queues the notice, hence the short wait before asking /proc who it is.
+    // A reader loses nothing by it: its first read creates the machine at once.
+    const d = this.d;
+    const key = inodeKey(ev.dev, ev.ino);
+    let fd = -1;
+    try {
+      if (!d.stopping && !d.registry.has(key) && !this.isExempt(ev)) fd = native.dupFd(ev.fd);
+    } finally {
+      d.gate.native.release(ev.fd);
+    }
+    if (fd < 0) return;
+    setTimeout(() => {
+      try {
+        const judged = d.registry.has(key) || this.settler.wasSettled(key);
+        if (d.stopping || judged || native.processWritesInode(ev.pid, ev.dev, ev.ino) || this.settler.settle(fd, undefined, key)) closeQuiet(fd);
+        else d.registry.ensure(key, fd);
+      } catch (err) {
+        closeQuiet(fd);
+        d.log.error({ err }, 'could not start judging an opened file; its first read will');
+      }
+    }, NOTICE_SETTLE_MS);
+  }
+
+  private onChange(ev: GateEvent) {
+    const d = this.d;
+    if (!(ev.mask & CONTENT_CHANGE) || (ev.mask & MASK.ONDIR) || !ev.resolved) return;
+    const key = inodeKey(ev.dev, ev.ino);
+    const closed = (ev.mask & MASK.CLOSE_WRITE) !== 0;
+    if (d.registry.change(key, closed)) return;
+    // No machine: the file may still carry tags and a native verdict. A machine born dirty clears them, tells the
+    // subscribers, and rescans once the writer closes.
+    d.gate.native.forgetInode(ev.dev, ev.ino);
+    const fd = this.openByHandle(ev);
+    if (fd === undefined) return;
+    d.registry.ensure(key, fd, { dirty: true });
+    if (closed) d.registry.change(key, true);
+  }
+
+  private openByHandle(ev: GateEvent): number | undefined {
+    const mountFd = ev.fsid ? this.d.mountFds.get(ev.fsid) : undefined;
+    if (mountFd === undefined || !ev.handle || ev.handleType === undefined) return undefined;
+    try {
+      return native.openByHandle(mountFd, ev.handleType, ev.handle, 0 /* O_RDONLY */);
+    } catch {
+      return undefined; // deleted meanwhile (ESTALE): nothing left to clear
+    }
+  }
+
+  private isExempt(ev: GateEvent): boolean {
+    const { executables, pathMatchers } = this.d.config.exempt;
+    if (executables.length > 0) {
+      const exe = readlinkQuiet(`/proc/${ev.pid}/exe`);
+      if (exe && executables.includes(exe)) return true;
+    }
+    if (pathMatchers.length > 0) {
+      const path = readlinkQuiet(`/proc/self/fd/${ev.fd}`);
+      if (path && isExemptPath(pathMatchers, path)) return true;
+    }
+    return false;
+  }
+}
+
+function accessOf(mask: number): AccessKind {
+  if (mask & MASK.OPEN_EXEC_PERM) return 'exec';
+  if (mask & MASK.PRE_ACCESS) return 'read';
+  return 'open';
+}
+
+// Whether a pid is a kernel nfsd thread, cached briefly: it is asked for every forwarded permission event.
+const nfsdCache = new Map<number, { nfsd: boolean; until: number }>();
+function isNfsd(pid: number): boolean {
+  const now = Date.now();
+  const hit = nfsdCache.get(pid);
+  if (hit && hit.until > now) return hit.nfsd;
+  let nfsd = false;
+  try {
+    nfsd = readFileSync(`/proc/${pid}/comm`, 'latin1').startsWith('nfsd');
+  } catch {
+    /* gone */
+  }
+  if (nfsdCache.size > 4096) nfsdCache.clear();
+  nfsdCache.set(pid, { nfsd, until: now + 2000 });
+  return nfsd;
+}

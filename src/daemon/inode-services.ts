@@ -1,0 +1,92 @@
+// What the inode machines may ask of the daemon (InodeServices), built on the daemon's parts: tags on disk, the
+// scan pool, the gate's answers, notices and logs. The machine decides; these do the work.
+import { native } from '../gate/addon.js';
+import { denyErrno } from '../gate/types.js';
+import type { InodeServices, Waiter } from '../inode/services.js';
+import { evaluate, neededScanners } from '../policy/stack.js';
+import { buildNotice } from '../notify/file-identity.js';
+import { REMOTE_ACTOR } from '../notify/remote-scanners.js';
+import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
+import type { DaemonParts } from './parts.js';
+import { scanWithTags, type ScanContext } from './scan-service.js';
+
+export function inodeServices(d: DaemonParts): InodeServices {
+  return {
+    readAnswers: async (fd) => d.stack.answersOf(await d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content' })),
+    evaluate: (answers) => evaluate(d.stack.stack, answers),
+    needed: (answers) => neededScanners(d.stack.stack, answers),
+    observers: (answers) => d.stack.observers(answers),
+    scan: async (machineFd, name, signal, lane) => {
+      const entry = d.stack.entry(name);
+      if (!entry) throw new Error(`no scanner named ${name} in the stack`);
+      // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
+      // scanners still run and write their tags. A closed, reused fd number would tag the wrong file.
+      const fd = native.dupFd(machineFd);
+      // Observe scanners and the crawl wait for a background slot of the pool; a remote scanner uses no worker.
+      const background = (lane === true || entry.control === 'observe') && entry.actor !== REMOTE_ACTOR;
+      if (background) await d.backgroundSlots.acquire();
+      try {
+        const ctx: ScanContext = {
+          pool: d.pool,
+          tags: d.tags,
+          entry,
+          generation: d.stack.generations[name],
+          signal,
+          timeoutMs: d.config.pool.scanTimeout,
+          path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
+          onScan: (n) => (d.counters.scans[n] = (d.counters.scans[n] ?? 0) + 1),
+          onTagError: (err) => d.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),
+        };
+        // A remote entry is served by a client of the control socket, through the same lease and tag write.
+        return await (entry.actor === REMOTE_ACTOR ? d.remote.scan(fd, ctx) : scanWithTags(fd, ctx));
+      } finally {
+        if (background) d.backgroundSlots.release();
+        closeQuiet(fd);
+      }
+    },
+    clearTags: (fd) => {
+      try {
+        return d.tags.clear(fd);
+      } catch (err) {
+        d.log.warn({ err }, 'could not clear tags');
+        return [];
+      }
+    },
+    answer: (w: Waiter, verdict) => {
+      if (verdict === 'fallback') verdict = d.config.gate.onDeadline;
+      d.gate.native.answer(w.id, verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? denyErrno('EAGAIN') : d.denyResponse);
+    },
+    bless: (fd) => {
+      try {
+        d.gate.native.bless(fd);
+      } catch (err) {
+        d.log.warn({ err }, 'bless failed');
+      }
+    },
+    condemn: (fd) => {
+      try {
+        d.gate.native.condemn(fd, d.denyResponse);
+      } catch (err) {
+        d.log.warn({ err }, 'condemn failed');
+      }
+    },
+    forget: (fd) => {
+      try {
+        d.gate.native.forget(fd);
+      } catch {
+        /* gone */
+      }
+    },
+    notify: (kind, detail) => d.emit(buildNotice(kind, detail, d.fsids)),
+    logDenied: ({ path, decidedBy, reason, waiters }) => {
+      const who = waiters.map((w) => ({ pid: w.pid, exe: readlinkQuiet(`/proc/${w.pid}/exe`), access: w.access }));
+      d.log.warn({ path, scanner: decidedBy, reason, accessors: who }, `denied ${path}: ${reason ?? 'policy'}`);
+    },
+    get whileWriting() {
+      return d.config.gate.whileWriting;
+    },
+    get rescanDebounceMs() {
+      return d.config.pool.rescanDebounce;
+    },
+  };
+}

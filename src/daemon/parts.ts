@@ -1,0 +1,41 @@
+// What the pieces of the daemon share (dispatch, inode services, the tag fast path, the lifecycle). One record,
+// filled in by Daemon.init() in this order: config, tag store, pool, stack, registry, gate. Nothing here acts.
+import type { Config } from '../config/types.js';
+import type { Gate } from '../gate/gate.js';
+import { FAN_ALLOW, FAN_DENY } from '../gate/types.js';
+import type { InodeRegistry } from '../inode/registry.js';
+import type { InodeServices } from '../inode/services.js';
+import { RemoteScanners } from '../notify/remote-scanners.js';
+import type { ScanPool } from '../pool/scan-pool.js';
+import type { TagStore } from '../tags/index.js';
+import type { Logger } from './logger.js';
+import { Semaphore } from './semaphore.js';
+import type { StackState } from './stack-state.js';
+import type { Counters, Notice } from './stats.js';
+
+export class DaemonParts {
+  gate!: Gate;
+  tags!: TagStore;
+  pool!: ScanPool;
+  stack!: StackState;
+  registry!: InodeRegistry;
+  svc!: InodeServices;
+  stopping = false;
+  readonly counters: Counters = { scans: {}, verdicts: { allow: 0, deny: 0 }, errors: 0 };
+  readonly fsids = new Map<number, string>(); // st_dev -> fsid hex, for notices
+  readonly mountFds = new Map<string, number>(); // fsid -> directory fd, for open_by_handle_at
+  /** Out-of-process scanners registered on the control socket (src/notify). */
+  readonly remote = new RemoteScanners(this.fsids);
+  allowResponse = FAN_ALLOW;
+  denyResponse = FAN_DENY;
+  /** Observe scanners (and the crawl) never take the last worker: gating scans must not queue behind them. */
+  backgroundSlots = new Semaphore(1);
+
+  constructor(
+    /** Replaced by a reload (guards and gate settings kept). */
+    public config: Config,
+    readonly log: Logger,
+    /** Where notices go (the daemon's 'notice' event). */
+    readonly emit: (notice: Notice) => void,
+  ) {}
+}

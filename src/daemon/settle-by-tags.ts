@@ -1,0 +1,55 @@
+// The fast path for a file nobody is working on: when its tags alone settle the verdict (a restart, a reload, an
+// evicted ignore mark), answer and cache it now — no machine, no scan. It must not start work: a file its tags do
+// not settle goes to an inode machine (the caller's business).
+import type { Waiter } from '../inode/services.js';
+import type { Answer } from '../policy/answer.js';
+import { evaluate } from '../policy/stack.js';
+import { readlinkQuiet } from './fs-quiet.js';
+import type { DaemonParts } from './parts.js';
+
+/** Bound of the set of recently settled inodes (cleared when full: it only spares an open notice some work). */
+const RECENT_MAX = 4096;
+
+export class TagSettler {
+  /** Inodes settled lately, so that the open notice of the same access does not judge them again. */
+  private readonly recent = new Set<string>();
+
+  constructor(private readonly d: DaemonParts) {}
+
+  wasSettled(key: string): boolean {
+    return this.recent.has(key);
+  }
+
+  /** True if the tags settled the verdict (and the waiter, if any, was answered). Content mode needs a digest: not here. */
+  settle(fd: number, waiter?: Waiter, key?: string): boolean {
+    const d = this.d;
+    if (d.config.tags.stamp === 'content') return false;
+    let answers: Map<string, Answer>;
+    try {
+      answers = d.stack.answersOf(d.tags.readSync(fd, d.stack.generations));
+    } catch {
+      return false; // no tags to read here: the machine will scan
+    }
+    const v = evaluate(d.stack.stack, answers);
+    if (v.verdict === 'pending' || d.stack.observers(answers).length > 0) return false;
+    const path = readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`;
+    // The open notice of the same access may still be on its way (it waits a moment): spare it the work.
+    if (key) {
+      if (this.recent.size > RECENT_MAX) this.recent.clear();
+      this.recent.add(key);
+    }
+    const svc = d.svc;
+    if (v.verdict === 'allow') {
+      svc.bless(fd);
+      if (waiter) svc.answer(waiter, 'allow');
+      d.counters.verdicts.allow++;
+    } else {
+      svc.condemn(fd);
+      if (waiter) svc.answer(waiter, 'deny');
+      d.counters.verdicts.deny++;
+      svc.logDenied({ path, decidedBy: v.decidedBy, reason: v.reason, waiters: waiter ? [waiter] : [] });
+    }
+    svc.notify('verdict', { fd, path, verdict: v.verdict, decidedBy: v.decidedBy, reason: v.reason, fromTags: true });
+    return true;
+  }
+}

@@ -1,0 +1,102 @@
+// The policy stack the daemon judges with, and each scanner's current tag generation. Overview of what it owns:
+// - load(): the stack from config + must-pass directory, each pool actor described once for its generation;
+// - apply(): the effective stack (config + remote scanners on the socket) with the bump counters from stateDir;
+// - answersOf(): the stack's answers a file already holds (valid result tags, plus the constant `default` ones).
+// It never touches a file or the gate: callers read tags and answer events.
+import type { Config, StackEntry } from '../config/types.js';
+import type { Answer } from '../policy/answer.js';
+import { effectiveStack } from '../policy/must-pass.js';
+import type { ScanPool } from '../pool/scan-pool.js';
+import { currentGenerations } from '../tags/index.js';
+import type { TagReport } from '../tags/report.js';
+import { REMOTE_ACTOR, remoteGeneration, type RemoteScanners } from '../notify/remote-scanners.js';
+import type { Logger } from './logger.js';
+
+export interface StackSnapshot {
+  stack: StackEntry[];
+  generations: Record<string, string>;
+  configStack: StackEntry[];
+  actorGenerations: Record<string, string>;
+}
+
+export class StackState {
+  stack: StackEntry[] = [];
+  generations: Record<string, string> = {};
+  /** The stack from config + must-pass, and its actors' generations, before remote scanners join (apply). */
+  private configStack: StackEntry[] = [];
+  private actorGenerations: Record<string, string> = {};
+
+  constructor(
+    private readonly pool: ScanPool,
+    private readonly remote: RemoteScanners,
+    private readonly log: Logger,
+  ) {}
+
+  /** The stack (config + must-pass directory) and each scanner's current tag generation. */
+  async load(c: Config) {
+    const { stack, warnings } = await effectiveStack(c);
+    for (const w of warnings) this.log.warn({ where: (w as any).path ?? (w as any).origin }, (w as any).message ?? String(w));
+    const actorGenerations: Record<string, string> = {};
+    for (const e of stack) {
+      if (e.actor === REMOTE_ACTOR) {
+        actorGenerations[e.name] = remoteGeneration(e); // served over the socket: nothing to load in the pool
+        continue;
+      }
+      const d = await this.pool.describe({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown>, maxSize: e.maxSize });
+      for (const w of d.warnings) this.log.warn({ scanner: e.name }, w);
+      actorGenerations[e.name] = d.generation;
+    }
+    await this.apply(c, stack, actorGenerations);
+    this.log.info({ stack: this.stack.map((e) => `${e.name}:${e.control}`) }, 'policy stack loaded');
+  }
+
+  /** The effective stack: config + must-pass + remote scanners registered now; generations with bump counters. */
+  async apply(c: Config, configStack = this.configStack, actorGenerations = this.actorGenerations) {
+    const stack = this.remote.stackWith(configStack);
+    const remoteGens = Object.fromEntries(stack.filter((e) => e.actor === REMOTE_ACTOR).map((e) => [e.name, remoteGeneration(e)]));
+    this.generations = await currentGenerations(c.stateDir, { ...actorGenerations, ...remoteGens });
+    this.stack = stack;
+    this.configStack = configStack;
+    this.actorGenerations = actorGenerations;
+  }
+
+  snapshot(): StackSnapshot {
+    return { stack: this.stack, generations: this.generations, configStack: this.configStack, actorGenerations: this.actorGenerations };
+  }
+
+  restore(s: StackSnapshot) {
+    this.stack = s.stack;
+    this.generations = s.generations;
+    this.configStack = s.configStack;
+    this.actorGenerations = s.actorGenerations;
+  }
+
+  entry(name: string): StackEntry | undefined {
+    return this.stack.find((e) => e.name === name);
+  }
+
+  /** The stack's answers a file already holds: valid result tags, plus the constant ones. */
+  answersOf(report: TagReport): Map<string, Answer> {
+    // The built-in `default` answers the same for every file: no scan, no tag, no trip to a worker.
+    const answers = new Map<string, Answer>(this.constantAnswers());
+    const names = new Set(this.stack.map((e) => e.name));
+    for (const t of report.tags) {
+      if (t.judgement === 'valid' && t.value?.kind === 'result' && names.has(t.scanner)) {
+        answers.set(t.scanner, t.value.reason === undefined ? { answer: t.value.answer } : { answer: t.value.answer, reason: t.value.reason });
+      }
+    }
+    return answers;
+  }
+
+  /** Observe scanners without an answer yet: they scan but never gate. */
+  observers(answers: ReadonlyMap<string, Answer>): string[] {
+    return this.stack.filter((e) => e.control === 'observe' && !answers.has(e.name)).map((e) => e.name);
+  }
+
+  /** Answers that need no scan: built-in `default` entries (their answer is their option). */
+  constantAnswers(): [string, Answer][] {
+    return this.stack
+      .filter((e) => e.builtin && e.actor === 'default' && (e.options['answer'] === 'allow' || e.options['answer'] === 'deny'))
+      .map((e) => [e.name, { answer: e.options['answer'] as 'allow' | 'deny', reason: 'default' }]);
+  }
+}

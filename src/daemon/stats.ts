@@ -1,0 +1,27 @@
+// What the daemon reports about itself: the notices it emits and the status it answers. Types only, in their own
+// module so that the socket side (src/notify) can name them without importing the daemon.
+import type { Gate } from '../gate/gate.js';
+
+export interface Notice {
+  event: 'dirty' | 'verdict';
+  time: number;
+  [k: string]: unknown;
+}
+
+export interface DaemonStats {
+  gate: ReturnType<Gate['native']['stats']>;
+  scans: Record<string, number>;
+  verdicts: { allow: number; deny: number };
+  machines: number;
+  machineStates: Record<string, number>;
+  guards: { path: string; kind: string; mode: string; fallback?: string }[];
+  errors: number;
+  crawl?: { visited: number; errors: number; running: boolean; pausedOnBattery: boolean };
+}
+
+/** The counters the pieces of the daemon bump; stats() copies them. */
+export interface Counters {
+  scans: Record<string, number>;
+  verdicts: { allow: number; deny: number };
+  errors: number;
+}
