@@ -38,8 +38,10 @@ export const subscribeCommand: Command = {
     if (!(count === Infinity || (Number.isInteger(count) && count > 0))) throw new UsageError('--count must be a positive integer');
     const c = await connectDaemon(socketPath(values));
     let seen = 0;
+    let done = false;
     return new Promise<number>((resolve, reject) => {
       const stop = (code: number) => {
+        done = true; // our own close below is no news to the user
         c.close();
         resolve(code);
       };
@@ -50,6 +52,7 @@ export const subscribeCommand: Command = {
         if (n['event'] !== 'lost' && ++seen >= count) stop(0);
       });
       c.on('close', () => {
+        if (done) return;
         process.stderr.write('blessctl subscribe: the daemon closed the connection\n');
         resolve(1);
       });

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { out, parseOrUsage, UsageError, type Command } from '../command.js';
 import { SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
+import { parseDuration } from '../../config/units.js';
 import { latencyDelta, latencyPercentile } from '../../gate/latency.js';
 
 const usage = `Usage: blessctl top [--interval 1s] [--count N] [--json] [--socket PATH]
@@ -12,7 +13,7 @@ Samples the daemon's counters every interval and shows the rates of the last one
 scanners), waiting permission events, and the p99 wait of the events JS answered. On a terminal the screen is
 redrawn; otherwise (or with --json) one line per sample. Ctrl-C ends it.
 
-  --interval MS           sampling interval in milliseconds (default 1000, at least 100)
+  --interval DURATION     sampling interval: 1s (default), 500ms, 2m, or milliseconds; at least 100ms
   --count N               stop after N samples
 ${SOCKET_USAGE}`;
 
@@ -77,8 +78,10 @@ export const topCommand: Command = {
       return 0;
     }
     if (positionals.length > 0) throw new UsageError('top takes no arguments');
-    const interval = values.interval === undefined ? 1000 : Number(values.interval);
-    if (!Number.isInteger(interval) || interval < 100) throw new UsageError('--interval must be an integer of milliseconds, at least 100');
+    // The config's duration syntax: "1s", "500ms", "1m", or a plain number of milliseconds.
+    const interval = values.interval === undefined ? 1000 : parseDuration(/^\d+$/.test(values.interval) ? Number(values.interval) : values.interval);
+    if (typeof interval === 'string') throw new UsageError(`--interval ${interval}`);
+    if (interval < 100 || interval > 3_600_000) throw new UsageError('--interval must be between 100ms and 1h');
     const count = values.count === undefined ? Infinity : Number(values.count);
     if (!(count === Infinity || (Number.isInteger(count) && count > 0))) throw new UsageError('--count must be a positive integer');
     const live = process.stdout.isTTY === true && !values.json;

@@ -1,0 +1,50 @@
+// blessctl as an operator types it, against a running daemon: the small promises of its usage lines.
+import test from 'ava';
+import { appendFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runChild } from './helpers/child.js';
+import { REPO } from './helpers/daemon-harness.js';
+import { lineChild, withNotify } from './helpers/notify-harness.js';
+import { isRoot } from './helpers/scratch.js';
+
+const BLESSCTL = join(REPO, 'dist/src/cli/blessctl.js');
+const t0 = isRoot() ? test.serial : test.skip;
+
+t0('subscribe --count N ends quietly with 0; top takes durations; stats shows percentiles, not buckets', async (t) => {
+  const h = await withNotify(t, 'ext4', { prepare: (d) => writeFile(join(d, 'a.txt'), 'a\n') });
+  const ctl = (...args: string[]) => runChild(process.execPath, [BLESSCTL, ...args, '--socket', h.socket], { timeoutMs: 30_000 });
+  t.is((await runChild('cat', [join(h.dir, 'a.txt')])).stdout, 'a\n');
+
+  // The daemon says when the subscriber is registered (a verdict notice of our own probe read would race).
+  const sub = lineChild(t, process.execPath, [BLESSCTL, 'subscribe', '--count', '1', '--socket', h.socket]);
+  const probe = await h.client();
+  await new Promise<void>((resolve, reject) => {
+    const started = Date.now();
+    const poll = async () => {
+      const status = (await probe.request('status')) as { queues: { subscribers: unknown[] } };
+      if (status.queues.subscribers.length > 0) return resolve();
+      if (Date.now() - started > 10_000) return reject(new Error('the subscriber never registered'));
+      setTimeout(poll, 20);
+    };
+    poll().catch(reject);
+  });
+  await appendFile(join(h.dir, 'a.txt'), 'more\n');
+  await sub.waitFor((l) => /dirty\s+.*a\.txt/.test(l), 10_000, 'the dirty notice');
+  const code = await new Promise<number | null>((r) => (sub.child.exitCode !== null ? r(sub.child.exitCode) : sub.child.on('exit', (c) => r(c))));
+  t.is(code, 0);
+  t.is(sub.stderr(), '', 'no "the daemon closed the connection" after our own --count end');
+
+  const top = await ctl('top', '--interval', '200ms', '--count', '1', '--json');
+  t.is(top.code, 0, top.stderr);
+  t.is(top.stdout.trim().split('\n').length, 1);
+  t.is((await ctl('top', '--interval', '1s', '--count', '1', '--json')).code, 0);
+  const bad = await ctl('top', '--interval', '10ms');
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--interval must be between 100ms and 1h/);
+
+  const stats = (await ctl('stats')).stdout;
+  t.regex(stats, /^gate\.latencyUs\.count \d+$/m);
+  t.regex(stats, /^gate\.latencyUs\.p99 \d+$/m);
+  t.notRegex(stats, /^gate\.latencyUs\.\d+ /m, 'no per-bucket lines');
+  t.true(stats.split('\n').length < 120, `stats printed ${stats.split('\n').length} lines`);
+});
