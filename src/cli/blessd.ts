@@ -87,8 +87,13 @@ async function run(config: Config, file: string): Promise<number> {
     }
   };
   let server: import('../notify/server.js').NotifyServer;
+  let metrics: import('../metrics/server.js').MetricsServer | undefined;
   try {
     server = await NotifyServer.start({ control: daemon.control(), notices: daemon, socket: config.socket, log, reload });
+    if (config.metrics.listen) {
+      const [{ MetricsServer }, { daemonRegistry }] = await Promise.all([import('../metrics/server.js'), import('../metrics/registry.js')]);
+      metrics = await MetricsServer.start(config.metrics.listen, daemonRegistry(() => daemon.stats()), log);
+    }
   } catch (err) {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     await daemon.stop();
@@ -108,7 +113,7 @@ async function run(config: Config, file: string): Promise<number> {
       // The daemon first: every waiting access is answered before anything else; then the socket goes.
       daemon
         .stop()
-        .finally(() => server.close())
+        .finally(() => Promise.all([server.close(), metrics?.close()]))
         .then(
           () => resolve(0),
           (err: unknown) => {

@@ -22,6 +22,7 @@ import {
   WAIT_MODES,
   type Config,
   type Guard,
+  type MetricsListen,
   type StackEntry,
 } from './types.js';
 
@@ -62,6 +63,7 @@ export function parseConfig(text: string, path: string): Config {
     stack: readStack(r, top.get('stack'), rootSlot),
     mustPass: readMustPassSection(r, top.get('mustPass')),
     socket: readSocket(r, top.get('socket')),
+    metrics: readMetrics(r, top.get('metrics')),
     crawl: readCrawl(r, top.get('crawl')),
     log: { level: r.oneOf(section(r, top.get('log'), ['level'])?.get('level'), LOG_LEVELS, 'info') },
   };
@@ -69,7 +71,7 @@ export function parseConfig(text: string, path: string): Config {
   return deepFreeze(config);
 }
 
-const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'crawl', 'log'];
+const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'metrics', 'crawl', 'log'];
 const ENTRY_KEYS = ['actor', 'name', 'control', 'options', 'maxSize', 'onError', 'onTimeout', 'onTooLarge'];
 
 function section(r: Reader, slot: Slot | undefined, keys: readonly string[]): Section {
@@ -266,6 +268,34 @@ function readSocket(r: Reader, slot: Slot | undefined): Config['socket'] {
     group,
     mode: r.mode(m?.get('mode'), 0o660),
   };
+}
+
+function readMetrics(r: Reader, slot: Slot | undefined): Config['metrics'] {
+  const m = section(r, slot, ['listen']);
+  const at = m?.get('listen');
+  if (!at || r.isNull(at)) return { listen: null };
+  const v = r.scalar(at, 'HOST:PORT on loopback, or a unix socket path');
+  if (typeof v !== 'string' && typeof v !== 'number') return { listen: null };
+  const listen = parseMetricsListen(String(v));
+  if (typeof listen === 'string') {
+    r.problem(at, at.path, listen);
+    return { listen: null };
+  }
+  return { listen };
+}
+
+/** "127.0.0.1:9464", "[::1]:9464", "localhost:9464" or "/run/blessd/metrics.sock". */
+export function parseMetricsListen(v: string): MetricsListen | string {
+  if (v.startsWith('/')) return { kind: 'unix', path: v };
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(v);
+  if (!m) return `must be HOST:PORT (e.g. 127.0.0.1:9464) or an absolute unix socket path (got ${JSON.stringify(v)})`;
+  const host = (m[1] ?? m[2])!;
+  const port = Number(m[3]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return `port must be 0..65535 (got ${m[3]})`;
+  // Metrics name guarded paths and load: they stay on this machine (a scraper elsewhere goes through a proxy).
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  if (!loopback) return `host must be a loopback address (127.0.0.0/8, ::1 or localhost), got ${host}`;
+  return { kind: 'tcp', host, port };
 }
 
 function readCrawl(r: Reader, slot: Slot | undefined): Config['crawl'] {

@@ -104,6 +104,10 @@ export interface Config {
     group: string | number | null;
     mode: number;
   };
+  metrics: {
+    /** Where GET /metrics is served; null: off. */
+    listen: MetricsListen | null;
+  };
   crawl: {
     enabled: boolean;
     filesPerSecond: number;
@@ -113,6 +117,9 @@ export interface Config {
     level: LogLevel;
   };
 }
+
+/** A loopback TCP address or a unix socket path. */
+export type MetricsListen = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
 /** Per-entry defaults, shared with the must-pass directory (src/policy/must-pass.ts). */
 export const STACK_ENTRY_DEFAULTS = {
