@@ -59,7 +59,7 @@ test('the shipped config.yaml loads with the documented values', (t) => {
 test('defaults fill everything not written', (t) => {
   const c = parseConfig(MINIMAL, '/etc/blessd/config.yaml');
   t.is(c.stateDir, '/var/lib/blessd');
-  t.deepEqual(c.tags, { namespace: 'trusted', keyFile: '/var/lib/blessd/tag.key', stamp: 'mtime', lease: 300_000 });
+  t.deepEqual(c.tags, { namespace: 'trusted', keyFile: '/var/lib/blessd/tag.key', stamp: 'ctime', lease: 300_000 });
   t.deepEqual(c.guards, [{ path: '/srv/files', kind: 'tree', wait: 'read', create: false, demo: false }]);
   t.deepEqual(c.gate, { deadline: 30_000, onDeadline: 'allow', maxPending: 4096, denyErrno: 'EPERM', whileWriting: 'wait', audit: false });
   t.deepEqual(c.exempt, { uids: [], executables: [], paths: [], pathMatchers: [] });

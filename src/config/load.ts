@@ -82,7 +82,7 @@ function readTags(r: Reader, slot: Slot | undefined, stateDir: string): Config['
     namespace: r.oneOf(m?.get('namespace'), ['trusted', 'user'] as const, 'trusted'),
     // The key follows stateDir unless placed elsewhere on purpose.
     keyFile: r.path(m?.get('keyFile'), join(stateDir, 'tag.key')),
-    stamp: r.oneOf(m?.get('stamp'), ['mtime', 'content'] as const, 'mtime'),
+    stamp: r.oneOf(m?.get('stamp'), ['ctime', 'mtime', 'content'] as const, 'ctime'),
     lease: r.duration(m?.get('lease'), 5 * 60_000, 1),
   };
 }
