@@ -145,13 +145,21 @@ function readExempt(r: Reader, slot: Slot | undefined): Config['exempt'] {
     else if (exe) executables.push(exe);
   }
   const paths: string[] = [];
+  const matchers: RegExp[] = [];
   for (const s of r.list(m?.get('paths')) ?? []) {
     const glob = r.string(s, '');
     if (glob && !glob.startsWith('/') && !glob.startsWith('**')) {
       r.problem(s, s.path, `a glob must start with "/" or "**" (got ${JSON.stringify(glob)})`);
-    } else if (glob) paths.push(glob);
+    } else if (glob) {
+      try {
+        matchers.push(globToRegExp(glob));
+        paths.push(glob);
+      } catch (err) {
+        r.problem(s, s.path, (err as Error).message);
+      }
+    }
   }
-  return { uids, executables, paths, pathMatchers: paths.map(globToRegExp) };
+  return { uids, executables, paths, pathMatchers: matchers };
 }
 
 function readPool(r: Reader, slot: Slot | undefined): Config['pool'] {
