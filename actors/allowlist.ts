@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto';
 import type { ActorInstance, ActorModule, ScanFile } from '../src/pool/actor.js';
 import type { Answer } from '../src/policy/answer.js';
 import { ActorError } from './common/errors.js';
-import { globMatcher } from './common/glob.js';
-import { noOtherKeys, optionsObject, stringArray } from './common/options.js';
+import { noOtherKeys, optionsObject, stringArray, globsOption } from './common/options.js';
 
 const NAME = 'allowlist';
 const SELINUX_XATTR = 'security.selinux';
@@ -40,8 +39,8 @@ const allowlist: ActorModule = {
     if (paths.length === 0 && labels.length === 0) {
       throw new ActorError('ACTOR_OPTIONS', `${NAME}: options.paths or options.selinux must be a non-empty array`);
     }
-    const pathMatches = globMatcher(paths);
-    const labelMatches = globMatcher(labels);
+    const pathMatches = globsOption(NAME, 'paths', paths);
+    const labelMatches = globsOption(NAME, 'selinux', labels);
     const getXattr = labels.length > 0 ? await xattrReader() : null;
 
     return {

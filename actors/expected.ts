@@ -9,8 +9,7 @@ import { createHash } from 'node:crypto';
 import type { ActorInstance, ActorModule, ScanFile } from '../src/pool/actor.js';
 import type { Answer } from '../src/policy/answer.js';
 import { ActorError } from './common/errors.js';
-import { globMatcher } from './common/glob.js';
-import { noOtherKeys, optionsObject, stringArray } from './common/options.js';
+import { noOtherKeys, optionsObject, stringArray, globsOption } from './common/options.js';
 
 const NAME = 'expected';
 
@@ -31,7 +30,7 @@ const expected: ActorModule = {
       }
     });
     const known = new Set(digests.map((d) => d.toLowerCase()));
-    const pathMatches = globMatcher(paths);
+    const pathMatches = globsOption(NAME, 'paths', paths);
 
     return {
       generation: createHash('sha256').update(JSON.stringify({ paths, sha256: [...known].sort() })).digest('hex'),

@@ -1,5 +1,6 @@
 // Option checks at the actor boundary: one named check per option, each error naming the actor and the option
 // (`signature: options.databases must be a non-empty array of paths`), in the style of piscina's constructor.
+import { globMatcher, globToRegExp } from '../../src/config/glob.js';
 import { ActorError } from './errors.js';
 
 type Options = Record<string, unknown>;
@@ -57,4 +58,16 @@ export function noOtherKeys(actor: string, options: Options, known: string[]): v
       throw new ActorError('ACTOR_OPTIONS', `${actor}: unknown option options.${key} (known: ${known.join(', ')})`);
     }
   }
+}
+
+/** A matcher for a list of globs (src/config/glob.ts, the one dialect); a bad glob names the option and index. */
+export function globsOption(actor: string, key: string, globs: readonly string[]): (path: string) => boolean {
+  globs.forEach((g, i) => {
+    try {
+      globToRegExp(g);
+    } catch (err) {
+      throw new ActorError('ACTOR_OPTIONS', `${actor}: options.${key}[${i}]: ${(err as Error).message}`);
+    }
+  });
+  return globMatcher(globs);
 }

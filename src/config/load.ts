@@ -84,7 +84,7 @@ function readTags(r: Reader, slot: Slot | undefined, stateDir: string): Config['
     namespace: r.oneOf(m?.get('namespace'), ['trusted', 'user'] as const, 'trusted'),
     // The key follows stateDir unless placed elsewhere on purpose.
     keyFile: r.path(m?.get('keyFile'), join(stateDir, 'tag.key')),
-    stamp: r.oneOf(m?.get('stamp'), ['mtime', 'content'] as const, 'mtime'),
+    stamp: r.oneOf(m?.get('stamp'), ['ctime', 'mtime', 'content'] as const, 'ctime'),
     lease: r.duration(m?.get('lease'), 5 * 60_000, 1),
   };
 }
@@ -147,13 +147,21 @@ function readExempt(r: Reader, slot: Slot | undefined): Config['exempt'] {
     else if (exe) executables.push(exe);
   }
   const paths: string[] = [];
+  const matchers: RegExp[] = [];
   for (const s of r.list(m?.get('paths')) ?? []) {
     const glob = r.string(s, '');
     if (glob && !glob.startsWith('/') && !glob.startsWith('**')) {
       r.problem(s, s.path, `a glob must start with "/" or "**" (got ${JSON.stringify(glob)})`);
-    } else if (glob) paths.push(glob);
+    } else if (glob) {
+      try {
+        matchers.push(globToRegExp(glob));
+        paths.push(glob);
+      } catch (err) {
+        r.problem(s, s.path, (err as Error).message);
+      }
+    }
   }
-  return { uids, executables, paths, pathMatchers: paths.map(globToRegExp) };
+  return { uids, executables, paths, pathMatchers: matchers };
 }
 
 function readPool(r: Reader, slot: Slot | undefined): Config['pool'] {

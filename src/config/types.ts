@@ -67,7 +67,7 @@ export interface Config {
   tags: {
     namespace: 'trusted' | 'user';
     keyFile: string;
-    stamp: 'mtime' | 'content';
+    stamp: 'ctime' | 'mtime' | 'content';
     lease: number;
   };
   guards: readonly Guard[];

@@ -9,6 +9,7 @@ import { FAN_ALLOW, MASK, denyErrno, type GateEvent } from '../gate/types.js';
 import { inodeKey } from '../inode/registry.js';
 import type { AccessKind, Waiter } from '../inode/services.js';
 import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
+import { isRegularFd, openRegularByHandle } from './open-regular.js';
 import type { DaemonParts } from './parts.js';
 import type { TagSettler } from './settle-by-tags.js';
 
@@ -68,7 +69,7 @@ export class Dispatch {
     const key = inodeKey(ev.dev, ev.ino);
     let fd = -1;
     try {
-      if (!d.stopping && !d.registry.has(key) && !this.isExempt(ev)) fd = native.dupFd(ev.fd);
+      if (!d.stopping && !d.registry.has(key) && isRegularFd(ev.fd) && !this.isExempt(ev)) fd = native.dupFd(ev.fd);
     } finally {
       d.gate.native.release(ev.fd);
     }
@@ -103,11 +104,8 @@ export class Dispatch {
   private openByHandle(ev: GateEvent): number | undefined {
     const mountFd = ev.fsid ? this.d.mountFds.get(ev.fsid) : undefined;
     if (mountFd === undefined || !ev.handle || ev.handleType === undefined) return undefined;
-    try {
-      return native.openByHandle(mountFd, ev.handleType, ev.handle, 0 /* O_RDONLY */);
-    } catch {
-      return undefined; // deleted meanwhile (ESTALE): nothing left to clear
-    }
+    // Never a plain open: a FIFO, device or socket of a user's would block or misbehave on the main thread.
+    return openRegularByHandle(mountFd, ev.handleType, ev.handle);
   }
 
   private isExempt(ev: GateEvent): boolean {

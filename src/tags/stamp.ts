@@ -1,6 +1,7 @@
 // The file's stamp: what a tag is bound to. A tag whose stamp differs from the file's is worth nothing.
 // (ino, inode generation) names the inode even across inode-number reuse; (size, mtime in ns) says "unchanged
-// since" — as far as mtime can say it: a writer may set mtime back (utimensat), which only content mode catches.
+// since" — as far as mtime can say it: a writer may set mtime back (utimensat). ctime mode (ctime.ts, the default)
+// and content mode catch that.
 import { fstatSync } from 'node:fs';
 import { native } from '../gate/addon.js';
 import { TagError, messageOf } from './errors.js';
@@ -15,6 +16,11 @@ export interface Stamp {
 
 /** Stamp of an open file. fstat is a cheap syscall; synchronous on purpose (no await between stat and use). */
 export function readStamp(fd: number): Stamp {
+  return readStampAndCtime(fd).stamp;
+}
+
+/** The stamp and the inode's ctime (ns), from one fstat: ctime is checked apart from the stamp (ctime.ts says why). */
+export function readStampAndCtime(fd: number): { stamp: Stamp; ctimeNs: bigint } {
   let st;
   try {
     st = fstatSync(fd, { bigint: true });
@@ -28,7 +34,7 @@ export function readStamp(fd: number): Stamp {
     // ENOTTY and friends: the filesystem keeps no inode generation. The other fields still bind the tag.
     igen = null;
   }
-  return { ino: st.ino, igen: igen ?? 0, size: st.size, mtimeNs: st.mtimeNs };
+  return { stamp: { ino: st.ino, igen: igen ?? 0, size: st.size, mtimeNs: st.mtimeNs }, ctimeNs: st.ctimeNs };
 }
 
 export function sameStamp(a: Stamp, b: Stamp): boolean {

@@ -19,12 +19,19 @@ import { judgeTag, type Generations, type JudgedTag, type Judgement } from './ju
 import { KEY_BYTES } from './key.js';
 import { isTagNamespace, parseTagName, tagName, type TagNamespace } from './names.js';
 import type { TagReport } from './report.js';
-import { readStamp, sameStamp, type Stamp } from './stamp.js';
+import { judgeCtime, landedInTime } from './ctime.js';
+import { readStamp, readStampAndCtime, sameStamp, type Stamp } from './stamp.js';
 
 export type { TagReport } from './report.js';
 import { LOCK_STALE_MS, takeOver } from './takeover.js';
 
-export type StampMode = 'mtime' | 'content';
+/**
+ * 'ctime' (default): the stamp, and the inode's ctime no later than our newest tag write (ctime.ts) — a change made
+ * while the daemon was down is seen even with mtime put back. 'mtime': the stamp alone (mtime can be put back).
+ * 'content': the stamp plus a sha256 of the content, checked with verifyContent.
+ */
+export type StampMode = 'ctime' | 'mtime' | 'content';
+const STAMP_MODES: readonly StampMode[] = ['ctime', 'mtime', 'content'];
 
 export interface TagStoreOptions {
   namespace: TagNamespace;
@@ -32,7 +39,7 @@ export interface TagStoreOptions {
   key: Buffer;
   /** How long a "scanning" lease holds before others may take the file over. Default 60 s. */
   leaseMs?: number;
-  /** 'content': tags also carry the sha256 of the content, checked on read with verifyContent. Default 'mtime'. */
+  /** See StampMode. Default 'ctime'. */
   stampMode?: StampMode;
   /** Holder identity written into leases; default os.hostname() and process.pid. */
   host?: string;
@@ -64,6 +71,7 @@ interface Lease {
 }
 
 const MAX_BEGIN_ATTEMPTS = 5;
+const MAX_CTIME_ATTEMPTS = 3;
 
 export class TagStore {
   readonly namespace: TagNamespace;
@@ -80,8 +88,8 @@ export class TagStore {
     if (!Buffer.isBuffer(options.key) || options.key.length !== KEY_BYTES) throw new TagError('TAG_BAD_OPTION', `options.key must be a Buffer of ${KEY_BYTES} bytes`);
     const leaseMs = options.leaseMs ?? 60_000;
     if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) throw new TagError('TAG_BAD_OPTION', 'options.leaseMs must be a positive integer');
-    const stampMode = options.stampMode ?? 'mtime';
-    if (stampMode !== 'mtime' && stampMode !== 'content') throw new TagError('TAG_BAD_OPTION', `options.stampMode must be 'mtime' or 'content', got ${JSON.stringify(stampMode)}`);
+    const stampMode = options.stampMode ?? 'ctime';
+    if (!STAMP_MODES.includes(stampMode)) throw new TagError('TAG_BAD_OPTION', `options.stampMode must be one of ${STAMP_MODES.join(', ')}, got ${JSON.stringify(stampMode)}`);
     this.namespace = options.namespace;
     this.#key = Buffer.from(options.key);
     this.leaseMs = leaseMs;
@@ -100,7 +108,7 @@ export class TagStore {
   /** read() without content verification's digest pass (or with a digest the caller has): a few syscalls. */
   readSync(fd: number, generations: Generations, options: ReadOptions = {}): TagReport {
     const digest = options.digest;
-    const stamp = readStamp(fd);
+    const { stamp, ctimeNs } = readStampAndCtime(fd);
     const now = Date.now();
     const content = options.verifyContent && digest !== undefined ? { digest, required: this.stampMode === 'content' } : undefined;
     const tags: JudgedTag[] = [];
@@ -111,7 +119,7 @@ export class TagStore {
       if (raw === null) continue; // removed between list and get: absent is absent
       tags.push(judgeTag({ ...parsed, name, raw, key: this.#key, stamp, generations, now, content }));
     }
-    const report: TagReport = { stamp, tags };
+    const report: TagReport = { stamp, tags: this.stampMode === 'ctime' ? judgeCtime(tags, ctimeNs) : tags };
     if (digest !== undefined) report.digest = digest;
     return report;
   }
@@ -187,17 +195,21 @@ export class TagStore {
       if (current !== null) xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
       return { status: 'dropped', code: 'stamp-changed', reason: `${name}: the file changed during the scan` };
     }
-    const value = encodeTag(
-      { kind: 'result', answer: answer.answer, reason: answer.reason, generation, stamp: bound, time: Date.now(), digest: this.stampMode === 'content' ? digest : undefined },
-      this.#key,
-      name,
-      scanner,
-    );
-    try {
-      native.setXattr(fd, name, value, native.XATTR_REPLACE);
-    } catch (err) {
-      if (errnoCode(err) === 'ENODATA') return { status: 'dropped', code: 'ENODATA', reason: `${name}: removed by a dirty transition during the scan` };
-      throw new TagError('TAG_XATTR_IO', `setxattr ${name} on fd ${fd}: ${messageOf(err)}`, err);
+    // ctime mode: the write itself sets ctime, and must land within CTIME_SLACK_MS of the time it carries (a pause
+    // between the clock and the syscall would make the tag look older than the inode's change). Checked after the
+    // write; a late one is written again with a fresh time (ctime.ts).
+    for (let attempt = 1; ; attempt++) {
+      const time = Date.now();
+      const value = encodeTag({ kind: 'result', answer: answer.answer, reason: answer.reason, generation, stamp: bound, time, digest: this.stampMode === 'content' ? digest : undefined }, this.#key, name, scanner);
+      try {
+        native.setXattr(fd, name, value, native.XATTR_REPLACE);
+      } catch (err) {
+        if (errnoCode(err) === 'ENODATA') return { status: 'dropped', code: 'ENODATA', reason: `${name}: removed by a dirty transition during the scan` };
+        throw new TagError('TAG_XATTR_IO', `setxattr ${name} on fd ${fd}: ${messageOf(err)}`, err);
+      }
+      if (this.stampMode !== 'ctime' || attempt >= MAX_CTIME_ATTEMPTS) break;
+      const after = readStampAndCtime(fd);
+      if (!sameStamp(bound, after.stamp) || landedInTime(after.ctimeNs, time)) break; // a change: its event clears the tag
     }
     return { status: 'written', reason: `${name}: ${answer.answer}` };
   }

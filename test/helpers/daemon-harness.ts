@@ -23,11 +23,11 @@ export interface DaemonHarness {
   stop(): Promise<void>;
 }
 
-/** `stack` and `extra` are YAML fragments; `dir` is the guarded mount point. */
+/** `stack` and `extra` are YAML fragments (`extra` may be built from the guarded mount point). */
 export async function withDaemon(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: { stack?: string; extra?: string; wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; whileWriting?: 'wait' | 'allow'; prepare?: (dir: string) => Promise<void> } = {},
+  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; whileWriting?: 'wait' | 'allow'; prepare?: (dir: string) => Promise<void> } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
   const state = join(scratch.base, 'state');
@@ -57,7 +57,7 @@ log:
   level: ${process.env.BLESSD_TEST_LOG ?? 'error'}
 stack:
 ${stack}
-${opts.extra ?? ''}`;
+${typeof opts.extra === 'function' ? opts.extra(scratch.dir) : (opts.extra ?? '')}`;
   const config = parseConfig(yaml, join(scratch.base, 'config.yaml'));
   const notices: Notice[] = [];
   const log = makeLogger(config.log.level);
