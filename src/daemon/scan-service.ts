@@ -28,52 +28,82 @@ export interface ScanContext {
 const MAX_ATTEMPTS = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** One scan's answer, and the failure it stands in for, if any. */
+interface Scanned {
+  answer: Answer;
+  failure?: 'timeout' | 'crash' | 'too-large' | 'load';
+}
+
+// A failure answer is not a verdict on the content: it is neither tagged nor cached (transient). A too-large answer
+// is a policy on the file's size, not a failure: it is not tagged either (the tag would outlive a change of
+// `maxSize`, which no generation records; the answer costs an fstat to give again), but it may be cached in the
+// native table, which forgets it at any change of the file and at every reload.
+function resultOf(name: string, s: Scanned, source: ScanResult['source'] = 'scan'): ScanResult {
+  if (s.failure === undefined) return { name, answer: s.answer, source };
+  return s.failure === 'too-large' ? { name, answer: s.answer, source: 'failure-policy' } : { name, answer: s.answer, source: 'failure-policy', transient: true };
+}
+
 export async function scanWithTags(fd: number, ctx: ScanContext): Promise<ScanResult> {
   const { entry, tags } = ctx;
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    // A retry is for a file that changed under the scan; if the machine has moved on (a new epoch or a verdict),
-    // the new epoch's own scan covers it.
-    if (attempt > 0 && ctx.signal?.aborted) break;
+  let changed = 0;
+  let waitedForeign = false;
+  while (changed < MAX_ATTEMPTS) {
+    // A retry is for a file that changed under the scan (or a lease that went); if the machine has moved on (a new
+    // epoch or a verdict), the new epoch's own scan covers it.
+    if ((changed > 0 || waitedForeign) && ctx.signal?.aborted) break;
     let lease: ReturnType<TagStore['begin']>;
     try {
       // Our own live lease here is an older scan of this file (an earlier epoch, or an earlier attempt): this one
-      // supersedes it. Waiting it out would hold the reader for a whole lease.
+      // supersedes it. Waiting it out would hold the reader for a whole lease. A lease whose holder is gone (a
+      // daemon of this host that died) is void and taken over at once (judge.ts).
       lease = tags.begin(fd, entry.name, ctx.generation, { takeOwn: true });
     } catch (err) {
       // No room or no support for tags on this file (ENOSPC, EDQUOT, EOPNOTSUPP...): the verdict still counts for
       // this access, it just cannot outlive it. Say so, and scan without a lease.
       ctx.onTagError?.(err as Error);
-      return { name: entry.name, answer: await scanOnce(fd, ctx), source: 'scan' };
+      return resultOf(entry.name, await scanOnce(fd, ctx));
     }
     if (lease.status === 'busy') {
-      // Someone else (another daemon, another host) scans this file: wait for their result, up to their lease.
-      const answer = await awaitForeignResult(fd, ctx, lease.leaseUntil);
-      if (answer) return { name: entry.name, answer, source: 'busy-elsewhere' };
-      continue;
+      // Someone else (another host, a live daemon) scans this file: wait for their result — once, bounded by our
+      // scan timeout. Still held after that: scan ourselves without the lease (the holder writes the tag). Waiting
+      // never ends in a deny by itself.
+      if (!waitedForeign) {
+        waitedForeign = true;
+        const answer = await awaitForeignResult(fd, ctx, lease.leaseUntil);
+        if (answer) return { name: entry.name, answer, source: 'busy-elsewhere' };
+        continue;
+      }
+      return resultOf(entry.name, await scanOnce(fd, ctx));
     }
-    let answer: Answer;
+    let scanned: Scanned;
     try {
-      answer = await scanOnce(fd, ctx);
+      scanned = await scanOnce(fd, ctx);
     } catch (err) {
       tags.abort(fd, entry.name, lease.token);
       throw err;
     }
+    if (scanned.failure !== undefined) {
+      // Give the lease back: the next access (or another daemon) scans again.
+      tags.abort(fd, entry.name, lease.token);
+      return resultOf(entry.name, scanned);
+    }
     let written;
     try {
-      written = await tags.finish(fd, entry.name, lease.token, answer, ctx.generation);
+      written = await tags.finish(fd, entry.name, lease.token, scanned.answer, ctx.generation);
     } catch (err) {
       ctx.onTagError?.(err as Error);
-      return { name: entry.name, answer, source: outcome(answer) };
+      return resultOf(entry.name, scanned);
     }
-    if (written.status === 'written') return { name: entry.name, answer, source: outcome(answer) };
+    if (written.status === 'written') return resultOf(entry.name, scanned);
     // The file changed under the scan (or the tag was cleared): that answer describes content that is gone.
     // A change event is on its way to the machine; meanwhile scan what is there now.
+    changed++;
   }
-  return { name: entry.name, answer: { answer: 'deny', reason: `${entry.name}: the file kept changing during ${MAX_ATTEMPTS} scans` }, source: 'failure-policy' };
+  return { name: entry.name, answer: { answer: 'deny', reason: `${entry.name}: the file kept changing during ${MAX_ATTEMPTS} scans` }, source: 'failure-policy', transient: true };
 }
 
 /** Scan in the pool, with the entry's failure policy (retry once where it says so). */
-async function scanOnce(fd: number, ctx: ScanContext): Promise<Answer> {
+async function scanOnce(fd: number, ctx: ScanContext): Promise<Scanned> {
   const { entry } = ctx;
   let retried = false;
   for (;;) {
@@ -87,12 +117,13 @@ async function scanOnce(fd: number, ctx: ScanContext): Promise<Answer> {
           { timeoutMs: ctx.timeoutMs },
         );
     const resolved = resolveFailure(result, entry, { retried });
-    if (resolved !== RETRY) return resolved;
-    retried = true;
+    if (resolved === RETRY) {
+      retried = true;
+      continue;
+    }
+    return result.kind === 'error' ? { answer: resolved, failure: result.code } : { answer: resolved };
   }
 }
-
-const outcome = (a: Answer): ScanResult['source'] => (a.reason && /^(timeout|crash|load|too-large):/.test(a.reason) ? 'failure-policy' : 'scan');
 
 async function awaitForeignResult(fd: number, ctx: ScanContext, leaseUntil: number): Promise<Answer | undefined> {
   const until = Math.min(leaseUntil, Date.now() + ctx.timeoutMs);

@@ -30,6 +30,8 @@ export interface InodeContext extends InodeInput {
   inFlight: string[];
   /** The change that made us dirty was already the writer's close (modify and close-write can come as one record). */
   closedAlready: boolean;
+  /** Scanners of this epoch whose answer stands in for a failure: a verdict that rests on one is not cached. */
+  transient: string[];
 }
 
 export type InodeEvent =
@@ -39,6 +41,17 @@ export type InodeEvent =
 
 const answerAll = (ctx: InodeContext, verdict: 'allow' | 'deny') => {
   for (const w of ctx.waiting) ctx.services.answer(w, verdict);
+};
+
+/**
+ * Whether the verdict may outlive the accesses it answers (ignore mark, native verdict table). Not when it rests on
+ * a failure answer (a timeout, a crash...): a deny stands only if a real answer decided it; an allow only if no
+ * failure took part at all.
+ */
+export const cacheable = (ctx: Pick<InodeContext, 'transient' | 'verdict'>): boolean => {
+  if (ctx.transient.length === 0) return true;
+  const by = ctx.verdict?.decidedBy;
+  return ctx.verdict?.verdict === 'deny' && by !== undefined && !ctx.transient.includes(by);
 };
 
 export const inodeMachine = setup({
@@ -84,6 +97,12 @@ export const inodeMachine = setup({
         const name = event.type === 'SCANNED' ? event.result.name : event.type === 'SCAN_BROKEN' ? event.name : '';
         return context.inFlight.filter((n) => n !== name);
       },
+      transient: ({ context, event }) => {
+        const name = event.type === 'SCANNED' ? event.result.name : event.type === 'SCAN_BROKEN' ? event.name : '';
+        const failed = event.type === 'SCAN_BROKEN' || (event.type === 'SCANNED' && event.result.transient === true);
+        const rest = context.transient.filter((n) => n !== name);
+        return failed ? [...rest, name] : rest;
+      },
       answers: ({ context, event }) => {
         const next = new Map(context.answers);
         if (event.type === 'SCANNED') next.set(event.result.name, event.result.answer);
@@ -96,19 +115,22 @@ export const inodeMachine = setup({
       const cleared = context.services.clearTags(context.fd);
       context.services.forget(context.fd);
       context.services.notify('dirty', { fd: context.fd, path: context.path, cleared });
-      return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false };
+      return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false, transient: [] };
     }),
     settleVerdict: assign({ verdict: ({ context }) => context.services.evaluate(context.answers) }),
+    // A verdict that rests on a failure answers its waiters and nothing more: the next access judges again.
     bless: ({ context }) => {
-      context.services.bless(context.fd);
+      const keep = cacheable(context);
+      if (keep) context.services.bless(context.fd);
       answerAll(context, 'allow');
-      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'allow', decidedBy: context.verdict?.decidedBy });
+      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'allow', decidedBy: context.verdict?.decidedBy, ...(keep ? {} : { transient: true }) });
     },
     condemn: ({ context }) => {
-      context.services.condemn(context.fd);
+      const keep = cacheable(context);
+      if (keep) context.services.condemn(context.fd);
       answerAll(context, 'deny');
       context.services.logDenied({ path: context.path, decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason, waiters: context.waiting });
-      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'deny', decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason });
+      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'deny', decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason, ...(keep ? {} : { transient: true }) });
     },
   },
   delays: {
@@ -116,7 +138,7 @@ export const inodeMachine = setup({
   },
 }).createMachine({
   id: 'inode',
-  context: ({ input }) => ({ ...input, answers: new Map(), waiting: [], epoch: 0, inFlight: [], closedAlready: false }),
+  context: ({ input }) => ({ ...input, answers: new Map(), waiting: [], epoch: 0, inFlight: [], closedAlready: false, transient: [] }),
   initial: 'start',
   states: {
     start: {

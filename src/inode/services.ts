@@ -22,6 +22,11 @@ export interface ScanResult {
   answer: Answer;
   /** Where the answer came from, for logs. */
   source: 'scan' | 'failure-policy' | 'busy-elsewhere';
+  /**
+   * The answer stands in for a failure (timeout, crash, load error, fd exhaustion, a file that kept changing): it
+   * holds for the access it answers and nothing else — never written as a tag, never cached in the native table.
+   */
+  transient?: boolean;
 }
 
 export interface InodeServices {

@@ -190,7 +190,7 @@ export class RemoteScanners {
       // Nobody serves it: the entry's onError answers, and no tag is written (a scanner that connects later must
       // not find a stored "deny: not connected").
       const r = resolveFailure({ kind: 'error', code: 'load', message: `${entry.name}: no scanner connected` }, entry, { retried: true });
-      return { name: entry.name, answer: r as Answer, source: 'failure-policy' };
+      return { name: entry.name, answer: r as Answer, source: 'failure-policy', transient: true };
     }
     return scanWithTags(fd, { ...ctx, run: (file) => this.request(entry, file, ctx.timeoutMs) });
   }

@@ -3,7 +3,10 @@
 //
 // Deadlines: every scan has one. When it passes, the task is aborted; Piscina then destroys the worker running it
 // (the only way to stop `while (true) {}`), starts a fresh one, and the pool goes on. The deadline counts from the
-// call, queueing included: the caller's wait is what matters to the kernel's waiting opener.
+// moment the scan starts in its worker (the actor loaded), never from the call: a file queued behind hung scans,
+// or behind a fresh worker loading its databases, has not been given its time yet. The worker stamps the start
+// into a shared slot of the task; the main thread's timer reads it and re-arms until start + timeout has passed.
+// The waiting opener is bounded by the gate's deadline, not by this one.
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { AnswerKind } from '../policy/answer.js';
@@ -42,6 +45,11 @@ const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
 const NO_REQUIRE_ESM = '--no-experimental-require-module';
 function workerExecArgv(): string[] {
   return process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) ? [...process.execArgv, NO_REQUIRE_ESM] : process.execArgv;
+}
+
+/** A shared slot the worker stamps (Date.now()) when the task's work begins: deadlines count from there. */
+function startSlot(): SharedArrayBuffer {
+  return new SharedArrayBuffer(8);
 }
 
 function isFailure(r: WorkerResult): r is WorkerFailure {
@@ -85,7 +93,7 @@ export class ScanPool {
 
   /** Load the entry's actor (in some worker) and report its generation, init warnings and manifest. */
   async describe(entry: PoolEntry): Promise<ActorDescription> {
-    const task: LoadTask = { op: 'load', entry: { name: entry.name, actor: entry.actor, options: entry.options } };
+    const task: LoadTask = { op: 'load', entry: { name: entry.name, actor: entry.actor, options: entry.options }, started: startSlot() };
     const r = await this.runTask(task, this.loadTimeoutMs);
     if (r === 'timeout') throw new PoolError('POOL_TIMEOUT', `${entry.name}: loading ${entry.actor} took longer than ${this.loadTimeoutMs} ms`);
     if (r instanceof Error) throw new PoolError('POOL_LOAD', `${entry.name}: worker failed while loading ${entry.actor}: ${r.message}`, { cause: r });
@@ -114,9 +122,10 @@ export class ScanPool {
       file: { fd: file.fd, size: file.size, path: file.path },
       entry: { name: entry.name, actor: entry.actor, options: entry.options },
       chunkSize: this.chunkSize,
+      started: startSlot(),
     };
     const r = await this.runTask(task, opts.timeoutMs, opts.signal);
-    if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms` };
+    if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms of starting` };
     if (r instanceof Error) return { kind: 'error', code: 'crash', message: `${entry.name}: worker died scanning ${file.path}: ${r.message}` };
     if (isFailure(r)) return { kind: 'error', code: r.error.code, message: r.error.message };
     const s = r as ScanResult;
@@ -150,7 +159,16 @@ export class ScanPool {
     signal?.throwIfAborted();
     const ac = new AbortController();
     const deadline = Symbol('deadline');
-    const timer = setTimeout(() => ac.abort(deadline), timeoutMs);
+    const started = new Float64Array(task.started);
+    let timer: NodeJS.Timeout;
+    // Not started yet: look again a whole timeout later (the scan's own deadline is at least that far away).
+    const check = () => {
+      const at = started[0]!;
+      const left = at === 0 ? timeoutMs : at + timeoutMs - Date.now();
+      if (left > 0) timer = setTimeout(check, Math.ceil(left));
+      else ac.abort(deadline);
+    };
+    timer = setTimeout(check, timeoutMs);
     const onAbort = () => ac.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     this.inFlight.add(ac);

@@ -18,6 +18,8 @@ export type WorkerEntry = Pick<PoolEntry, 'name' | 'actor' | 'options'>;
 export interface LoadTask {
   op: 'load';
   entry: WorkerEntry;
+  /** A Float64 the worker sets to Date.now() when the work begins (the deadline counts from it). */
+  started: SharedArrayBuffer;
 }
 
 export interface ScanTask {
@@ -26,6 +28,8 @@ export interface ScanTask {
   file: { fd: number; size: number; path: string };
   entry: WorkerEntry;
   chunkSize?: number;
+  /** A Float64 the worker sets to Date.now() once the actor is loaded and its scan begins. */
+  started: SharedArrayBuffer;
 }
 
 export type WorkerTask = LoadTask | ScanTask;

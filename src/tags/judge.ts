@@ -3,6 +3,7 @@
 // verifies, and a changed file outranks an old generation.
 import { decodeTag, verifyTag, type TagValue } from './codec.js';
 import { isScannerName, type TagNamespace } from './names.js';
+import type { HolderState } from './holder.js';
 import { sameStamp, stampDiff, type Stamp } from './stamp.js';
 
 export type Judgement =
@@ -11,7 +12,7 @@ export type Judgement =
   | 'stale-generation' // the scanner's generation moved on
   | 'bad-mac' // forged, corrupted, copied from another scanner's name, or signed with another key
   | 'scanning-live' // someone holds a lease on this scan
-  | 'scanning-expired' // a lease nobody renewed: its holder died or hung
+  | 'scanning-expired' // a lease nobody renewed (its holder hung), or whose holder of this host is gone
   | 'unparseable'; // not a value of ours: treated as absent, reported
 
 /** Current generation per scanner; a scanner missing from it has its generation left unchecked. */
@@ -42,6 +43,8 @@ export interface JudgeInput {
   now: number;
   /** The file's current content digest, when the caller verifies content; `required`: a tag without one is stale. */
   content?: { digest: string; required: boolean };
+  /** Whether a lease's holder still exists (holder.ts). Without it, only the lease's time counts. */
+  holderState?: (holder: string) => HolderState;
 }
 
 function generationOf(generations: Generations, scanner: string): string | undefined {
@@ -58,8 +61,10 @@ export function judgeTag(input: JudgeInput): JudgedTag {
     return { ...base, value, judgement: 'bad-mac', detail: 'MAC does not verify (another key, another file name, or altered)' };
   }
   if (value.kind === 'scanning') {
-    const live = input.now < value.leaseUntil;
-    return { ...base, value, judgement: live ? 'scanning-live' : 'scanning-expired', detail: `held by ${value.holder}` };
+    if (input.now >= value.leaseUntil) return { ...base, value, judgement: 'scanning-expired', detail: `held by ${value.holder}` };
+    // A lease of a process of this host that is gone (killed, crashed, before the last boot) is void at once.
+    if (input.holderState?.(value.holder) === 'gone') return { ...base, value, judgement: 'scanning-expired', detail: `held by ${value.holder}, which is gone` };
+    return { ...base, value, judgement: 'scanning-live', detail: `held by ${value.holder}` };
   }
   if (!sameStamp(value.stamp, input.stamp)) {
     return { ...base, value, judgement: 'stale-stamp', detail: stampDiff(value.stamp, input.stamp).join(', ') };

@@ -8,13 +8,13 @@
 // All calls on a file are synchronous syscalls except content digests, so nothing interleaves between a check and
 // the write that depends on it within this process; other processes are kept apart by the kernel (CREATE/REPLACE).
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { isAnswerKind } from '../policy/answer.js';
 import { decodeTag, encodeTag, verifyTag, type ScanningTag } from './codec.js';
 import { digestFd } from './digest.js';
 import { TagError, errnoCode, messageOf } from './errors.js';
+import { holderState, selfHolder } from './holder.js';
 import { judgeTag, type Generations, type JudgedTag, type Judgement } from './judge.js';
 import { KEY_BYTES } from './key.js';
 import { isTagNamespace, parseTagName, tagName, type TagNamespace } from './names.js';
@@ -41,7 +41,7 @@ export interface TagStoreOptions {
   leaseMs?: number;
   /** See StampMode. Default 'ctime'. */
   stampMode?: StampMode;
-  /** Holder identity written into leases; default os.hostname() and process.pid. */
+  /** Holder identity written into leases; default this process (holder.ts: host, pid, start time, boot id). */
   host?: string;
   pid?: number;
 }
@@ -94,7 +94,8 @@ export class TagStore {
     this.#key = Buffer.from(options.key);
     this.leaseMs = leaseMs;
     this.stampMode = stampMode;
-    this.holder = `${options.host ?? hostname()}:${options.pid ?? process.pid}`;
+    // A made-up identity (tests racing as other hosts) keeps the old host:pid form, which names no process here.
+    this.holder = options.host !== undefined || options.pid !== undefined ? `${options.host ?? 'localhost'}:${options.pid ?? process.pid}` : selfHolder();
   }
 
   /** Every tag of the configured namespace on the file, judged. Unparseable values are reported, never trusted. */
@@ -117,7 +118,7 @@ export class TagStore {
       if (parsed === null || parsed.namespace !== this.namespace) continue;
       const raw = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
       if (raw === null) continue; // removed between list and get: absent is absent
-      tags.push(judgeTag({ ...parsed, name, raw, key: this.#key, stamp, generations, now, content }));
+      tags.push(judgeTag({ ...parsed, name, raw, key: this.#key, stamp, generations, now, content, holderState }));
     }
     const report: TagReport = { stamp, tags: this.stampMode === 'ctime' ? judgeCtime(tags, ctimeNs) : tags };
     if (digest !== undefined) report.digest = digest;
@@ -148,7 +149,7 @@ export class TagStore {
       }
       const seen = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
       if (seen === null) continue; // removed meanwhile (dirty, or another taker): try to create again
-      const judged = judgeTag({ name, namespace: this.namespace, scanner, raw: seen, key: this.#key, stamp, generations: generation === undefined ? {} : { [scanner]: generation }, now });
+      const judged = judgeTag({ name, namespace: this.namespace, scanner, raw: seen, key: this.#key, stamp, generations: generation === undefined ? {} : { [scanner]: generation }, now, holderState });
       if (judged.judgement === 'scanning-live' && judged.value?.kind === 'scanning') {
         const own = this.#leases.has(judged.value.token);
         // takeOwn: a newer scan of this process supersedes its own older one (whose finish then finds the lease lost).

@@ -27,7 +27,7 @@ export interface DaemonHarness {
 export async function withDaemon(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; whileWriting?: 'wait' | 'allow'; prepare?: (dir: string) => Promise<void> } = {},
+  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; scanTimeout?: string; whileWriting?: 'wait' | 'allow'; prepare?: (dir: string) => Promise<void> } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
   const state = join(scratch.base, 'state');
@@ -49,7 +49,7 @@ gate:
   whileWriting: ${opts.whileWriting ?? 'wait'}
 pool:
   threads: 2
-  scanTimeout: 5s
+  scanTimeout: ${opts.scanTimeout ?? '5s'}
   rescanDebounce: ${opts.debounce ?? '50ms'}
 socket:
   path: ${join(scratch.base, 'blessd.sock')}

@@ -1,0 +1,79 @@
+// Running out of descriptors is a fault of the moment, not a verdict: with the daemon under a low RLIMIT_NOFILE,
+// clean files whose judging failed with EMFILE are refused for that access (fail closed), and read normally once
+// the descriptors are back — nothing was stored in the native verdict table or in tags.
+import test from 'ava';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { native } from '../../src/gate/addon.js';
+import { runChild } from '../helpers/child.js';
+import { REPO } from '../helpers/daemon-harness.js';
+import { startDaemonProcess } from '../helpers/daemon-child.js';
+import { isRoot, makeScratch } from '../helpers/scratch.js';
+
+const t0 = isRoot() ? test.serial : test.skip;
+const FILES = 400;
+
+// Opens every file first (the daemon dups a descriptor per opened file and per scan), then reads each one and
+// prints one line per file: "ok" or the errno name.
+const READ_ALL_HELD = `
+import os, sys, errno
+paths = sys.argv[1:]
+fds = [os.open(p, os.O_RDONLY) for p in paths]
+for fd in fds:
+    try:
+        os.read(fd, 64); print("ok")
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e.errno)))
+`;
+const READ_ONE_BY_ONE = `
+import os, sys, errno
+for p in sys.argv[1:]:
+    try:
+        with open(p, "rb") as f: f.read(64)
+        print("ok")
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e.errno)))
+`;
+
+const tally = (out: string) => out.trim().split('\n').reduce<Record<string, number>>((m, l) => ((m[l] = (m[l] ?? 0) + 1), m), {});
+
+t0('clean files that failed with EMFILE under `ulimit -n 256` are not denied once descriptors are back', async (t) => {
+  const scratch = await makeScratch('ext4', 128);
+  t.teardown(() => scratch.cleanup());
+  const state = join(scratch.base, 'state');
+  await mkdir(state);
+  const files: string[] = [];
+  for (let i = 0; i < FILES; i++) {
+    const f = join(scratch.dir, `clean-${i}.txt`);
+    await writeFile(f, `clean file ${i}\n`);
+    files.push(f);
+  }
+  const cfg = join(scratch.base, 'config.yaml');
+  await writeFile(
+    cfg,
+    `stateDir: ${state}
+guards: [{ path: ${scratch.dir}, kind: filesystem, wait: read }]
+gate: { deadline: 20s, maxPending: 4096 }
+pool: { threads: 2, scanTimeout: 10s }
+socket: { path: ${join(scratch.base, 'sock')} }
+log: { level: warn }
+stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: default
+    options: { answer: allow }
+`,
+  );
+  const d = await startDaemonProcess(t, cfg, ['prlimit', '--nofile=256:256', '--']);
+  const held = await runChild('python3', ['-c', READ_ALL_HELD, ...files], { timeoutMs: 80_000 });
+  const first = tally(held.stdout);
+  t.log('reads while 400 files are held open:', first, held.stderr.slice(0, 300));
+  t.true(/EMFILE|Too many open files/.test(d.output()), 'the daemon did run out of descriptors');
+  t.true((first['ok'] ?? 0) < FILES, 'some accesses were refused while descriptors were short (fail closed)');
+  // The shortage is over: every clean file reads, and none carries a deny tag.
+  const after = await runChild('python3', ['-c', READ_ONE_BY_ONE, ...files], { timeoutMs: 80_000 });
+  t.deepEqual(tally(after.stdout), { ok: FILES }, after.stderr.slice(0, 300));
+  const denyTags = files.filter((f) => /^v1 deny /.test(native.getXattr(f, 'trusted.scanned-by.signature')?.toString() ?? ''));
+  t.deepEqual(denyTags, []);
+  t.log('daemon log lines mentioning EMFILE:', d.output().split('\n').filter((l) => /EMFILE|Too many open files/.test(l)).length);
+});
