@@ -6,6 +6,7 @@ import type { Answer } from '../policy/answer.js';
 import { resolveFailure, RETRY } from '../pool/failure.js';
 import type { ScanOutcome, ScanPool } from '../pool/scan-pool.js';
 import type { TagStore } from '../tags/index.js';
+import { splitTagGeneration } from '../tags/generation.js';
 import type { ScanResult } from '../inode/services.js';
 
 export interface ScanContext {
@@ -113,7 +114,8 @@ async function scanOnce(fd: number, ctx: ScanContext): Promise<Scanned> {
       ? await ctx.run({ fd, size, path: ctx.path })
       : await ctx.pool.scan(
           { fd, size, path: ctx.path },
-          { name: entry.name, actor: entry.actor, options: entry.options as Record<string, unknown>, maxSize: entry.maxSize },
+          // The actor generation this tag generation stands for: a worker holding an older database loads it anew.
+          { name: entry.name, actor: entry.actor, options: entry.options as Record<string, unknown>, maxSize: entry.maxSize, generation: splitTagGeneration(ctx.generation).actor },
           { timeoutMs: ctx.timeoutMs },
         );
     const resolved = resolveFailure(result, entry, { retried });

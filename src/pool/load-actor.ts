@@ -1,5 +1,14 @@
-// Finding, importing and initialising actor modules inside a worker, once per (module, scanner name, options).
-// Built-in names resolve to actors/<name>.js next to this build; anything else is a path to a module.
+// Finding, importing and initialising actor modules inside a worker. Built-in names resolve to actors/<name>.js next
+// to this build; anything else is a path to a module.
+//
+// Overview — the worker's actor cache. One slot per (module, scanner name, options) holds the instance loaded last,
+// with the generation it reported (for `signature`, a digest of its databases' bytes). The daemon's tasks say which
+// generation they expect: a slot of another generation is loaded again from disk, so a database changed and
+// reloaded (SIGHUP, `blessctl reload`) reaches every worker at its next task, not only the one that described it.
+// A load for a fresh generation ("describe" at start and reload) never trusts the slot. The old instance is retired
+// (close()) once its replacement loaded; a failed load keeps the old one, so a broken database at reload changes
+// nothing in the workers. What this file must not do: load twice for tasks that arrive together, or reload again
+// and again when the disk no longer holds the expected generation (one attempt per expected generation).
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ActorInstance, ActorModule } from './actor.js';
@@ -29,10 +38,6 @@ function isActorInstance(i: unknown): i is ActorInstance {
   return !!inst && typeof inst === 'object' && typeof inst.scan === 'function' && typeof inst.generation === 'string';
 }
 
-// Promises, so that two tasks arriving together do not init twice. A failure is not cached: the next task retries
-// (a database fixed on disk is then picked up).
-const cache = new Map<string, Promise<LoadedActor>>();
-
 async function load(entry: WorkerEntry): Promise<LoadedActor> {
   const url = actorModuleUrl(entry.actor);
   let imported: { default?: unknown };
@@ -57,13 +62,75 @@ async function load(entry: WorkerEntry): Promise<LoadedActor> {
   return { module, instance };
 }
 
-export function loadActor(entry: WorkerEntry): Promise<LoadedActor> {
-  const key = `${entry.actor}\0${entry.name}\0${JSON.stringify(entry.options ?? {})}`;
-  let loaded = cache.get(key);
-  if (!loaded) {
-    loaded = load(entry);
-    cache.set(key, loaded);
-    loaded.catch(() => cache.delete(key));
+interface Slot {
+  /** The instance in use (resolved), if any load succeeded yet. */
+  current?: LoadedActor;
+  /** A load in progress: tasks arriving meanwhile wait for it instead of starting another. */
+  loading?: Promise<LoadedActor>;
+  /** Expected generations a load was already tried for; the disk gave something else (see the Overview). */
+  triedFor: Set<string>;
+}
+
+const slots = new Map<string, Slot>();
+
+function slotKey(entry: WorkerEntry): string {
+  return `${entry.actor}\0${entry.name}\0${JSON.stringify(entry.options ?? {})}`;
+}
+
+async function retire(old: LoadedActor): Promise<void> {
+  try {
+    await old.instance.close?.();
+  } catch {
+    // A close() that throws cannot un-retire the instance; the new one is in place either way.
   }
-  return loaded;
+}
+
+function reloadInto(slot: Slot, entry: WorkerEntry): Promise<LoadedActor> {
+  if (slot.loading) return slot.loading;
+  const loading = load(entry).then(
+    (next) => {
+      const old = slot.current;
+      slot.current = next;
+      slot.triedFor.clear();
+      slot.loading = undefined;
+      if (old) void retire(old);
+      return next;
+    },
+    (err: unknown) => {
+      slot.loading = undefined; // not cached: the next task tries again (a database fixed on disk is picked up)
+      throw err;
+    },
+  );
+  slot.loading = loading;
+  return loading;
+}
+
+export interface LoadOptions {
+  /** Load from disk whatever the slot holds (describe at start and reload). */
+  fresh?: boolean;
+}
+
+/**
+ * The instance for this entry. With `entry.generation`, a slot of another generation is loaded again (once per
+ * expected generation); the caller compares `instance.generation` with what it expected.
+ */
+export async function loadActor(entry: WorkerEntry, opts: LoadOptions = {}): Promise<LoadedActor> {
+  const key = slotKey(entry);
+  let slot = slots.get(key);
+  if (!slot) {
+    slot = { triedFor: new Set() };
+    slots.set(key, slot);
+  }
+  if (opts.fresh) return reloadInto(slot, entry);
+  if (slot.loading) {
+    const loaded = await slot.loading;
+    if (entry.generation === undefined || loaded.instance.generation === entry.generation) return loaded;
+  }
+  const current = slot.current;
+  if (!current) return reloadInto(slot, entry);
+  const expected = entry.generation;
+  if (expected === undefined || current.instance.generation === expected || slot.triedFor.has(expected)) return current;
+  const next = await reloadInto(slot, entry);
+  if (next.instance.generation !== expected) slot.triedFor.add(expected);
+  return next;
 }

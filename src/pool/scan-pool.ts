@@ -64,6 +64,7 @@ export class ScanPool {
   private readonly piscina: Piscina<LoadTask | ScanTask, WorkerResult>;
   private readonly chunkSize: number | undefined;
   private readonly loadTimeoutMs: number;
+  private readonly threads: number;
   /** Every task in flight, so close() can cut them off. */
   private readonly inFlight = new Set<AbortController>();
   private closed = false;
@@ -78,6 +79,7 @@ export class ScanPool {
     }
     this.chunkSize = options.chunkSize;
     this.loadTimeoutMs = options.loadTimeoutMs ?? 60_000;
+    this.threads = options.threads;
     this.piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: options.threads,
@@ -91,14 +93,27 @@ export class ScanPool {
     });
   }
 
-  /** Load the entry's actor (in some worker) and report its generation, init warnings and manifest. */
+  /**
+   * Load the entry's actor afresh from disk and report its generation, init warnings and manifest. One load per
+   * worker, at once, so that every worker holds the new data before its next scan (no scan waits out a big
+   * database's load); a worker that missed it (busy, or replaced later) loads at its first scan of this generation
+   * (src/pool/load-actor.ts). Workers that disagree mean the data changed on disk meanwhile: an error.
+   */
   async describe(entry: PoolEntry): Promise<ActorDescription> {
-    const task: LoadTask = { op: 'load', entry: { name: entry.name, actor: entry.actor, options: entry.options }, started: startSlot() };
-    const r = await this.runTask(task, this.loadTimeoutMs);
-    if (r === 'timeout') throw new PoolError('POOL_TIMEOUT', `${entry.name}: loading ${entry.actor} took longer than ${this.loadTimeoutMs} ms`);
-    if (r instanceof Error) throw new PoolError('POOL_LOAD', `${entry.name}: worker failed while loading ${entry.actor}: ${r.message}`, { cause: r });
-    if (isFailure(r)) throw new PoolError('POOL_LOAD', r.error.message);
-    return r as LoadResult;
+    const task = (): LoadTask => ({ op: 'load', fresh: true, entry: { name: entry.name, actor: entry.actor, options: entry.options }, started: startSlot() });
+    const results = await Promise.all(Array.from({ length: this.threads }, () => this.runTask(task(), this.loadTimeoutMs)));
+    let first: LoadResult | undefined;
+    for (const r of results) {
+      if (r === 'timeout') throw new PoolError('POOL_TIMEOUT', `${entry.name}: loading ${entry.actor} took longer than ${this.loadTimeoutMs} ms`);
+      if (r instanceof Error) throw new PoolError('POOL_LOAD', `${entry.name}: worker failed while loading ${entry.actor}: ${r.message}`, { cause: r });
+      if (isFailure(r)) throw new PoolError('POOL_LOAD', r.error.message);
+      const loaded = r as LoadResult;
+      if (first && loaded.generation !== first.generation) {
+        throw new PoolError('POOL_LOAD', `${entry.name}: ${entry.actor} changed on disk while it was being loaded; try again`);
+      }
+      first ??= loaded;
+    }
+    return first!;
   }
 
   async generation(entry: PoolEntry): Promise<string> {
@@ -120,7 +135,7 @@ export class ScanPool {
     const task: ScanTask = {
       op: 'scan',
       file: { fd: file.fd, size: file.size, path: file.path },
-      entry: { name: entry.name, actor: entry.actor, options: entry.options },
+      entry: { name: entry.name, actor: entry.actor, options: entry.options, ...(entry.generation === undefined ? {} : { generation: entry.generation }) },
       chunkSize: this.chunkSize,
       started: startSlot(),
     };

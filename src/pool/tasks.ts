@@ -11,15 +11,22 @@ export interface PoolEntry {
   options?: Record<string, unknown>;
   /** Files larger than this (bytes) are not scanned: outcome `too-large`. Default: no limit. */
   maxSize?: number;
+  /**
+   * The actor generation the daemon expects (from the last describe): a worker whose instance is of another
+   * generation loads the actor again (a database changed and reloaded). Unset: any loaded instance will do.
+   */
+  generation?: string;
 }
 
-export type WorkerEntry = Pick<PoolEntry, 'name' | 'actor' | 'options'>;
+export type WorkerEntry = Pick<PoolEntry, 'name' | 'actor' | 'options' | 'generation'>;
 
 export interface LoadTask {
   op: 'load';
   entry: WorkerEntry;
   /** A Float64 the worker sets to Date.now() when the work begins (the deadline counts from it). */
   started: SharedArrayBuffer;
+  /** Load from disk, whatever the worker has cached (start, reload). */
+  fresh?: boolean;
 }
 
 export interface ScanTask {

@@ -18,13 +18,15 @@ function isTimeoutError(err: unknown): boolean {
   return typeof code === 'string' && code.endsWith('_TIMEOUT');
 }
 
+const short = (g: string) => (g.length > 16 ? `${g.slice(0, 12)}…` : g);
+
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
   // A load's deadline counts the load; a scan's counts from the scan (an actor loading its databases in a fresh
   // worker is not the file's fault).
   if (task.op === 'load') new Float64Array(task.started)[0] = Date.now();
   let loaded;
   try {
-    loaded = await loadActor(task.entry);
+    loaded = await loadActor(task.entry, { fresh: task.op === 'load' && task.fresh === true });
   } catch (err) {
     return failure('load', (err as Error).message, err);
   }
@@ -35,6 +37,13 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   }
 
   const { name } = task.entry;
+  const expected = task.entry.generation;
+  if (expected !== undefined && instance.generation !== expected) {
+    // The daemon judges with generation `expected`, but the disk no longer holds it (changed since the last
+    // reload, and this worker had not loaded it before). Scanning with other content under the old generation
+    // would mislabel the tag: fail, loudly, and let the entry's onError answer.
+    return failure('load', `${name}: its data changed on disk since blessd last loaded it (generation ${short(instance.generation)}, expected ${short(expected)}): run \`blessctl reload\``);
+  }
   const file = fdScanFile({ ...task.file, chunkSize: task.chunkSize });
   new Float64Array(task.started)[0] = Date.now();
   const started = performance.now();
