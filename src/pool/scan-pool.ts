@@ -24,12 +24,19 @@ export interface ScanPoolOptions {
   chunkSize?: number;
   /** Deadline for loading an actor in describe()/generation() (default 60 s). */
   loadTimeoutMs?: number;
+  /**
+   * An actor reported helper processes (ActorInstance.helperPids): called as the result arrives, before anything
+   * awaits it, so the daemon can exempt them before the worker's next task lets them read.
+   */
+  onHelperPids?: (entryName: string, pids: number[]) => void;
 }
 
 export interface ActorDescription {
   generation: string;
   warnings: string[];
   manifest: ActorManifest;
+  /** The actor wants its generation asked again this often (ms): currentGeneration(). */
+  generationRefreshMs?: number;
 }
 
 const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -56,6 +63,7 @@ export class ScanPool {
   private readonly piscina: Piscina<LoadTask | ScanTask, WorkerResult>;
   private readonly chunkSize: number | undefined;
   private readonly loadTimeoutMs: number;
+  private readonly onHelperPids: ScanPoolOptions['onHelperPids'];
   /** Every task in flight, so close() can cut them off. */
   private readonly inFlight = new Set<AbortController>();
   private closed = false;
@@ -70,6 +78,7 @@ export class ScanPool {
     }
     this.chunkSize = options.chunkSize;
     this.loadTimeoutMs = options.loadTimeoutMs ?? 60_000;
+    this.onHelperPids = options.onHelperPids;
     this.piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: options.threads,
@@ -86,11 +95,12 @@ export class ScanPool {
   /** Load the entry's actor (in some worker) and report its generation, init warnings and manifest. */
   async describe(entry: PoolEntry): Promise<ActorDescription> {
     const task: LoadTask = { op: 'load', entry: { name: entry.name, actor: entry.actor, options: entry.options } };
-    const r = await this.runTask(task, this.loadTimeoutMs);
+    const r = await this.runTask(task, this.loadTimeoutMs, undefined, entry.name);
     if (r === 'timeout') throw new PoolError('POOL_TIMEOUT', `${entry.name}: loading ${entry.actor} took longer than ${this.loadTimeoutMs} ms`);
     if (r instanceof Error) throw new PoolError('POOL_LOAD', `${entry.name}: worker failed while loading ${entry.actor}: ${r.message}`, { cause: r });
     if (isFailure(r)) throw new PoolError('POOL_LOAD', r.error.message);
-    return r as LoadResult;
+    const { generation, warnings, manifest, generationRefreshMs } = r as LoadResult;
+    return generationRefreshMs === undefined ? { generation, warnings, manifest } : { generation, warnings, manifest, generationRefreshMs };
   }
 
   async generation(entry: PoolEntry): Promise<string> {
@@ -115,7 +125,7 @@ export class ScanPool {
       entry: { name: entry.name, actor: entry.actor, options: entry.options },
       chunkSize: this.chunkSize,
     };
-    const r = await this.runTask(task, opts.timeoutMs, opts.signal);
+    const r = await this.runTask(task, opts.timeoutMs, opts.signal, entry.name);
     if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms` };
     if (r instanceof Error) return { kind: 'error', code: 'crash', message: `${entry.name}: worker died scanning ${file.path}: ${r.message}` };
     if (isFailure(r)) return { kind: 'error', code: r.error.code, message: r.error.message };
@@ -144,7 +154,7 @@ export class ScanPool {
   }
 
   /** Run one task with a deadline: the worker's result, 'timeout', or the Error a dead worker left. */
-  private async runTask(task: LoadTask | ScanTask, timeoutMs: number, signal?: AbortSignal): Promise<WorkerResult | 'timeout' | Error> {
+  private async runTask(task: LoadTask | ScanTask, timeoutMs: number, signal?: AbortSignal, entryName?: string): Promise<WorkerResult | 'timeout' | Error> {
     if (this.closed) throw new PoolError('POOL_CLOSED', 'the scan pool is closed');
     if (!positiveInteger(timeoutMs)) throw new PoolError('POOL_OPTIONS', 'ScanPool: timeoutMs must be a positive integer');
     signal?.throwIfAborted();
@@ -155,7 +165,16 @@ export class ScanPool {
     signal?.addEventListener('abort', onAbort, { once: true });
     this.inFlight.add(ac);
     try {
-      return await this.piscina.run(task, { signal: ac.signal });
+      const result = await this.piscina.run(task, { signal: ac.signal });
+      const pids = (result as { helperPids?: number[] }).helperPids;
+      if (pids && entryName !== undefined && this.onHelperPids) {
+        try {
+          this.onHelperPids(entryName, pids);
+        } catch {
+          /* the daemon's business; the result stands */
+        }
+      }
+      return result;
     } catch (err) {
       if (ac.signal.aborted) {
         if (ac.signal.reason === deadline) return 'timeout';
