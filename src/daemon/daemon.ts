@@ -17,6 +17,7 @@ import type { RemoteScanners } from '../notify/remote-scanners.js';
 import { Crawl } from './crawl.js';
 import { makeDemoTree } from './demo.js';
 import { Dispatch } from './dispatch.js';
+import { GenerationWatch } from './generation-watch.js';
 import { closeQuiet } from './fs-quiet.js';
 import { inodeServices } from './inode-services.js';
 import type { Logger } from './logger.js';
@@ -36,6 +37,15 @@ export class Daemon extends EventEmitter {
   private crawl?: Crawl;
   private settler!: TagSettler;
   private readonly crawlWaiting = new Map<string, () => void>();
+  /** Processes actors pass descriptors to (clamd with FILDES), per scanner: exempt like remote scanners. */
+  private readonly helperPids = new Map<string, number[]>();
+  /** Actors whose generation changes outside blessd (clamd's databases), asked again on a timer. */
+  private readonly generationWatch = new GenerationWatch(
+    async (e) => (await this.d.pool.describe({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown>, maxSize: e.maxSize })).generation,
+    (name) => this.d.stack.actorGeneration(name),
+    (e, generation) => this.onGenerationChange(e.name, generation),
+    (e, err) => this.d.log.warn({ scanner: e.name, err: (err as Error).message }, 'could not ask the scanner its generation; keeping the old one'),
+  );
 
   private constructor(config: Config, log: Logger) {
     super();
@@ -47,7 +57,7 @@ export class Daemon extends EventEmitter {
       const d = this.d;
       if (d.stopping) return;
       try {
-        d.gate?.native.setExempt(this.remote.pids(), [...d.config.exempt.uids]);
+        this.applyExempt();
         await d.stack.apply(d.config);
         d.gate?.native.forgetAll();
       } catch (err) {
@@ -85,10 +95,10 @@ export class Daemon extends EventEmitter {
     d.tags = new TagStore({ namespace: probe.namespace, key, leaseMs: c.tags.lease, stampMode: c.tags.stamp });
     d.denyResponse = denyErrno(c.gate.denyErrno);
 
-    d.pool = new ScanPool({ threads: c.pool.threads });
+    d.pool = new ScanPool({ threads: c.pool.threads, onHelperPids: (name, pids) => this.onHelperPids(name, pids) });
     d.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
     d.stack = new StackState(d.pool, this.remote, d.log);
-    await d.stack.load(c);
+    this.generationWatch.watch(await d.stack.load(c));
 
     d.svc = inodeServices(d);
     this.settler = new TagSettler(d);
@@ -106,6 +116,7 @@ export class Daemon extends EventEmitter {
       audit: c.gate.audit,
       onEvents: (batch) => dispatch.onEvents(batch),
     });
+    this.applyExempt();
     for (const g of c.guards) {
       const mark = await d.gate.guard(g.path, g.kind, g.wait);
       this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: mark.fallback });
@@ -146,6 +157,33 @@ export class Daemon extends EventEmitter {
     });
   }
 
+  /** A watched actor's generation moved (clamd loaded new databases): its older tags are stale from now on. */
+  private async onGenerationChange(name: string, generation: string) {
+    const d = this.d;
+    if (d.stopping) return;
+    const before = d.stack.actorGeneration(name);
+    await d.stack.setActorGeneration(d.config, name, generation);
+    // Files blessed under the old generation carry ignore marks and native verdicts: forget them all, so that each
+    // is judged again (from its tags, now stale for this scanner) at its next access.
+    d.gate?.native.forgetAll();
+    d.log.info({ scanner: name, from: before, to: generation }, 'scanner generation changed: its older verdicts are stale');
+    this.emit('generation', { scanner: name, generation });
+  }
+
+  private onHelperPids(name: string, pids: number[]) {
+    const old = this.helperPids.get(name);
+    if (old && old.length === pids.length && old.every((p, i) => p === pids[i])) return;
+    this.helperPids.set(name, pids);
+    this.applyExempt();
+  }
+
+  /** Pids the gate lets through on its own thread: registered remote scanners and actors' helper processes. */
+  private applyExempt() {
+    const pids = new Set<number>(this.remote.pids());
+    for (const list of this.helperPids.values()) for (const p of list) pids.add(p);
+    this.d.gate?.native.setExempt([...pids], [...this.d.config.exempt.uids]);
+  }
+
   // ---- control ------------------------------------------------------------------------------------------------
 
   stats(): DaemonStats {
@@ -167,7 +205,9 @@ export class Daemon extends EventEmitter {
     const d = this.d;
     const before = d.stack.snapshot();
     try {
-      await d.stack.load(next);
+      const watched = await d.stack.load(next);
+      // Replaced only once the new stack stands: a failed reload keeps watching the old one.
+      this.generationWatch.watch(watched);
       d.config = { ...next, gate: d.config.gate, guards: d.config.guards } as Config;
       // Cached verdicts came from the old stack: judge every file again from its tags (valid answers are reused).
       d.gate.native.forgetAll();
@@ -207,6 +247,7 @@ export class Daemon extends EventEmitter {
     const d = this.d;
     if (d.stopping) return;
     d.stopping = true;
+    this.generationWatch.stop();
     this.crawl?.stop();
     d.gate?.close();
     d.registry?.stopAll();

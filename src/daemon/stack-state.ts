@@ -10,6 +10,7 @@ import type { ScanPool } from '../pool/scan-pool.js';
 import { currentGenerations } from '../tags/index.js';
 import type { TagReport } from '../tags/report.js';
 import { REMOTE_ACTOR, remoteGeneration, type RemoteScanners } from '../notify/remote-scanners.js';
+import type { WatchedEntry } from './generation-watch.js';
 import type { Logger } from './logger.js';
 
 export interface StackSnapshot {
@@ -32,11 +33,15 @@ export class StackState {
     private readonly log: Logger,
   ) {}
 
-  /** The stack (config + must-pass directory) and each scanner's current tag generation. */
-  async load(c: Config) {
+  /**
+   * The stack (config + must-pass directory) and each scanner's current tag generation. Returns the entries whose
+   * actors want their generation asked again on a timer (clamd: its databases change outside blessd).
+   */
+  async load(c: Config): Promise<WatchedEntry[]> {
     const { stack, warnings } = await effectiveStack(c);
     for (const w of warnings) this.log.warn({ where: (w as any).path ?? (w as any).origin }, (w as any).message ?? String(w));
     const actorGenerations: Record<string, string> = {};
+    const watched: WatchedEntry[] = [];
     for (const e of stack) {
       if (e.actor === REMOTE_ACTOR) {
         actorGenerations[e.name] = remoteGeneration(e); // served over the socket: nothing to load in the pool
@@ -45,9 +50,21 @@ export class StackState {
       const d = await this.pool.describe({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown>, maxSize: e.maxSize });
       for (const w of d.warnings) this.log.warn({ scanner: e.name }, w);
       actorGenerations[e.name] = d.generation;
+      if (d.generationRefreshMs !== undefined) watched.push({ entry: e, everyMs: d.generationRefreshMs });
     }
     await this.apply(c, stack, actorGenerations);
     this.log.info({ stack: this.stack.map((e) => `${e.name}:${e.control}`) }, 'policy stack loaded');
+    return watched;
+  }
+
+  /** The actor part of a scanner's generation (without the bump counter). */
+  actorGeneration(name: string): string | undefined {
+    return this.actorGenerations[name];
+  }
+
+  /** A watched actor answered a new generation: the tag generations follow. */
+  async setActorGeneration(c: Config, name: string, generation: string) {
+    await this.apply(c, this.configStack, { ...this.actorGenerations, [name]: generation });
   }
 
   /** The effective stack: config + must-pass + remote scanners registered now; generations with bump counters. */

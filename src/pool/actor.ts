@@ -32,6 +32,19 @@ export interface ActorInstance {
   close?(): Promise<void>;
   /** Problems init chose to skip rather than fail on (e.g. bad database lines, as `file:line: what`), for the log. */
   warnings?: string[];
+  /**
+   * For engines whose rules change outside blessd (a daemon that reloads its own databases): the generation now.
+   * Asked at every load (start, reload) and then every `generationRefreshMs`; a new answer makes older tags stale
+   * and drops every cached verdict.
+   */
+  currentGeneration?(): Promise<string>;
+  generationRefreshMs?: number;
+  /**
+   * Processes that read scanned files through the passed descriptor on this actor's behalf (a scanning daemon
+   * the fd is sent to over SCM_RIGHTS): the gate lets their accesses through, as it does the daemon's own.
+   * Asked after every task; an actor must not let such a process read before its pid has been reported once.
+   */
+  helperPids?(): number[];
 }
 
 /** Who is asking, for actors that tell the outside world (e.g. the exec actor sets BLESSD_SCANNER). */

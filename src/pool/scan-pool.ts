@@ -27,12 +27,19 @@ export interface ScanPoolOptions {
   chunkSize?: number;
   /** Deadline for loading an actor in describe()/generation() (default 60 s). */
   loadTimeoutMs?: number;
+  /**
+   * An actor reported helper processes (ActorInstance.helperPids): called as the result arrives, before anything
+   * awaits it, so the daemon can exempt them before the worker's next task lets them read.
+   */
+  onHelperPids?: (entryName: string, pids: number[]) => void;
 }
 
 export interface ActorDescription {
   generation: string;
   warnings: string[];
   manifest: ActorManifest;
+  /** The actor wants its generation asked again this often (ms): currentGeneration(). */
+  generationRefreshMs?: number;
 }
 
 const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -65,6 +72,7 @@ export class ScanPool {
   private readonly chunkSize: number | undefined;
   private readonly loadTimeoutMs: number;
   private readonly threads: number;
+  private readonly onHelperPids: ScanPoolOptions['onHelperPids'];
   /** Every task in flight, so close() can cut them off. */
   private readonly inFlight = new Set<AbortController>();
   private closed = false;
@@ -80,6 +88,7 @@ export class ScanPool {
     this.chunkSize = options.chunkSize;
     this.loadTimeoutMs = options.loadTimeoutMs ?? 60_000;
     this.threads = options.threads;
+    this.onHelperPids = options.onHelperPids;
     this.piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: options.threads,
@@ -101,7 +110,7 @@ export class ScanPool {
    */
   async describe(entry: PoolEntry): Promise<ActorDescription> {
     const task = (): LoadTask => ({ op: 'load', fresh: true, entry: { name: entry.name, actor: entry.actor, options: entry.options }, started: startSlot() });
-    const results = await Promise.all(Array.from({ length: this.threads }, () => this.runTask(task(), this.loadTimeoutMs)));
+    const results = await Promise.all(Array.from({ length: this.threads }, () => this.runTask(task(), this.loadTimeoutMs, undefined, entry.name)));
     let first: LoadResult | undefined;
     for (const r of results) {
       if (r === 'timeout') throw new PoolError('POOL_TIMEOUT', `${entry.name}: loading ${entry.actor} took longer than ${this.loadTimeoutMs} ms`);
@@ -113,7 +122,8 @@ export class ScanPool {
       }
       first ??= loaded;
     }
-    return first!;
+    const { generation, warnings, manifest, generationRefreshMs } = first!;
+    return generationRefreshMs === undefined ? { generation, warnings, manifest } : { generation, warnings, manifest, generationRefreshMs };
   }
 
   async generation(entry: PoolEntry): Promise<string> {
@@ -139,7 +149,7 @@ export class ScanPool {
       chunkSize: this.chunkSize,
       started: startSlot(),
     };
-    const r = await this.runTask(task, opts.timeoutMs, opts.signal);
+    const r = await this.runTask(task, opts.timeoutMs, opts.signal, entry.name);
     if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms of starting` };
     if (r instanceof Error) return { kind: 'error', code: 'crash', message: `${entry.name}: worker died scanning ${file.path}: ${r.message}` };
     if (isFailure(r)) return { kind: 'error', code: r.error.code, message: r.error.message };
@@ -168,7 +178,7 @@ export class ScanPool {
   }
 
   /** Run one task with a deadline: the worker's result, 'timeout', or the Error a dead worker left. */
-  private async runTask(task: LoadTask | ScanTask, timeoutMs: number, signal?: AbortSignal): Promise<WorkerResult | 'timeout' | Error> {
+  private async runTask(task: LoadTask | ScanTask, timeoutMs: number, signal?: AbortSignal, entryName?: string): Promise<WorkerResult | 'timeout' | Error> {
     if (this.closed) throw new PoolError('POOL_CLOSED', 'the scan pool is closed');
     if (!positiveInteger(timeoutMs)) throw new PoolError('POOL_OPTIONS', 'ScanPool: timeoutMs must be a positive integer');
     signal?.throwIfAborted();
@@ -188,7 +198,16 @@ export class ScanPool {
     signal?.addEventListener('abort', onAbort, { once: true });
     this.inFlight.add(ac);
     try {
-      return await this.piscina.run(task, { signal: ac.signal });
+      const result = await this.piscina.run(task, { signal: ac.signal });
+      const pids = (result as { helperPids?: number[] }).helperPids;
+      if (pids && entryName !== undefined && this.onHelperPids) {
+        try {
+          this.onHelperPids(entryName, pids);
+        } catch {
+          /* the daemon's business; the result stands */
+        }
+      }
+      return result;
     } catch (err) {
       if (ac.signal.aborted) {
         if (ac.signal.reason === deadline) return 'timeout';

@@ -43,13 +43,17 @@ export type WorkerTask = LoadTask | ScanTask;
 
 /** 'load': module or init failed; 'crash': scan threw or answered nonsense; 'timeout': the actor said it timed out. */
 export interface WorkerFailure {
-  error: { code: 'load' | 'crash' | 'timeout'; message: string; actorCode?: string };
+  error: { code: 'load' | 'crash' | 'timeout' | 'too-large'; message: string; actorCode?: string };
+  helperPids?: number[];
 }
 
 export interface LoadResult {
   generation: string;
   warnings: string[];
   manifest: ActorManifest;
+  /** The actor asks to be asked its generation again this often (ms). */
+  generationRefreshMs?: number;
+  helperPids?: number[];
 }
 
 export interface ScanResult {
@@ -58,6 +62,7 @@ export interface ScanResult {
   generation: string;
   /** Time spent in scan() (not loading), in ms. */
   ms: number;
+  helperPids?: number[];
 }
 
 export type WorkerResult = LoadResult | ScanResult | WorkerFailure;

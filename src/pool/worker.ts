@@ -3,6 +3,7 @@
 // tell a broken actor ('load', 'crash') from a dead worker (which Piscina reports by rejecting).
 // The scanned fd belongs to the daemon and is shared by all threads: nothing here closes it.
 import { isAnswerKind } from '../policy/answer.js';
+import type { ActorInstance } from './actor.js';
 import { loadActor } from './load-actor.js';
 import { fdScanFile } from './scan-file.js';
 import type { LoadResult, ScanResult, WorkerFailure, WorkerResult, WorkerTask } from './tasks.js';
@@ -12,10 +13,28 @@ function failure(code: WorkerFailure['error']['code'], message: string, err?: un
   return { error: { code, message, ...(typeof actorCode === 'string' ? { actorCode } : {}) } };
 }
 
-/** An actor's own deadline (e.g. exec's program timeout) counts as a timeout, by the `*_TIMEOUT` code convention. */
-function isTimeoutError(err: unknown): boolean {
+/**
+ * An actor's own deadline (e.g. exec's program timeout) counts as a timeout, and its own size limit (e.g. clamd's
+ * StreamMaxLength) as too-large, by the `*_TIMEOUT` / `*_TOO_LARGE` code convention; anything else is a crash.
+ */
+function failureKind(err: unknown): 'timeout' | 'too-large' | 'crash' {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && code.endsWith('_TIMEOUT');
+  if (typeof code !== 'string') return 'crash';
+  if (code.endsWith('_TIMEOUT')) return 'timeout';
+  if (code.endsWith('_TOO_LARGE')) return 'too-large';
+  return 'crash';
+}
+
+/** The actor's helper processes, sent with every result so the daemon exempts them before they read. */
+function withHelpers<T extends WorkerResult>(instance: ActorInstance, result: T): T {
+  if (!instance.helperPids) return result;
+  try {
+    const pids = instance.helperPids();
+    if (pids.length > 0) (result as { helperPids?: number[] }).helperPids = [...pids];
+  } catch {
+    /* an actor that cannot tell just gets no exemption */
+  }
+  return result;
 }
 
 const short = (g: string) => (g.length > 16 ? `${g.slice(0, 12)}…` : g);
@@ -32,8 +51,17 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   }
   const { module, instance } = loaded;
   if (task.op === 'load') {
-    const result: LoadResult = { generation: instance.generation, warnings: [...(instance.warnings ?? [])], manifest: { ...module.manifest } };
-    return result;
+    let generation = instance.generation;
+    if (instance.currentGeneration) {
+      try {
+        generation = await instance.currentGeneration();
+      } catch (err) {
+        return failure('load', `${task.entry.name}: currentGeneration(): ${(err as Error).message}`, err);
+      }
+    }
+    const result: LoadResult = { generation, warnings: [...(instance.warnings ?? [])], manifest: { ...module.manifest } };
+    if (instance.generationRefreshMs !== undefined) result.generationRefreshMs = instance.generationRefreshMs;
+    return withHelpers(instance, result);
   }
 
   const { name } = task.entry;
@@ -52,7 +80,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
     answer = await instance.scan(file);
   } catch (err) {
     const message = `${name}: ${err instanceof Error ? err.message : String(err)}`;
-    return failure(isTimeoutError(err) ? 'timeout' : 'crash', message, err);
+    return withHelpers(instance, failure(failureKind(err), message, err));
   }
   const ms = performance.now() - started;
   if (!answer || !isAnswerKind(answer.answer) || (answer.reason !== undefined && typeof answer.reason !== 'string')) {
@@ -62,5 +90,5 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   // A deny must say why; an actor that forgets still denies, under its own name.
   const reason = answer.reason ?? (answer.answer === 'deny' ? name : undefined);
   if (reason !== undefined) result.reason = reason;
-  return result;
+  return withHelpers(instance, result);
 }
