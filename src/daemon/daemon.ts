@@ -22,6 +22,7 @@ import type { DaemonControl } from '../notify/daemon-control.js';
 import { buildNotice } from '../notify/file-identity.js';
 import { REMOTE_ACTOR, RemoteScanners, remoteGeneration } from '../notify/remote-scanners.js';
 import { Crawl } from './crawl.js';
+import { publishGuards, unpublishGuards } from './published-guards.js';
 import { makeDemoTree } from './demo.js';
 import type { Logger } from './logger.js';
 import { scanWithTags, type ScanContext } from './scan-service.js';
@@ -67,6 +68,7 @@ export class Daemon extends EventEmitter {
   private guards: DaemonStats['guards'] = [];
   private errors = 0;
   private stopping = false;
+  private guardsFile?: string;
   private crawl?: Crawl;
   private svc!: InodeServices;
   /** Inodes the tag fast path settled lately, so that the open notice of the same access does not judge them again. */
@@ -96,8 +98,10 @@ export class Daemon extends EventEmitter {
     });
   }
 
-  static async start(config: Config, log: Logger): Promise<Daemon> {
+  /** `guardsFile`: where to publish what this daemon guards (published-guards.ts); none by default. */
+  static async start(config: Config, log: Logger, options: { guardsFile?: string } = {}): Promise<Daemon> {
     const d = new Daemon(config, log);
+    d.guardsFile = options.guardsFile;
     try {
       await d.init();
     } catch (err) {
@@ -148,6 +152,13 @@ export class Daemon extends EventEmitter {
       if (!this.mountFds.has(mark.fsid)) this.mountFds.set(mark.fsid, openSync(g.path, 'r'));
       this.fsids.set(mark.dev, mark.fsid);
       this.log.info({ path: g.path, kind: g.kind, mode: mark.mode, directories: mark.directories }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
+    }
+    if (this.guardsFile) {
+      try {
+        publishGuards(this.guardsFile, c.guards);
+      } catch (err) {
+        this.log.warn({ err, file: this.guardsFile }, 'cannot publish the guards: preloaded programs will scan these files too');
+      }
     }
     if (c.crawl.enabled) {
       this.crawl = new Crawl({
@@ -504,6 +515,7 @@ export class Daemon extends EventEmitter {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.guardsFile) unpublishGuards(this.guardsFile);
     this.crawl?.stop();
     this.gate?.close();
     this.registry?.stopAll();

@@ -11,7 +11,7 @@ import { TagStore } from '../../src/tags/store.js';
 import { tagGeneration } from '../../src/tags/generation.js';
 import { makeAttacker, openToEveryone, type Attacker } from './attacker.js';
 import type { ChildResult } from './child.js';
-import { makeScratch, type ScratchKind } from './scratch.js';
+import { makeScratch, type Scratch, type ScratchKind } from './scratch.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const PRELOAD_LIB = join(repo, 'build/Release/libblessd-preload.so');
@@ -45,10 +45,11 @@ export interface PreloadLab {
 export const EICAR_SCANNER = `if grep -q 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE'; then echo Eicar-Test-Signature; exit 1; fi
 exit 0`;
 
-export async function makePreloadLab(t: ExecutionContext, kind: ScratchKind = 'tmpfs'): Promise<PreloadLab> {
+/** `on`: use this mount (a daemon's guarded scratch, say) instead of a fresh one. */
+export async function makePreloadLab(t: ExecutionContext, kind: ScratchKind = 'tmpfs', opts: { on?: Scratch } = {}): Promise<PreloadLab> {
   if (!existsSync(PRELOAD_LIB)) throw new Error(`${PRELOAD_LIB} is missing: npm ci builds it`);
-  const scratch = await makeScratch(kind, 32);
-  t.teardown(() => scratch.cleanup());
+  const scratch = opts.on ?? (await makeScratch(kind, 32));
+  if (!opts.on) t.teardown(() => scratch.cleanup());
   await openToEveryone(scratch.dir);
   const user = await makeAttacker(t, 'pre');
   const dir = scratch.dir;
