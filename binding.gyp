@@ -19,6 +19,25 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+    },
+    {
+      "target_name": "blessd-preload",
+      "type": "shared_library",
+      "product_name": "blessd-preload",
+      "product_prefix": "lib",
+      "sources": [
+        "native/preload/wrappers.c",
+        "native/preload/gate.c",
+        "native/preload/guards.c",
+        "native/preload/scan.c",
+        "native/preload/config.c",
+        "native/preload/stack.c",
+        "native/preload/tags.c",
+        "native/preload/sha256.c"
+      ],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-std=gnu11", "-O2", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-format-truncation", "-Wno-unused-parameter"],
+      "libraries": ["-ldl"]
     }
   ]
 }

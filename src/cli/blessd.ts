@@ -8,6 +8,7 @@ import type { Config } from '../config/types.js';
 import { effectiveStack } from '../policy/must-pass.js';
 import { explainStack } from '../policy/stack.js';
 import { quietOnClosedPipe } from './pipe.js';
+import { DEFAULT_GUARDS_FILE } from '../daemon/published-guards.js';
 
 const USAGE = `Usage:
   blessd run --config FILE     guard what FILE says, in the foreground (root)
@@ -66,7 +67,7 @@ async function run(config: Config, file: string): Promise<number> {
   const log = makeLogger(config.log.level);
   let daemon: import('../daemon/daemon.js').Daemon;
   try {
-    daemon = await Daemon.start(config, log);
+    daemon = await Daemon.start(config, log, { guardsFile: process.env['BLESSD_GUARDS_FILE'] ?? DEFAULT_GUARDS_FILE });
   } catch (err) {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;

@@ -15,6 +15,7 @@ import { TagStore, loadTagKey, probeNamespace } from '../tags/index.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
 import type { RemoteScanners } from '../notify/remote-scanners.js';
 import { Crawl } from './crawl.js';
+import { publishGuards, unpublishGuards } from './published-guards.js';
 import { makeDemoTree } from './demo.js';
 import { Dispatch } from './dispatch.js';
 import { GenerationWatch } from './generation-watch.js';
@@ -34,6 +35,8 @@ export class Daemon extends EventEmitter {
   /** Out-of-process scanners registered on the control socket (src/notify). */
   readonly remote: RemoteScanners;
   private guards: DaemonStats['guards'] = [];
+  /** Where to publish what this daemon guards, for the preload library (published-guards.ts); none by default. */
+  private guardsFile?: string;
   private crawl?: Crawl;
   private settler!: TagSettler;
   private readonly crawlWaiting = new Map<string, () => void>();
@@ -66,8 +69,10 @@ export class Daemon extends EventEmitter {
     });
   }
 
-  static async start(config: Config, log: Logger): Promise<Daemon> {
+  /** `guardsFile`: where to publish what this daemon guards (published-guards.ts); none by default. */
+  static async start(config: Config, log: Logger, options: { guardsFile?: string } = {}): Promise<Daemon> {
     const d = new Daemon(config, log);
+    d.guardsFile = options.guardsFile;
     try {
       await d.init();
     } catch (err) {
@@ -123,6 +128,13 @@ export class Daemon extends EventEmitter {
       if (!d.mountFds.has(mark.fsid)) d.mountFds.set(mark.fsid, openSync(g.path, 'r'));
       d.fsids.set(mark.dev, mark.fsid);
       d.log.info({ path: g.path, kind: g.kind, mode: mark.mode, directories: mark.directories }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
+    }
+    if (this.guardsFile) {
+      try {
+        publishGuards(this.guardsFile, c.guards);
+      } catch (err) {
+        d.log.warn({ err, file: this.guardsFile }, 'cannot publish the guards: preloaded programs will scan these files too');
+      }
     }
     if (c.crawl.enabled) {
       this.crawl = new Crawl({
@@ -248,6 +260,7 @@ export class Daemon extends EventEmitter {
     if (d.stopping) return;
     d.stopping = true;
     this.generationWatch.stop();
+    if (this.guardsFile) unpublishGuards(this.guardsFile);
     this.crawl?.stop();
     d.gate?.close();
     d.registry?.stopAll();

@@ -27,7 +27,7 @@ export interface DaemonHarness {
 export async function withDaemon(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; scanTimeout?: string; whileWriting?: 'wait' | 'allow'; prepare?: (dir: string) => Promise<void> } = {},
+  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; scanTimeout?: string; whileWriting?: 'wait' | 'allow'; guardsFile?: string; prepare?: (dir: string) => Promise<void> } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
   const state = join(scratch.base, 'state');
@@ -70,7 +70,7 @@ ${typeof opts.extra === 'function' ? opts.extra(scratch.dir) : (opts.extra ?? ''
     notices,
     async restart() {
       await h.daemon.stop();
-      h.daemon = await Daemon.start(config, log);
+      h.daemon = await Daemon.start(config, log, { guardsFile: opts.guardsFile });
       h.daemon.on('notice', (n: Notice) => notices.push(n));
     },
     async stop() {
@@ -81,7 +81,7 @@ ${typeof opts.extra === 'function' ? opts.extra(scratch.dir) : (opts.extra ?? ''
     await h.daemon?.stop().catch(() => {});
     await scratch.cleanup();
   });
-  h.daemon = await Daemon.start(config, log);
+  h.daemon = await Daemon.start(config, log, { guardsFile: opts.guardsFile });
   h.daemon.on('notice', (n: Notice) => notices.push(n));
   return h;
 }

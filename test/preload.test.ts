@@ -1,0 +1,221 @@
+// The preload library (native/preload) with real programs run by an unprivileged user the test creates, on a
+// private tmpfs or ext4 mount with user.* xattrs. No daemon and no fanotify: the library gates inside the program.
+import test from 'ava';
+import { appendFileSync, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isRoot } from './helpers/scratch.js';
+import { EICAR, EICAR_SCANNER, makePreloadLab } from './helpers/preload-lab.js';
+
+const root = isRoot() ? test : test.skip;
+const SIG = 'sig';
+
+for (const kind of ['tmpfs', 'ext4'] as const) {
+  root(`${kind}: EICAR is refused with EPERM at the first read (open succeeds), by cat, python3 and node`, async (t) => {
+    const lab = await makePreloadLab(t, kind);
+    lab.scanner(SIG, EICAR_SCANNER);
+    lab.config();
+    const bad = lab.file('eicar.com', EICAR);
+    const cat = await lab.run('cat', [bad]);
+    t.not(cat.code, 0);
+    t.false(cat.stdout.includes('EICAR'), 'no content got through');
+    t.regex(cat.stderr, /Operation not permitted/);
+    const py = await lab.run('python3', ['-c', `import os\nfd = os.open(${JSON.stringify(bad)}, os.O_RDONLY)\nprint("opened")\ntry:\n  os.read(fd, 100)\n  print("READ")\nexcept OSError as e:\n  print("errno", e.errno)`]);
+    t.is(py.stdout, 'opened\nerrno 1\n');
+    const node = await lab.run('node', ['-e', `try { console.log(require('fs').readFileSync(${JSON.stringify(bad)}, 'utf8')) } catch (e) { console.log(e.code) }`]);
+    t.is(node.stdout.trim(), 'EPERM');
+    // The deny was tagged: the later programs did not scan again.
+    t.is(lab.scans().length, 1);
+    t.regex(lab.scans()[0]!, /^sig .*eicar\.com preload=none$/, 'the scanner ran without the preload');
+  });
+
+  root(`${kind}: a clean file passes with one scan, gets a tag that verifies in the TypeScript store; a second run reads the tag and does not scan`, async (t) => {
+    const lab = await makePreloadLab(t, kind);
+    const program = lab.scanner(SIG, EICAR_SCANNER);
+    lab.config();
+    const good = lab.file('clean.txt', 'hello, world\n');
+    const first = await lab.run('cat', [good]);
+    t.is(first.stdout, 'hello, world\n');
+    t.is(first.code, 0);
+    t.is(lab.scans().length, 1);
+    const store = await lab.store();
+    const fd = openSync(good, 'r');
+    t.teardown(() => closeSync(fd));
+    const report = store.readSync(fd, { [SIG]: await lab.generation(program, SIG) });
+    t.is(report.tags.length, 1);
+    t.is(report.tags[0]!.name, 'user.scanned-by.sig');
+    t.is(report.tags[0]!.judgement, 'valid', report.tags[0]!.detail);
+    t.true(report.tags[0]!.generationChecked);
+    t.like(report.tags[0]!.value, { kind: 'result', answer: 'ok' });
+    const second = await lab.run('python3', ['-c', `print(open(${JSON.stringify(good)}).read(), end="")`]);
+    t.is(second.stdout, 'hello, world\n');
+    const third = await lab.run('node', ['-e', `process.stdout.write(require('fs').readFileSync(${JSON.stringify(good)}))`]);
+    t.is(third.stdout, 'hello, world\n');
+    t.is(lab.scans().length, 1, 'the tag settled the later reads');
+  });
+
+  root(`${kind}: a change makes the tag stale: the next read scans again and catches new content`, async (t) => {
+    const lab = await makePreloadLab(t, kind);
+    const program = lab.scanner(SIG, EICAR_SCANNER);
+    lab.config();
+    const f = lab.file('doc.txt', 'harmless\n');
+    t.is((await lab.run('cat', [f])).stdout, 'harmless\n');
+    t.is(lab.scans().length, 1);
+    appendFileSync(f, EICAR); // the user's download finishes, or a writer changes the file
+    const store = await lab.store();
+    const fd = openSync(f, 'r');
+    t.teardown(() => closeSync(fd));
+    t.is(store.readSync(fd, { [SIG]: await lab.generation(program, SIG) }).tags[0]!.judgement, 'stale-stamp');
+    const again = await lab.run('cat', [f]);
+    t.not(again.code, 0);
+    t.false(again.stdout.includes('EICAR'));
+    t.is(lab.scans().length, 2);
+  });
+}
+
+root('tags written by the TypeScript store are honoured by the library without a scan, both ways (deny and ok)', async (t) => {
+  const lab = await makePreloadLab(t, 'ext4');
+  const program = lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const store = await lab.store();
+  const gen = await lab.generation(program, SIG);
+  const clean = lab.file('clean.txt', 'nothing to see\n');
+  const marked = lab.file('eicar.txt', EICAR);
+  for (const [path, answer] of [
+    [clean, 'deny'],
+    [marked, 'ok'],
+  ] as const) {
+    const fd = openSync(path, 'r');
+    const lease = store.begin(fd, SIG, gen);
+    if (lease.status !== 'leased') return t.fail('no lease');
+    t.is((await store.finish(fd, SIG, lease.token, { answer, reason: 'set by the test' }, gen)).status, 'written');
+    closeSync(fd);
+  }
+  const denied = await lab.run('cat', [clean]);
+  t.not(denied.code, 0);
+  t.is(denied.stdout, '');
+  const passed = await lab.run('cat', [marked]);
+  t.is(passed.stdout, EICAR, 'a valid ok tag from the store is a verdict: no scan');
+  t.is(lab.scans().length, 0);
+});
+
+root('a forged tag (another key) is not believed: the file is scanned', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const program = lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const marked = lab.file('eicar.txt', EICAR);
+  const { TagStore } = await import('../src/tags/store.js');
+  const { randomBytes } = await import('node:crypto');
+  const forger = new TagStore({ namespace: 'user', key: randomBytes(32), host: 'x', pid: 1 });
+  const gen = await lab.generation(program, SIG);
+  const fd = openSync(marked, 'r');
+  const lease = forger.begin(fd, SIG, gen);
+  if (lease.status !== 'leased') return t.fail('no lease');
+  await forger.finish(fd, SIG, lease.token, { answer: 'ok' }, gen);
+  closeSync(fd);
+  const r = await lab.run('cat', [marked]);
+  t.not(r.code, 0);
+  t.false(r.stdout.includes('EICAR'));
+  t.is(lab.scans().length, 1);
+});
+
+root('an unlinked but open file is still gated (sh holds it, cat reads it from its stdin; python3 unlinks then reads)', async (t) => {
+  const lab = await makePreloadLab(t, 'ext4');
+  lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const bad = lab.file('eicar.com', EICAR);
+  const script = lab.file('hold.sh', `exec 3< ${bad}\nrm ${bad}\ncat <&3\necho "cat=$?"\n`);
+  const r = await lab.run('sh', [script]);
+  t.false(existsSync(bad));
+  t.false(r.stdout.includes('EICAR'));
+  t.regex(r.stdout, /cat=1/);
+  const bad2 = lab.file('eicar2.com', EICAR);
+  const py = await lab.run('python3', ['-c', `import os\nf = open(${JSON.stringify(bad2)}, "rb")\nos.unlink(${JSON.stringify(bad2)})\ntry:\n  print(f.read())\nexcept OSError as e:\n  print("errno", e.errno)`]);
+  t.is(py.stdout, 'errno 1\n');
+  const eicarScans = lab.scans().filter((l) => /eicar2?\.com/.test(l));
+  t.is(eicarScans.length, 2);
+  t.true(eicarScans.every((l) => !l.includes('(deleted)')), 'display paths drop " (deleted)"');
+});
+
+root('a shell script and cp: sh cannot read a flagged script, cp cannot copy a flagged file', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const script = lab.file('run.sh', `echo RAN\n# ${EICAR}\n`);
+  const sh = await lab.run('sh', [script]);
+  t.false(sh.stdout.includes('RAN'), 'the flagged script did not run'); // dash takes the refused read for an end of file
+  const fine = lab.file('fine.sh', 'echo RAN\n');
+  t.is((await lab.run('sh', [fine])).stdout, 'RAN\n');
+  const bad = lab.file('eicar.com', EICAR);
+  const out = join(lab.dir, 'copy.com');
+  const cp = await lab.run('cp', [bad, out]);
+  t.not(cp.code, 0);
+  t.regex(cp.stderr, /Operation not permitted/);
+  t.false(existsSync(out) && readFileSync(out, 'utf8').includes('EICAR'), 'no copy of the content');
+  const clean = lab.file('ok.txt', 'fine\n');
+  const cp2 = await lab.run('cp', [clean, join(lab.dir, 'ok2.txt')]);
+  t.is(cp2.code, 0);
+  t.is(readFileSync(join(lab.dir, 'ok2.txt'), 'utf8'), 'fine\n');
+});
+
+root('opt-outs: a program on the neverGated list and BLESSD_PRELOAD=off are not gated (and do not scan)', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  lab.scanner(SIG, EICAR_SCANNER);
+  lab.config('neverGated: [wc, cat]\n');
+  const bad = lab.file('eicar.com', EICAR);
+  const cat = await lab.run('cat', [bad]);
+  t.is(cat.stdout, EICAR);
+  const wc = await lab.run('wc', ['-c', bad]);
+  t.is(wc.stdout.trim(), `${EICAR.length} ${bad}`);
+  const off = await lab.run('python3', ['-c', `print(open(${JSON.stringify(bad)}).read(), end="")`], { env: { BLESSD_PRELOAD: 'off' } });
+  t.is(off.stdout, EICAR);
+  t.is(lab.scans().length, 0);
+  // ...while a program not on the list is gated
+  const py = await lab.run('python3', ['-c', `print(open(${JSON.stringify(bad)}).read(), end="")`]);
+  t.false(py.stdout.includes('EICAR'));
+  t.is(lab.scans().length, 1);
+});
+
+root('a hung scanner is cut off by its timeout (with its process group): onTimeout deny refuses, onTimeout ok passes', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const pids = join(lab.dir, 'hung.pids');
+  const hang = lab.scanner('hang', `echo $$ >> ${pids}\nsleep 60 &\necho $! >> ${pids}\nwait`, { link: false });
+  lab.config(`stack:\n  - name: hang\n    program: ${hang}\n    timeoutMs: 400\n    onTimeout: deny\n  - default: allow\n`);
+  const f = lab.file('a.txt', 'content\n');
+  const denied = await lab.run('cat', [f], { timeoutMs: 10_000 });
+  t.not(denied.code, 0);
+  t.is(denied.stdout, '');
+  t.regex(denied.stderr, /did not finish within 400 ms/);
+  t.true(denied.ms < 5000, `took ${denied.ms} ms`);
+  const started = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
+  t.is(started.length, 2);
+  for (const pid of started) t.false(existsSync(`/proc/${pid}/stat`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), `scanner process ${pid} was killed`);
+  lab.config(`stack:\n  - name: hang\n    program: ${hang}\n    timeoutMs: 400\n    onTimeout: ok\n  - default: allow\n`);
+  const passed = await lab.run('cat', [f], { timeoutMs: 10_000 });
+  t.is(passed.stdout, 'content\n');
+});
+
+root('stack semantics: a sufficient allow settles before a required scanner runs; a requisite deny stops the walk', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const allow = lab.scanner('vouch', 'exit 10', { link: false });
+  const deny = lab.scanner('nope', 'echo no; exit 1', { link: false });
+  const later = lab.scanner('later', 'exit 0', { link: false });
+  lab.config(`stack:\n  - name: vouch\n    program: ${allow}\n    control: sufficient\n  - name: later\n    program: ${later}\n  - default: deny\n`, { mustPass: false });
+  const f = lab.file('a.txt', 'x\n');
+  t.is((await lab.run('cat', [f])).stdout, 'x\n');
+  t.deepEqual(lab.scans().map((l) => l.split(' ')[0]), ['vouch']);
+  lab.config(`stack:\n  - name: nope\n    program: ${deny}\n    control: requisite\n  - name: later\n    program: ${later}\n  - default: allow\n`, { mustPass: false });
+  const g = lab.file('b.txt', 'y\n');
+  t.not((await lab.run('cat', [g])).code, 0);
+  t.deepEqual(lab.scans().map((l) => l.split(' ')[0]), ['vouch', 'nope']);
+});
+
+root('a bad config is refused with file:line:col and the key, and fails closed inside the gated paths', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  lab.scanner(SIG, EICAR_SCANNER);
+  lab.config('stack:\n  - name: x\n    progam: /bin/true\n');
+  const f = lab.file('a.txt', 'x\n');
+  const r = await lab.run('cat', [f], { env: { HOME: lab.dir } });
+  t.regex(r.stderr, new RegExp(`${lab.configPath.replace(/[.]/g, '\\.')}:5:5: stack\\[\\]\\.progam: unknown key`));
+  t.is(r.stdout, '');
+  t.not(r.code, 0);
+});
