@@ -79,6 +79,7 @@ export function inodeServices(d: DaemonParts): InodeServices {
     },
     notify: (kind, detail) => d.emit(buildNotice(kind, detail, d.fsids)),
     logDenied: ({ path, decidedBy, reason, waiters }) => {
+      if (!d.logLimit.take('denied')) return;
       const who = waiters.map((w) => ({ pid: w.pid, exe: readlinkQuiet(`/proc/${w.pid}/exe`), access: w.access }));
       d.log.warn({ path, scanner: decidedBy, reason, accessors: who }, `denied ${path}: ${reason ?? 'policy'}`);
     },

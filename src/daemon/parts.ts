@@ -1,5 +1,6 @@
 // What the pieces of the daemon share (dispatch, inode services, the tag fast path, the lifecycle). One record,
 // filled in by Daemon.init() in this order: config, tag store, pool, stack, registry, gate. Nothing here acts.
+import { LogLimit } from './log-limit.js';
 import type { Config } from '../config/types.js';
 import type { Gate } from '../gate/gate.js';
 import { FAN_ALLOW, FAN_DENY } from '../gate/types.js';
@@ -30,6 +31,8 @@ export class DaemonParts {
   denyResponse = FAN_DENY;
   /** Observe scanners (and the crawl) never take the last worker: gating scans must not queue behind them. */
   backgroundSlots = new Semaphore(1);
+  /** Lines a user can cause at will (denials) are rate-limited, with a count of what was not written. */
+  readonly logLimit: LogLimit;
 
   constructor(
     /** Replaced by a reload (guards and gate settings kept). */
@@ -37,5 +40,7 @@ export class DaemonParts {
     readonly log: Logger,
     /** Where notices go (the daemon's 'notice' event). */
     readonly emit: (notice: Notice) => void,
-  ) {}
+  ) {
+    this.logLimit = new LogLimit(log);
+  }
 }
