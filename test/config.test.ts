@@ -37,7 +37,8 @@ function problems(text: string, file = '/etc/blessd/config.yaml'): ConfigError {
 test('the shipped config.yaml loads with the documented values', (t) => {
   const c = loadConfig(join(ROOT, 'config.yaml'));
   t.is(c.file, join(ROOT, 'config.yaml'));
-  t.deepEqual(c.guards, [{ path: '/var/lib/blessd/demo', kind: 'tree', wait: 'read', create: true, demo: true }]);
+  t.deepEqual(c.guards, [{ path: '/var/lib/blessd/demo', kind: 'tree', wait: 'read', create: true, demo: true, origin: c.guards[0]!.origin }]);
+  t.regex(c.guards[0]!.origin, /config\.yaml:\d+:\d+$/);
   t.deepEqual(c.stack.map((e) => [e.name, e.actor, e.control]), [
     ['signature', 'signature', 'required'],
     ['default', 'default', 'required'],
@@ -60,7 +61,8 @@ test('defaults fill everything not written', (t) => {
   const c = parseConfig(MINIMAL, '/etc/blessd/config.yaml');
   t.is(c.stateDir, '/var/lib/blessd');
   t.deepEqual(c.tags, { namespace: 'trusted', keyFile: '/var/lib/blessd/tag.key', stamp: 'ctime', lease: 300_000 });
-  t.deepEqual(c.guards, [{ path: '/srv/files', kind: 'tree', wait: 'read', create: false, demo: false }]);
+  t.deepEqual(c.guards, [{ path: '/srv/files', kind: 'tree', wait: 'read', create: false, demo: false, origin: c.guards[0]!.origin }]);
+  t.regex(c.guards[0]!.origin, /^\/etc\/blessd\/config\.yaml:\d+:\d+$/);
   t.deepEqual(c.gate, { deadline: 30_000, onDeadline: 'allow', maxPending: 4096, denyErrno: 'EPERM', whileWriting: 'wait', audit: false });
   t.deepEqual(c.exempt, { uids: [], executables: [], paths: [], pathMatchers: [] });
   t.deepEqual(c.pool, { threads: 2, scanTimeout: 20_000, rescanDebounce: 200 });

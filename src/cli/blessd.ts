@@ -5,9 +5,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
-import { effectiveStack } from '../policy/must-pass.js';
 import { explainStack } from '../policy/stack.js';
 import { quietOnClosedPipe } from './pipe.js';
+import { checkConfig, checkGuards } from './check.js';
 import { DEFAULT_GUARDS_FILE } from '../daemon/published-guards.js';
 
 const USAGE = `Usage:
@@ -44,17 +44,28 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function check(config: Config): Promise<number> {
-  const { stack, warnings } = await effectiveStack(config);
-  for (const w of warnings) process.stdout.write(`warning: ${(w as { message?: string }).message ?? String(w)}\n`);
+  const report = await checkConfig(config);
+  for (const w of report.warnings) process.stdout.write(`warning: ${w}\n`);
+  if (report.problems.length > 0) {
+    for (const p of report.problems) process.stderr.write(`${p}\n`);
+    process.stderr.write(`${config.file}: ${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}: blessd run would not start\n`);
+    return 1;
+  }
   process.stdout.write(`${config.file}: ok\n\nGuards:\n`);
   for (const g of config.guards) process.stdout.write(`  ${g.path} (${g.kind}, wait at ${g.wait})\n`);
-  process.stdout.write(`\n${explainStack(stack)}\n`);
+  process.stdout.write(`\n${explainStack(report.stack)}\n`);
   return 0;
 }
 
 async function run(config: Config, file: string): Promise<number> {
   if (process.getuid?.() !== 0) {
     process.stderr.write('blessd run: needs root (fanotify permission events, trusted.* tags)\n');
+    return 1;
+  }
+  // What `check` finds on the guards, before anything is marked: the same one line per problem.
+  const problems = checkGuards(config);
+  if (problems.length > 0) {
+    for (const p of problems) process.stderr.write(`${p}\n`);
     return 1;
   }
   // Loaded here, not at the top: `--help` and `check` need neither root nor the native addon.
@@ -69,7 +80,7 @@ async function run(config: Config, file: string): Promise<number> {
   try {
     daemon = await Daemon.start(config, log, { guardsFile: process.env['BLESSD_GUARDS_FILE'] ?? DEFAULT_GUARDS_FILE });
   } catch (err) {
-    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    startFailed(log, err);
     return 1;
   }
   const sd = new SystemdNotifier(log);
@@ -96,7 +107,7 @@ async function run(config: Config, file: string): Promise<number> {
       metrics = await MetricsServer.start(config.metrics.listen, daemonRegistry(() => daemon.stats()), log);
     }
   } catch (err) {
-    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    startFailed(log, err);
     await daemon.stop();
     return 1;
   }
@@ -132,6 +143,13 @@ async function run(config: Config, file: string): Promise<number> {
       );
     });
   });
+}
+
+/** A start-up failure is one line naming the place (no stack trace): on stderr, and in the log for journald. */
+function startFailed(log: import('../daemon/logger.js').Logger, err: unknown): void {
+  const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, '; ');
+  log.fatal({ code: (err as { code?: string }).code }, `cannot start: ${message}`);
+  process.stderr.write(`blessd run: cannot start: ${message}\n`);
 }
 
 quietOnClosedPipe();

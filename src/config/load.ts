@@ -106,6 +106,7 @@ function readGuards(r: Reader, slot: Slot | undefined, root: Slot): Guard[] {
       wait: r.oneOf(m.get('wait'), WAIT_MODES, 'read'),
       create: r.bool(m.get('create'), false),
       demo: r.bool(m.get('demo'), false),
+      origin: pathSlot ? r.where(pathSlot) : r.where(item),
     };
     if (!pathSlot || !guard.path) continue; // missing or empty: already reported
     // resolve() always yields an absolute path; the check stays as a guard against future path sources.

@@ -58,6 +58,8 @@ export interface Guard {
   create: boolean;
   /** Fill a directory created by `create` with demo files: clean text files and the EICAR test file. */
   demo: boolean;
+  /** Where this guard was declared, for messages: "config.yaml:4:11". */
+  origin: string;
 }
 
 export interface Config {

@@ -47,7 +47,13 @@ export class StackState {
         actorGenerations[e.name] = remoteGeneration(e); // served over the socket: nothing to load in the pool
         continue;
       }
-      const d = await this.pool.describe({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown>, maxSize: e.maxSize });
+      let d: Awaited<ReturnType<ScanPool['describe']>>;
+      try {
+        d = await this.pool.describe({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown>, maxSize: e.maxSize });
+      } catch (err) {
+        // Where it was declared, as `blessd check` says it: "config.yaml:14:5: sig (signature): ...".
+        throw Object.assign(new Error(`${e.origin}: ${e.name} (${e.actor}): ${(err as Error).message}`, { cause: err }), { code: (err as { code?: string }).code });
+      }
       for (const w of d.warnings) this.log.warn({ scanner: e.name }, w);
       actorGenerations[e.name] = d.generation;
       if (d.generationRefreshMs !== undefined) watched.push({ entry: e, everyMs: d.generationRefreshMs });

@@ -1,0 +1,80 @@
+// `blessd check` finds what `blessd run` would fail on, and `run` fails on it the same way: one line naming the
+// place, a non-zero exit, no stack trace.
+import test from 'ava';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runChild } from './helpers/child.js';
+import { REPO } from './helpers/daemon-harness.js';
+import { isRoot } from './helpers/scratch.js';
+
+const BLESSD = join(REPO, 'dist/src/cli/blessd.js');
+
+async function dir(t: { teardown(f: () => Promise<void>): void }) {
+  const d = await mkdtemp(join(tmpdir(), 'blessd-check-'));
+  t.teardown(() => rm(d, { recursive: true, force: true }));
+  return d;
+}
+
+const noStack = (s: string) => !/\n\s+at /.test(s) && !/Error: /.test(s.replace(/cannot start: .*$/m, ''));
+
+test('a missing guard path, a missing database, an actor that does not load: each named by file:line:col', async (t) => {
+  const d = await dir(t);
+  const cfg = join(d, 'config.yaml');
+  await mkdir(join(d, 'guarded'));
+  // An actor that loads but refuses its options at init, as a real one would.
+  await writeFile(join(d, 'broken-actor.js'), `export default { manifest: { name: 'broken', version: '1.0.0' }, init() { throw new Error('rules.yar:3: syntax error'); } };\n`);
+  await writeFile(
+    cfg,
+    `stateDir: ${join(d, 'state')}
+guards:
+  - path: ${join(d, 'guarded')}
+  - path: ${join(d, 'nowhere')}
+socket: { path: ${join(d, 'sock')} }
+stack:
+  - actor: signature
+    options: { databases: [${join(d, 'no-such-db')}] }
+  - actor: ./broken-actor.js
+  - actor: default
+    options: { answer: allow }
+`,
+  );
+  const r = await runChild('node', [BLESSD, 'check', '--config', cfg], { timeoutMs: 60_000 });
+  t.is(r.code, 1, r.stdout);
+  t.regex(r.stderr, new RegExp(`^${cfg}:4:5: guards\\[1\\]\\.path: ${join(d, 'nowhere')} does not exist \\(set create: true to make it\\)$`, 'm'));
+  t.regex(r.stderr, new RegExp(`^${cfg}:7:5: signature \\(signature\\): .*no-such-db`, 'm'));
+  t.regex(r.stderr, new RegExp(`^${cfg}:9:5: broken-actor \\(.*broken-actor\\.js\\): .*rules\\.yar:3: syntax error`, 'm'));
+  t.regex(r.stderr, /3 problems: blessd run would not start/);
+  t.true(noStack(r.stderr), r.stderr);
+  t.notRegex(r.stdout, /: ok/);
+});
+
+(isRoot() ? test : test.skip)('blessd run fails on the same problems with the same one line (no stack trace)', async (t) => {
+  const d = await dir(t);
+  await mkdir(join(d, 'guarded'));
+  const base = (guard: string, db: string) => `stateDir: ${join(d, 'state')}
+guards:
+  - path: ${guard}
+socket: { path: ${join(d, 'sock')} }
+stack:
+  - actor: signature
+    options: { databases: [${db}] }
+  - actor: default
+    options: { answer: allow }
+`;
+  const cfg = join(d, 'config.yaml');
+  await writeFile(cfg, base(join(d, 'nowhere'), join(REPO, 'signatures')));
+  const missing = await runChild('node', [BLESSD, 'run', '--config', cfg], { timeoutMs: 60_000 });
+  t.is(missing.code, 1);
+  t.is(missing.stderr.trim(), `${cfg}:3:5: guards[0].path: ${join(d, 'nowhere')} does not exist (set create: true to make it)`);
+
+  await writeFile(cfg, base(join(d, 'guarded'), join(d, 'no-such-db')));
+  const nodb = await runChild('node', [BLESSD, 'run', '--config', cfg], { timeoutMs: 60_000 });
+  t.is(nodb.code, 1);
+  const lines = nodb.stderr.trim().split('\n');
+  const human = lines.filter((l) => !l.startsWith('{'));
+  t.is(human.length, 1, nodb.stderr);
+  t.regex(human[0]!, new RegExp(`^blessd run: cannot start: ${cfg}:6:5: signature \\(signature\\): .*no-such-db`));
+  for (const l of lines.filter((x) => x.startsWith('{'))) t.false('stack' in (JSON.parse(l).err ?? {}), l);
+  t.true(noStack(nodb.stderr), nodb.stderr);
+});
