@@ -48,3 +48,19 @@ t0('subscribe --count N ends quietly with 0; top takes durations; stats shows pe
   t.notRegex(stats, /^gate\.latencyUs\.\d+ /m, 'no per-bucket lines');
   t.true(stats.split('\n').length < 120, `stats printed ${stats.split('\n').length} lines`);
 });
+
+t0('blessctl tags --config reads key, namespace and state dir of a daemon with its own stateDir (valid, not bad-mac)', async (t) => {
+  const h = await withNotify(t, 'ext4', { prepare: (d) => writeFile(join(d, 'b.txt'), 'b\n') });
+  t.is((await runChild('cat', [join(h.dir, 'b.txt')])).stdout, 'b\n');
+  const cfg = join(h.scratch.base, 'blessctl-config.yaml');
+  await writeFile(cfg, `stateDir: ${h.state}\ntags: { namespace: ${h.config.tags.namespace} }\nguards: [{ path: ${h.dir} }]\nstack:\n  - actor: default\n    options: { answer: allow }\n`);
+  const r = await runChild(process.execPath, [BLESSCTL, 'tags', join(h.dir, 'b.txt'), '--config', cfg, '--json']);
+  t.is(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  t.like(report.tags.find((x: { scanner: string }) => x.scanner === 'signature'), { judgement: 'valid', answer: 'ok' });
+  // The same with an explicit key of another daemon: every tag is judged forged.
+  const other = join(h.scratch.base, 'other.key');
+  await writeFile(other, Buffer.alloc(32, 7), { mode: 0o600 });
+  const wrong = JSON.parse((await runChild(process.execPath, [BLESSCTL, 'tags', join(h.dir, 'b.txt'), '--config', cfg, '--key', other, '--json'])).stdout);
+  t.like(wrong.tags.find((x: { scanner: string }) => x.scanner === 'signature'), { judgement: 'bad-mac' });
+});

@@ -1,6 +1,7 @@
 // What a blessctl subcommand is, and the pieces every subcommand shares: the usage error, the common options
 // (--key, --namespace, --state-dir) and output helpers. One module per subcommand lives in commands/.
 import type { ParseArgsConfig } from 'node:util';
+import { loadConfig } from '../config/index.js';
 import { isTagNamespace, type TagNamespace } from '../tags/names.js';
 
 export interface Command {
@@ -27,6 +28,7 @@ export const DEFAULT_STATE_DIR = '/var/lib/blessd';
 export const DEFAULT_KEY = '/var/lib/blessd/tag.key';
 
 export const COMMON_OPTIONS = {
+  config: { type: 'string', short: 'c' },
   key: { type: 'string' },
   namespace: { type: 'string' },
   'state-dir': { type: 'string' },
@@ -35,7 +37,8 @@ export const COMMON_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 export const COMMON_USAGE = `Options:
-  --key FILE              MAC key file (default ${DEFAULT_KEY})
+  -c, --config FILE       take key, namespace and state directory from the daemon's config.yaml
+  --key FILE              MAC key file (default ${DEFAULT_KEY}, or the config's tags.keyFile)
   --namespace NS          trusted | user (default trusted)
   --state-dir DIR         state directory with generations.json (default ${DEFAULT_STATE_DIR})
   --json                  machine-readable output
@@ -48,10 +51,18 @@ export interface Common {
   json: boolean;
 }
 
-export function commonOf(values: { key?: string; namespace?: string; 'state-dir'?: string; json?: boolean }): Common {
-  const namespace = values.namespace ?? 'trusted';
+/** Explicit options first, then the daemon's config (--config), then the defaults. */
+export function commonOf(values: { config?: string; key?: string; namespace?: string; 'state-dir'?: string; json?: boolean }): Common {
+  // A daemon with its own stateDir keeps its key there: without --config its valid tags would look forged (bad-mac).
+  const config = values.config === undefined ? undefined : loadConfig(values.config);
+  const namespace = values.namespace ?? config?.tags.namespace ?? 'trusted';
   if (!isTagNamespace(namespace)) throw new UsageError(`--namespace must be trusted or user, got ${JSON.stringify(namespace)}`);
-  return { key: values.key ?? DEFAULT_KEY, namespace, stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, json: values.json ?? false };
+  return {
+    key: values.key ?? config?.tags.keyFile ?? DEFAULT_KEY,
+    namespace,
+    stateDir: values['state-dir'] ?? config?.stateDir ?? DEFAULT_STATE_DIR,
+    json: values.json ?? false,
+  };
 }
 
 /** node:util parseArgs errors are usage errors. */
