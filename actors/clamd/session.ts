@@ -8,6 +8,7 @@
 //
 // Must not: open or close the scanned file (the caller's fd is passed as is), retry anything (the client
 // decides), or wait without a bound (every request carries its own deadline; see client.ts).
+import { BlessdError } from '../../src/errors.js';
 import { connect, type Socket } from 'node:net';
 import { splitNumbered } from './reply.js';
 
@@ -18,14 +19,11 @@ export interface FdPassing {
   sendFd(socketFd: number, fd: number, bytes: Buffer): number;
 }
 
-export class ClamdError extends Error {
-  constructor(
-    readonly code: 'CLAMD_UNAVAILABLE' | 'CLAMD_DISCONNECTED' | 'CLAMD_TIMEOUT' | 'CLAMD_PROTOCOL' | 'CLAMD_ERROR' | 'CLAMD_TOO_LARGE',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'ClamdError';
+export type ClamdErrorCode = 'CLAMD_UNAVAILABLE' | 'CLAMD_DISCONNECTED' | 'CLAMD_TIMEOUT' | 'CLAMD_PROTOCOL' | 'CLAMD_ERROR' | 'CLAMD_TOO_LARGE';
+
+export class ClamdError extends BlessdError<ClamdErrorCode> {
+  constructor(code: ClamdErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
   }
 }
 

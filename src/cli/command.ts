@@ -1,5 +1,6 @@
 // What a blessctl subcommand is, and the pieces every subcommand shares: the usage error, the common options
 // (--key, --namespace, --state-dir) and output helpers. One module per subcommand lives in commands/.
+import { BlessdError } from '../errors.js';
 import type { ParseArgsConfig } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { isTagNamespace, type TagNamespace } from '../tags/names.js';
@@ -16,11 +17,9 @@ export interface Command {
 }
 
 /** Bad arguments: blessctl prints the message and the subcommand's usage, and exits 2. */
-export class UsageError extends Error {
-  readonly code = 'USAGE';
+export class UsageError extends BlessdError<'USAGE'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
+    super('USAGE', message);
   }
 }
 

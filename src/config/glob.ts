@@ -11,14 +11,14 @@
 // Hand-written rather than picomatch: picomatch is well kept, but its dialect is far larger (braces, classes,
 // extglobs, negation, dotfile rules) and each feature would have to be switched off to keep rules this narrow;
 // this dialect compiles to a regular expression in 40 lines, with every case tested (test/glob.test.ts).
+import { BlessdError } from '../errors.js';
 
-export class GlobError extends Error {
+export class GlobError extends BlessdError<'BLESSD_GLOB'> {
   constructor(
     readonly glob: string,
     message: string,
   ) {
-    super(`glob ${JSON.stringify(glob)}: ${message}`);
-    this.name = 'GlobError';
+    super('BLESSD_GLOB', `glob ${JSON.stringify(glob)}: ${message}`);
   }
 }
 

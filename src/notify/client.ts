@@ -2,19 +2,16 @@
 // unsolicited events (notices, scan requests) as 'event'. Node cannot receive descriptors, so a scanner written
 // with this client gets path and handle only (the daemon's scan requests say fd: true; the fd is closed by the
 // kernel when a plain read takes the line). Programs that want the fd use recvmsg (see docs/protocol.md).
+import { BlessdError } from '../errors.js';
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { encode, PROTOCOL_VERSION, type ErrorCode } from './protocol.js';
 
 export const DEFAULT_SOCKET = '/run/blessd.sock';
 
-export class ClientError extends Error {
-  constructor(
-    readonly code: ErrorCode | 'DISCONNECTED' | 'TIMEOUT' | string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ClientError';
+export class ClientError extends BlessdError<ErrorCode | 'DISCONNECTED' | 'TIMEOUT' | string> {
+  constructor(code: ErrorCode | 'DISCONNECTED' | 'TIMEOUT' | string, message: string) {
+    super(code, message);
   }
 }
 

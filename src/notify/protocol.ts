@@ -7,6 +7,7 @@
 //                   {"v":1,"id":<same>,"ok":false,"error":{"code","message"}}
 //                   {"v":1,"id":<same>,"progress":{...}}                before the reply of a long request (scan)
 //                   {"v":1,"event":"dirty"|"verdict"|"lost"|"scan", ...} unsolicited: notices and scan requests
+import { BlessdError } from '../errors.js';
 
 export const PROTOCOL_VERSION = 1;
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
@@ -59,13 +60,9 @@ export const ERROR_CODES = [
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-export class ProtocolError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ProtocolError';
+export class ProtocolError extends BlessdError<ErrorCode> {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
   }
 }
 

@@ -5,6 +5,7 @@
 // A bad entry (not a symlink, a bad name, a dangling or non-executable target) is reported by path and skipped:
 // one broken package must not stop the daemon. An unreadable directory is an error: silently losing every
 // must-pass scanner would quietly weaken the policy.
+import { BlessdError } from '../errors.js';
 import { constants } from 'node:fs';
 import { access, lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -17,14 +18,12 @@ export interface MustPassWarning {
   message: string;
 }
 
-export class MustPassError extends Error {
-  readonly code = 'BLESSD_MUSTPASS';
+export class MustPassError extends BlessdError<'BLESSD_MUSTPASS'> {
   constructor(
     readonly dir: string,
     message: string,
   ) {
-    super(`${dir}: ${message}`);
-    this.name = 'MustPassError';
+    super('BLESSD_MUSTPASS', `${dir}: ${message}`);
   }
 }
 

@@ -1,5 +1,6 @@
 // The tag store's error catalogue. Every error carries a stable `code` (callers branch on it, never on messages)
 // and a message that names the place: the path, the fd, the xattr, the key.
+import { BlessdError } from '../errors.js';
 
 export type TagErrorCode =
   | 'TAG_BAD_SCANNER_NAME' // a scanner name that cannot be part of an xattr name
@@ -10,14 +11,10 @@ export type TagErrorCode =
   | 'TAG_NAMESPACE_UNAVAILABLE' // neither trusted. nor user. xattrs can be set in a directory
   | 'TAG_XATTR_IO'; // an xattr or stat call failed for a reason other than the expected ones
 
-export class TagError extends Error {
-  readonly code: TagErrorCode;
-
+export class TagError extends BlessdError<TagErrorCode> {
   /** `cause`: the underlying failure (an errno error from node or the addon), kept for logs. */
   constructor(code: TagErrorCode, message: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'TagError';
-    this.code = code;
+    super(code, message, { cause });
   }
 }
 
