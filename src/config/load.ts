@@ -6,12 +6,12 @@ import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.js';
 import { globToRegExp } from './glob.js';
+import { DEADLINE_MAX_MS, TIMER_MAX_MS, fdBudgetProblem } from './limits.js';
 import { Reader, closest, type Slot } from './reader.js';
 import {
   BUILTIN_ACTORS,
   CONTROLS,
   DENY_ERRNOS,
-  FD_LIMIT,
   GUARD_KINDS,
   LOG_LEVELS,
   MUST_PASS_POSITIONS,
@@ -27,6 +27,11 @@ import {
 } from './types.js';
 
 type Section = Map<string, Slot> | undefined;
+
+const TIMER_LIMITS = {
+  timer: { ms: TIMER_MAX_MS, why: 'node timers cannot wait longer (they would fire after 1ms)' },
+  deadline: { ms: DEADLINE_MAX_MS, why: 'the native gate holds an opener at most an hour' },
+};
 
 /** Read and parse a config file. Synchronous: it runs once, before the gate exists. */
 export function loadConfig(path: string): Config {
@@ -85,7 +90,7 @@ function readTags(r: Reader, slot: Slot | undefined, stateDir: string): Config['
     // The key follows stateDir unless placed elsewhere on purpose.
     keyFile: r.path(m?.get('keyFile'), join(stateDir, 'tag.key')),
     stamp: r.oneOf(m?.get('stamp'), ['ctime', 'mtime', 'content'] as const, 'ctime'),
-    lease: r.duration(m?.get('lease'), 5 * 60_000, 1),
+    lease: r.duration(m?.get('lease'), 5 * 60_000, 1, TIMER_LIMITS.timer),
   };
 }
 
@@ -122,12 +127,14 @@ function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
   const m = section(r, slot, ['deadline', 'onDeadline', 'maxPending', 'denyErrno', 'whileWriting', 'audit']);
   const pendingSlot = m?.get('maxPending');
   let maxPending = r.int(pendingSlot, 4096, 1);
-  if (pendingSlot && maxPending >= FD_LIMIT) {
-    r.problem(pendingSlot, pendingSlot.path, `must be below ${FD_LIMIT} (RLIMIT_NOFILE): every waiting event holds an fd (got ${maxPending})`);
+  // Read from this process, not assumed: `blessd run` under a lower ulimit would fail reads with EMFILE.
+  const fds = fdBudgetProblem(maxPending);
+  if (fds) {
+    r.problem(pendingSlot ?? slot, pendingSlot?.path ?? 'gate.maxPending', pendingSlot ? fds : `(default ${maxPending}) ${fds}`);
     maxPending = 4096;
   }
   return {
-    deadline: r.duration(m?.get('deadline'), 30_000, 1),
+    deadline: r.duration(m?.get('deadline'), 30_000, 1, TIMER_LIMITS.deadline),
     onDeadline: r.oneOf(m?.get('onDeadline'), ['allow', 'deny'] as const, 'allow'),
     maxPending,
     denyErrno: r.oneOf(m?.get('denyErrno'), DENY_ERRNOS, 'EPERM'),
@@ -168,8 +175,8 @@ function readPool(r: Reader, slot: Slot | undefined): Config['pool'] {
   const m = section(r, slot, ['threads', 'scanTimeout', 'rescanDebounce']);
   return {
     threads: r.int(m?.get('threads'), 2, 1, 1024),
-    scanTimeout: r.duration(m?.get('scanTimeout'), 20_000, 1),
-    rescanDebounce: r.duration(m?.get('rescanDebounce'), 200, 0),
+    scanTimeout: r.duration(m?.get('scanTimeout'), 20_000, 1, TIMER_LIMITS.timer),
+    rescanDebounce: r.duration(m?.get('rescanDebounce'), 200, 0, TIMER_LIMITS.timer),
   };
 }
 
