@@ -44,7 +44,16 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function check(config: Config): Promise<number> {
-  const { stack, warnings } = await effectiveStack(config);
+  let effective;
+  try {
+    effective = await effectiveStack(config);
+  } catch (err) {
+    // Known failures (the must-pass directory went away since load...) are one line, not a stack trace.
+    if (!isKnownError(err)) throw err;
+    process.stderr.write(`blessd: ${config.file}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const { stack, warnings } = effective;
   for (const w of warnings) process.stdout.write(`warning: ${(w as { message?: string }).message ?? String(w)}\n`);
   process.stdout.write(`${config.file}: ok\n\nGuards:\n`);
   for (const g of config.guards) process.stdout.write(`  ${g.path} (${g.kind}, wait at ${g.wait})\n`);
@@ -69,7 +78,9 @@ async function run(config: Config, file: string): Promise<number> {
   try {
     daemon = await Daemon.start(config, log, { guardsFile: process.env['BLESSD_GUARDS_FILE'] ?? DEFAULT_GUARDS_FILE });
   } catch (err) {
-    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    // A known failure is its message (it names the path); anything else keeps its stack for the bug report.
+    if (isKnownError(err)) process.stderr.write(`blessd: ${config.file}: cannot start: ${(err as Error).message}\n`);
+    else log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }
   const sd = new SystemdNotifier(log);
@@ -135,4 +146,10 @@ async function run(config: Config, file: string): Promise<number> {
 }
 
 quietOnClosedPipe();
+/** Errors of ours with a stable code (BLESSD_CONFIG, BLESSD_MUSTPASS, BLESSD_SOCKET...): their message says it all. */
+function isKnownError(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return err instanceof Error && typeof code === 'string' && code.startsWith('BLESSD_');
+}
+
 process.exitCode = await main(process.argv.slice(2));
