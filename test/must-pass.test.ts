@@ -73,7 +73,7 @@ test('an unreadable or missing directory is an error with a code, not a silent e
   const { base } = await fixture(t);
   const err = await t.throwsAsync(readMustPass(join(base, 'nope')), { instanceOf: MustPassError });
   t.is(err?.code, 'BLESSD_MUSTPASS');
-  t.regex(err!.message, /nope: cannot read the must-pass directory \(ENOENT\)/);
+  t.regex(err!.message, /nope: does not exist \(mustPass\.dir: a directory of symlinks/);
 });
 
 test('mergeStack: before the default, at the end, and duplicates skipped with a warning', async (t) => {

@@ -5,7 +5,8 @@ import { chmod, mkdir, stat, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EICAR } from '../src/daemon/demo.js';
-import { runChild, sleep } from './helpers/child.js';
+import { runChild } from './helpers/child.js';
+import { until } from './helpers/until.js';
 import { PYTHON, lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
 
@@ -106,7 +107,7 @@ t0('junk, wrong versions, unknown ops, huge lines and vanishing clients get erro
   await extra.closed;
   t.true(extra.lines.some((l) => JSON.parse(l).error?.code === 'TOO_MANY_CLIENTS'), extra.lines.join('|'));
   for (const x of held) x.s.destroy();
-  await sleep(200);
+  await until(() => h.server.clients === 0, 'the server to see the held clients go');
 
   // The daemon goes on: hello, a tree scan, and a guarded read all work.
   const ok = await h.client();
@@ -185,13 +186,18 @@ t0('blessctl status, stats, top, scan, subscribe, generation bump, reload and wa
 
   const stats = JSON.parse((await ctl('stats', '--json')).stdout);
   t.is(stats.verdicts.deny, 1);
-  t.true(stats.gate.events.openPerm + stats.gate.events.preAccess + stats.gate.events.openNotice >= 0);
   t.regex((await ctl('stats')).stdout, /^verdicts\.allow 31$/m);
+  // The counters move with real accesses: a fresh file read by a child is one forwarded event at least.
+  const eventsOf = (x: any) => x.gate.events.openPerm + x.gate.events.preAccess + x.gate.events.openNotice;
+  await runChild('sh', ['-c', `echo fresh > ${join(h.dir, 'fresh.txt')}`]);
+  t.is((await runChild('cat', [join(h.dir, 'fresh.txt')])).stdout, 'fresh\n');
+  const after = JSON.parse((await ctl('stats', '--json')).stdout);
+  t.true(eventsOf(after) > eventsOf(stats), `events ${eventsOf(stats)} -> ${eventsOf(after)}`);
 
   // subscribe --count 1 prints the dirty notice of a write.
   const sub = lineChild(t, process.execPath, [BLESSCTL, 'subscribe', '--json', '--count', '1', '--socket', h.socket]);
   const probe = await h.client();
-  for (let i = 0; i < 200 && ((await probe.request('status')) as any).queues.subscribers.length === 0; i++) await sleep(50);
+  await until(async () => ((await probe.request('status')) as any).queues.subscribers.length > 0, 'blessctl subscribe to be subscribed', 10_000);
   await runChild('sh', ['-c', `echo more >> ${join(h.dir, 'tree', 'c1.txt')}`]);
   const notice = JSON.parse(await sub.waitFor((l) => l.startsWith('{'), 10_000, 'a notice'));
   t.like(notice, { event: 'dirty', path: join(h.dir, 'tree', 'c1.txt') });

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { explainStack } from '../policy/stack.js';
 import { quietOnClosedPipe } from './pipe.js';
+import { isBlessdError } from '../errors.js';
 import { checkConfig, checkGuards } from './check.js';
 import { DEFAULT_GUARDS_FILE } from '../daemon/published-guards.js';
 
@@ -80,7 +81,7 @@ async function run(config: Config, file: string): Promise<number> {
   try {
     daemon = await Daemon.start(config, log, { guardsFile: process.env['BLESSD_GUARDS_FILE'] ?? DEFAULT_GUARDS_FILE });
   } catch (err) {
-    startFailed(log, err);
+    startFailed(log, err, config.file);
     return 1;
   }
   const sd = new SystemdNotifier(log);
@@ -107,7 +108,7 @@ async function run(config: Config, file: string): Promise<number> {
       metrics = await MetricsServer.start(config.metrics.listen, daemonRegistry(() => daemon.stats()), log);
     }
   } catch (err) {
-    startFailed(log, err);
+    startFailed(log, err, config.file);
     await daemon.stop();
     return 1;
   }
@@ -146,11 +147,16 @@ async function run(config: Config, file: string): Promise<number> {
 }
 
 /** A start-up failure is one line naming the place (no stack trace): on stderr, and in the log for journald. */
-function startFailed(log: import('../daemon/logger.js').Logger, err: unknown): void {
-  const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, '; ');
+function startFailed(log: import('../daemon/logger.js').Logger, err: unknown, file: string): void {
+  let message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, '; ');
+  // Name the place: the config file, unless the message already starts with a place in it (file:line:col).
+  if (!message.startsWith(file)) message = `${file}: ${message}`;
   log.fatal({ code: (err as { code?: string }).code }, `cannot start: ${message}`);
+  // Not one of ours (no stable code): a bug. Its stack goes to the debug log for the report, not to the admin.
+  if (!isBlessdError(err)) log.debug({ err }, 'cannot start: the stack of an unexpected error');
   process.stderr.write(`blessd run: cannot start: ${message}\n`);
 }
 
 quietOnClosedPipe();
+
 process.exitCode = await main(process.argv.slice(2));

@@ -1,17 +1,17 @@
 // Loading config.yaml: YAML with positions -> a fully defaulted, checked, frozen Config.
 // Every problem is collected (with file:line:col and key path) and thrown as one ConfigError. Unknown keys are
 // errors: a typo in a security setting must not silently fall back to the default.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.js';
 import { globToRegExp } from './glob.js';
+import { DEADLINE_MAX_MS, TIMER_MAX_MS, fdBudgetProblem } from './limits.js';
 import { Reader, closest, type Slot } from './reader.js';
 import {
   BUILTIN_ACTORS,
   CONTROLS,
   DENY_ERRNOS,
-  FD_LIMIT,
   GUARD_KINDS,
   LOG_LEVELS,
   MUST_PASS_POSITIONS,
@@ -28,20 +28,40 @@ import {
 
 type Section = Map<string, Slot> | undefined;
 
+/** Config files larger than this are refused unparsed. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+const MAX_EXEMPT_PATHS = 1024;
+
+const TIMER_LIMITS = {
+  timer: { ms: TIMER_MAX_MS, why: 'node timers cannot wait longer (they would fire after 1ms)' },
+  deadline: { ms: DEADLINE_MAX_MS, why: 'the native gate holds an opener at most an hour' },
+};
+
 /** Read and parse a config file. Synchronous: it runs once, before the gate exists. */
 export function loadConfig(path: string): Config {
   let text: string;
   try {
+    // Bounded before reading: a config of megabytes is a mistake, and parsing it with positions costs seconds and
+    // gigabytes (1M globs: 25 s, 1.6 GB). A FIFO or device is refused without being opened.
+    const st = statSync(path);
+    if (!st.isFile()) throw new ConfigError(path, [`${path}: the configuration must be a regular file`]);
+    if (st.size > MAX_CONFIG_BYTES) throw new ConfigError(path, [tooLarge(path, st.size)]);
     text = readFileSync(path, 'utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const e = err as NodeJS.ErrnoException;
     throw new ConfigError(path, [`${path}: cannot read the configuration (${e.code ?? e.message})`]);
   }
   return parseConfig(text, path);
 }
 
+function tooLarge(path: string, bytes: number): string {
+  return `${path}: the configuration is ${bytes} bytes; at most ${MAX_CONFIG_BYTES} (1 MiB) are read — long lists belong in the scanner's own files`;
+}
+
 /** Parse config text; `path` names the file in messages and anchors relative paths. */
 export function parseConfig(text: string, path: string): Config {
+  if (text.length > MAX_CONFIG_BYTES / 4 && Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new ConfigError(path, [tooLarge(path, Buffer.byteLength(text))]);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const r = new Reader(path, dirname(resolve(path)), doc, lines);
@@ -85,7 +105,7 @@ function readTags(r: Reader, slot: Slot | undefined, stateDir: string): Config['
     // The key follows stateDir unless placed elsewhere on purpose.
     keyFile: r.path(m?.get('keyFile'), join(stateDir, 'tag.key')),
     stamp: r.oneOf(m?.get('stamp'), ['ctime', 'mtime', 'content'] as const, 'ctime'),
-    lease: r.duration(m?.get('lease'), 5 * 60_000, 1),
+    lease: r.duration(m?.get('lease'), 5 * 60_000, 1, TIMER_LIMITS.timer),
   };
 }
 
@@ -123,12 +143,14 @@ function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
   const m = section(r, slot, ['deadline', 'onDeadline', 'maxPending', 'denyErrno', 'whileWriting', 'audit']);
   const pendingSlot = m?.get('maxPending');
   let maxPending = r.int(pendingSlot, 4096, 1);
-  if (pendingSlot && maxPending >= FD_LIMIT) {
-    r.problem(pendingSlot, pendingSlot.path, `must be below ${FD_LIMIT} (RLIMIT_NOFILE): every waiting event holds an fd (got ${maxPending})`);
+  // Read from this process, not assumed: `blessd run` under a lower ulimit would fail reads with EMFILE.
+  const fds = fdBudgetProblem(maxPending);
+  if (fds) {
+    r.problem(pendingSlot ?? slot, pendingSlot?.path ?? 'gate.maxPending', pendingSlot ? fds : `(default ${maxPending}) ${fds}`);
     maxPending = 4096;
   }
   return {
-    deadline: r.duration(m?.get('deadline'), 30_000, 1),
+    deadline: r.duration(m?.get('deadline'), 30_000, 1, TIMER_LIMITS.deadline),
     onDeadline: r.oneOf(m?.get('onDeadline'), ['allow', 'deny'] as const, 'allow'),
     maxPending,
     denyErrno: r.oneOf(m?.get('denyErrno'), DENY_ERRNOS, 'EPERM'),
@@ -149,7 +171,10 @@ function readExempt(r: Reader, slot: Slot | undefined): Config['exempt'] {
   }
   const paths: string[] = [];
   const matchers: RegExp[] = [];
-  for (const s of r.list(m?.get('paths')) ?? []) {
+  const pathSlots = r.list(m?.get('paths')) ?? [];
+  // Each forwarded event is matched against every glob: the list must stay short.
+  if (pathSlots.length > MAX_EXEMPT_PATHS) r.problem(m?.get('paths'), 'exempt.paths', `${pathSlots.length} globs; at most ${MAX_EXEMPT_PATHS} (each forwarded event is matched against all)`);
+  for (const s of pathSlots.slice(0, MAX_EXEMPT_PATHS)) {
     const glob = r.string(s, '');
     if (glob && !glob.startsWith('/') && !glob.startsWith('**')) {
       r.problem(s, s.path, `a glob must start with "/" or "**" (got ${JSON.stringify(glob)})`);
@@ -169,8 +194,8 @@ function readPool(r: Reader, slot: Slot | undefined): Config['pool'] {
   const m = section(r, slot, ['threads', 'scanTimeout', 'rescanDebounce']);
   return {
     threads: r.int(m?.get('threads'), 2, 1, 1024),
-    scanTimeout: r.duration(m?.get('scanTimeout'), 20_000, 1),
-    rescanDebounce: r.duration(m?.get('rescanDebounce'), 200, 0),
+    scanTimeout: r.duration(m?.get('scanTimeout'), 20_000, 1, TIMER_LIMITS.timer),
+    rescanDebounce: r.duration(m?.get('rescanDebounce'), 200, 0, TIMER_LIMITS.timer),
   };
 }
 
@@ -256,8 +281,9 @@ function resolveBuiltinPaths(actor: string, options: Record<string, unknown>, ba
 function readMustPassSection(r: Reader, slot: Slot | undefined): Config['mustPass'] {
   const m = section(r, slot, ['dir', 'control', 'position']);
   const dirSlot = m?.get('dir');
+  const dir = !dirSlot || r.isNull(dirSlot) ? null : r.path(dirSlot, '');
   return {
-    dir: !dirSlot || r.isNull(dirSlot) ? null : r.path(dirSlot, ''),
+    dir,
     control: r.oneOf(m?.get('control'), CONTROLS, 'required'),
     position: r.oneOf(m?.get('position'), MUST_PASS_POSITIONS, 'beforeDefault'),
   };

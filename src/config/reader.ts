@@ -165,10 +165,15 @@ export class Reader {
   }
 
   /** Milliseconds; `min` is inclusive. */
-  duration(slot: Slot | undefined, dflt: number, min = 0): number {
+  /** A duration in ms; `max` with the reason it is the most (the place that would otherwise fail later). */
+  duration(slot: Slot | undefined, dflt: number, min = 0, max?: { ms: number; why: string }): number {
     const ms = this.parsed(slot, dflt, 'a duration', parseDuration);
     if (slot && ms < min) {
       this.problem(slot, slot.path, `must be at least ${min}ms`);
+      return dflt;
+    }
+    if (slot && max && ms > max.ms) {
+      this.problem(slot, slot.path, `must be at most ${max.ms}ms: ${max.why} (got ${ms}ms)`);
       return dflt;
     }
     return ms;

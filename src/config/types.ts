@@ -28,9 +28,6 @@ export type MustPassPosition = (typeof MUST_PASS_POSITIONS)[number];
 /** Scanner and tag names: they end up in xattr names and must stay short and shell-safe. */
 export const SCANNER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
-/** RLIMIT_NOFILE on the target machines (docs/kernel.md): every waiting permission event holds one fd. */
-export const FD_LIMIT = 20000;
-
 export interface StackEntry {
   /** A built-in actor name, or the absolute path of a .js module. */
   actor: string;

@@ -15,6 +15,7 @@ import { TagStore, loadTagKey, probeNamespace } from '../tags/index.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
 import type { RemoteScanners } from '../notify/remote-scanners.js';
 import { Crawl } from './crawl.js';
+import { GuardedSet } from './guarded.js';
 import { publishGuards, unpublishGuards } from './published-guards.js';
 import { makeDemoTree } from './demo.js';
 import { Dispatch } from './dispatch.js';
@@ -35,6 +36,8 @@ export class Daemon extends EventEmitter {
   /** Out-of-process scanners registered on the control socket (src/notify). */
   readonly remote: RemoteScanners;
   private guards: DaemonStats['guards'] = [];
+  /** What the guards cover, for on-demand judging (guarded.ts). */
+  private readonly guarded = new GuardedSet();
   /** Where to publish what this daemon guards, for the preload library (published-guards.ts); none by default. */
   private guardsFile?: string;
   private crawl?: Crawl;
@@ -125,6 +128,7 @@ export class Daemon extends EventEmitter {
     for (const g of c.guards) {
       const mark = await d.gate.guard(g.path, g.kind, g.wait);
       this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: mark.fallback });
+      this.guarded.add(g);
       if (!d.mountFds.has(mark.fsid)) d.mountFds.set(mark.fsid, openSync(g.path, 'r'));
       d.fsids.set(mark.dev, mark.fsid);
       d.log.info({ path: g.path, kind: g.kind, mode: mark.mode, directories: mark.directories }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
@@ -240,6 +244,7 @@ export class Daemon extends EventEmitter {
       stats: () => this.stats(),
       pool: () => d.pool.stats(),
       readTags: (fd) => d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content' }),
+      covers: (fd) => this.guarded.covers(fd),
       judge: (fd) => {
         const st = fstatSync(fd);
         const created = !d.stopping && d.registry.ensure(inodeKey(st.dev, st.ino), fd);

@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { native, type PeerCred } from '../gate/addon.js';
 import { encode, PROTOCOL_VERSION, type ErrorCode, type RequestId, type WireScanRequest } from './protocol.js';
 import type { ScannerPeer } from './remote-scanners.js';
+import type { Viewer } from './visibility.js';
 
 export interface ConnectionLimits {
   maxLine: number;
@@ -46,6 +47,10 @@ export class Connection implements ScannerPeer {
   sent = 0;
   lostTotal = 0;
   badLines = 0;
+  /** Non-root subscribers: who it is, for what it may hear (visibility.ts); null for root. */
+  viewer: Viewer | null = null;
+  /** Notices not sent because this uid could not have found the file. */
+  withheld = 0;
 
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -57,8 +62,9 @@ export class Connection implements ScannerPeer {
     private readonly limits: ConnectionLimits,
     private readonly onLine: (conn: Connection, line: string) => void,
     private readonly onClose: (conn: Connection) => void,
+    peer?: PeerCred,
   ) {
-    this.peer = native.peerCred(socketFd(socket));
+    this.peer = peer ?? native.peerCred(socketFd(socket));
     this.label = `pid ${this.peer.pid} uid ${this.peer.uid}`;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.flush());

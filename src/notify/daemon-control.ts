@@ -21,6 +21,8 @@ export interface DaemonControl {
    * emit the verdict itself).
    */
   judge(fd: number): boolean;
+  /** Whether the open file lies under one of the guards (only such files are judged on demand). */
+  covers(fd: number): boolean;
   /** After a generation bump in stateDir: reload the bump counters and forget every cached verdict. */
   refreshGenerations(): Promise<void>;
   remote: RemoteScanners;

@@ -12,6 +12,7 @@ import type { Connection } from './connection.js';
 import type { DaemonControl } from './daemon-control.js';
 import { boolArg, intArg, LIMITS, PROTOCOL_VERSION, ProtocolError, stringArg, SUPPORTED_VERSIONS, type Request } from './protocol.js';
 import type { TreeScanner } from './tree-scan.js';
+import { viewerOf } from './visibility.js';
 
 const openFd = promisify(open);
 const closeFd = promisify(close);
@@ -64,6 +65,8 @@ export const OPS: Record<string, Op> = {
     root: false,
     run: ({ conn, req }) => {
       conn.subscription = { verdicts: boolArg(req, 'verdicts', false) };
+      // A non-root subscriber hears only of files its uid could find (visibility.ts): its groups as of now.
+      conn.viewer = conn.peer.uid === 0 ? null : viewerOf(conn.peer);
       return { subscribed: { dirty: true, verdicts: conn.subscription.verdicts } };
     },
   },
@@ -211,7 +214,7 @@ function status(state: ServerState) {
     queues: {
       pool: control.pool(),
       scanners: control.remote.status(),
-      subscribers: [...state.connections].filter((c) => c.subscription).map((c) => ({ client: c.label, queued: c.queued, lost: c.lostTotal, verdicts: c.subscription!.verdicts })),
+      subscribers: [...state.connections].filter((c) => c.subscription).map((c) => ({ client: c.label, queued: c.queued, lost: c.lostTotal, withheld: c.withheld, verdicts: c.subscription!.verdicts })),
     },
     pool: { threads: control.pool().threads, utilization: control.pool().utilization },
     stack: control.stack().map((e) => ({ name: e.name, control: e.control, actor: e.actor, origin: e.origin })),

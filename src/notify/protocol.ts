@@ -15,6 +15,8 @@ export const SUPPORTED_VERSIONS: readonly number[] = [1];
 export interface Limits {
   maxLine: number;
   maxClients: number;
+  rootSlots: number;
+  maxClientsPerUid: number;
   subscriberQueue: number;
   maxUnread: number;
   maxBadLines: number;
@@ -29,6 +31,10 @@ export const LIMITS: Readonly<Limits> = {
   maxLine: 64 * 1024,
   /** Connections at once; the next one gets TOO_MANY_CLIENTS and is closed. */
   maxClients: 256,
+  /** Of maxClients, slots only root may take: a socket.group member cannot lock out blessctl or a scanner. */
+  rootSlots: 32,
+  /** Connections one non-root uid may hold at once. */
+  maxClientsPerUid: 16,
   /** Notices queued for one subscriber that does not read; then they are dropped and counted ("lost"). */
   subscriberQueue: 1000,
   /** Bytes a non-reading client may leave unread in its socket buffer before it is disconnected (replies). */

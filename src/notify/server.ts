@@ -10,7 +10,10 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { EventEmitter } from 'node:events';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../daemon/logger.js';
-import { Connection } from './connection.js';
+import { Admission } from './admission.js';
+import { Visibility } from './visibility.js';
+import { Connection, socketFd } from './connection.js';
+import { native, type PeerCred } from '../gate/addon.js';
 import type { DaemonControl } from './daemon-control.js';
 import { OPS, type ServerState } from './ops.js';
 import { encode, idOf, LIMITS, parseRequest, PROTOCOL_VERSION, ProtocolError, type Limits } from './protocol.js';
@@ -32,6 +35,8 @@ export class NotifyServer {
   private readonly waiters = new VerdictWaiters();
   private readonly state: ServerState;
   private readonly limits: Limits;
+  private readonly admission: Admission;
+  private readonly visibility = new Visibility();
   private ino = -1;
   private closed = false;
   private readonly onNotice = (n: Record<string, unknown>) => this.fanOut(n);
@@ -41,6 +46,7 @@ export class NotifyServer {
     private readonly opts: NotifyServerOptions,
   ) {
     this.limits = { ...LIMITS, ...opts.limits };
+    this.admission = new Admission(this.limits);
     this.state = {
       control: opts.control,
       scanner: new TreeScanner(opts.control, this.waiters, this.limits.scanConcurrency, this.limits.scanMaxFiles),
@@ -60,7 +66,8 @@ export class NotifyServer {
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false });
     const self = new NotifyServer(server, opts);
     server.on('connection', (s) => self.accept(s));
-    server.maxConnections = self.limits.maxClients + 16; // the extra few get TOO_MANY_CLIENTS from accept()
+    // A backstop far above maxClients: refusals (with a reason) are ours, made per uid in accept().
+    server.maxConnections = self.limits.maxClients * 4;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(socketError(path, `cannot listen: ${err.message}`)));
       // bind() happens inside listen(), synchronously: with umask 0177 the file is born 0600 (root only), so
@@ -91,25 +98,32 @@ export class NotifyServer {
 
   private accept(socket: Socket) {
     if (this.closed) return socket.destroy();
-    if (this.connections.size >= this.limits.maxClients) {
-      this.state.counters.refused++;
-      socket.end(encode({ v: PROTOCOL_VERSION, id: null, ok: false, error: { code: 'TOO_MANY_CLIENTS', message: `at most ${this.limits.maxClients} clients at once` } }));
-      setTimeout(() => socket.destroy(), 1000).unref();
-      return;
-    }
-    let conn: Connection;
+    let peer: PeerCred;
     try {
-      conn = new Connection(socket, this.limits, (c, line) => this.onLine(c, line), (c) => this.onClose(c));
+      peer = native.peerCred(socketFd(socket));
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message }, 'control socket: dropped a connection we could not identify');
       socket.destroy();
       return;
     }
+    // Admission before a Connection exists: a refused client's lines are never read.
+    const admitted = this.admission.admit(peer.uid);
+    if (!admitted.ok) {
+      this.state.counters.refused++;
+      // Gone as soon as the reply is handed to the kernel: refused sockets must not pile up (each is an fd, and
+      // node's own cap below would then refuse root at accept()).
+      const done = () => socket.destroy();
+      socket.end(encode({ v: PROTOCOL_VERSION, id: null, ok: false, error: { code: 'TOO_MANY_CLIENTS', message: admitted.message } }), done);
+      setTimeout(done, 200).unref();
+      return;
+    }
+    const conn = new Connection(socket, this.limits, (c, line) => this.onLine(c, line), (c) => this.onClose(c), peer);
     this.connections.add(conn);
   }
 
   private onClose(conn: Connection) {
     if (!this.connections.delete(conn)) return;
+    this.admission.release(conn.peer.uid);
     const names = this.opts.control.remote.unregisterPeer(conn);
     if (names.length > 0) this.opts.log.warn({ scanners: names, client: conn.label }, 'out-of-process scanner disconnected');
   }
@@ -163,8 +177,13 @@ export class NotifyServer {
   private fanOut(notice: Record<string, unknown>) {
     if (notice['event'] === 'verdict') this.waiters.deliver(notice);
     let line: string | undefined;
+    const path = typeof notice['path'] === 'string' ? notice['path'] : undefined;
     for (const c of this.connections) {
       if (!c.subscription || (notice['event'] === 'verdict' && !c.subscription.verdicts)) continue;
+      if (c.viewer && (path === undefined || !this.visibility.canSee(c.viewer, path))) {
+        c.withheld++;
+        continue;
+      }
       line ??= encode({ v: PROTOCOL_VERSION, ...notice });
       c.notice(line);
       this.state.counters.noticesOut++;

@@ -158,6 +158,8 @@ export class TreeScanner {
     try {
       const st = await fstatFd(fd);
       if (!st.isFile()) throw new Error('not a regular file');
+      // Outside every guard nothing gates the file: a verdict (and a tag) there would claim what nobody enforces.
+      if (!this.control.covers(fd)) throw new Error('not under any guard: not judged');
       key = `${st.dev}:${st.ino}`;
     } catch (err) {
       closeQuiet(fd);

@@ -40,7 +40,8 @@ export async function readMustPass(dir: string, control: Control = 'required'): 
     names = (await readdir(dir)).sort();
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new MustPassError(dir, `cannot read the must-pass directory (${e.code ?? e.message})`);
+    const what = e.code === 'ENOENT' ? 'does not exist' : e.code === 'ENOTDIR' ? 'is not a directory' : `cannot be read (${e.code ?? e.message})`;
+    throw new MustPassError(dir, `${what} (mustPass.dir: a directory of symlinks, one per scanner)`);
   }
   const entries: StackEntry[] = [];
   const warnings: MustPassWarning[] = [];
