@@ -22,6 +22,12 @@ export interface ScanFile {
   read(offset: number, length: number): Promise<Buffer>;
   /** Stream the whole file in large chunks. */
   chunks(chunkSize?: number): AsyncIterable<Buffer>;
+  /**
+   * Register a process group the actor started for this scan (a child spawned `detached`: its pid is its pgid).
+   * If blessd gives the scan up (its timeout, a cancel, shutdown) it kills the whole group with SIGKILL — the
+   * worker running the actor is destroyed then and cannot. Call the returned function once the group is gone.
+   */
+  trackProcessGroup?(pgid: number): () => void;
 }
 
 export interface ActorInstance {

@@ -30,6 +30,8 @@ export interface ScanFileInit {
   path: string;
   /** Default chunk size for chunks() (1 MiB). */
   chunkSize?: number;
+  /** The task's shared process-group slots (tasks.ts): what trackProcessGroup() registers into. */
+  groups?: Int32Array;
 }
 
 /**
@@ -40,10 +42,19 @@ export function fdScanFile(init: ScanFileInit): ScanFile {
   const { fd, size, path } = init;
   const defaultChunk = init.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(defaultChunk) || defaultChunk <= 0) throw new RangeError('chunkSize must be a positive integer');
+  const groups = init.groups;
   return {
     fd,
     size,
     path,
+    trackProcessGroup(pgid) {
+      // Lock-free: the main thread only ever takes slots back (exchange to 0) when it kills the groups.
+      if (!groups || !Number.isSafeInteger(pgid) || pgid <= 1) return () => {};
+      for (let i = 0; i < groups.length; i++) {
+        if (Atomics.compareExchange(groups, i, 0, pgid) === 0) return () => void Atomics.compareExchange(groups, i, pgid, 0);
+      }
+      return () => {}; // more groups than slots: the actor's own timeout still kills these
+    },
     async read(offset, length) {
       if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
         throw new RangeError(`read(${offset}, ${length}): offset and length must be non-negative integers`);

@@ -4,15 +4,16 @@
 // Deadlines: every scan has one. When it passes, the task is aborted; Piscina then destroys the worker running it
 // (the only way to stop `while (true) {}`), starts a fresh one, and the pool goes on. The deadline counts from the
 // moment the scan starts in its worker (the actor loaded), never from the call: a file queued behind hung scans,
-// or behind a fresh worker loading its databases, has not been given its time yet. The worker stamps the start
-// into a shared slot of the task; the main thread's timer reads it and re-arms until start + timeout has passed.
+// or behind a fresh worker loading its databases, has not been given its time yet (the load is bounded on its own,
+// by loadTimeoutMs). The worker stamps both moments into a shared slot of the task; the main thread's timer reads
+// them and re-arms until the deadline has passed.
 // The waiting opener is bounded by the gate's deadline, not by this one.
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
 import { PoolError } from './errors.js';
-import type { LoadResult, LoadTask, PoolEntry, ScanResult, ScanTask, WorkerFailure, WorkerResult } from './tasks.js';
+import { SLOT_BEGUN, SLOT_BYTES, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
 
@@ -54,9 +55,26 @@ function workerExecArgv(): string[] {
   return process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) ? [...process.execArgv, NO_REQUIRE_ESM] : process.execArgv;
 }
 
-/** A shared slot the worker stamps (Date.now()) when the task's work begins: deadlines count from there. */
+/**
+ * The slot a task shares with its worker (tasks.ts, TaskSlot): the worker stamps the start of the work (deadlines
+ * count from there) and the process groups an actor started for it (killed here if the pool gives the task up).
+ */
 function startSlot(): SharedArrayBuffer {
-  return new SharedArrayBuffer(8);
+  return new SharedArrayBuffer(SLOT_BYTES);
+}
+
+/** Kill every process group the task's actor registered and has not released: its worker is going, or gone. */
+function killGroups(slot: SharedArrayBuffer): void {
+  const groups = new Int32Array(slot, SLOT_GROUPS_AT);
+  for (let i = 0; i < groups.length; i++) {
+    const pgid = Atomics.exchange(groups, i, 0);
+    if (pgid <= 1) continue;
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
 }
 
 function isFailure(r: WorkerResult): r is WorkerFailure {
@@ -73,8 +91,8 @@ export class ScanPool {
   private readonly loadTimeoutMs: number;
   private readonly threads: number;
   private readonly onHelperPids: ScanPoolOptions['onHelperPids'];
-  /** Every task in flight, so close() can cut them off. */
-  private readonly inFlight = new Set<AbortController>();
+  /** Every task in flight and its shared slot, so close() can cut them off and kill their process groups. */
+  private readonly inFlight = new Map<AbortController, SharedArrayBuffer>();
   private closed = false;
 
   constructor(options: ScanPoolOptions) {
@@ -173,7 +191,10 @@ export class ScanPool {
     // first would make Piscina start replacement workers only to terminate them at once.
     const destroyed = this.piscina.destroy();
     // Synchronously after destroy() began, so every rejection that follows finds its task marked POOL_CLOSED.
-    for (const ac of this.inFlight) ac.abort(new PoolError('POOL_CLOSED', 'the scan pool was closed'));
+    for (const [ac, slot] of this.inFlight) {
+      killGroups(slot);
+      ac.abort(new PoolError('POOL_CLOSED', 'the scan pool was closed'));
+    }
     await destroyed;
   }
 
@@ -184,19 +205,21 @@ export class ScanPool {
     signal?.throwIfAborted();
     const ac = new AbortController();
     const deadline = Symbol('deadline');
-    const started = new Float64Array(task.started);
+    const times = new Float64Array(task.started, 0, 2);
     let timer: NodeJS.Timeout;
-    // Not started yet: look again a whole timeout later (the scan's own deadline is at least that far away).
+    // Queued: look again a whole timeout later (the scan's own deadline is at least that far away). Picked up but
+    // still loading its actor: the load has loadTimeoutMs of its own. Begun: the timeout counts from there.
     const check = () => {
-      const at = started[0]!;
-      const left = at === 0 ? timeoutMs : at + timeoutMs - Date.now();
-      if (left > 0) timer = setTimeout(check, Math.ceil(left));
+      const begun = times[SLOT_BEGUN]!;
+      const picked = times[SLOT_PICKED]!;
+      const left = begun > 0 ? begun + timeoutMs - Date.now() : picked > 0 ? picked + this.loadTimeoutMs + timeoutMs - Date.now() : timeoutMs;
+      if (left > 0) timer = setTimeout(check, Math.ceil(Math.min(left, timeoutMs)));
       else ac.abort(deadline);
     };
     timer = setTimeout(check, timeoutMs);
     const onAbort = () => ac.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    this.inFlight.add(ac);
+    this.inFlight.set(ac, task.started);
     try {
       const result = await this.piscina.run(task, { signal: ac.signal });
       const pids = (result as { helperPids?: number[] }).helperPids;
@@ -209,6 +232,9 @@ export class ScanPool {
       }
       return result;
     } catch (err) {
+      // The task is given up (deadline, the caller's abort, close) or its worker died: whatever its actor started
+      // goes with it. A worker that returned normally has released its groups itself.
+      killGroups(task.started);
       if (ac.signal.aborted) {
         if (ac.signal.reason === deadline) return 'timeout';
         throw ac.signal.reason; // the caller's abort, or POOL_CLOSED

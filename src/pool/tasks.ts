@@ -18,7 +18,19 @@ export interface PoolEntry {
   generation?: string;
 }
 
+/**
+ * The SharedArrayBuffer each task carries (`started`): two Float64 the worker sets to Date.now() — [0] when it
+ * picks the task up (before loading the actor), [1] when the work itself begins — then SLOT_GROUPS Int32
+ * process-group ids an actor is running for the task (0 = free).
+ */
+export const SLOT_PICKED = 0;
+export const SLOT_BEGUN = 1;
+export const SLOT_GROUPS_AT = 16;
+export const SLOT_GROUPS = 14;
+export const SLOT_BYTES = SLOT_GROUPS_AT + 4 * SLOT_GROUPS;
+
 export type WorkerEntry = Pick<PoolEntry, 'name' | 'actor' | 'options' | 'generation'>;
+
 
 export interface LoadTask {
   op: 'load';
