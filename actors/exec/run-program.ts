@@ -10,6 +10,7 @@
 // - A program that exits without reading all of stdin is normal (it decided early): EPIPE on our side is ignored.
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
+import type { ProcessGroupTracker } from '../../src/pool/actor.js';
 import { ActorError } from '../common/errors.js';
 
 export interface RunRequest {
@@ -18,8 +19,8 @@ export interface RunRequest {
   env: NodeJS.ProcessEnv;
   timeoutMs: number;
   input: AsyncIterable<Buffer>;
-  /** Register the child's process group with blessd (ScanFile.trackProcessGroup), so a scan it gives up kills it. */
-  track?: (pgid: number) => () => void;
+  /** Registers the child's process group with blessd (ScanFile.trackProcessGroup), so a scan it gives up kills it. */
+  tracker?: ProcessGroupTracker;
 }
 
 export interface RunResult {
@@ -55,11 +56,12 @@ export function runProgram(req: RunRequest): Promise<RunResult> {
       clearTimeout(timer);
       // Whatever the program left running in its group (a background child) ends with the scan.
       killGroup();
-      untrack();
+      req.tracker?.done();
       fn();
     };
-    const child = spawn(program, req.args, { stdio: ['pipe', 'pipe', 'pipe'], env: req.env, detached: true });
-    const untrack = child.pid !== undefined && req.track ? req.track(child.pid) : () => {};
+    const env = req.tracker ? { ...req.env, ...req.tracker.env } : req.env;
+    const child = spawn(program, req.args, { stdio: ['pipe', 'pipe', 'pipe'], env, detached: true });
+    if (child.pid !== undefined) req.tracker?.started(child.pid);
     const killGroup = () => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');

@@ -23,11 +23,19 @@ export interface ScanFile {
   /** Stream the whole file in large chunks. */
   chunks(chunkSize?: number): AsyncIterable<Buffer>;
   /**
-   * Register a process group the actor started for this scan (a child spawned `detached`: its pid is its pgid).
-   * If blessd gives the scan up (its timeout, a cancel, shutdown) it kills the whole group with SIGKILL — the
-   * worker running the actor is destroyed then and cannot. Call the returned function once the group is gone.
+   * Before spawning a program for this scan: if blessd gives the scan up (its timeout, a cancel, shutdown) it
+   * kills the program's whole process group with SIGKILL — the worker running the actor is destroyed then and
+   * cannot. Spawn the program `detached` (its pid is then its pgid) with `env` merged into its environment (the
+   * marker finds the group when blessd gives up between the spawn and `started`), call `started(pid)` at once, and
+   * `done()` when the group is gone.
    */
-  trackProcessGroup?(pgid: number): () => void;
+  trackProcessGroup?(): ProcessGroupTracker;
+}
+
+export interface ProcessGroupTracker {
+  env: Record<string, string>;
+  started(pgid: number): void;
+  done(): void;
 }
 
 export interface ActorInstance {

@@ -4,6 +4,9 @@ import { read } from 'node:fs';
 import type { ScanFile } from './actor.js';
 
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
+/** A process-group slot whose program is being spawned (pid not known yet). */
+export const SPAWNING = -1;
+export const GROUP_MARKER_ENV = 'BLESSD_SCAN_TASK';
 
 function pread(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -32,6 +35,8 @@ export interface ScanFileInit {
   chunkSize?: number;
   /** The task's shared process-group slots (tasks.ts): what trackProcessGroup() registers into. */
   groups?: Int32Array;
+  /** The task's marker, put into spawned programs' environment as BLESSD_SCAN_TASK. */
+  marker?: string;
 }
 
 /**
@@ -47,13 +52,26 @@ export function fdScanFile(init: ScanFileInit): ScanFile {
     fd,
     size,
     path,
-    trackProcessGroup(pgid) {
-      // Lock-free: the main thread only ever takes slots back (exchange to 0) when it kills the groups.
-      if (!groups || !Number.isSafeInteger(pgid) || pgid <= 1) return () => {};
-      for (let i = 0; i < groups.length; i++) {
-        if (Atomics.compareExchange(groups, i, 0, pgid) === 0) return () => void Atomics.compareExchange(groups, i, pgid, 0);
+    trackProcessGroup() {
+      // Lock-free: a slot goes 0 -> SPAWNING (-1) -> pgid -> 0 here; the main thread only takes entries back
+      // (exchange to 0) when it kills the groups, and finds a SPAWNING one by the marker in the environment.
+      const env: Record<string, string> = init.marker ? { [GROUP_MARKER_ENV]: init.marker } : {};
+      let at = -1;
+      if (groups) {
+        for (let i = 0; i < groups.length && at < 0; i++) if (Atomics.compareExchange(groups, i, 0, SPAWNING) === 0) at = i;
       }
-      return () => {}; // more groups than slots: the actor's own timeout still kills these
+      let pgid = SPAWNING;
+      return {
+        env,
+        started(pid) {
+          if (at < 0 || !Number.isSafeInteger(pid) || pid <= 1) return;
+          if (Atomics.compareExchange(groups!, at, SPAWNING, pid) === SPAWNING) pgid = pid;
+        },
+        done() {
+          if (at >= 0) Atomics.compareExchange(groups!, at, pgid, 0);
+          at = -1;
+        },
+      };
     },
     async read(offset, length) {
       if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {

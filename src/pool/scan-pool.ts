@@ -8,11 +8,13 @@
 // by loadTimeoutMs). The worker stamps both moments into a shared slot of the task; the main thread's timer reads
 // them and re-arms until the deadline has passed.
 // The waiting opener is bounded by the gate's deadline, not by this one.
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
 import { PoolError } from './errors.js';
+import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
 import { SLOT_BEGUN, SLOT_BYTES, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
@@ -63,19 +65,53 @@ function startSlot(): SharedArrayBuffer {
   return new SharedArrayBuffer(SLOT_BYTES);
 }
 
+/** How long a given-up task's slot is swept at worker exits. */
+const GIVEN_UP_WATCH_MS = 30_000;
+
 /** Kill every process group the task's actor registered and has not released: its worker is going, or gone. */
-function killGroups(slot: SharedArrayBuffer): void {
+function killGroups(slot: SharedArrayBuffer, marker: string): void {
   const groups = new Int32Array(slot, SLOT_GROUPS_AT);
   for (let i = 0; i < groups.length; i++) {
-    const pgid = Atomics.exchange(groups, i, 0);
-    if (pgid <= 1) continue;
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      /* gone already */
+    const pgid = Atomics.load(groups, i);
+    if (pgid === SPAWNING) {
+      // Spawned, pid not registered yet (or never: its worker was stopped in between): find it by its marker. The
+      // entry stays, for the next sweep.
+      for (const g of groupsByMarker(marker)) killGroup(g);
+    } else if (pgid > 1 && Atomics.compareExchange(groups, i, pgid, 0) === pgid) {
+      killGroup(pgid);
     }
   }
 }
+
+function killGroup(pgid: number) {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    /* gone already */
+  }
+}
+
+/** Process groups of processes whose environment holds `BLESSD_SCAN_TASK=<marker>` (a scan of /proc: rare, on give-up only). */
+function groupsByMarker(marker: string): Set<number> {
+  const needle = Buffer.from(`\0${GROUP_MARKER_ENV}=${marker}\0`);
+  const found = new Set<number>();
+  for (const d of readdirSync('/proc')) {
+    if (d.charCodeAt(0) < 48 || d.charCodeAt(0) > 57) continue;
+    try {
+      const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${d}/environ`)]);
+      if (!env.includes(needle)) continue;
+      const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgid > 1) found.add(pgid);
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  return found;
+}
+
+let markers = 0;
+const nextMarker = () => `${process.pid}.${++markers}`;
 
 function isFailure(r: WorkerResult): r is WorkerFailure {
   return 'error' in r;
@@ -92,7 +128,13 @@ export class ScanPool {
   private readonly threads: number;
   private readonly onHelperPids: ScanPoolOptions['onHelperPids'];
   /** Every task in flight and its shared slot, so close() can cut them off and kill their process groups. */
-  private readonly inFlight = new Map<AbortController, SharedArrayBuffer>();
+  private readonly inFlight = new Map<AbortController, LoadTask | ScanTask>();
+  /**
+   * Slots of tasks given up lately. Their groups are killed at once, and again whenever a worker exits: a worker
+   * being destroyed may have spawned a program an instant before and registered it just after our first look.
+   */
+  private readonly givenUp = new Map<LoadTask | ScanTask, number>();
+  private readonly watched = new WeakSet<object>();
   private closed = false;
 
   constructor(options: ScanPoolOptions) {
@@ -118,6 +160,29 @@ export class ScanPool {
       atomics: 'async',
       execArgv: workerExecArgv(),
     });
+    this.piscina.on('workerCreate', () => this.watchWorkers());
+  }
+
+  /** Sweep the given-up tasks' process groups when any worker exits (its slots can no longer change). */
+  private watchWorkers() {
+    for (const w of this.piscina.threads) {
+      if (this.watched.has(w)) continue;
+      this.watched.add(w);
+      w.once('exit', () => this.sweepGivenUp());
+    }
+  }
+
+  private giveUp(task: LoadTask | ScanTask) {
+    killGroups(task.started, task.marker);
+    this.givenUp.set(task, Date.now() + GIVEN_UP_WATCH_MS);
+  }
+
+  private sweepGivenUp() {
+    const now = Date.now();
+    for (const [task, until] of this.givenUp) {
+      killGroups(task.started, task.marker);
+      if (now > until) this.givenUp.delete(task);
+    }
   }
 
   /**
@@ -127,7 +192,7 @@ export class ScanPool {
    * (src/pool/load-actor.ts). Workers that disagree mean the data changed on disk meanwhile: an error.
    */
   async describe(entry: PoolEntry): Promise<ActorDescription> {
-    const task = (): LoadTask => ({ op: 'load', fresh: true, entry: { name: entry.name, actor: entry.actor, options: entry.options }, started: startSlot() });
+    const task = (): LoadTask => ({ op: 'load', fresh: true, entry: { name: entry.name, actor: entry.actor, options: entry.options }, started: startSlot(), marker: nextMarker() });
     const results = await Promise.all(Array.from({ length: this.threads }, () => this.runTask(task(), this.loadTimeoutMs, undefined, entry.name)));
     let first: LoadResult | undefined;
     for (const r of results) {
@@ -166,6 +231,7 @@ export class ScanPool {
       entry: { name: entry.name, actor: entry.actor, options: entry.options, ...(entry.generation === undefined ? {} : { generation: entry.generation }) },
       chunkSize: this.chunkSize,
       started: startSlot(),
+      marker: nextMarker(),
     };
     const r = await this.runTask(task, opts.timeoutMs, opts.signal, entry.name);
     if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms of starting` };
@@ -191,11 +257,15 @@ export class ScanPool {
     // first would make Piscina start replacement workers only to terminate them at once.
     const destroyed = this.piscina.destroy();
     // Synchronously after destroy() began, so every rejection that follows finds its task marked POOL_CLOSED.
-    for (const [ac, slot] of this.inFlight) {
-      killGroups(slot);
+    const tasks = [...this.inFlight.values()];
+    for (const [ac, task] of this.inFlight) {
+      killGroups(task.started, task.marker);
       ac.abort(new PoolError('POOL_CLOSED', 'the scan pool was closed'));
     }
     await destroyed;
+    // Every worker is gone now: what they registered or spawned at the last moment is final.
+    for (const task of [...tasks, ...this.givenUp.keys()]) killGroups(task.started, task.marker);
+    this.givenUp.clear();
   }
 
   /** Run one task with a deadline: the worker's result, 'timeout', or the Error a dead worker left. */
@@ -219,7 +289,7 @@ export class ScanPool {
     timer = setTimeout(check, timeoutMs);
     const onAbort = () => ac.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    this.inFlight.set(ac, task.started);
+    this.inFlight.set(ac, task);
     try {
       const result = await this.piscina.run(task, { signal: ac.signal });
       const pids = (result as { helperPids?: number[] }).helperPids;
@@ -234,7 +304,7 @@ export class ScanPool {
     } catch (err) {
       // The task is given up (deadline, the caller's abort, close) or its worker died: whatever its actor started
       // goes with it. A worker that returned normally has released its groups itself.
-      killGroups(task.started);
+      this.giveUp(task);
       if (ac.signal.aborted) {
         if (ac.signal.reason === deadline) return 'timeout';
         throw ac.signal.reason; // the caller's abort, or POOL_CLOSED

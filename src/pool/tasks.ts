@@ -35,8 +35,9 @@ export type WorkerEntry = Pick<PoolEntry, 'name' | 'actor' | 'options' | 'genera
 export interface LoadTask {
   op: 'load';
   entry: WorkerEntry;
-  /** A Float64 the worker sets to Date.now() when the work begins (the deadline counts from it). */
+  /** The task's shared slot (SLOT_*): start times and process groups. */
   started: SharedArrayBuffer;
+  marker: string;
   /** Load from disk, whatever the worker has cached (start, reload). */
   fresh?: boolean;
 }
@@ -47,8 +48,10 @@ export interface ScanTask {
   file: { fd: number; size: number; path: string };
   entry: WorkerEntry;
   chunkSize?: number;
-  /** A Float64 the worker sets to Date.now() once the actor is loaded and its scan begins. */
+  /** The task's shared slot (SLOT_*): start times and process groups. */
   started: SharedArrayBuffer;
+  /** Unique per task: put into the environment of programs the actor spawns, to find them by (scan-file.ts). */
+  marker: string;
 }
 
 export type WorkerTask = LoadTask | ScanTask;

@@ -74,7 +74,7 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
     // would mislabel the tag: fail, loudly, and let the entry's onError answer.
     return failure('load', `${name}: its data changed on disk since blessd last loaded it (generation ${short(instance.generation)}, expected ${short(expected)}): run \`blessctl reload\``);
   }
-  const file = fdScanFile({ ...task.file, chunkSize: task.chunkSize, groups: new Int32Array(task.started, SLOT_GROUPS_AT, SLOT_GROUPS) });
+  const file = fdScanFile({ ...task.file, chunkSize: task.chunkSize, groups: new Int32Array(task.started, SLOT_GROUPS_AT, SLOT_GROUPS), marker: task.marker });
   times[SLOT_BEGUN] = Date.now();
   const started = performance.now();
   let answer;
