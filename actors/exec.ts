@@ -55,7 +55,7 @@ const exec: ActorModule = {
       generation,
       async scan(file): Promise<Answer> {
         const env = { ...process.env, ...extraEnv, BLESSD_PATH: file.path, BLESSD_SIZE: String(file.size), BLESSD_SCANNER: scanner };
-        const { code, stdout } = await runProgram({ program, args, env, timeoutMs, input: file.chunks() });
+        const { code, stdout } = await runProgram({ program, args, env, timeoutMs, input: file.chunks(), tracker: file.trackProcessGroup?.() });
         switch (code) {
           case EXIT_OK:
             return { answer: 'ok' };

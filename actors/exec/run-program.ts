@@ -4,10 +4,13 @@
 // - The content comes from OUR reads of the daemon's fd (the caller's chunks). The child is never given a path to
 //   open: its own accesses would be gated by blessd and could wait on the very verdict it is computing.
 // - The child runs in its own process group (detached) so that a timeout kills it AND whatever it started; a
-//   grandchild holding stdout open would otherwise keep us waiting.
+//   grandchild holding stdout open would otherwise keep us waiting. The group is killed when the scan ends, and it
+//   is registered with blessd (req.track) so that a scan the pool gives up — its worker destroyed, no timer of
+//   ours left to run — still takes the group with it.
 // - A program that exits without reading all of stdin is normal (it decided early): EPIPE on our side is ignored.
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
+import type { ProcessGroupTracker } from '../../src/pool/actor.js';
 import { ActorError } from '../common/errors.js';
 
 export interface RunRequest {
@@ -16,6 +19,8 @@ export interface RunRequest {
   env: NodeJS.ProcessEnv;
   timeoutMs: number;
   input: AsyncIterable<Buffer>;
+  /** Registers the child's process group with blessd (ScanFile.trackProcessGroup), so a scan it gives up kills it. */
+  tracker?: ProcessGroupTracker;
 }
 
 export interface RunResult {
@@ -49,9 +54,14 @@ export function runProgram(req: RunRequest): Promise<RunResult> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // Whatever the program left running in its group (a background child) ends with the scan.
+      killGroup();
+      req.tracker?.done();
       fn();
     };
-    const child = spawn(program, req.args, { stdio: ['pipe', 'pipe', 'pipe'], env: req.env, detached: true });
+    const env = req.tracker ? { ...req.env, ...req.tracker.env } : req.env;
+    const child = spawn(program, req.args, { stdio: ['pipe', 'pipe', 'pipe'], env, detached: true });
+    if (child.pid !== undefined) req.tracker?.started(child.pid);
     const killGroup = () => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
@@ -74,6 +84,9 @@ export function runProgram(req: RunRequest): Promise<RunResult> {
       killGroup();
       settle(() => reject(new ActorError('ACTOR_EXEC_SPAWN', `exec: cannot run ${program}: ${err.message}`, { cause: err })));
     });
+    // The program's exit is its answer: what it left in its group (holding our stdout open) goes now, and 'close'
+    // follows once the pipes drain.
+    child.on('exit', killGroup);
     child.on('close', (code, signal) => {
       settle(() => {
         if (signal !== null) reject(new ActorError('ACTOR_EXEC_SIGNAL', `exec: ${program} was killed by ${signal}`));

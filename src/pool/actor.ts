@@ -22,6 +22,20 @@ export interface ScanFile {
   read(offset: number, length: number): Promise<Buffer>;
   /** Stream the whole file in large chunks. */
   chunks(chunkSize?: number): AsyncIterable<Buffer>;
+  /**
+   * Before spawning a program for this scan: if blessd gives the scan up (its timeout, a cancel, shutdown) it
+   * kills the program's whole process group with SIGKILL — the worker running the actor is destroyed then and
+   * cannot. Spawn the program `detached` (its pid is then its pgid) with `env` merged into its environment (the
+   * marker finds the group when blessd gives up between the spawn and `started`), call `started(pid)` at once, and
+   * `done()` when the group is gone.
+   */
+  trackProcessGroup?(): ProcessGroupTracker;
+}
+
+export interface ProcessGroupTracker {
+  env: Record<string, string>;
+  started(pgid: number): void;
+  done(): void;
 }
 
 export interface ActorInstance {

@@ -4,6 +4,9 @@ import { read } from 'node:fs';
 import type { ScanFile } from './actor.js';
 
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
+/** A process-group slot whose program is being spawned (pid not known yet). */
+export const SPAWNING = -1;
+export const GROUP_MARKER_ENV = 'BLESSD_SCAN_TASK';
 
 function pread(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -30,6 +33,10 @@ export interface ScanFileInit {
   path: string;
   /** Default chunk size for chunks() (1 MiB). */
   chunkSize?: number;
+  /** The task's shared process-group slots (tasks.ts): what trackProcessGroup() registers into. */
+  groups?: Int32Array;
+  /** The task's marker, put into spawned programs' environment as BLESSD_SCAN_TASK. */
+  marker?: string;
 }
 
 /**
@@ -40,10 +47,32 @@ export function fdScanFile(init: ScanFileInit): ScanFile {
   const { fd, size, path } = init;
   const defaultChunk = init.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(defaultChunk) || defaultChunk <= 0) throw new RangeError('chunkSize must be a positive integer');
+  const groups = init.groups;
   return {
     fd,
     size,
     path,
+    trackProcessGroup() {
+      // Lock-free: a slot goes 0 -> SPAWNING (-1) -> pgid -> 0 here; the main thread only takes entries back
+      // (exchange to 0) when it kills the groups, and finds a SPAWNING one by the marker in the environment.
+      const env: Record<string, string> = init.marker ? { [GROUP_MARKER_ENV]: init.marker } : {};
+      let at = -1;
+      if (groups) {
+        for (let i = 0; i < groups.length && at < 0; i++) if (Atomics.compareExchange(groups, i, 0, SPAWNING) === 0) at = i;
+      }
+      let pgid = SPAWNING;
+      return {
+        env,
+        started(pid) {
+          if (at < 0 || !Number.isSafeInteger(pid) || pid <= 1) return;
+          if (Atomics.compareExchange(groups!, at, SPAWNING, pid) === SPAWNING) pgid = pid;
+        },
+        done() {
+          if (at >= 0) Atomics.compareExchange(groups!, at, pgid, 0);
+          at = -1;
+        },
+      };
+    },
     async read(offset, length) {
       if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
         throw new RangeError(`read(${offset}, ${length}): offset and length must be non-negative integers`);

@@ -4,15 +4,18 @@
 // Deadlines: every scan has one. When it passes, the task is aborted; Piscina then destroys the worker running it
 // (the only way to stop `while (true) {}`), starts a fresh one, and the pool goes on. The deadline counts from the
 // moment the scan starts in its worker (the actor loaded), never from the call: a file queued behind hung scans,
-// or behind a fresh worker loading its databases, has not been given its time yet. The worker stamps the start
-// into a shared slot of the task; the main thread's timer reads it and re-arms until start + timeout has passed.
+// or behind a fresh worker loading its databases, has not been given its time yet (the load is bounded on its own,
+// by loadTimeoutMs). The worker stamps both moments into a shared slot of the task; the main thread's timer reads
+// them and re-arms until the deadline has passed.
 // The waiting opener is bounded by the gate's deadline, not by this one.
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
 import { PoolError } from './errors.js';
-import type { LoadResult, LoadTask, PoolEntry, ScanResult, ScanTask, WorkerFailure, WorkerResult } from './tasks.js';
+import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
+import { SLOT_BEGUN, SLOT_BYTES, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
 
@@ -54,10 +57,61 @@ function workerExecArgv(): string[] {
   return process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) ? [...process.execArgv, NO_REQUIRE_ESM] : process.execArgv;
 }
 
-/** A shared slot the worker stamps (Date.now()) when the task's work begins: deadlines count from there. */
+/**
+ * The slot a task shares with its worker (tasks.ts, TaskSlot): the worker stamps the start of the work (deadlines
+ * count from there) and the process groups an actor started for it (killed here if the pool gives the task up).
+ */
 function startSlot(): SharedArrayBuffer {
-  return new SharedArrayBuffer(8);
+  return new SharedArrayBuffer(SLOT_BYTES);
 }
+
+/** How long a given-up task's slot is swept at worker exits. */
+const GIVEN_UP_WATCH_MS = 30_000;
+
+/** Kill every process group the task's actor registered and has not released: its worker is going, or gone. */
+function killGroups(slot: SharedArrayBuffer, marker: string): void {
+  const groups = new Int32Array(slot, SLOT_GROUPS_AT);
+  for (let i = 0; i < groups.length; i++) {
+    const pgid = Atomics.load(groups, i);
+    if (pgid === SPAWNING) {
+      // Spawned, pid not registered yet (or never: its worker was stopped in between): find it by its marker. The
+      // entry stays, for the next sweep.
+      for (const g of groupsByMarker(marker)) killGroup(g);
+    } else if (pgid > 1 && Atomics.compareExchange(groups, i, pgid, 0) === pgid) {
+      killGroup(pgid);
+    }
+  }
+}
+
+function killGroup(pgid: number) {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    /* gone already */
+  }
+}
+
+/** Process groups of processes whose environment holds `BLESSD_SCAN_TASK=<marker>` (a scan of /proc: rare, on give-up only). */
+function groupsByMarker(marker: string): Set<number> {
+  const needle = Buffer.from(`\0${GROUP_MARKER_ENV}=${marker}\0`);
+  const found = new Set<number>();
+  for (const d of readdirSync('/proc')) {
+    if (d.charCodeAt(0) < 48 || d.charCodeAt(0) > 57) continue;
+    try {
+      const env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${d}/environ`)]);
+      if (!env.includes(needle)) continue;
+      const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgid > 1) found.add(pgid);
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  return found;
+}
+
+let markers = 0;
+const nextMarker = () => `${process.pid}.${++markers}`;
 
 function isFailure(r: WorkerResult): r is WorkerFailure {
   return 'error' in r;
@@ -73,8 +127,14 @@ export class ScanPool {
   private readonly loadTimeoutMs: number;
   private readonly threads: number;
   private readonly onHelperPids: ScanPoolOptions['onHelperPids'];
-  /** Every task in flight, so close() can cut them off. */
-  private readonly inFlight = new Set<AbortController>();
+  /** Every task in flight and its shared slot, so close() can cut them off and kill their process groups. */
+  private readonly inFlight = new Map<AbortController, LoadTask | ScanTask>();
+  /**
+   * Slots of tasks given up lately. Their groups are killed at once, and again whenever a worker exits: a worker
+   * being destroyed may have spawned a program an instant before and registered it just after our first look.
+   */
+  private readonly givenUp = new Map<LoadTask | ScanTask, number>();
+  private readonly watched = new WeakSet<object>();
   private closed = false;
 
   constructor(options: ScanPoolOptions) {
@@ -100,6 +160,29 @@ export class ScanPool {
       atomics: 'async',
       execArgv: workerExecArgv(),
     });
+    this.piscina.on('workerCreate', () => this.watchWorkers());
+  }
+
+  /** Sweep the given-up tasks' process groups when any worker exits (its slots can no longer change). */
+  private watchWorkers() {
+    for (const w of this.piscina.threads) {
+      if (this.watched.has(w)) continue;
+      this.watched.add(w);
+      w.once('exit', () => this.sweepGivenUp());
+    }
+  }
+
+  private giveUp(task: LoadTask | ScanTask) {
+    killGroups(task.started, task.marker);
+    this.givenUp.set(task, Date.now() + GIVEN_UP_WATCH_MS);
+  }
+
+  private sweepGivenUp() {
+    const now = Date.now();
+    for (const [task, until] of this.givenUp) {
+      killGroups(task.started, task.marker);
+      if (now > until) this.givenUp.delete(task);
+    }
   }
 
   /**
@@ -109,7 +192,7 @@ export class ScanPool {
    * (src/pool/load-actor.ts). Workers that disagree mean the data changed on disk meanwhile: an error.
    */
   async describe(entry: PoolEntry): Promise<ActorDescription> {
-    const task = (): LoadTask => ({ op: 'load', fresh: true, entry: { name: entry.name, actor: entry.actor, options: entry.options }, started: startSlot() });
+    const task = (): LoadTask => ({ op: 'load', fresh: true, entry: { name: entry.name, actor: entry.actor, options: entry.options }, started: startSlot(), marker: nextMarker() });
     const results = await Promise.all(Array.from({ length: this.threads }, () => this.runTask(task(), this.loadTimeoutMs, undefined, entry.name)));
     let first: LoadResult | undefined;
     for (const r of results) {
@@ -148,6 +231,7 @@ export class ScanPool {
       entry: { name: entry.name, actor: entry.actor, options: entry.options, ...(entry.generation === undefined ? {} : { generation: entry.generation }) },
       chunkSize: this.chunkSize,
       started: startSlot(),
+      marker: nextMarker(),
     };
     const r = await this.runTask(task, opts.timeoutMs, opts.signal, entry.name);
     if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms of starting` };
@@ -173,8 +257,15 @@ export class ScanPool {
     // first would make Piscina start replacement workers only to terminate them at once.
     const destroyed = this.piscina.destroy();
     // Synchronously after destroy() began, so every rejection that follows finds its task marked POOL_CLOSED.
-    for (const ac of this.inFlight) ac.abort(new PoolError('POOL_CLOSED', 'the scan pool was closed'));
+    const tasks = [...this.inFlight.values()];
+    for (const [ac, task] of this.inFlight) {
+      killGroups(task.started, task.marker);
+      ac.abort(new PoolError('POOL_CLOSED', 'the scan pool was closed'));
+    }
     await destroyed;
+    // Every worker is gone now: what they registered or spawned at the last moment is final.
+    for (const task of [...tasks, ...this.givenUp.keys()]) killGroups(task.started, task.marker);
+    this.givenUp.clear();
   }
 
   /** Run one task with a deadline: the worker's result, 'timeout', or the Error a dead worker left. */
@@ -184,19 +275,21 @@ export class ScanPool {
     signal?.throwIfAborted();
     const ac = new AbortController();
     const deadline = Symbol('deadline');
-    const started = new Float64Array(task.started);
+    const times = new Float64Array(task.started, 0, 2);
     let timer: NodeJS.Timeout;
-    // Not started yet: look again a whole timeout later (the scan's own deadline is at least that far away).
+    // Queued: look again a whole timeout later (the scan's own deadline is at least that far away). Picked up but
+    // still loading its actor: the load has loadTimeoutMs of its own. Begun: the timeout counts from there.
     const check = () => {
-      const at = started[0]!;
-      const left = at === 0 ? timeoutMs : at + timeoutMs - Date.now();
-      if (left > 0) timer = setTimeout(check, Math.ceil(left));
+      const begun = times[SLOT_BEGUN]!;
+      const picked = times[SLOT_PICKED]!;
+      const left = begun > 0 ? begun + timeoutMs - Date.now() : picked > 0 ? picked + this.loadTimeoutMs + timeoutMs - Date.now() : timeoutMs;
+      if (left > 0) timer = setTimeout(check, Math.ceil(Math.min(left, timeoutMs)));
       else ac.abort(deadline);
     };
     timer = setTimeout(check, timeoutMs);
     const onAbort = () => ac.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    this.inFlight.add(ac);
+    this.inFlight.set(ac, task);
     try {
       const result = await this.piscina.run(task, { signal: ac.signal });
       const pids = (result as { helperPids?: number[] }).helperPids;
@@ -209,6 +302,9 @@ export class ScanPool {
       }
       return result;
     } catch (err) {
+      // The task is given up (deadline, the caller's abort, close) or its worker died: whatever its actor started
+      // goes with it. A worker that returned normally has released its groups itself.
+      this.giveUp(task);
       if (ac.signal.aborted) {
         if (ac.signal.reason === deadline) return 'timeout';
         throw ac.signal.reason; // the caller's abort, or POOL_CLOSED

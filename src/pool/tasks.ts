@@ -18,13 +18,26 @@ export interface PoolEntry {
   generation?: string;
 }
 
+/**
+ * The SharedArrayBuffer each task carries (`started`): two Float64 the worker sets to Date.now() — [0] when it
+ * picks the task up (before loading the actor), [1] when the work itself begins — then SLOT_GROUPS Int32
+ * process-group ids an actor is running for the task (0 = free).
+ */
+export const SLOT_PICKED = 0;
+export const SLOT_BEGUN = 1;
+export const SLOT_GROUPS_AT = 16;
+export const SLOT_GROUPS = 14;
+export const SLOT_BYTES = SLOT_GROUPS_AT + 4 * SLOT_GROUPS;
+
 export type WorkerEntry = Pick<PoolEntry, 'name' | 'actor' | 'options' | 'generation'>;
+
 
 export interface LoadTask {
   op: 'load';
   entry: WorkerEntry;
-  /** A Float64 the worker sets to Date.now() when the work begins (the deadline counts from it). */
+  /** The task's shared slot (SLOT_*): start times and process groups. */
   started: SharedArrayBuffer;
+  marker: string;
   /** Load from disk, whatever the worker has cached (start, reload). */
   fresh?: boolean;
 }
@@ -35,8 +48,10 @@ export interface ScanTask {
   file: { fd: number; size: number; path: string };
   entry: WorkerEntry;
   chunkSize?: number;
-  /** A Float64 the worker sets to Date.now() once the actor is loaded and its scan begins. */
+  /** The task's shared slot (SLOT_*): start times and process groups. */
   started: SharedArrayBuffer;
+  /** Unique per task: put into the environment of programs the actor spawns, to find them by (scan-file.ts). */
+  marker: string;
 }
 
 export type WorkerTask = LoadTask | ScanTask;

@@ -6,7 +6,7 @@ import { isAnswerKind } from '../policy/answer.js';
 import type { ActorInstance } from './actor.js';
 import { loadActor } from './load-actor.js';
 import { fdScanFile } from './scan-file.js';
-import type { LoadResult, ScanResult, WorkerFailure, WorkerResult, WorkerTask } from './tasks.js';
+import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type ScanResult, type WorkerFailure, type WorkerResult, type WorkerTask } from './tasks.js';
 
 function failure(code: WorkerFailure['error']['code'], message: string, err?: unknown): WorkerFailure {
   const actorCode = (err as { code?: unknown } | undefined)?.code;
@@ -42,7 +42,9 @@ const short = (g: string) => (g.length > 16 ? `${g.slice(0, 12)}…` : g);
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
   // A load's deadline counts the load; a scan's counts from the scan (an actor loading its databases in a fresh
   // worker is not the file's fault).
-  if (task.op === 'load') new Float64Array(task.started)[0] = Date.now();
+  const times = new Float64Array(task.started, 0, 2);
+  times[SLOT_PICKED] = Date.now();
+  if (task.op === 'load') times[SLOT_BEGUN] = times[SLOT_PICKED]!;
   let loaded;
   try {
     loaded = await loadActor(task.entry, { fresh: task.op === 'load' && task.fresh === true });
@@ -72,8 +74,8 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
     // would mislabel the tag: fail, loudly, and let the entry's onError answer.
     return failure('load', `${name}: its data changed on disk since blessd last loaded it (generation ${short(instance.generation)}, expected ${short(expected)}): run \`blessctl reload\``);
   }
-  const file = fdScanFile({ ...task.file, chunkSize: task.chunkSize });
-  new Float64Array(task.started)[0] = Date.now();
+  const file = fdScanFile({ ...task.file, chunkSize: task.chunkSize, groups: new Int32Array(task.started, SLOT_GROUPS_AT, SLOT_GROUPS), marker: task.marker });
+  times[SLOT_BEGUN] = Date.now();
   const started = performance.now();
   let answer;
   try {

@@ -1,0 +1,115 @@
+// Hung exec scanners leak no processes: the program runs in its own process group, and when the pool gives the scan
+// up — its timeout (the worker is destroyed), the caller's cancel, shutdown — the whole group is killed, the
+// `sleep 3600` it started in the background included.
+import test from 'ava';
+import { chmodSync, closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { ScanPool, type PoolEntry } from '../../src/pool/scan-pool.js';
+import { tempDir, type TempDir } from '../helpers/actor-files.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** Running (not zombie) processes whose process group is `pgid`. */
+function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (f[0] !== 'Z' && Number(f[2]) === pgid) out.push(Number(d));
+  }
+  return out;
+}
+
+interface Ctx {
+  dir: TempDir;
+  pool: ScanPool;
+  entry: PoolEntry;
+  file: { fd: number; size: number; path: string };
+  /** pgid of the scanner program once it started (it writes `$$ $!`), and the background sleep's pid. */
+  started(): Promise<{ pgid: number; sleep: number }>;
+}
+
+function setup(t: { teardown(fn: () => void | Promise<void>): void }): Ctx {
+  const dir = tempDir('blessd-groups-');
+  const log = `${dir.dir}/started.log`;
+  const program = dir.write('hang.sh', `#!/bin/sh\nsleep 3600 &\necho $$ $! >> ${log}\nwait\n`);
+  chmodSync(program, 0o755);
+  const path = dir.write('f', 'content\n');
+  const fd = openSync(path, 'r');
+  const pool = new ScanPool({ threads: 1 });
+  const killed: number[] = [];
+  t.teardown(async () => {
+    await pool.close();
+    // Whatever the code under test left behind must not outlive the test.
+    for (const pid of killed) for (const p of groupMembers(pid)) process.kill(p, 'SIGKILL');
+    closeSync(fd);
+    dir.cleanup();
+  });
+  return {
+    dir,
+    pool,
+    // The program's own timeout is far away: only the pool can end these scans.
+    entry: { name: 'hang', actor: 'exec', options: { program, timeoutMs: 600_000 } },
+    file: { fd, size: fstatSync(fd).size, path },
+    async started() {
+      await waitFor('the scanner program to start', () => existsSync(log) && readFileSync(log, 'utf8').includes('\n'), 15_000);
+      const [pgid, sleep] = readFileSync(log, 'utf8').trim().split(' ').map(Number) as [number, number];
+      killed.push(pgid);
+      t.teardown(() => {
+        try {
+          process.kill(sleep, 'SIGKILL');
+        } catch {
+          /* gone, as it should be */
+        }
+      });
+      return { pgid, sleep };
+    },
+  };
+}
+
+async function assertGroupGone(t: { true(v: boolean, m?: string): void }, pgid: number) {
+  await waitFor(`process group ${pgid} to end (left: ${groupMembers(pgid).join(',')})`, () => groupMembers(pgid).length === 0, 5_000);
+  t.true(groupMembers(pgid).length === 0);
+}
+
+test.serial('the pool timeout kills the scanner program and its background child', async (t) => {
+  const c = setup(t);
+  const outcome = c.pool.scan(c.file, c.entry, { timeoutMs: 1_000 });
+  const { pgid, sleep } = await c.started();
+  t.true(groupMembers(pgid).includes(sleep), 'the sleep runs in the program group');
+  t.like(await outcome, { kind: 'error', code: 'timeout' });
+  await assertGroupGone(t, pgid);
+});
+
+test.serial("the caller's cancel kills the group", async (t) => {
+  const c = setup(t);
+  const ac = new AbortController();
+  const outcome = c.pool.scan(c.file, c.entry, { timeoutMs: 600_000, signal: ac.signal });
+  const { pgid } = await c.started();
+  ac.abort(new Error('file dirtied'));
+  await t.throwsAsync(outcome, { message: 'file dirtied' });
+  await assertGroupGone(t, pgid);
+});
+
+test.serial('shutdown kills the group of a scan in flight', async (t) => {
+  const c = setup(t);
+  const outcome = c.pool.scan(c.file, c.entry, { timeoutMs: 600_000 });
+  const { pgid } = await c.started();
+  await c.pool.close();
+  await t.throwsAsync(outcome, { code: 'POOL_CLOSED' } as never);
+  await assertGroupGone(t, pgid);
+});
+
+test.serial('a program that exits leaves nothing running in its group', async (t) => {
+  const c = setup(t);
+  const quick = c.dir.write('quick.sh', `#!/bin/sh\nsleep 3600 &\necho $$ $! >> ${c.dir.dir}/started.log\nexit 0\n`);
+  chmodSync(quick, 0o755);
+  const o = await c.pool.scan(c.file, { name: 'quick', actor: 'exec', options: { program: quick } }, { timeoutMs: 10_000 });
+  t.like(o, { kind: 'answer', answer: 'ok' });
+  const { pgid } = await c.started();
+  await assertGroupGone(t, pgid);
+});
