@@ -5,7 +5,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import signature from '../actors/signature.js';
@@ -63,8 +63,6 @@ test('body wildcards, gaps, alternatives, offsets and the ELF entry point: the s
   const elf = join(files, 'elf-true');
   copyFileSync('/bin/true', elf);
   const elfBytes = readFileSync(elf);
-  const { writeFileSync: _w, openSync } = await import('node:fs');
-  void _w;
   const layout = fileLayout(openSync(elf, 'r'), elfBytes.length, elfBytes.subarray(0, 4096));
   t.true(layout.entry > 0, 'the ELF entry point is found');
   const atEntry = elfBytes.subarray(layout.entry, layout.entry + 16);
@@ -214,4 +212,79 @@ test('unsupported kinds are one warning per file with the count; parse errors na
   t.regex(w.find((x) => x.startsWith(`${join(dbs, 'd.hdb')}:1: `))!, /bad hash 'nothex'/);
   t.is(w.length, 7);
   t.deepEqual(await actor.scan(d.open(d.write('g.bin', 'GOOD-ONE'))), { answer: 'deny', reason: 'Good' });
+});
+
+/** A minimal valid PE32 image: headers, one .text section of 512 bytes at file offset 0x200, entry point at it. */
+function tinyPe(code: Buffer): Buffer {
+  const pe = Buffer.alloc(0x400);
+  pe.write('MZ', 0, 'latin1');
+  pe.writeUInt32LE(0x40, 0x3c);
+  pe.write('PE\0\0', 0x40, 'latin1');
+  const coff = 0x44;
+  pe.writeUInt16LE(0x14c, coff); // i386
+  pe.writeUInt16LE(1, coff + 2); // one section
+  pe.writeUInt16LE(0xe0, coff + 16); // SizeOfOptionalHeader
+  pe.writeUInt16LE(0x0102, coff + 18); // executable, 32-bit
+  const opt = coff + 20;
+  pe.writeUInt16LE(0x10b, opt); // PE32
+  pe.writeUInt32LE(0x200, opt + 4); // SizeOfCode
+  pe.writeUInt32LE(0x1000, opt + 16); // AddressOfEntryPoint
+  pe.writeUInt32LE(0x1000, opt + 20); // BaseOfCode
+  pe.writeUInt32LE(0x400000, opt + 28); // ImageBase
+  pe.writeUInt32LE(0x1000, opt + 32); // SectionAlignment
+  pe.writeUInt32LE(0x200, opt + 36); // FileAlignment
+  pe.writeUInt16LE(4, opt + 40); // OS version
+  pe.writeUInt16LE(4, opt + 48); // subsystem version
+  pe.writeUInt32LE(0x2000, opt + 56); // SizeOfImage
+  pe.writeUInt32LE(0x200, opt + 60); // SizeOfHeaders
+  pe.writeUInt16LE(3, opt + 68); // console
+  pe.writeUInt32LE(0x100000, opt + 72);
+  pe.writeUInt32LE(0x1000, opt + 76);
+  pe.writeUInt32LE(0x100000, opt + 80);
+  pe.writeUInt32LE(0x1000, opt + 84);
+  pe.writeUInt32LE(16, opt + 92); // NumberOfRvaAndSizes
+  const sec = opt + 0xe0;
+  pe.write('.text', sec, 'latin1');
+  pe.writeUInt32LE(0x200, sec + 8); // VirtualSize
+  pe.writeUInt32LE(0x1000, sec + 12); // VirtualAddress
+  pe.writeUInt32LE(0x200, sec + 16); // SizeOfRawData
+  pe.writeUInt32LE(0x200, sec + 20); // PointerToRawData
+  pe.writeUInt32LE(0x60000020, sec + 36); // code, execute, read
+  code.copy(pe, 0x200, 0, Math.min(code.length, 0x200));
+  return pe;
+}
+
+test('PE files: section hashes (.mdb, .msb with * sizes) and EP+n offsets give the same verdicts as clamscan', async (t) => {
+  t.timeout(120_000);
+  const d = withDir(t);
+  const files = join(d.dir, 'files');
+  mkdirSync(files);
+  const code = (fill: string) => Buffer.from(`\x55\x89\xe5${fill}`.padEnd(0x200, '\x90'), 'latin1');
+  const section = (pe: Buffer) => pe.subarray(0x200, 0x400);
+  const peMd5 = tinyPe(code('section hashed by md5'));
+  const peSha = tinyPe(code('section hashed by sha256'));
+  const peEp = tinyPe(code('ENTRY-POINT-MARK'));
+  const peOther = tinyPe(code('nothing known'));
+  writeFileSync(join(files, 'pe-md5'), peMd5);
+  writeFileSync(join(files, 'pe-sha'), peSha);
+  writeFileSync(join(files, 'pe-ep'), peEp);
+  writeFileSync(join(files, 'pe-other'), peOther);
+  // The same section bytes in a file that is not a PE: section signatures must not apply.
+  writeFileSync(join(files, 'not-pe'), Buffer.concat([Buffer.from('not a PE file\n'), section(peMd5)]));
+  const dbs = join(d.dir, 'db');
+  mkdirSync(dbs);
+  const md5 = createHash('md5').update(section(peMd5)).digest('hex');
+  const sha = createHash('sha256').update(section(peSha)).digest('hex');
+  writeFileSync(join(dbs, 'site.mdb'), `512:${md5}:Pe.Section.Md5\n`);
+  writeFileSync(join(dbs, 'site.msb'), `*:${sha}:Pe.Section.Sha256:73\n`);
+  writeFileSync(join(dbs, 'site.ndb'), `Pe.Entry:1:EP+3:${h('ENTRY-POINT-MARK')}\nPe.Entry.Wrong:1:EP+4:${h('ENTRY-POINT-MARK')}\n`);
+  const clam = await clamscan(dbs, files);
+  const mine = await ours([dbs], d, files);
+  t.is(clam.size, readdirSync(files).length);
+  t.deepEqual(Object.fromEntries(mine), Object.fromEntries(clam));
+  t.is(mine.get('pe-md5'), 'Pe.Section.Md5');
+  t.is(mine.get('pe-sha'), 'Pe.Section.Sha256');
+  t.is(mine.get('pe-ep'), 'Pe.Entry');
+  t.is(mine.get('pe-other'), null);
+  t.is(mine.get('not-pe'), null);
 });
