@@ -273,14 +273,16 @@ async function main() {
     const loads: Record<string, string | number>[] = [];
     for (const name of ['sha256-1M', 'md5-1M', 'body-10k']) {
       const times: number[] = [];
+      const cpus: number[] = [];
       const rss: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {
         const { stdout } = await run(process.execPath, [join(process.cwd(), 'dist/bench/engine/load-child.js'), dbs[name]!], { maxBuffer: 1 << 20 });
-        const j = JSON.parse(stdout) as { ms: number; rssMB: number };
+        const j = JSON.parse(stdout) as { ms: number; cpuMs: number; rssMB: number };
         times.push(j.ms);
+        cpus.push(j.cpuMs);
         rss.push(j.rssMB);
       }
-      loads.push({ database: name, 'load s': (median(times) / 1000).toFixed(2), 'peak RSS MB (whole process)': median(rss).toFixed(0) });
+      loads.push({ database: name, 'load s (wall)': (median(times) / 1000).toFixed(2), 'load s (CPU)': (median(cpus) / 1000).toFixed(2), 'peak RSS MB (whole process)': median(rss).toFixed(0) });
     }
     printTable(`bench/engine 3: loading in a fresh process (${ROUNDS} rounds, medians)`, loads);
     const loadAvg = (await import('node:os')).loadavg();

@@ -74,6 +74,8 @@ const MIN_FIXED_BYTES = 2;
 export const DETAILED_PROBLEMS = 10;
 
 class Collector {
+  /** Lines in the file being parsed: the first table it fills reserves room for all of them. */
+  reserveHint = 0;
   readonly db: Omit<Databases, 'generation' | 'signatures'> = { files: new Map(), sections: new Map(), allow: new Map(), bodies: [], ignored: new Set(), warnings: [] };
   table(which: HashTables, algo: HashAlgo): HashTable {
     let t = which.get(algo);
@@ -133,7 +135,9 @@ function hashLine(c: Collector, kind: Kind, bytes: Buffer, start: number, end: n
     if (fl) return fl;
   }
   const which = kind === 'file-hash' ? c.db.files : kind === 'section-hash' ? c.db.sections : c.db.allow;
-  c.table(which, algo!).add(bytes, hashStart, size, bytes.toString('latin1', colons[1]! + 1, nameEnd));
+  const table = c.table(which, algo!);
+  if (table.count === 0 && c.reserveHint > 0) table.reserve(c.reserveHint);
+  table.add(bytes, hashStart, size, bytes, colons[1]! + 1, nameEnd);
   return null;
 }
 
@@ -177,6 +181,7 @@ function bodyLine(c: Collector, line: string): string | null {
 /** One database file's lines into the collector; problems become (summarised) warnings. */
 function parseFile(c: Collector, kind: Exclude<Kind, 'container'>, bytes: Buffer, file: string): void {
   let problems = 0;
+  c.reserveHint = kind === 'file-hash' || kind === 'section-hash' || kind === 'allow-hash' ? countNewlines(bytes) + 1 : 0;
   eachLine(bytes, (start, end, lineNo) => {
     let problem: string | null;
     if (kind === 'body') problem = bodyLine(c, bytes.toString('latin1', start, end));
@@ -191,6 +196,12 @@ function parseFile(c: Collector, kind: Exclude<Kind, 'container'>, bytes: Buffer
   if (problems > DETAILED_PROBLEMS) {
     c.db.warnings.push(`${file}: ${problems - DETAILED_PROBLEMS} more bad lines skipped (${problems} in all; the first ${DETAILED_PROBLEMS} are shown)`);
   }
+}
+
+function countNewlines(bytes: Buffer): number {
+  let n = 0;
+  for (let at = bytes.indexOf(10); at >= 0; at = bytes.indexOf(10, at + 1)) n++;
+  return n;
 }
 
 function countLines(bytes: Buffer): number {

@@ -13,8 +13,12 @@ export interface HashHit {
 export class HashTable {
   readonly bytes: number;
   private digests: Buffer;
-  private sizes: number[] = [];
-  private names: string[] = [];
+  private sizes = new Float64Array(1024);
+  /** Names packed as latin1 bytes, with start offsets (a million V8 strings would cost ~40 MB more). */
+  private nameBytes: Buffer = Buffer.alloc(16 * 1024);
+  private nameEnds = new Uint32Array(1024);
+  private n = 0;
+  private nameLength = 0;
   private slots = new Uint32Array(0);
   private mask = 0;
   /** Sizes that some signature names; a file of another size cannot match (unless `anySize`). */
@@ -27,28 +31,47 @@ export class HashTable {
   }
 
   get count(): number {
-    return this.names.length;
+    return this.n;
   }
 
-  /** `hex` must already be checked (right length, hex digits). size null = any size. */
-  add(hex: Buffer, hexStart: number, size: number | null, name: string): void {
-    const i = this.names.length;
-    if ((i + 1) * this.bytes > this.digests.length) {
-      const grown = Buffer.alloc(this.digests.length * 2);
-      this.digests.copy(grown);
-      this.digests = grown;
+  /** Make room for `more` signatures at once (a file's line count), so a million do not grow by doubling. */
+  reserve(more: number): void {
+    const want = this.n + more;
+    if (want * this.bytes > this.digests.length) this.digests = grow(this.digests, want * this.bytes);
+    if (want > this.sizes.length) {
+      const sizes = new Float64Array(want);
+      sizes.set(this.sizes.subarray(0, this.n));
+      this.sizes = sizes;
+      const ends = new Uint32Array(want);
+      ends.set(this.nameEnds.subarray(0, this.n));
+      this.nameEnds = ends;
     }
+  }
+
+  /** The digest's hex is at `hex[hexStart..]` (already checked); the name is `line[nameStart, nameEnd)`. */
+  add(hex: Buffer, hexStart: number, size: number | null, line: Buffer, nameStart: number, nameEnd: number): void {
+    const i = this.n;
+    if (i >= this.sizes.length) this.reserve(Math.max(1024, i));
     const at = i * this.bytes;
     for (let k = 0; k < this.bytes; k++) this.digests[at + k] = (nibble(hex[hexStart + 2 * k]!) << 4) | nibble(hex[hexStart + 2 * k + 1]!);
-    this.sizes.push(size ?? -1);
-    this.names.push(name);
+    this.sizes[i] = size ?? -1;
+    const len = nameEnd - nameStart;
+    if (this.nameLength + len > this.nameBytes.length) this.nameBytes = grow(this.nameBytes, Math.max(this.nameBytes.length * 2, this.nameLength + len));
+    line.copy(this.nameBytes, this.nameLength, nameStart, nameEnd);
+    this.nameLength += len;
+    this.nameEnds[i] = this.nameLength;
+    this.n++;
     if (size === null) this.anySize = true;
     else this.sizeSet.add(size);
   }
 
+  private name(i: number): string {
+    return this.nameBytes.toString('latin1', i === 0 ? 0 : this.nameEnds[i - 1]!, this.nameEnds[i]!);
+  }
+
   /** Build the index; call once after the last add(). */
   seal(): void {
-    const n = this.names.length;
+    const n = this.n;
     let cap = 16;
     while (cap < n * 2) cap *= 2;
     this.slots = new Uint32Array(cap);
@@ -58,17 +81,19 @@ export class HashTable {
       while (this.slots[s] !== 0) s = (s + 1) & this.mask;
       this.slots[s] = i + 1;
     }
-    this.digests = this.digests.subarray(0, n * this.bytes);
+    // Copies, not views: the spare room of the growth would otherwise stay allocated behind them.
+    this.digests = Buffer.from(this.digests.subarray(0, n * this.bytes));
+    this.nameBytes = Buffer.from(this.nameBytes.subarray(0, this.nameLength));
   }
 
   /** Would a file of this size need this digest at all? */
   wants(size: number): boolean {
-    return this.names.length > 0 && (this.anySize || this.sizeSet.has(size));
+    return this.n > 0 && (this.anySize || this.sizeSet.has(size));
   }
 
   /** The first signature with this digest and size (or any size) whose name `skip` does not reject. */
   lookup(digest: Buffer, size: number, skip?: (name: string) => boolean): HashHit | null {
-    if (this.names.length === 0) return null;
+    if (this.n === 0) return null;
     let s = digest.readUInt32LE(0) & this.mask;
     for (let slot = this.slots[s]!; slot !== 0; s = (s + 1) & this.mask, slot = this.slots[s]!) {
       const i = slot - 1;
@@ -83,12 +108,18 @@ export class HashTable {
       if (!equal) continue;
       const want = this.sizes[i]!;
       if (want !== -1 && want !== size) continue;
-      const name = this.names[i]!;
+      const name = this.name(i);
       if (skip?.(name)) continue;
       return { name };
     }
     return null;
   }
+}
+
+function grow(b: Buffer, atLeast: number): Buffer {
+  const grown = Buffer.alloc(atLeast);
+  b.copy(grown);
+  return grown;
 }
 
 function nibble(c: number): number {
