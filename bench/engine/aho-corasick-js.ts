@@ -1,10 +1,12 @@
+// The JavaScript Aho–Corasick matcher the signature actor used before Vectorscan (literal patterns only, at most
+// 65535 trie states), kept here as the alternative bench/engine measures against.
 // Aho–Corasick over bytes, compiled to a dense DFA: one table lookup per input byte, whatever the number of
 // patterns. The automaton state is carried from one chunk to the next, so a pattern split across a chunk border
 // matches like any other.
 //
 // Memory: the table holds 256 entries per trie state in a Uint16Array (≤ 32 MiB). Hand-written databases are far
 // below that; a database too large for it is refused at load with a clear error instead of eating the worker.
-import { ActorError } from '../common/errors.js';
+import { ActorError } from '../../actors/common/errors.js';
 
 export const MAX_STATES = 0xffff;
 
