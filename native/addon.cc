@@ -8,6 +8,7 @@ void InitIdentity(Napi::Env env, Napi::Object exports);
 void InitScmRights(Napi::Env env, Napi::Object exports);
 void InitPeerCred(Napi::Env env, Napi::Object exports);
 void InitProc(Napi::Env env, Napi::Object exports);
+void InitTags(Napi::Env env, Napi::Object exports);
 }  // namespace blessd
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -17,6 +18,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   blessd::InitScmRights(env, exports);
   blessd::InitPeerCred(env, exports);
   blessd::InitProc(env, exports);
+  blessd::InitTags(env, exports);
   return exports;
 }
 
