@@ -12,7 +12,12 @@
         "native/file/identity.cc",
         "native/socket/scm_rights.cc",
         "native/socket/peercred.cc",
-        "native/socket/datagram.cc"
+        "native/socket/datagram.cc",
+        "native/fanotify/tag_settle.cc",
+        "native/tags/verify.cc",
+        "native/tags/read.cc",
+        "native/tags/settle.cc",
+        "native/tags/js.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

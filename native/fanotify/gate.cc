@@ -254,6 +254,8 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("fastAllowed", (double)c_.fast_allowed);
   o.Set("fastDenied", (double)c_.fast_denied);
   o.Set("fastWriter", (double)c_.fast_writer);
+  o.Set("fastTagsAllowed", (double)c_.tags_allowed);
+  o.Set("fastTagsDenied", (double)c_.tags_denied);
   o.Set("forwarded", (double)c_.forwarded);
   o.Set("answeredByJs", (double)c_.by_js);
   o.Set("answeredByDeadline", (double)c_.by_deadline);
@@ -321,7 +323,7 @@ Napi::Value Gate::Close(const Napi::CallbackInfo &info) {
 
 // The one place events cross into JS. On the main thread; `batch` was built by the reader thread.
 static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
-  static const char *kinds[] = {"open", "perm", "change", "overflow"};
+  static const char *kinds[] = {"open", "perm", "change", "overflow", "settled"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", kinds[(int)e.kind]);
   o.Set("id", (double)e.id);
@@ -365,7 +367,7 @@ void Gate::Deliver(std::vector<OutEvent> *batch) {
           close(it->second.fd);
           pending_.erase(it);
         }
-      } else if (e.kind == EventKind::Open) {
+      } else if (e.kind == EventKind::Open || e.kind == EventKind::Settled) {
         close(e.fd);
         if (held_notices_ > 0) held_notices_--;
       }
@@ -393,6 +395,7 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::SetExempt>("setExempt"),
                          InstanceMethod<&Gate::Stats>("stats"),
                          InstanceMethod<&Gate::Close>("close"),
+                         InstanceMethod<&Gate::SetTagPolicy>("setTagPolicy"),
                      });
 }
 

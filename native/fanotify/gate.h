@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -28,7 +29,10 @@
 
 namespace blessd {
 
-enum class EventKind : uint8_t { Open, Perm, Change, Overflow };
+// Settled: a permission event the reader answered from the file's tags (a deny), handed to JS to log; JS releases fd.
+enum class EventKind : uint8_t { Open, Perm, Change, Overflow, Settled };
+
+struct GateTagPolicy;
 
 // One record for JS, built on the reader thread, turned into a JS object in Gate::Deliver.
 struct OutEvent {
@@ -73,6 +77,7 @@ struct Counters {
   std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, overload{0}, at_close{0}, late{0};
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0};
+  std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
 };
 
@@ -100,6 +105,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value SetExempt(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
+  Napi::Value SetTagPolicy(const Napi::CallbackInfo &info);  // tag_settle.cc
 
   // marks.cc
   Napi::Value Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, bool add);
@@ -120,6 +126,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   int PollTimeoutMs();
   void Deliver(std::vector<OutEvent> *batch);
   bool IsExempt(int32_t pid);
+  // tag_settle.cc: a miss whose valid tags settle the verdict, answered here; true if it was.
+  bool SettleByTags(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool perm, std::vector<OutEvent> &batch);
 
   // answering (gate.cc)
   void WriteResponse(int fd, uint32_t response);
@@ -147,6 +155,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   std::unordered_set<long> exempt_uids_;
   std::unordered_map<std::string, FsInfo> filesystems_;  // fsid hex -> info
   std::unordered_map<uint64_t, int> mount_fd_by_dev_;
+  std::shared_ptr<const GateTagPolicy> tag_policy_;  // null: every miss goes to JS
 
   std::thread thread_;
   std::atomic<bool> stopping_{false};

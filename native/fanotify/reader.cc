@@ -123,6 +123,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   uint32_t response = 0;
   enum { Miss, Answer, Writer } fast = Miss;
   bool retry_mark = false;
+  bool dirty = false;  // changed since its last verdict: its tags are being cleared, only JS may judge it
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (IsExempt(md->pid)) {
@@ -131,6 +132,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
       c_.fast_exempt++;
     } else if (have_key) {
       auto it = table_.find(key);
+      dirty = it != table_.end() && it->second.verdict == Verdict::Dirty;
       if (it != table_.end() && it->second.verdict != Verdict::Dirty) {
         uint32_t gen = 0;
         bool gen_ok = !it->second.gen_known || (generation_of_fd(fd, gen) && gen == it->second.gen);
@@ -175,7 +177,8 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
     return;
   }
 
-  // Miss: JS decides.
+  // Miss. A file whose valid tags settle the verdict is answered here (restart, reload, evicted mark); else JS decides.
+  if (have_key && !dirty && SettleByTags(md, fd, key, perm, batch)) return;
   OutEvent ev{perm ? EventKind::Perm : EventKind::Open};
   ev.fd = fd;
   ev.mask = md->mask;

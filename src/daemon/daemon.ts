@@ -101,6 +101,7 @@ export class Daemon extends EventEmitter {
     if (probe.warning) d.log.warn({ namespace: probe.namespace }, probe.warning);
     const key = await loadTagKey(c.tags.keyFile);
     d.tags = new TagStore({ namespace: probe.namespace, key, leaseMs: c.tags.lease, stampMode: c.tags.stamp });
+    d.tagKey = key;
     d.denyResponse = denyErrno(c.gate.denyErrno);
 
     d.pool = new ScanPool({ threads: c.pool.threads, onHelperPids: (name, pids) => this.onHelperPids(name, pids) });
@@ -125,6 +126,9 @@ export class Daemon extends EventEmitter {
       onEvents: (batch) => dispatch.onEvents(batch),
     });
     this.applyExempt();
+    // From here on the reader thread settles misses whose tags decide, with the stack of the moment.
+    d.stack.onApplied = () => this.syncTagPolicy();
+    this.syncTagPolicy();
     for (const g of c.guards) {
       const mark = await d.gate.guard(g.path, g.kind, g.wait);
       this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: mark.fallback });
@@ -150,6 +154,12 @@ export class Daemon extends EventEmitter {
       });
       this.crawl.start();
     }
+  }
+
+  /** Hand the native reader the stack, generations and key it settles misses with (after every change of them). */
+  private syncTagPolicy() {
+    const d = this.d;
+    d.gate?.native.setTagPolicy(d.stack.nativePolicy(d.config, d.tagKey, d.tags.namespace, d.denyResponse));
   }
 
   /** The crawl's visit: judge one file now, with nobody waiting; resolves at its verdict. */
@@ -225,6 +235,7 @@ export class Daemon extends EventEmitter {
       // Replaced only once the new stack stands: a failed reload keeps watching the old one.
       this.generationWatch.watch(watched);
       d.config = { ...next, gate: d.config.gate, guards: d.config.guards } as Config;
+      this.syncTagPolicy();
       // Cached verdicts came from the old stack: judge every file again from its tags (valid answers are reused).
       d.gate.native.forgetAll();
       d.log.info('configuration reloaded (guards and gate settings take effect at the next restart)');

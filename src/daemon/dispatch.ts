@@ -30,11 +30,12 @@ export class Dispatch {
         if (ev.kind === 'perm') this.onPermission(ev);
         else if (ev.kind === 'open') this.onOpenNotice(ev);
         else if (ev.kind === 'change') this.onChange(ev);
+        else if (ev.kind === 'settled') this.onSettled(ev);
         else d.log.warn('kernel queue overflow: every cached verdict was dropped; tags on disk still hold');
       } catch (err) {
         d.counters.errors++;
         if (ev.kind === 'perm') d.gate.native.answer(ev.id, d.config.gate.onDeadline === 'allow' ? FAN_ALLOW : d.denyResponse);
-        if (ev.kind === 'open') d.gate.native.release(ev.fd);
+        if (ev.kind === 'open' || ev.kind === 'settled') d.gate.native.release(ev.fd);
         d.log.error({ err, event: ev.kind, pid: ev.pid }, 'event handling failed; answered it on the spot');
       }
     }
@@ -84,6 +85,15 @@ export class Dispatch {
         d.log.error({ err }, 'could not start judging an opened file; its first read will');
       }
     }, NOTICE_SETTLE_MS);
+  }
+
+  /** The reader thread denied this access from the file's tags and cached it: log it as a deny is logged. */
+  private onSettled(ev: GateEvent) {
+    try {
+      this.settler.logDenied(ev.fd, { id: 0, pid: ev.pid, access: accessOf(ev.mask) });
+    } finally {
+      this.d.gate.native.release(ev.fd);
+    }
   }
 
   private onChange(ev: GateEvent) {

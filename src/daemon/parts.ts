@@ -17,6 +17,8 @@ import type { Counters, Notice } from './stats.js';
 export class DaemonParts {
   gate!: Gate;
   tags!: TagStore;
+  /** The tag MAC key (the native reader verifies tags with it too). */
+  tagKey!: Buffer;
   pool!: ScanPool;
   stack!: StackState;
   registry!: InodeRegistry;

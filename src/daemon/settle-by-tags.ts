@@ -20,6 +20,24 @@ export class TagSettler {
     return this.recent.has(key);
   }
 
+  /**
+   * The native reader denied an access from this file's tags (and answered it): the log line, the count and the
+   * notice a deny gets, with the scanner and reason read back from the tags.
+   */
+  logDenied(fd: number, accessor: Waiter) {
+    const d = this.d;
+    let v: { decidedBy?: string; reason?: string } = {};
+    try {
+      v = evaluate(d.stack.stack, d.stack.answersOf(d.tags.readSync(fd, d.stack.generations)));
+    } catch {
+      /* the tags changed meanwhile: the deny stands, the reason is unknown */
+    }
+    const path = readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`;
+    d.counters.verdicts.deny++;
+    d.svc.logDenied({ path, decidedBy: v.decidedBy, reason: v.reason ?? 'denied by its tags', waiters: [accessor] });
+    d.svc.notify('verdict', { fd, path, verdict: 'deny', decidedBy: v.decidedBy, reason: v.reason, fromTags: true });
+  }
+
   /** True if the tags settled the verdict (and the waiter, if any, was answered). Content mode needs a digest: not here. */
   settle(fd: number, waiter?: Waiter, key?: string): boolean {
     const d = this.d;

@@ -4,6 +4,7 @@
 // - answersOf(): the stack's answers a file already holds (valid result tags, plus the constant `default` ones).
 // It never touches a file or the gate: callers read tags and answer events.
 import type { Config, StackEntry } from '../config/types.js';
+import type { NativeTagPolicy } from '../gate/types.js';
 import type { Answer } from '../policy/answer.js';
 import { effectiveStack } from '../policy/must-pass.js';
 import type { ScanPool } from '../pool/scan-pool.js';
@@ -81,7 +82,11 @@ export class StackState {
     this.stack = stack;
     this.configStack = configStack;
     this.actorGenerations = actorGenerations;
+    this.onApplied?.();
   }
+
+  /** Called after every change of stack or generations (the daemon hands the native reader the new policy). */
+  onApplied?: () => void;
 
   snapshot(): StackSnapshot {
     return { stack: this.stack, generations: this.generations, configStack: this.configStack, actorGenerations: this.actorGenerations };
@@ -92,6 +97,7 @@ export class StackState {
     this.generations = s.generations;
     this.configStack = s.configStack;
     this.actorGenerations = s.actorGenerations;
+    this.onApplied?.();
   }
 
   entry(name: string): StackEntry | undefined {
@@ -114,6 +120,26 @@ export class StackState {
   /** Observe scanners without an answer yet: they scan but never gate. */
   observers(answers: ReadonlyMap<string, Answer>): string[] {
     return this.stack.filter((e) => e.control === 'observe' && !answers.has(e.name)).map((e) => e.name);
+  }
+
+  /**
+   * The stack in the compact form the gate's reader thread settles misses with (native/tags): which scanners
+   * count, their current generations, and the constant answers. Null where it must not settle: content stamps need
+   * a digest, which is a full read.
+   */
+  nativePolicy(c: Config, key: Buffer, namespace: 'trusted' | 'user', denyResponse: number): NativeTagPolicy | null {
+    if (c.tags.stamp === 'content') return null;
+    const constants = new Map(this.constantAnswers());
+    return {
+      namespace,
+      key,
+      denyResponse,
+      rules: this.stack.map((e) => {
+        const constant = constants.get(e.name)?.answer;
+        const generation = this.generations[e.name];
+        return { name: e.name, control: e.control, ...(generation !== undefined && { generation }), ...(constant !== undefined && { constant }) };
+      }),
+    };
   }
 
   /** Answers that need no scan: built-in `default` entries (their answer is their option). */

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { NativeGateConstructor } from './types.js';
+import type { NativeGateConstructor, NativeJudgedTag, NativeTagPolicy } from './types.js';
 
 export interface FileHandle {
   type: number;
@@ -36,6 +36,10 @@ export interface NativeAddon {
   peerCred(socketFd: number): PeerCred;
   /** One datagram to a unix socket path ('@name': abstract namespace), for systemd's notify protocol. */
   sendDatagram(path: string, bytes: Buffer): number;
+  /** Every tag of a namespace on an open file, judged by the native reader (native/tags): for tests and tools. */
+  tagsJudge(fd: number, opts: { namespace: 'trusted' | 'user'; key: Buffer; generations?: Record<string, string> }): NativeJudgedTag[];
+  /** What the gate's reader thread would decide for this file from its tags alone. */
+  tagsSettle(fd: number, policy: NativeTagPolicy): 'allow' | 'deny' | 'unknown';
   Gate: NativeGateConstructor;
 }
 

@@ -9,7 +9,8 @@ export type GateEventKind =
   | 'open' // FAN_OPEN notice on a read-mode guard: start scanning early. JS owns `fd` and must close it.
   | 'perm' // a permission event JS must answer with gate.answer(id, ...)
   | 'change' // a record of the change group: modify, close-write, attrib, moves, delete-self
-  | 'overflow'; // a kernel queue overflowed: every cached verdict was dropped
+  | 'overflow' // a kernel queue overflowed: every cached verdict was dropped
+  | 'settled'; // a permission event the native reader denied from the file's tags: JS logs it and must release(fd)
 
 export interface GateEvent {
   kind: GateEventKind;
@@ -76,6 +77,9 @@ export interface GateStats {
   fastAllowed: number;
   fastDenied: number;
   fastWriter: number;
+  /** Misses the reader thread settled from the file's valid tags (native/tags), without JS. */
+  fastTagsAllowed: number;
+  fastTagsDenied: number;
   forwarded: number;
   answeredByJs: number;
   answeredByDeadline: number;
@@ -117,9 +121,42 @@ export interface NativeGate {
   /** Drop every cached verdict and ignore mark. */
   forgetAll(): void;
   setExempt(pids: number[], uids: number[]): void;
+  /** What the reader thread settles misses with (native/tags); null: every miss goes to JS. */
+  setTagPolicy(policy: NativeTagPolicy | null): void;
   stats(): GateStats;
   /** Answer everything pending (allow), stop the thread, close the groups. Idempotent. */
   close(): void;
+}
+
+/** The stack in the compact form the native tag reader walks (src/daemon/stack-state.ts builds it). */
+export interface NativeTagPolicy {
+  namespace: 'trusted' | 'user';
+  key: Buffer;
+  /** The answer of a denied file (FAN_DENY or denyErrno(e)). */
+  denyResponse: number;
+  rules: { name: string; control: 'required' | 'requisite' | 'sufficient' | 'optional' | 'observe'; generation?: string; constant?: 'allow' | 'deny' | 'ok' }[];
+}
+
+/** One tag as the native reader judges it (tagsJudge): stamp fields and times as decimal text. */
+export interface NativeJudgedTag {
+  name: string;
+  scanner: string;
+  judgement: 'valid' | 'stale-stamp' | 'stale-generation' | 'bad-mac' | 'scanning-live' | 'scanning-expired' | 'unparseable';
+  value?: {
+    kind: 'result' | 'scanning';
+    answer?: 'deny' | 'ok' | 'allow';
+    generation?: string;
+    reason?: string;
+    digest?: string;
+    token?: string;
+    holder?: string;
+    leaseUntil?: string;
+    ino: string;
+    igen: string;
+    size: string;
+    mtimeNs: string;
+    time: string;
+  };
 }
 
 export type NativeGateConstructor = new (options: GateOptions) => NativeGate;

@@ -25,6 +25,7 @@ export interface InodeContext extends InodeInput {
   waiting: Waiter[];
   /** Bumped by every change: scan results of an older epoch describe content that is gone. */
   epoch: number;
+  /** The stack's evaluation of `answers`, kept with them (walked once per new answer). */
   verdict?: StackVerdict;
   /** Scanners of this epoch that have not answered yet. */
   inFlight: string[];
@@ -63,8 +64,9 @@ export const inodeMachine = setup({
   actors: { readTags, runScanners },
   guards: {
     startsDirty: ({ context }) => context.dirty === true,
-    allowed: ({ context }) => context.services.evaluate(context.answers).verdict === 'allow',
-    denied: ({ context }) => context.services.evaluate(context.answers).verdict === 'deny',
+    // The stack is walked once per new answer (rememberTags, rememberAnswer), never per guard or transition.
+    allowed: ({ context }) => context.verdict?.verdict === 'allow',
+    denied: ({ context }) => context.verdict?.verdict === 'deny',
     nothingLeft: ({ context }) => context.inFlight.length === 0,
     currentEpoch: ({ context, event }) => 'epoch' in event && event.epoch === context.epoch,
     passWhileWriting: ({ context }) => context.services.whileWriting === 'allow',
@@ -85,31 +87,23 @@ export const inodeMachine = setup({
         return [];
       },
     }),
-    rememberTags: assign({ answers: (_, answers: Map<string, Answer>) => answers }),
+    rememberTags: assign(({ context }, answers: Map<string, Answer>) => ({ answers, verdict: context.services.evaluate(answers) })),
     chooseScanners: assign({
       inFlight: ({ context }) => [...context.services.needed(context.answers), ...context.services.observers(context.answers)],
     }),
     undecidable: assign({
-      verdict: ({ context }) => ({ verdict: 'deny' as const, reason: 'no scanner left that could decide', waitingFor: context.services.evaluate(context.answers).waitingFor }),
+      verdict: ({ context }) => ({ verdict: 'deny' as const, reason: 'no scanner left that could decide', waitingFor: context.verdict?.waitingFor ?? [] }),
     }),
-    rememberAnswer: assign({
-      inFlight: ({ context, event }) => {
-        const name = event.type === 'SCANNED' ? event.result.name : event.type === 'SCAN_BROKEN' ? event.name : '';
-        return context.inFlight.filter((n) => n !== name);
-      },
-      transient: ({ context, event }) => {
-        const name = event.type === 'SCANNED' ? event.result.name : event.type === 'SCAN_BROKEN' ? event.name : '';
-        const failed = event.type === 'SCAN_BROKEN' || (event.type === 'SCANNED' && event.result.transient === true);
-        const rest = context.transient.filter((n) => n !== name);
-        return failed ? [...rest, name] : rest;
-      },
-      answers: ({ context, event }) => {
-        const next = new Map(context.answers);
-        if (event.type === 'SCANNED') next.set(event.result.name, event.result.answer);
-        // A scanner that broke outside its failure policy counts as a deny: fail closed.
-        if (event.type === 'SCAN_BROKEN') next.set(event.name, { answer: 'deny', reason: `scanner failed: ${event.error}` });
-        return next;
-      },
+    rememberAnswer: assign(({ context, event }) => {
+      const name = event.type === 'SCANNED' ? event.result.name : event.type === 'SCAN_BROKEN' ? event.name : '';
+      const answers = new Map(context.answers);
+      if (event.type === 'SCANNED') answers.set(event.result.name, event.result.answer);
+      // A scanner that broke outside its failure policy counts as a deny: fail closed.
+      if (event.type === 'SCAN_BROKEN') answers.set(event.name, { answer: 'deny', reason: `scanner failed: ${event.error}` });
+      // Answers that rest on a failure (timeout, crash...) hold for this access only: never cached or tagged.
+      const failed = event.type === 'SCAN_BROKEN' || (event.type === 'SCANNED' && event.result.transient === true);
+      const rest = context.transient.filter((n) => n !== name);
+      return { inFlight: context.inFlight.filter((n) => n !== name), answers, verdict: context.services.evaluate(answers), transient: failed ? [...rest, name] : rest };
     }),
     goDirty: assign(({ context }) => {
       const cleared = context.services.clearTags(context.fd);
@@ -117,7 +111,6 @@ export const inodeMachine = setup({
       context.services.notify('dirty', { fd: context.fd, path: context.path, cleared });
       return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false, transient: [] };
     }),
-    settleVerdict: assign({ verdict: ({ context }) => context.services.evaluate(context.answers) }),
     // A verdict that rests on a failure answers its waiters and nothing more: the next access judges again.
     bless: ({ context }) => {
       const keep = cacheable(context);
@@ -152,7 +145,7 @@ export const inodeMachine = setup({
         input: ({ context }) => ({ services: context.services, fd: context.fd }),
         onDone: { target: 'deciding', actions: { type: 'rememberTags', params: ({ event }) => event.output } },
         // No readable tags (no xattr support, a vanished file): judge by scanning.
-        onError: { target: 'deciding' },
+        onError: { target: 'deciding', actions: { type: 'rememberTags', params: () => new Map<string, Answer>() } },
       },
       on: {
         ACCESS: { actions: 'hold' },
@@ -162,8 +155,8 @@ export const inodeMachine = setup({
     deciding: {
       description: 'The stack looks at the answers it has: valid tags, or fresh scans.',
       always: [
-        { guard: 'allowed', target: 'blessed', actions: 'settleVerdict' },
-        { guard: 'denied', target: 'denied', actions: 'settleVerdict' },
+        { guard: 'allowed', target: 'blessed' },
+        { guard: 'denied', target: 'denied' },
         { target: 'scanning' },
       ],
     },
@@ -182,8 +175,8 @@ export const inodeMachine = setup({
       },
       // Checked after every answer: the stack may decide before the slower scanners finish (they still write tags).
       always: [
-        { guard: 'allowed', target: 'blessed', actions: 'settleVerdict' },
-        { guard: 'denied', target: 'denied', actions: 'settleVerdict' },
+        { guard: 'allowed', target: 'blessed' },
+        { guard: 'denied', target: 'denied' },
         { guard: 'nothingLeft', target: 'denied', actions: 'undecidable' },
       ],
     },
