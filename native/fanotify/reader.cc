@@ -153,8 +153,18 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
           c_.fast_denied++;
         }
       }
+      if (fast == Miss && KnownOutsideLocked(key, retry_mark)) {
+        fast = Answer;  // outside every tree (trees.cc)
+        response = FAN_ALLOW;
+      }
       if (fast == Miss && (md->mask & FAN_PRE_ACCESS) && writers_.count(writer_key(md->pid, key))) fast = Writer;
     }
+  }
+  // A tree guard's filesystem mark asks about every inode; those outside every tree pass here (trees.cc).
+  bool outside = fast == Miss && have_key && LocateFd(fd, key.dev) == Place::Outside;
+  if (outside) {
+    fast = Answer;
+    response = FAN_ALLOW;
   }
   if (fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) && process_writes_inode(md->pid, key.dev, key.ino)) {
     // Pre-content events fire on write() too. A process that holds the file open for writing is its author.
@@ -171,6 +181,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   if (fast == Answer) {
     if (perm) WriteResponse(fd, response);
     if (retry_mark) AddIgnoreMark(fd);
+    if (outside) RememberOutside(fd, key);
     close(fd);
     return;
   }
@@ -332,6 +343,10 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
       InodeKey key{ev.dev, ino};
       auto it = table_.find(key);
       const bool is_dir = md->mask & FAN_ONDIR;
+      if (TreeChangeLocked(md->mask, ev, key, it != table_.end())) {
+        if (path_fd >= 0) close(path_fd);
+        return;
+      }
       if (!is_dir && (md->mask & FAN_MODIFY) && !(md->mask & ~(uint64_t)FAN_MODIFY)) {
         // The first modify makes the file dirty; the rest of a write storm is the same news.
         if (it != table_.end() && it->second.verdict == Verdict::Dirty) {

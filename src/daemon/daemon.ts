@@ -144,10 +144,10 @@ export class Daemon extends EventEmitter {
     });
     for (const g of c.guards) {
       const mark = await this.gate.guard(g.path, g.kind, g.wait);
-      this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: mark.fallback });
+      this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: [mark.note, mark.fallback].filter(Boolean).join('; ') || undefined });
       if (!this.mountFds.has(mark.fsid)) this.mountFds.set(mark.fsid, openSync(g.path, 'r'));
       this.fsids.set(mark.dev, mark.fsid);
-      this.log.info({ path: g.path, kind: g.kind, mode: mark.mode, directories: mark.directories }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
+      this.log.info({ path: g.path, kind: g.kind, mode: mark.mode, covers: mark.covers, root: mark.root, note: mark.note }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
     }
     if (c.crawl.enabled) {
       this.crawl = new Crawl({
