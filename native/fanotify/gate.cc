@@ -275,6 +275,8 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   trees.Set("outside", (double)c_.tree_outside);
   trees.Set("changesDropped", (double)c_.tree_changes_dropped);
   trees.Set("forgetOnMove", (double)c_.tree_forget_moves);
+  trees.Set("relinkedAtOpen", (double)c_.tree_relinked);
+  trees.Set("checkpoints", (double)c_.tree_checkpoints);
   o.Set("trees", trees);
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -74,7 +74,7 @@ struct Counters {
   std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, overload{0}, at_close{0}, late{0};
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0};
-  std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0};
+  std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
 };
 
@@ -119,11 +119,13 @@ class Gate : public Napi::ObjectWrap<Gate> {
     std::string prefix;  // the root's path in our namespace, as its fd names it
     int fd;              // the root directory, for open_by_handle_at
     uint64_t ino;
+    uint64_t mnt_id;     // the mount the fd was opened through (statx STATX_MNT_ID)
   };
   struct GuardedFs {
     bool whole = false;  // a filesystem guard: every inode is judged
     std::string mode;    // where the shared filesystem mark waits
     bool fell_back = false;
+    bool open_checkpoint = false;  // FAN_OPEN_PERM added to a read-mode mark for trees (trees.cc TreeMiss)
     std::vector<TreeRoot> roots;
   };
   struct OutsideEntry {
@@ -136,7 +138,9 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Place Locate(uint64_t dev, const struct file_handle *fh, bool directory);
   Place LocateFd(int fd, uint64_t dev);
   void RememberOutside(int fd, const InodeKey &key);
-  bool KnownOutsideLocked(const InodeKey &key, bool &retry_mark);
+  bool KnownOutsideLocked(const InodeKey &key, uint64_t mask, bool &retry_mark);
+  bool TreeMiss(int fd, const InodeKey &key, uint64_t mask, bool &remember_outside);
+  bool TreeCheckpoint(int fd, const InodeKey &key, uint64_t mask, bool &remember_outside);
   void ForgetOutsideLocked();
   bool TreeChangeLocked(uint64_t mask, const OutEvent &ev, const InodeKey &key, bool in_table);
   void CloseTrees();

@@ -123,6 +123,13 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   uint32_t response = 0;
   enum { Miss, Answer, Writer } fast = Miss;
   bool retry_mark = false;
+  bool outside = false;  // outside every tree guard: remember it (trees.cc)
+  if (have_key && TreeCheckpoint(fd, key, md->mask, outside)) {
+    WriteResponse(fd, FAN_ALLOW);
+    if (outside) RememberOutside(fd, key);
+    close(fd);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (IsExempt(md->pid)) {
@@ -153,7 +160,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
           c_.fast_denied++;
         }
       }
-      if (fast == Miss && KnownOutsideLocked(key, retry_mark)) {
+      if (fast == Miss && KnownOutsideLocked(key, md->mask, outside)) {
         fast = Answer;  // outside every tree (trees.cc)
         response = FAN_ALLOW;
       }
@@ -161,8 +168,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
     }
   }
   // A tree guard's filesystem mark asks about every inode; those outside every tree pass here (trees.cc).
-  bool outside = fast == Miss && have_key && LocateFd(fd, key.dev) == Place::Outside;
-  if (outside) {
+  if (fast == Miss && have_key && TreeMiss(fd, key, md->mask, outside)) {
     fast = Answer;
     response = FAN_ALLOW;
   }

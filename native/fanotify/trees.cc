@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <cstdio>
 #include <unistd.h>
 #include <cstring>
 #include "common/errors.h"
@@ -57,11 +58,7 @@ bool below(const std::string &path, const std::string &root) {
 }
 
 // Any `<namespace>.scanned-by.<scanner>` name: content someone judged is judged again wherever it sits.
-bool carries_tags(int path_fd) {
-  char link[40], names[2048];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", path_fd);
-  ssize_t n = listxattr(link, names, sizeof names);
-  if (n < 0) return errno != ENOTSUP && errno != EOPNOTSUPP;  // ERANGE (many names) or unknown: judge
+bool names_carry_tags(const char *names, ssize_t n) {
   for (ssize_t i = 0; i < n;) {
     const char *name = names + i;
     if (strstr(name, ".scanned-by.")) return true;
@@ -69,7 +66,25 @@ bool carries_tags(int path_fd) {
   }
   return false;
 }
+
+bool carries_tags(int path_fd) {
+  char link[40], names[2048];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", path_fd);
+  ssize_t n = listxattr(link, names, sizeof names);
+  if (n < 0) return errno != ENOTSUP && errno != EOPNOTSUPP;  // ERANGE (many names) or unknown: judge
+  return names_carry_tags(names, n);
+}
+
+constexpr unsigned int kStatxMntId = 0x00001000U;  // STATX_MNT_ID (5.8); older headers lack it
 }  // namespace
+
+// Is `path` (the one name of inode `ino`, walked up from its dentry) outside `root`? Only a path that really names
+// this inode now counts: a disconnected dentry, a mount over a parent or a rename in between make it "inside".
+static bool outside_root(const std::string &path, const std::string &prefix, uint64_t ino, uint64_t dev) {
+  if (path.empty() || path[0] != '/' || path == prefix || below(path, prefix)) return false;
+  struct stat named;
+  return lstat(path.c_str(), &named) == 0 && (uint64_t)named.st_dev == dev && (uint64_t)named.st_ino == ino;
+}
 
 // Where does the inode behind `fh` sit? Takes trees_mu_ only.
 Gate::Place Gate::Locate(uint64_t dev, const struct file_handle *fh, bool directory) {
@@ -91,10 +106,8 @@ Gate::Place Gate::Locate(uint64_t dev, const struct file_handle *fh, bool direct
     } else {
       // The dentry's one path, walked up from the dentry itself: an accessor's bind mount or namespace plays no part.
       std::string path = fd_path(pfd);
-      struct stat named;
-      if (path.empty() || path[0] != '/' || path == root.prefix || below(path, root.prefix)) place = Place::Inside;
-      // A path that is not really this inode's (a disconnected dentry, a mount over it): judge.
-      else if (!directory && (lstat(path.c_str(), &named) != 0 || named.st_dev != st.st_dev || named.st_ino != st.st_ino)) place = Place::Inside;
+      if (directory ? (path.empty() || path[0] != '/' || path == root.prefix || below(path, root.prefix)) : !outside_root(path, root.prefix, st.st_ino, st.st_dev))
+        place = Place::Inside;
     }
     close(pfd);
   }
@@ -104,18 +117,94 @@ Gate::Place Gate::Locate(uint64_t dev, const struct file_handle *fh, bool direct
   return place;
 }
 
+// The gate path's check, on the event fd. The event fd was opened through the accessor's mount; when that is the
+// tree root's own mount (the common case: a process of our namespace on the usual path), its path walks up from
+// the same dentry and the handle round trip (name_to_handle_at + open_by_handle_at, the dearest step) is skipped.
 Gate::Place Gate::LocateFd(int fd, uint64_t dev) {
-  {
-    std::lock_guard<std::mutex> lock(trees_mu_);
-    auto g = guarded_.find(dev);
-    if (g == guarded_.end() || g->second.whole || g->second.roots.empty()) return Place::NoTree;
+  std::lock_guard<std::mutex> lock(trees_mu_);
+  auto g = guarded_.find(dev);
+  if (g == guarded_.end() || g->second.whole || g->second.roots.empty()) return Place::NoTree;
+  int64_t t0 = now_ns();
+  Place place = Place::Outside;
+  struct statx sx;
+  char names[2048];
+  ssize_t n;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_NLINK | STATX_INO | kStatxMntId, &sx) != 0 ||
+      !S_ISREG(sx.stx_mode) || sx.stx_nlink != 1 || !(sx.stx_mask & kStatxMntId)) {
+    place = Place::Inside;
+  } else if ((n = flistxattr(fd, names, sizeof names)) < 0 ? (errno != ENOTSUP && errno != EOPNOTSUPP) : names_carry_tags(names, n)) {
+    place = Place::Inside;
   }
   HandleBuf b;
-  if (!handle_of_fd(fd, b)) return Place::Inside;
-  return Locate(dev, b.fh(), false);
+  bool have_handle = false;
+  for (size_t i = 0; i < g->second.roots.size() && place == Place::Outside; i++) {
+    const TreeRoot &root = g->second.roots[i];
+    std::string path;
+    if (root.mnt_id == sx.stx_mnt_id) {
+      path = fd_path(fd);
+    } else {
+      if (!have_handle && !(have_handle = handle_of_fd(fd, b))) {
+        place = Place::Inside;
+        break;
+      }
+      int pfd = open_by_handle_at(root.fd, b.fh(), O_PATH | O_CLOEXEC);
+      if (pfd >= 0) {
+        path = fd_path(pfd);
+        close(pfd);
+      }
+    }
+    if (!outside_root(path, root.prefix, sx.stx_ino, dev)) place = Place::Inside;
+  }
+  c_.tree_checks++;
+  c_.tree_check_ns += now_ns() - t0;
+  if (place == Place::Outside) c_.tree_outside++;
+  return place;
 }
 
-// The gate path found an outside inode: remember it and let the kernel stay silent about it.
+// The gate path's miss, on a filesystem with tree guards. Returns true when the event is answered here (allow);
+// `remember_outside` then asks the caller to remember the inode as outside (after answering).
+//
+// Every open of a file on such a filesystem raises FAN_OPEN_PERM, which an outside inode's ignore mark does not
+// silence: it is the checkpoint where a link or move into a tree is noticed before any read. Without it, an ignore
+// mark set while the file was outside would let the first reads through the tree pass until the reader thread got
+// to the FAN_CREATE/FAN_RENAME record (a race an attacker wins at will: link, then read at once). In read mode the
+// open itself then passes here; the read waits as usual.
+bool Gate::TreeMiss(int fd, const InodeKey &key, uint64_t mask, bool &remember_outside) {
+  Place place = LocateFd(fd, key.dev);
+  if (place == Place::NoTree) return false;
+  if (place == Place::Outside) {
+    remember_outside = true;
+    return true;
+  }
+  if (mask & FAN_OPEN_PERM) {
+    // Inside (or a whole-filesystem guard too): a former outside inode loses its ignore mark before it is read.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto o = outside_.find(key);
+    if (o != outside_.end()) {
+      RemoveIgnoreMark(fd, nullptr);
+      outside_.erase(o);
+      c_.tree_relinked++;
+    }
+  }
+  return false;
+}
+
+// FAN_OPEN_PERM on a read-mode filesystem with tree guards exists only as the checkpoint: it never waits for a
+// verdict (the read does), whatever the verdict table says — a writer may open a denied file to replace it.
+// Returns true when the event is such a checkpoint; it is then answered allow by the caller.
+bool Gate::TreeCheckpoint(int fd, const InodeKey &key, uint64_t mask, bool &remember_outside) {
+  if (!(mask & FAN_OPEN_PERM) || (mask & FAN_OPEN_EXEC_PERM)) return false;
+  {
+    std::lock_guard<std::mutex> lock(trees_mu_);
+    auto g = guarded_.find(key.dev);
+    if (g == guarded_.end() || !g->second.open_checkpoint) return false;
+  }
+  TreeMiss(fd, key, mask, remember_outside);
+  c_.tree_checkpoints++;
+  return true;
+}
+
+// The gate path found an outside inode: remember it and let the kernel stay silent about it, except at open.
 void Gate::RememberOutside(int fd, const InodeKey &key) {
   OutsideEntry e;
   HandleBuf b;
@@ -124,7 +213,10 @@ void Gate::RememberOutside(int fd, const InodeKey &key) {
     e.handle.assign(reinterpret_cast<char *>(b.fh()->f_handle), b.fh()->handle_bytes);
   }
   e.mark_retry_ns = now_ns();
-  AddIgnoreMark(fd);
+  if (fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kOutsideIgnoreMask, fd, nullptr) == 0 ||
+      ((errno == EOPNOTSUPP || errno == EINVAL) &&
+       fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kOutsideIgnoreMask & ~FAN_PRE_ACCESS, fd, nullptr) == 0))
+    c_.marks_added++;
   std::lock_guard<std::mutex> lock(mu_);
   if (outside_.size() >= max_entries_) ForgetOutsideLocked();
   outside_[key] = std::move(e);
@@ -132,7 +224,8 @@ void Gate::RememberOutside(int fd, const InodeKey &key) {
 
 // Called with mu_ held, from the gate path: a remembered outside inode is allowed at once. Its ignore mark is
 // missing (refused while someone had the file open for write, or evicted): re-add it at most every 100 ms.
-bool Gate::KnownOutsideLocked(const InodeKey &key, bool &retry_mark) {
+bool Gate::KnownOutsideLocked(const InodeKey &key, uint64_t mask, bool &retry_mark) {
+  if (mask & FAN_OPEN_PERM) return false;  // the checkpoint: looked at afresh every time
   auto o = outside_.find(key);
   if (o == outside_.end()) return false;
   int64_t now = now_ns();
@@ -222,11 +315,26 @@ Napi::Value Gate::Guard(const Napi::CallbackInfo &info, bool tree) {
     throw;
   }
   Napi::Object o = out.As<Napi::Object>();
+  bool checkpoint = false;
+  if (tree && o.Get("mode").As<Napi::String>().Utf8Value() == "read") {
+    // The open-time checkpoint (see TreeMiss). Open mode has FAN_OPEN_PERM already.
+    if (fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD, path.c_str()) != 0) {
+      int e = errno;
+      close(root_fd);
+      throw errno_error(env, e, "fanotify_mark(open checkpoint)", path);
+    }
+    checkpoint = true;
+  }
   std::lock_guard<std::mutex> lock(trees_mu_);
   GuardedFs &g = guarded_[st.st_dev];
   g.mode = o.Get("mode").As<Napi::String>().Utf8Value();
   g.fell_back = o.Has("fallback");
-  if (tree) g.roots.push_back(TreeRoot{prefix, root_fd, (uint64_t)st.st_ino});
+  g.open_checkpoint = g.open_checkpoint || checkpoint;
+  if (tree) {
+    struct statx sx;
+    uint64_t mnt_id = statx(root_fd, "", AT_EMPTY_PATH, kStatxMntId, &sx) == 0 && (sx.stx_mask & kStatxMntId) ? sx.stx_mnt_id : ~0ULL;
+    g.roots.push_back(TreeRoot{prefix, root_fd, (uint64_t)st.st_ino, mnt_id});
+  }
   else g.whole = true;
   return out;
 }

@@ -91,7 +91,7 @@ export interface GateStats {
   ignoreMarksAdded: number;
   ignoreMarksRemoved: number;
   /** Tree guards: inodes answered as outside every tree, checks made on the native thread and their total cost. */
-  trees: { fastOutside: number; checks: number; checkNs: number; outside: number; changesDropped: number; forgetOnMove: number };
+  trees: { fastOutside: number; checks: number; checkNs: number; outside: number; changesDropped: number; forgetOnMove: number; relinkedAtOpen: number; checkpoints: number };
   /** Forwarded-event answer latency by JS (kernel read → answer), HDR-style µs buckets: read with src/gate/latency.ts. */
   latencyUs: number[];
 }
