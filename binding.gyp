@@ -7,6 +7,7 @@
         "native/fanotify/gate.cc",
         "native/fanotify/reader.cc",
         "native/fanotify/marks.cc",
+        "native/fanotify/trees.cc",
         "native/proc/fdinfo.cc",
         "native/xattr/xattr.cc",
         "native/file/identity.cc",

@@ -51,6 +51,8 @@ constexpr uint64_t kReadModeMask = FAN_OPEN | FAN_PRE_ACCESS | FAN_OPEN_EXEC_PER
 constexpr uint64_t kOpenModeMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
 // The verdict cache's ignore mask: everything either mode could ask about this inode.
 constexpr uint64_t kIgnoreMask = FAN_OPEN | FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
+// An inode outside every tree guard: silent except at open, where a link or move into a tree is caught (trees.cc).
+constexpr uint64_t kOutsideIgnoreMask = FAN_OPEN | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
 constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS | FAN_ACCESS_PERM;
 // The change group: content changes, and what moves or removes a file.
 constexpr uint64_t kChangeMaskFs = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_MOVED_FROM | FAN_MOVED_TO |

@@ -270,6 +270,16 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("ignoreMarksAdded", (double)c_.marks_added);
   o.Set("ignoreMarksRemoved", (double)c_.marks_removed);
   o.Set("ignoreMarksRefused", (double)c_.marks_refused);
+  Napi::Object trees = Napi::Object::New(env);
+  trees.Set("fastOutside", (double)c_.fast_outside);
+  trees.Set("checks", (double)c_.tree_checks);
+  trees.Set("checkNs", (double)c_.tree_check_ns);
+  trees.Set("outside", (double)c_.tree_outside);
+  trees.Set("changesDropped", (double)c_.tree_changes_dropped);
+  trees.Set("forgetOnMove", (double)c_.tree_forget_moves);
+  trees.Set("relinkedAtOpen", (double)c_.tree_relinked);
+  trees.Set("checkpoints", (double)c_.tree_checkpoints);
+  o.Set("trees", trees);
   {
     std::lock_guard<std::mutex> lock(mu_);
     size_t waiting = 0;
@@ -304,7 +314,9 @@ void Gate::Shutdown() {
     for (auto &kv : filesystems_) close(kv.second.mount_fd);
     filesystems_.clear();
     mount_fd_by_dev_.clear();
+    outside_.clear();
   }
+  CloseTrees();
   if (gate_fd_ >= 0) close(gate_fd_);
   if (change_fd_ >= 0) close(change_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
@@ -382,6 +394,8 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::MarkFilesystem>("markFilesystem"),
                          InstanceMethod<&Gate::MarkMount>("markMount"),
                          InstanceMethod<&Gate::MarkDirectory>("markDirectory"),
+                         InstanceMethod<&Gate::MarkTree>("markTree"),
+                         InstanceMethod<&Gate::UnmarkTree>("unmarkTree"),
                          InstanceMethod<&Gate::UnmarkFilesystem>("unmarkFilesystem"),
                          InstanceMethod<&Gate::UnmarkMount>("unmarkMount"),
                          InstanceMethod<&Gate::UnmarkDirectory>("unmarkDirectory"),

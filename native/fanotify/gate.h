@@ -14,6 +14,7 @@
 //    because whatever we would do next (log, call JS) may be what the blocked process holds up.
 // The reader thread never opens a file on a guarded filesystem: its own open would wait for itself.
 #pragma once
+#include <fcntl.h>  // struct file_handle
 #include <napi.h>
 #include <atomic>
 #include <cstdint>
@@ -78,6 +79,7 @@ struct Counters {
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0};
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
+  std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
 };
 
@@ -92,6 +94,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value MarkFilesystem(const Napi::CallbackInfo &info);
   Napi::Value MarkMount(const Napi::CallbackInfo &info);
   Napi::Value MarkDirectory(const Napi::CallbackInfo &info);
+  Napi::Value MarkTree(const Napi::CallbackInfo &info);
+  Napi::Value UnmarkTree(const Napi::CallbackInfo &info);
   Napi::Value UnmarkFilesystem(const Napi::CallbackInfo &info);
   Napi::Value UnmarkMount(const Napi::CallbackInfo &info);
   Napi::Value UnmarkDirectory(const Napi::CallbackInfo &info);
@@ -114,6 +118,38 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void ForgetAllLocked();
   bool AddIgnoreMark(int fd);
   bool RemoveIgnoreMark(int dfd, const char *path);
+
+  // trees.cc — tree guards on a filesystem mark: which inodes need judging
+  enum class Place : uint8_t { NoTree, Inside, Outside };
+  struct TreeRoot {
+    std::string prefix;  // the root's path in our namespace, as its fd names it
+    int fd;              // the root directory, for open_by_handle_at
+    uint64_t ino;
+    uint64_t mnt_id;     // the mount the fd was opened through (statx STATX_MNT_ID)
+  };
+  struct GuardedFs {
+    bool whole = false;  // a filesystem guard: every inode is judged
+    std::string mode;    // where the shared filesystem mark waits
+    bool fell_back = false;
+    bool open_checkpoint = false;  // FAN_OPEN_PERM added to a read-mode mark for trees (trees.cc TreeMiss)
+    std::vector<TreeRoot> roots;
+  };
+  struct OutsideEntry {
+    int handle_type = 0;
+    std::string handle;
+    int64_t mark_retry_ns = 0;
+  };
+  Napi::Value Guard(const Napi::CallbackInfo &info, bool tree);
+  Napi::Value Unguard(const Napi::CallbackInfo &info, bool tree);
+  Place Locate(uint64_t dev, const struct file_handle *fh, bool directory);
+  Place LocateFd(int fd, uint64_t dev);
+  void RememberOutside(int fd, const InodeKey &key);
+  bool KnownOutsideLocked(const InodeKey &key, uint64_t mask, bool &retry_mark);
+  bool TreeMiss(int fd, const InodeKey &key, uint64_t mask, bool &remember_outside);
+  bool TreeCheckpoint(int fd, const InodeKey &key, uint64_t mask, bool &remember_outside);
+  void ForgetOutsideLocked();
+  bool TreeChangeLocked(uint64_t mask, const OutEvent &ev, const InodeKey &key, bool in_table);
+  void CloseTrees();
 
   // reader.cc — the reader thread and everything it calls
   void Run();
@@ -156,6 +192,10 @@ class Gate : public Napi::ObjectWrap<Gate> {
   std::unordered_map<std::string, FsInfo> filesystems_;  // fsid hex -> info
   std::unordered_map<uint64_t, int> mount_fd_by_dev_;
   std::shared_ptr<const GateTagPolicy> tag_policy_;  // null: every miss goes to JS
+  std::unordered_map<InodeKey, OutsideEntry, InodeKeyHash> outside_;  // inodes outside every tree (trees.cc)
+
+  std::mutex trees_mu_;  // guards guarded_; taken after mu_, never before it
+  std::unordered_map<uint64_t, GuardedFs> guarded_;  // dev -> filesystem guards and tree roots there
 
   std::thread thread_;
   std::atomic<bool> stopping_{false};

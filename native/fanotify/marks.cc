@@ -87,10 +87,8 @@ Napi::Value Gate::Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, 
   return out;
 }
 
-Napi::Value Gate::MarkFilesystem(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_FILESYSTEM, true); }
 Napi::Value Gate::MarkMount(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_MOUNT, true); }
 Napi::Value Gate::MarkDirectory(const Napi::CallbackInfo &info) { return Mark(info, 0, true); }
-Napi::Value Gate::UnmarkFilesystem(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_FILESYSTEM, false); }
 Napi::Value Gate::UnmarkMount(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_MOUNT, false); }
 Napi::Value Gate::UnmarkDirectory(const Napi::CallbackInfo &info) { return Mark(info, 0, false); }
 
@@ -145,6 +143,7 @@ void Gate::ForgetAllLocked() {
   }
   table_.clear();
   writers_.clear();
+  ForgetOutsideLocked();
 }
 
 }  // namespace blessd

@@ -124,6 +124,13 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   enum { Miss, Answer, Writer } fast = Miss;
   bool retry_mark = false;
   bool dirty = false;  // changed since its last verdict: its tags are being cleared, only JS may judge it
+  bool outside = false;  // outside every tree guard: remember it (trees.cc)
+  if (have_key && TreeCheckpoint(fd, key, md->mask, outside)) {
+    WriteResponse(fd, FAN_ALLOW);
+    if (outside) RememberOutside(fd, key);
+    close(fd);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (IsExempt(md->pid)) {
@@ -155,8 +162,17 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
           c_.fast_denied++;
         }
       }
+      if (fast == Miss && KnownOutsideLocked(key, md->mask, outside)) {
+        fast = Answer;  // outside every tree (trees.cc)
+        response = FAN_ALLOW;
+      }
       if (fast == Miss && (md->mask & FAN_PRE_ACCESS) && writers_.count(writer_key(md->pid, key))) fast = Writer;
     }
+  }
+  // A tree guard's filesystem mark asks about every inode; those outside every tree pass here (trees.cc).
+  if (fast == Miss && have_key && TreeMiss(fd, key, md->mask, outside)) {
+    fast = Answer;
+    response = FAN_ALLOW;
   }
   if (fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) && process_writes_inode(md->pid, key.dev, key.ino)) {
     // Pre-content events fire on write() too. A process that holds the file open for writing is its author.
@@ -173,6 +189,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   if (fast == Answer) {
     if (perm) WriteResponse(fd, response);
     if (retry_mark) AddIgnoreMark(fd);
+    if (outside) RememberOutside(fd, key);
     close(fd);
     return;
   }
@@ -335,6 +352,10 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
       InodeKey key{ev.dev, ino};
       auto it = table_.find(key);
       const bool is_dir = md->mask & FAN_ONDIR;
+      if (TreeChangeLocked(md->mask, ev, key, it != table_.end())) {
+        if (path_fd >= 0) close(path_fd);
+        return;
+      }
       if (!is_dir && (md->mask & FAN_MODIFY) && !(md->mask & ~(uint64_t)FAN_MODIFY)) {
         // The first modify makes the file dirty; the rest of a write storm is the same news.
         if (it != table_.end() && it->second.verdict == Verdict::Dirty) {

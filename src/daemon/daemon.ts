@@ -131,11 +131,11 @@ export class Daemon extends EventEmitter {
     this.syncTagPolicy();
     for (const g of c.guards) {
       const mark = await d.gate.guard(g.path, g.kind, g.wait);
-      this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: mark.fallback });
+      this.guards.push({ path: g.path, kind: g.kind, mode: mark.mode, fallback: [mark.note, mark.fallback].filter(Boolean).join('; ') || undefined });
       this.guarded.add(g);
       if (!d.mountFds.has(mark.fsid)) d.mountFds.set(mark.fsid, openSync(g.path, 'r'));
       d.fsids.set(mark.dev, mark.fsid);
-      d.log.info({ path: g.path, kind: g.kind, mode: mark.mode, directories: mark.directories }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
+      d.log.info({ path: g.path, kind: g.kind, mode: mark.mode, covers: mark.covers, root: mark.root, note: mark.note }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
     }
     if (this.guardsFile) {
       try {

@@ -1,110 +1,87 @@
-// The typed face of the native gate: options checked at the boundary, marks per guard kind, and trees walked here
-// (the kernel marks directories one by one; new and moved-in directories are followed through change events).
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+// The typed face of the native gate: options checked at the boundary, and what each guard kind marks.
+//
+// Every guard is a filesystem mark (FAN_MARK_FILESYSTEM): it covers every mount of the filesystem, in every mount
+// namespace, and every directory, including ones created or renamed in a moment ago. A mount mark or directory
+// marks would not: a bind mount or `unshare -Urm` gives a copy of a mount without its marks, and a directory made
+// a moment ago is unmarked until someone marks it. What differs between kinds is which inodes get judged:
+//  - filesystem: all of them;
+//  - tree: those linked into the directory tree (native/fanotify/trees.cc decides, by inode, on the native thread);
+//  - mount: the mount's filesystem when the mount shows all of it (mountinfo root "/"): the same content by every
+//    path; a mount of part of a filesystem (a bind mount of a subdirectory) is a tree guard on the mount's root.
+import { openSync, closeSync, readFileSync } from 'node:fs';
 import { native } from './addon.js';
-import { MASK, type GateEvent, type GateOptions, type MarkResult, type NativeGate, type WaitMode } from './types.js';
+import { type GateOptions, type MarkResult, type NativeGate, type WaitMode } from './types.js';
 
 export type GuardKind = 'filesystem' | 'mount' | 'tree';
 
 export interface GuardMark extends MarkResult {
   kind: GuardKind;
   path: string;
-  /** Directories marked (tree guards). */
-  directories: number;
+  /** What the guard judges: the whole filesystem, or the tree below `root`. */
+  covers: 'filesystem' | 'tree';
+  /** The tree root (tree guards, and mount guards of part of a filesystem). */
+  root?: string;
+  /** Why a mount guard became what it is. */
+  note?: string;
+}
+
+/** The mount that holds `path`, from mountinfo: its mount point and which directory of its filesystem it shows. */
+export function mountOf(path: string): { mountPoint: string; root: string; source: string; fstype: string } {
+  const fd = openSync(path, 'r');
+  let id: string | undefined;
+  try {
+    id = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+  } finally {
+    closeSync(fd);
+  }
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[0] !== id) continue;
+    const dash = f.indexOf('-');
+    return { root: unescapeMountinfo(f[3]), mountPoint: unescapeMountinfo(f[4]), fstype: f[dash + 1], source: unescapeMountinfo(f[dash + 2]) };
+  }
+  throw new Error(`guards: ${path}: its mount (id ${id}) is not in /proc/self/mountinfo`);
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** What a guard of this kind on this path will judge, without marking anything (for `blessd check`). */
+export function planGuard(path: string, kind: GuardKind): { covers: 'filesystem' | 'tree'; root?: string; note?: string } {
+  if (kind === 'filesystem') return { covers: 'filesystem' };
+  if (kind === 'tree') return { covers: 'tree', root: path };
+  const m = mountOf(path);
+  if (m.root === '/') {
+    return { covers: 'filesystem', note: `the mount ${m.mountPoint} shows all of ${m.source} (${m.fstype}): a filesystem mark covers it by every mount, in every namespace` };
+  }
+  return {
+    covers: 'tree',
+    root: m.mountPoint,
+    note: `the mount ${m.mountPoint} shows only ${m.root} of ${m.source} (${m.fstype}): judged as the tree below ${m.mountPoint}, by inode, whatever mount or namespace reaches it`,
+  };
 }
 
 export class Gate {
   readonly native: NativeGate;
-  private readonly trees = new Map<string, { mode: WaitMode; dirs: Map<string, string> }>(); // root -> handle hex -> dir
   private closed = false;
 
   constructor(options: GateOptions) {
     checkOptions(options);
-    const onEvents = options.onEvents;
-    this.native = new native.Gate({
-      ...options,
-      onEvents: (events: GateEvent[]) => {
-        this.followDirectories(events);
-        onEvents(events);
-      },
-    });
+    this.native = new native.Gate(options);
   }
 
   /** Guard a path: the whole filesystem it is on, its mount, or the directory tree below it. */
   async guard(path: string, kind: GuardKind, mode: WaitMode): Promise<GuardMark> {
-    if (kind === 'filesystem') return { ...this.native.markFilesystem(path, mode), kind, path, directories: 0 };
-    if (kind === 'mount') return { ...this.native.markMount(path, mode), kind, path, directories: 0 };
-    const tree = { mode, dirs: new Map<string, string>() };
-    this.trees.set(path, tree);
-    const first = await this.markTree(path, tree);
-    return { ...first, kind, path, directories: tree.dirs.size };
+    const plan = planGuard(path, kind);
+    const mark = plan.covers === 'filesystem' ? this.native.markFilesystem(path, mode) : this.native.markTree(plan.root!, mode);
+    return { ...mark, kind, path, ...plan };
   }
 
   async unguard(path: string, kind: GuardKind): Promise<void> {
-    if (kind === 'filesystem') return this.native.unmarkFilesystem(path);
-    if (kind === 'mount') return this.native.unmarkMount(path);
-    const tree = this.trees.get(path);
-    if (!tree) return;
-    this.trees.delete(path);
-    for (const dir of tree.dirs.values()) {
-      try {
-        this.native.unmarkDirectory(dir);
-      } catch {
-        /* the directory went away */
-      }
-    }
-  }
-
-  private async markTree(root: string, tree: { mode: WaitMode; dirs: Map<string, string> }): Promise<MarkResult> {
-    const first = this.native.markDirectory(root, tree.mode);
-    this.remember(root, tree);
-    const queue = [root];
-    while (queue.length > 0) {
-      const dir = queue.pop()!;
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch {
-        continue; // vanished while we walked: its removal is not our business
-      }
-      for (const e of entries) {
-        if (!e.isDirectory()) continue;
-        const sub = join(dir, e.name);
-        try {
-          this.native.markDirectory(sub, tree.mode);
-          this.remember(sub, tree);
-          queue.push(sub);
-        } catch {
-          /* vanished or not a directory any more */
-        }
-      }
-    }
-    return first;
-  }
-
-  private remember(dir: string, tree: { dirs: Map<string, string> }) {
-    try {
-      tree.dirs.set(native.fileHandle(dir).handle.toString('hex'), dir);
-    } catch {
-      /* no handles on this filesystem: new subdirectories will not be followed */
-    }
-  }
-
-  /** A directory created in, or moved into, a guarded tree gets marked with all it holds. */
-  private followDirectories(events: GateEvent[]) {
-    if (this.trees.size === 0) return;
-    for (const ev of events) {
-      if (ev.kind !== 'change' || !(ev.mask & MASK.ONDIR) || !(ev.mask & (MASK.CREATE | MASK.MOVED_TO | MASK.RENAME))) continue;
-      if (!ev.dirHandle || !ev.name) continue;
-      const key = ev.dirHandle.toString('hex');
-      for (const tree of this.trees.values()) {
-        const parent = tree.dirs.get(key);
-        if (parent === undefined) continue;
-        const dir = join(parent, ev.name);
-        void this.markTree(dir, tree).catch(() => {});
-      }
-    }
+    const plan = planGuard(path, kind);
+    if (plan.covers === 'filesystem') this.native.unmarkFilesystem(path);
+    else this.native.unmarkTree(plan.root!);
   }
 
   close(): void {

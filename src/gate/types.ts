@@ -94,6 +94,8 @@ export interface GateStats {
   verdictTableSize: number;
   ignoreMarksAdded: number;
   ignoreMarksRemoved: number;
+  /** Tree guards: inodes answered as outside every tree, checks made on the native thread and their total cost. */
+  trees: { fastOutside: number; checks: number; checkNs: number; outside: number; changesDropped: number; forgetOnMove: number; relinkedAtOpen: number; checkpoints: number };
   /** Forwarded-event answer latency by JS (kernel read → answer), HDR-style µs buckets: read with src/gate/latency.ts. */
   latencyUs: number[];
 }
@@ -103,6 +105,9 @@ export interface NativeGate {
   markMount(path: string, mode: WaitMode): MarkResult;
   /** One directory and its direct children (FAN_EVENT_ON_CHILD); trees are walked in JS. */
   markDirectory(path: string, mode: WaitMode): MarkResult;
+  /** A filesystem mark on the filesystem of `path`, judging only inodes linked below the directory `path` (native/fanotify/trees.cc). */
+  markTree(path: string, mode: WaitMode): MarkResult;
+  unmarkTree(path: string): void;
   unmarkFilesystem(path: string): void;
   unmarkMount(path: string): void;
   unmarkDirectory(path: string): void;

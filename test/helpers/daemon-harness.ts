@@ -23,11 +23,11 @@ export interface DaemonHarness {
   stop(): Promise<void>;
 }
 
-/** `stack` and `extra` are YAML fragments (`extra` may be built from the guarded mount point). */
+/** `stack` and `extra` are YAML fragments (`extra` may be built from the guarded mount point); `dir` is the scratch mount point; `guard` a directory below it to guard instead (made by `prepare`). */
 export async function withDaemon(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree'; debounce?: string; scanTimeout?: string; whileWriting?: 'wait' | 'allow'; guardsFile?: string; prepare?: (dir: string) => Promise<void> } = {},
+  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree' | 'mount'; guard?: string; debounce?: string; scanTimeout?: string; whileWriting?: 'wait' | 'allow'; guardsFile?: string; prepare?: (dir: string) => Promise<void> } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
   const state = join(scratch.base, 'state');
@@ -41,7 +41,7 @@ export async function withDaemon(
     options: { answer: allow }`;
   const yaml = `stateDir: ${state}
 guards:
-  - path: ${scratch.dir}
+  - path: ${opts.guard ? join(scratch.dir, opts.guard) : scratch.dir}
     kind: ${opts.kind ?? 'filesystem'}
     wait: ${opts.wait ?? 'read'}
 gate:
