@@ -3,6 +3,7 @@ import test from 'ava';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runChild } from './helpers/child.js';
+import { EICAR } from '../src/daemon/demo.js';
 import { REPO } from './helpers/daemon-harness.js';
 import { lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
@@ -63,4 +64,40 @@ t0('blessctl tags --config reads key, namespace and state dir of a daemon with i
   await writeFile(other, Buffer.alloc(32, 7), { mode: 0o600 });
   const wrong = JSON.parse((await runChild(process.execPath, [BLESSCTL, 'tags', join(h.dir, 'b.txt'), '--config', cfg, '--key', other, '--json'])).stdout);
   t.like(wrong.tags.find((x: { scanner: string }) => x.scanner === 'signature'), { judgement: 'bad-mac' });
+});
+
+t0('blessctl explain names each entry, its answer and source, and the entry and control that decided', async (t) => {
+  const h = await withNotify(t, 'ext4', {
+    prepare: async (d) => {
+      await writeFile(join(d, 'eicar.com'), EICAR);
+      await writeFile(join(d, 'fine.txt'), 'fine\n');
+      await writeFile(join(d, 'unread.txt'), 'never read\n');
+    },
+  });
+  t.regex((await runChild('cat', [join(h.dir, 'eicar.com')])).stderr, /Operation not permitted/);
+  t.is((await runChild('cat', [join(h.dir, 'fine.txt')])).stdout, 'fine\n');
+  const ctl = (...args: string[]) => runChild(process.execPath, [BLESSCTL, ...args, '--socket', h.socket], { timeoutMs: 30_000 });
+
+  const bad = await ctl('explain', join(h.dir, 'eicar.com'));
+  t.is(bad.code, 3, bad.stderr);
+  t.regex(bad.stdout, /^1\s+signature\s+required\s+deny\s+tag\s+valid\s+Blessd\.Test\.EICAR$/m);
+  t.regex(bad.stdout, /^2\s+default\s+required\s+allow\s+constant\s+-\s+default$/m);
+  t.regex(bad.stdout, /^verdict: deny — decided by signature \(required\): signature \(required\) denied: Blessd\.Test\.EICAR$/m);
+
+  const good = JSON.parse((await ctl('explain', join(h.dir, 'fine.txt'), '--json')).stdout);
+  t.like(good, { verdict: 'allow', decidedBy: 'default', decidedByControl: 'required' });
+  t.like(good.entries[0], { name: 'signature', answer: 'ok', source: 'tag', tag: { judgement: 'valid' } });
+
+  // Never read: no tag yet, so pending; --scan answers it without writing a tag.
+  const unread = JSON.parse((await ctl('explain', join(h.dir, 'unread.txt'), '--json')).stdout);
+  t.like(unread, { verdict: 'pending', waitingFor: ['signature'] });
+  t.like(unread.entries[0], { source: 'none', tag: null });
+  const scanned = JSON.parse((await ctl('explain', join(h.dir, 'unread.txt'), '--scan', '--json')).stdout);
+  t.like(scanned, { verdict: 'allow' });
+  t.like(scanned.entries[0], { answer: 'ok', source: 'scan' });
+  const after = JSON.parse((await ctl('explain', join(h.dir, 'unread.txt'), '--json')).stdout);
+  t.like(after.entries[0], { source: 'none', tag: null }, 'explain --scan wrote no tag');
+
+  // The stamp is the file's as it is now.
+  t.is(good.stamp.size, '5');
 });

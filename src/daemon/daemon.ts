@@ -19,6 +19,7 @@ import { GuardedSet } from './guarded.js';
 import { publishGuards, unpublishGuards } from './published-guards.js';
 import { makeDemoTree } from './demo.js';
 import { Dispatch } from './dispatch.js';
+import { explainFile } from './explain.js';
 import { GenerationWatch } from './generation-watch.js';
 import { closeQuiet } from './fs-quiet.js';
 import { inodeServices } from './inode-services.js';
@@ -256,6 +257,7 @@ export class Daemon extends EventEmitter {
       pool: () => d.pool.stats(),
       readTags: (fd) => d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content' }),
       covers: (fd) => this.guarded.covers(fd),
+      explain: (fd, path, opts) => explainFile(d, fd, path, opts),
       judge: (fd) => {
         const st = fstatSync(fd);
         const created = !d.stopping && d.registry.ensure(inodeKey(st.dev, st.ino), fd);

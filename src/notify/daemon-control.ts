@@ -2,6 +2,7 @@
 // implements it in Daemon.control(); the server never reaches into daemon internals.
 import type { Config, StackEntry } from '../config/types.js';
 import type { DaemonStats } from '../daemon/stats.js';
+import type { Explanation } from '../daemon/explain.js';
 import type { TagReport } from '../tags/report.js';
 import type { RemoteScanners } from './remote-scanners.js';
 
@@ -23,6 +24,8 @@ export interface DaemonControl {
   judge(fd: number): boolean;
   /** Whether the open file lies under one of the guards (only such files are judged on demand). */
   covers(fd: number): boolean;
+  /** Why the open file gets its verdict, entry by entry (read-only; `scan` runs missing scanners, tags nothing). */
+  explain(fd: number, path: string, opts: { scan: boolean }): Promise<Explanation>;
   /** After a generation bump in stateDir: reload the bump counters and forget every cached verdict. */
   refreshGenerations(): Promise<void>;
   remote: RemoteScanners;

@@ -117,6 +117,24 @@ export const OPS: Record<string, Op> = {
     },
   },
 
+  explain: {
+    root: true,
+    run: async ({ req, state }) => {
+      const path = stringArg(req, 'path')!;
+      let fd: number;
+      try {
+        fd = await openFd(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+      } catch (err) {
+        throw new ProtocolError('NOT_FOUND', `explain: ${path}: ${(err as Error).message}`);
+      }
+      try {
+        return { explain: await state.control.explain(fd, path, { scan: boolArg(req, 'scan', false) }) };
+      } finally {
+        await closeFd(fd).catch(() => {});
+      }
+    },
+  },
+
   tags: {
     root: true,
     run: async ({ req, state }) => {

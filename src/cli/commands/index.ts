@@ -2,6 +2,7 @@
 // tags and generation work offline (on the files and the state directory); the others talk to the running
 // daemon over its control socket (generation bump too, when a daemon answers).
 import type { Command } from '../command.js';
+import { explainCommand } from './explain.js';
 import { generationCommand } from './generation.js';
 import { reloadCommand } from './reload.js';
 import { scanCommand } from './scan.js';
@@ -18,6 +19,7 @@ export const COMMANDS: readonly Command[] = [
   topCommand,
   scanCommand,
   tagsCommand,
+  explainCommand,
   subscribeCommand,
   generationCommand,
   reloadCommand,
