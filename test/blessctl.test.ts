@@ -101,3 +101,38 @@ t0('blessctl explain names each entry, its answer and source, and the entry and 
   // The stamp is the file's as it is now.
   t.is(good.stamp.size, '5');
 });
+
+t0('blessctl stats --by process|path|uid: who waited, what was scanned and denied, per executable, path and uid', async (t) => {
+  const h = await withNotify(t, 'ext4', {
+    prepare: async (d) => {
+      await writeFile(join(d, 'eicar.com'), EICAR);
+      for (let i = 0; i < 3; i++) await writeFile(join(d, `f${i}.txt`), `f${i}\n`);
+    },
+  });
+  t.regex((await runChild('cat', [join(h.dir, 'eicar.com')])).stderr, /Operation not permitted/);
+  for (let i = 0; i < 3; i++) t.is((await runChild('/usr/bin/head', ['-c', '10', join(h.dir, `f${i}.txt`)])).stdout, `f${i}\n`);
+  const ctl = (...args: string[]) => runChild(process.execPath, [BLESSCTL, ...args, '--socket', h.socket], { timeoutMs: 30_000 });
+
+  const procs = JSON.parse((await ctl('stats', '--by', 'process', '--json')).stdout) as { key: string; waits: number; denied: number; waitedMs: number }[];
+  const cat = procs.find((r) => r.key === '/usr/bin/cat');
+  const head = procs.find((r) => r.key === '/usr/bin/head');
+  t.truthy(cat, JSON.stringify(procs));
+  t.truthy(head, JSON.stringify(procs));
+  t.true(cat!.denied >= 1 && cat!.waits >= 1);
+  t.is(head!.denied, 0);
+  t.true(head!.waits >= 3);
+  t.true(head!.waitedMs > 0);
+
+  const paths = JSON.parse((await ctl('stats', '--by', 'path', '--top', '50', '--json')).stdout) as { key: string; scans: number; judged: number; denied: number }[];
+  t.like(paths.find((r) => r.key === join(h.dir, 'eicar.com')), { scans: 1, judged: 1, denied: 1 });
+  for (let i = 0; i < 3; i++) t.like(paths.find((r) => r.key === join(h.dir, `f${i}.txt`)), { scans: 1, judged: 1, denied: 0 });
+
+  const uids = JSON.parse((await ctl('stats', '--by', 'uid', '--json')).stdout) as { key: string; waits: number }[];
+  t.true(uids.find((r) => r.key === '0')!.waits >= 4);
+
+  const text = await ctl('stats', '--by', 'process', '--top', '2', '--sort', 'waits');
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /^JUDGED\s+SCANS\s+SCAN TIME\s+WAITS\s+WAITED\s+DENIED\s+EXECUTABLE$/m);
+  t.is(text.stdout.trim().split('\n').length, 3);
+  t.is((await ctl('stats', '--by', 'inode')).code, 2);
+});

@@ -258,6 +258,7 @@ export class Daemon extends EventEmitter {
       readTags: (fd) => d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content' }),
       covers: (fd) => this.guarded.covers(fd),
       explain: (fd, path, opts) => explainFile(d, fd, path, opts),
+      costs: (by, top, sort) => d.costs.top(by, top, sort),
       judge: (fd) => {
         const st = fstatSync(fd);
         const created = !d.stopping && d.registry.ensure(inodeKey(st.dev, st.ino), fd);

@@ -48,7 +48,7 @@ export class Dispatch {
       return;
     }
     const key = inodeKey(ev.dev, ev.ino);
-    const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask) };
+    const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask), since: performance.now() };
     if (!d.registry.has(key)) {
       if (this.settler.settle(ev.fd, waiter, key)) return;
       d.registry.ensure(key, native.dupFd(ev.fd));

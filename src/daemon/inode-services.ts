@@ -38,7 +38,10 @@ export function inodeServices(d: DaemonParts): InodeServices {
           onTagError: (err) => d.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),
         };
         // A remote entry is served by a client of the control socket, through the same lease and tag write.
-        return await (entry.actor === REMOTE_ACTOR ? d.remote.scan(fd, ctx) : scanWithTags(fd, ctx));
+        const started = performance.now();
+        const result = await (entry.actor === REMOTE_ACTOR ? d.remote.scan(fd, ctx) : scanWithTags(fd, ctx));
+        if (result.source === 'scan') d.costs.scanned(ctx.path, performance.now() - started, []);
+        return result;
       } finally {
         if (background) d.backgroundSlots.release();
         closeQuiet(fd);
@@ -53,6 +56,7 @@ export function inodeServices(d: DaemonParts): InodeServices {
       }
     },
     answer: (w: Waiter, verdict) => {
+      if (w.since !== undefined) d.costs.waited(w.pid, performance.now() - w.since, verdict !== 'allow');
       if (verdict === 'fallback') verdict = d.config.gate.onDeadline;
       d.gate.native.answer(w.id, verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? denyErrno('EAGAIN') : d.denyResponse);
     },
@@ -77,7 +81,10 @@ export function inodeServices(d: DaemonParts): InodeServices {
         /* gone */
       }
     },
-    notify: (kind, detail) => d.emit(buildNotice(kind, detail, d.fsids)),
+    notify: (kind, detail) => {
+      if (kind === 'verdict' && typeof detail.path === 'string' && (detail.verdict === 'allow' || detail.verdict === 'deny')) d.costs.judged(detail.path, detail.verdict, []);
+      d.emit(buildNotice(kind, detail, d.fsids));
+    },
     logDenied: ({ path, decidedBy, reason, waiters }) => {
       if (!d.logLimit.take('denied')) return;
       const who = waiters.map((w) => ({ pid: w.pid, exe: readlinkQuiet(`/proc/${w.pid}/exe`), access: w.access }));

@@ -1,5 +1,6 @@
 // What the pieces of the daemon share (dispatch, inode services, the tag fast path, the lifecycle). One record,
 // filled in by Daemon.init() in this order: config, tag store, pool, stack, registry, gate. Nothing here acts.
+import { CostBook } from './costs.js';
 import { LogLimit } from './log-limit.js';
 import type { Config } from '../config/types.js';
 import type { Gate } from '../gate/gate.js';
@@ -35,6 +36,8 @@ export class DaemonParts {
   backgroundSlots = new Semaphore(1);
   /** Lines a user can cause at will (denials) are rate-limited, with a count of what was not written. */
   readonly logLimit: LogLimit;
+  /** Who costs what (per process, path, uid), for `blessctl stats --by`. */
+  readonly costs = new CostBook();
 
   constructor(
     /** Replaced by a reload (guards and gate settings kept). */

@@ -8,6 +8,8 @@ export interface Waiter {
   id: number;
   pid: number;
   access: AccessKind;
+  /** performance.now() when the event reached JavaScript: for the time-waited statistics. */
+  since?: number;
 }
 
 export interface StackVerdict {

@@ -3,6 +3,7 @@
 import type { Config, StackEntry } from '../config/types.js';
 import type { DaemonStats } from '../daemon/stats.js';
 import type { Explanation } from '../daemon/explain.js';
+import type { CostAxis, CostRow } from '../daemon/costs.js';
 import type { TagReport } from '../tags/report.js';
 import type { RemoteScanners } from './remote-scanners.js';
 
@@ -26,6 +27,8 @@ export interface DaemonControl {
   covers(fd: number): boolean;
   /** Why the open file gets its verdict, entry by entry (read-only; `scan` runs missing scanners, tags nothing). */
   explain(fd: number, path: string, opts: { scan: boolean }): Promise<Explanation>;
+  /** Who costs what since start: the top rows of one table. */
+  costs(by: CostAxis, top: number, sort: keyof Omit<CostRow, 'key'>): CostRow[];
   /** After a generation bump in stateDir: reload the bump counters and forget every cached verdict. */
   refreshGenerations(): Promise<void>;
   remote: RemoteScanners;

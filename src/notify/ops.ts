@@ -61,6 +61,18 @@ export const OPS: Record<string, Op> = {
     run: ({ state }) => ({ stats: { ...state.control.stats(), pool: state.control.pool(), notify: notifyStats(state) } }),
   },
 
+  // Paths and executables of every user: root only (a member of socket.group sees counters, not who).
+  costs: {
+    root: true,
+    run: ({ req, state }) => {
+      const by = stringArg(req, 'by')!;
+      if (by !== 'process' && by !== 'path' && by !== 'uid') throw new ProtocolError('BAD_REQUEST', 'costs: "by" must be process, path or uid');
+      const sort = stringArg(req, 'sort', { optional: true }) ?? 'scanMs';
+      if (!['judged', 'scans', 'scanMs', 'waitedMs', 'waits', 'denied'].includes(sort)) throw new ProtocolError('BAD_REQUEST', 'costs: "sort" must be judged, scans, scanMs, waitedMs, waits or denied');
+      return { by, rows: state.control.costs(by, intArg(req, 'top', 10, 1, 1000), sort as 'scanMs') };
+    },
+  },
+
   subscribe: {
     root: false,
     run: ({ conn, req }) => {

@@ -1,13 +1,23 @@
-// blessctl stats: every counter of the running daemon (gate, verdicts, scans, pool, socket).
-import { out, type Command } from '../command.js';
+// blessctl stats: every counter of the running daemon (gate, verdicts, scans, pool, socket); with --by, who costs
+// what (per executable, path or uid).
+import { parseArgs } from 'node:util';
+import { out, parseOrUsage, printable, table, UsageError, type Command } from '../command.js';
 import { latencyPercentile } from '../../gate/latency.js';
-import { SOCKET_USAGE, socketArgs, withDaemon } from '../control.js';
+import { SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
 
 const usage = `Usage: blessctl stats [--json] [--socket PATH]
+       blessctl stats --by process|path|uid [--top N] [--sort KEY] [--json] [--socket PATH]
 
 Every counter of the running daemon. Without --json, one "key value" line per number (dotted keys), for grep
 and for monitoring agents that read that form; latency histograms as their count and p50/p90/p99/p99.9 (µs).
 
+The second form shows who costs what since the daemon started (root only): per executable, path or uid, the files
+judged, the scans and their time, the accesses that waited and for how long, and denials; the top N rows (10) by
+--sort: scanMs (default for paths), waitedMs (default otherwise), scans, judged, waits or denied.
+
+  --by AXIS               process (the executable), path or uid
+  --top N                 rows to show (1 to 1000, default 10)
+  --sort KEY              scanMs, waitedMs, scans, judged, waits or denied
 ${SOCKET_USAGE}`;
 
 function flatten(prefix: string, v: unknown, lines: string[]) {
@@ -23,14 +33,50 @@ function flatten(prefix: string, v: unknown, lines: string[]) {
   } else lines.push(`${prefix} ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
 }
 
+const SORTS = ['scanMs', 'waitedMs', 'scans', 'judged', 'waits', 'denied'] as const;
+
+interface CostRow {
+  key: string;
+  judged: number;
+  scans: number;
+  scanMs: number;
+  waitedMs: number;
+  waits: number;
+  denied: number;
+}
+
+function costTable(by: string, rows: CostRow[]): string {
+  const head = by === 'process' ? 'EXECUTABLE' : by === 'uid' ? 'UID' : 'PATH';
+  const ms = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${x.toFixed(1)} ms`);
+  return table(
+    ['JUDGED', 'SCANS', 'SCAN TIME', 'WAITS', 'WAITED', 'DENIED', head],
+    rows.map((r) => [String(r.judged), String(r.scans), ms(r.scanMs), String(r.waits), ms(r.waitedMs), String(r.denied), printable(r.key)]),
+  );
+}
+
 export const statsCommand: Command = {
   name: 'stats',
-  summary: 'stats [--json]              every counter of the running daemon',
+  summary: 'stats [--by process|path|uid] every counter; or who costs what',
   usage,
   async run(args) {
-    const parsed = socketArgs(args, usage, { count: 0, expected: 'stats takes no arguments' });
-    if (!parsed) return 0;
-    const { values } = parsed;
+    const { values, positionals } = parseOrUsage(() =>
+      parseArgs({ args, options: { ...SOCKET_OPTIONS, by: { type: 'string' }, top: { type: 'string' }, sort: { type: 'string' } }, allowPositionals: true, strict: true }),
+    );
+    if (values.help) {
+      out(usage);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError('stats takes no arguments');
+    if (values.by !== undefined) {
+      if (!['process', 'path', 'uid'].includes(values.by)) throw new UsageError('--by must be process, path or uid');
+      const top = values.top === undefined ? 10 : Number(values.top);
+      if (!Number.isInteger(top) || top < 1 || top > 1000) throw new UsageError('--top must be an integer from 1 to 1000');
+      const sort = values.sort ?? (values.by === 'path' ? 'scanMs' : 'waitedMs');
+      if (!(SORTS as readonly string[]).includes(sort)) throw new UsageError(`--sort must be one of ${SORTS.join(', ')}`);
+      const r = (await withDaemon(values, (c) => c.request('costs', { by: values.by, top, sort }))) as { rows: CostRow[] };
+      out(values.json ? JSON.stringify(r.rows) : costTable(values.by, r.rows));
+      return 0;
+    }
     const { stats } = (await withDaemon(values, (c) => c.request('stats'))) as { stats: unknown };
     if (values.json) out(JSON.stringify(stats));
     else {
