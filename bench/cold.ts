@@ -14,7 +14,7 @@ import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
 import { Blessd, type ScanTime } from './lib/blessd.js';
 import { barChart, lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, makeFiles, type Tools } from './lib/native.js';
-import { cpuSeconds } from './lib/proc.js';
+import { cpuSeconds, mainThreadCpuSeconds } from './lib/proc.js';
 import { envInt, envInts, FULL, hgrm, printTable, ratio, requireRoot, summarize, us, writeResult, writeText, type Summary, note, runMain } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { clearTags } from './lib/tags.js';
@@ -42,6 +42,8 @@ interface Row {
   baseP50: number;
   unmatched: number;
   cpuS: number;
+  /** CPU seconds of the daemon's main thread (JS) during the set. */
+  mainCpuS: number;
   wallS: number;
 }
 
@@ -90,10 +92,12 @@ async function main() {
       for (const s of SETS) {
         const dir = join(fs.dir, s.dir);
         const cpu0 = await cpuSeconds(blessd.pid);
+        const main0 = await mainThreadCpuSeconds(blessd.pid);
         const t0 = performance.now();
         const total = await readAll(tools, dir, s.count, readers, fs.base);
         const wallS = (performance.now() - t0) / 1000;
         const cpuS = (await cpuSeconds(blessd.pid)) - cpu0;
+        const mainCpuS = (await mainThreadCpuSeconds(blessd.pid)) - main0;
         // Scans of this set: the signature actor's time, and the slowest pool call of the file's scanners.
         const byPath = new Map<string, { scan: number; wall: number }>();
         for (const t of (await blessd.scanTimes()) as ScanTime[]) {
@@ -122,7 +126,7 @@ async function main() {
           rest.push(total[i] - wallUs);
           other.push(total[i] - scanUs);
         }
-        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, wallS };
+        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, wallS };
         rows.push(row);
         const tag = `${s.dir}-r${readers}`;
         writeText(`cold-${tag}-total.hgrm`, hgrm(tot));
@@ -164,6 +168,7 @@ async function main() {
         'rest p99.9': us(r.rest.p999),
         'rest max': us(r.rest.max),
         'daemon CPU s': r.cpuS.toFixed(2),
+        'main-thread CPU µs/file': ((r.mainCpuS * 1e6) / r.total.n).toFixed(0),
         'files/s': (r.total.n / r.wallS).toFixed(0),
         unmatched: r.unmatched,
       })),

@@ -3,6 +3,7 @@
 import { fstatSync } from 'node:fs';
 import type { StackEntry } from '../config/types.js';
 import type { Answer } from '../policy/answer.js';
+import type { Cancelled } from '../pool/cancel.js';
 import { resolveFailure, RETRY } from '../pool/failure.js';
 import type { ScanOutcome, ScanPool } from '../pool/scan-pool.js';
 import type { TagStore } from '../tags/index.js';
@@ -19,7 +20,7 @@ export interface ScanContext {
   path: string;
   onScan?: (name: string) => void;
   /** Aborted when the inode machine no longer listens for this scan. */
-  signal?: AbortSignal;
+  signal?: Cancelled;
   /** A tag could not be written: the answer stands for this access only. */
   onTagError?: (err: Error) => void;
   /** Who scans, instead of the pool: an out-of-process scanner on the control socket (src/notify). */

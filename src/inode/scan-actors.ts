@@ -11,18 +11,21 @@ export type ScannedEvent = { type: 'SCANNED'; result: ScanResult; epoch: number 
 
 /** Runs every named scanner at once; each result comes back as its own event, so the stack can decide early. */
 export const runScanners = fromCallback<{ type: 'noop' }, { services: InodeServices; fd: number; names: string[]; epoch: number; background: boolean }>(({ input, sendBack }) => {
-  const abort = new AbortController();
+  // A plain flag: an AbortController per file costs an EventTarget, and a DOMException at every abort.
+  const stop = { aborted: false };
   for (const name of input.names) {
-    input.services.scan(input.fd, name, abort.signal, input.background).then(
+    input.services.scan(input.fd, name, stop, input.background).then(
       (result) => {
-        if (!abort.signal.aborted) sendBack({ type: 'SCANNED', result, epoch: input.epoch } satisfies ScannedEvent);
+        if (!stop.aborted) sendBack({ type: 'SCANNED', result, epoch: input.epoch } satisfies ScannedEvent);
       },
       (err: Error) => {
-        if (!abort.signal.aborted) sendBack({ type: 'SCAN_BROKEN', name, error: err.message, epoch: input.epoch } satisfies ScannedEvent);
+        if (!stop.aborted) sendBack({ type: 'SCAN_BROKEN', name, error: err.message, epoch: input.epoch } satisfies ScannedEvent);
       },
     );
   }
   // Leaving the scanning state (a change, a verdict) stops listening. A scan already running finishes in its
   // worker, and its tag write fails the conditional bless if the file changed: nothing stale lands.
-  return () => abort.abort();
+  return () => {
+    stop.aborted = true;
+  };
 });

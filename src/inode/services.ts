@@ -1,6 +1,7 @@
 // What an inode machine may ask of the daemon. The machine decides; these do the work (tags on disk, the scan
 // pool, the gate's answers). Kept as one interface so the machine file reads as pure policy.
 import type { Answer } from '../policy/answer.js';
+import type { Cancelled } from '../pool/cancel.js';
 
 export type AccessKind = 'open' | 'read' | 'exec';
 
@@ -40,7 +41,7 @@ export interface InodeServices {
   /** Observe scanners without a valid tag: they scan but never gate. */
   observers(answers: ReadonlyMap<string, Answer>): string[];
   /** Start one scanner on the file (lease, scan, conditional tag write); resolves with its answer. */
-  scan(fd: number, name: string, signal: AbortSignal, background?: boolean): Promise<ScanResult>;
+  scan(fd: number, name: string, signal: Cancelled, background?: boolean): Promise<ScanResult>;
   /** Dirty: remove every scanned-by tag. Returns the names removed. */
   clearTags(fd: number): string[];
   /** 'busy': EAGAIN (nfsd); 'fallback': what the gate's deadline would answer (the machine failed). */

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
+import { Cancel } from './cancel.js';
 import { PoolError } from './errors.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
 import { SLOT_BEGUN, SLOT_BYTES, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
@@ -110,6 +111,9 @@ function groupsByMarker(marker: string): Set<number> {
   return found;
 }
 
+/** The reason a task is cancelled at its deadline. */
+const DEADLINE = Symbol('deadline');
+
 let markers = 0;
 const nextMarker = () => `${process.pid}.${++markers}`;
 
@@ -128,7 +132,7 @@ export class ScanPool {
   private readonly threads: number;
   private readonly onHelperPids: ScanPoolOptions['onHelperPids'];
   /** Every task in flight and its shared slot, so close() can cut them off and kill their process groups. */
-  private readonly inFlight = new Map<AbortController, LoadTask | ScanTask>();
+  private readonly inFlight = new Map<Cancel, LoadTask | ScanTask>();
   /**
    * Slots of tasks given up lately. Their groups are killed at once, and again whenever a worker exits: a worker
    * being destroyed may have spawned a program an instant before and registered it just after our first look.
@@ -273,8 +277,7 @@ export class ScanPool {
     if (this.closed) throw new PoolError('POOL_CLOSED', 'the scan pool is closed');
     if (!positiveInteger(timeoutMs)) throw new PoolError('POOL_OPTIONS', 'ScanPool: timeoutMs must be a positive integer');
     signal?.throwIfAborted();
-    const ac = new AbortController();
-    const deadline = Symbol('deadline');
+    const ac = new Cancel();
     const times = new Float64Array(task.started, 0, 2);
     let timer: NodeJS.Timeout;
     // Queued: look again a whole timeout later (the scan's own deadline is at least that far away). Picked up but
@@ -284,14 +287,14 @@ export class ScanPool {
       const picked = times[SLOT_PICKED]!;
       const left = begun > 0 ? begun + timeoutMs - Date.now() : picked > 0 ? picked + this.loadTimeoutMs + timeoutMs - Date.now() : timeoutMs;
       if (left > 0) timer = setTimeout(check, Math.ceil(Math.min(left, timeoutMs)));
-      else ac.abort(deadline);
+      else ac.abort(DEADLINE);
     };
     timer = setTimeout(check, timeoutMs);
     const onAbort = () => ac.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     this.inFlight.set(ac, task);
     try {
-      const result = await this.piscina.run(task, { signal: ac.signal });
+      const result = await this.piscina.run(task, { signal: ac as unknown as AbortSignal });
       const pids = (result as { helperPids?: number[] }).helperPids;
       if (pids && entryName !== undefined && this.onHelperPids) {
         try {
@@ -305,9 +308,9 @@ export class ScanPool {
       // The task is given up (deadline, the caller's abort, close) or its worker died: whatever its actor started
       // goes with it. A worker that returned normally has released its groups itself.
       this.giveUp(task);
-      if (ac.signal.aborted) {
-        if (ac.signal.reason === deadline) return 'timeout';
-        throw ac.signal.reason; // the caller's abort, or POOL_CLOSED
+      if (ac.aborted) {
+        if (ac.reason === DEADLINE) return 'timeout';
+        throw ac.reason; // the caller's abort, or POOL_CLOSED
       }
       return err instanceof Error ? err : new Error(String(err));
     } finally {

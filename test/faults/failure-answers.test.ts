@@ -76,3 +76,25 @@ t0('a scanner that threw denies that access only: once it works again, the file 
   t.regex(native.getXattr(file, TAG)?.toString() ?? '(none)', /^v1 ok /);
   t.is(lines(counter).length, 2, 'judged again by a fresh scan');
 });
+
+t0('a file over maxSize is refused by the size policy without a tag; a reload that raises the limit lets it be read', async (t) => {
+  const own = ownDir(t);
+  const entry = (maxSize: string) => `  - actor: ${join(FIXTURES, 'moody-actor.js')}
+    name: moody
+    maxSize: ${maxSize}
+    options: { counter: ${join(own, 'scans.log')} }
+  - actor: default
+    options: { answer: allow }`;
+  const h = await withDaemon(t, 'ext4', { stack: entry('16B'), prepare: (d) => writeFile(join(d, 'big.txt'), 'more than sixteen bytes\n') });
+  const file = join(h.dir, 'big.txt');
+  t.regex((await runChild('cat', [file])).stderr, denied, 'onTooLarge: deny');
+  t.is(native.getXattr(file, TAG), null, 'a size answer is not written as a tag');
+  t.regex((await runChild('cat', [file])).stderr, denied, 'still too large: refused again');
+  t.is(lines(join(own, 'scans.log')).length, 0, 'never scanned');
+  const { parseConfig } = await import('../../src/config/index.js');
+  const yaml = `stateDir: ${h.state}\nguards: [{ path: ${h.dir}, kind: filesystem }]\nsocket: { path: ${join(h.scratch.base, 's')} }\nstack:\n${entry('1MiB')}`;
+  await h.daemon.reload(parseConfig(yaml, join(h.scratch.base, 'c.yaml')));
+  const r = await runChild('cat', [file]);
+  t.is(r.stdout, 'more than sixteen bytes\n', r.stderr);
+  t.regex(native.getXattr(file, TAG)?.toString() ?? '(none)', /^v1 ok /);
+});
