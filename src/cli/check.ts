@@ -3,6 +3,7 @@
 // databases, rules that do not compile, bad options). Each problem is one line, `file:line:col: key: message`.
 // `run` makes the same checks before it marks anything, so a start-up failure reads the same.
 import { statSync } from 'node:fs';
+import { unsupportedFilesystem } from '../gate/fs-support.js';
 import type { Config, StackEntry } from '../config/types.js';
 import { effectiveStack } from '../policy/must-pass.js';
 
@@ -27,6 +28,10 @@ export function checkGuards(config: Config): string[] {
       return;
     }
     if (!isDir) problems.push(`${g.origin}: guards[${i}].path: ${g.path} is not a directory`);
+    else {
+      const why = unsupportedFilesystem(g.path);
+      if (why) problems.push(`${g.origin}: guards[${i}].path: ${g.path}: ${why}`);
+    }
   });
   return problems;
 }

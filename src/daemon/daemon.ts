@@ -15,6 +15,7 @@ import { TagStore, loadTagKey, probeNamespace } from '../tags/index.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
 import type { RemoteScanners } from '../notify/remote-scanners.js';
 import { Crawl } from './crawl.js';
+import { unsupportedFilesystem } from '../gate/fs-support.js';
 import { GuardedSet } from './guarded.js';
 import { publishGuards, unpublishGuards } from './published-guards.js';
 import { makeDemoTree } from './demo.js';
@@ -97,6 +98,8 @@ export class Daemon extends EventEmitter {
         d.log.info({ path: g.path, demo: g.demo }, 'created guarded directory');
       }
       if (!existsSync(g.path)) throw new Error(`guards: ${g.path} does not exist (set create: true to make it)`);
+      const unsupported = unsupportedFilesystem(g.path);
+      if (unsupported) throw new Error(`guards: ${g.path}: ${unsupported}`);
     }
     const probe = await probeNamespace(c.guards[0].path, c.tags.namespace);
     if (probe.warning) d.log.warn({ namespace: probe.namespace }, probe.warning);

@@ -2,7 +2,8 @@
 // read, scans running, waiters, a writer at work); at a verdict it ends and is dropped: the verdict lives on in the
 // tags and the native table. An XState actor costs a few KB, so a million touched files never means a million
 // machines — only as many as there are files in flight, which the gate's maxPending already bounds for waiters.
-import { closeSync, readlinkSync } from 'node:fs';
+import { closeSync } from 'node:fs';
+import { readlinkQuiet } from '../daemon/fs-quiet.js';
 import { createActor, type Actor } from 'xstate';
 import { inodeMachine } from './machine.js';
 import type { InodeServices, Waiter } from './services.js';
@@ -50,12 +51,8 @@ export class InodeRegistry {
    */
   ensure(key: InodeKey, fd: number, opts: { dirty?: boolean; background?: boolean } = {}): boolean {
     if (this.live.has(key)) return false;
-    let path = `fd:${fd}`;
-    try {
-      path = readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      /* display only */
-    }
+    // Display only; escaped when the name is not UTF-8 (fs-quiet.ts), so logs name a file that can be found.
+    const path = readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`;
     const actor = createActor(inodeMachine, { input: { services: this.services, fd, path, dirty: opts.dirty, background: opts.background } });
     const entry: Live = { actor, fd };
     this.live.set(key, entry);

@@ -25,7 +25,7 @@ export interface ServerState {
   socketPath: string;
   /** Re-read the config file and apply it (blessd run); absent when the daemon was started from an object. */
   reload?: () => Promise<void>;
-  counters: { requests: number; badLines: number; noticesOut: number; refused: number };
+  counters: { requests: number; badLines: number; noticesOut: number; refused: number; /** Lost by subscribers since gone. */ noticesLostGone: number };
 }
 
 export interface OpContext {
@@ -213,7 +213,8 @@ function notifyStats(state: ServerState) {
     badLines: state.counters.badLines,
     refused: state.counters.refused,
     noticesOut: state.counters.noticesOut,
-    noticesLost: conns.reduce((a, c) => a + c.lostTotal, 0),
+    // Connected subscribers' losses plus those of subscribers that have left: a loss stays counted.
+    noticesLost: state.counters.noticesLostGone + conns.reduce((a, c) => a + c.lostTotal, 0),
   };
 }
 

@@ -54,7 +54,7 @@ export class NotifyServer {
       startedAt: Date.now(),
       socketPath: opts.socket.path,
       reload: opts.reload,
-      counters: { requests: 0, badLines: 0, noticesOut: 0, refused: 0 },
+      counters: { requests: 0, badLines: 0, noticesOut: 0, refused: 0, noticesLostGone: 0 },
     };
   }
 
@@ -124,6 +124,7 @@ export class NotifyServer {
   private onClose(conn: Connection) {
     if (!this.connections.delete(conn)) return;
     this.admission.release(conn.peer.uid);
+    this.state.counters.noticesLostGone += conn.lostTotal;
     const names = this.opts.control.remote.unregisterPeer(conn);
     if (names.length > 0) this.opts.log.warn({ scanners: names, client: conn.label }, 'out-of-process scanner disconnected');
   }
