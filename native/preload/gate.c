@@ -36,6 +36,7 @@ extern char *program_invocation_short_name;
 
 #define MAX_FDS 65536
 enum { SLOT_UNKNOWN = 0, SLOT_PASS = 1, SLOT_DENY = 2, SLOT_CHECKING = 3 };
+#define SLOT_WAITERS 0x80000000u /* with CHECKING: someone sleeps on the futex, so the owner must wake it */
 static _Atomic uint32_t slots[MAX_FDS];
 
 enum { OFF = 0, ON = 1, BROKEN = 2 };
@@ -176,6 +177,38 @@ static void remember(const stamp_t *s, int verdict) {
   if (atomic_flag_test_and_set_explicit(&remembered_lock, memory_order_acquire)) return;
   remembered[remembered_next++ % VERDICTS] = (remembered_t){*s, verdict};
   atomic_flag_clear_explicit(&remembered_lock, memory_order_release);
+}
+
+/* Inodes this process has judged, keyed by (dev, ino, ctime, size, mtime). ctime moves on every xattr change and
+ * every content change, so while it stands the inode's tags are the ones we judged and its inode generation is the
+ * one we read: a later access of the same file in this process costs one fstat, not an ioctl and a getxattr.
+ * (A recycled inode number comes with a later ctime: it never matches an entry of the inode before it.) */
+#define SEEN 256
+typedef struct {
+  uint64_t dev, ino;
+  int64_t ctime_ns, size, mtime_ns;
+  uint32_t igen;
+  int verdict; /* SLOT_PASS / SLOT_DENY when the tags alone settled it, else 0 */
+  int used;
+} seen_t;
+static seen_t seen_table[SEEN];
+static atomic_flag seen_lock = ATOMIC_FLAG_INIT;
+
+static unsigned seen_slot(const stamp_t *s) { return (unsigned)((s->ino * 0x9E3779B97F4A7C15ULL ^ s->dev) >> 40) % SEEN; }
+
+static bool seen_get(const stamp_t *s, uint32_t *igen, int *verdict) {
+  if (atomic_flag_test_and_set_explicit(&seen_lock, memory_order_acquire)) return false;
+  const seen_t *e = &seen_table[seen_slot(s)];
+  bool hit = e->used && e->dev == s->dev && e->ino == s->ino && e->ctime_ns == s->ctime_ns && e->size == s->size && e->mtime_ns == s->mtime_ns;
+  if (hit) *igen = e->igen, *verdict = e->verdict;
+  atomic_flag_clear_explicit(&seen_lock, memory_order_release);
+  return hit;
+}
+
+static void seen_put(const stamp_t *s, int verdict) {
+  if (atomic_flag_test_and_set_explicit(&seen_lock, memory_order_acquire)) return;
+  seen_table[seen_slot(s)] = (seen_t){s->dev, s->ino, s->ctime_ns, s->size, s->mtime_ns, s->igen, verdict, 1};
+  atomic_flag_clear_explicit(&seen_lock, memory_order_release);
 }
 
 /* Tag values whose MAC this process has verified: the same bytes under the same key need no second HMAC. This is
@@ -345,7 +378,13 @@ static void write_tag(int i, int fd, const stamp_t *scanned, answer_t a, const c
 static int decide(int fd) {
   stamp_t s;
   bool regular;
-  if (stamp_read(fd, &s, &regular) != 0 || !regular) return SLOT_PASS; /* not a file's content (pipe, socket, dir, tty) */
+  if (stamp_stat(fd, &s, &regular) != 0 || !regular) return SLOT_PASS; /* not a file's content (pipe, socket, dir, tty) */
+  int settled = 0;
+  if (seen_get(&s, &s.igen, &settled)) {
+    if (settled) return settled;
+  } else {
+    stamp_igen(fd, &s);
+  }
   char path[PATH_MAX];
   path[0] = 0;
   if (mode == BROKEN) {
@@ -383,7 +422,12 @@ static int decide(int fd) {
     missing++;
   }
   int verdicts = reachable(answers);
-  if (verdicts != 3) return verdicts == 1 ? SLOT_PASS : SLOT_DENY;
+  if (verdicts != 3) {
+    int v = verdicts == 1 ? SLOT_PASS : SLOT_DENY;
+    seen_put(&s, v);
+    return v;
+  }
+  seen_put(&s, 0); /* the inode generation, at least */
   if (guards_cover(s.dev, NULL)) return SLOT_PASS; /* a running daemon guards this filesystem: it has decided */
   int known = recall(&s);
   if (known) return known;
@@ -406,6 +450,12 @@ static int decide(int fd) {
   (void)missing;
   int verdict = verdicts == 1 ? SLOT_PASS : SLOT_DENY;
   if (!all_stored) remember(&s, verdict);
+  else {
+    /* Our tags moved ctime: key the verdict on the inode as it is now, if its content is still what was scanned. */
+    stamp_t after;
+    bool reg;
+    if (stamp_stat(fd, &after, &reg) == 0 && after.size == s.size && after.mtime_ns == s.mtime_ns) after.igen = s.igen, seen_put(&after, verdict);
+  }
   if (verdict == SLOT_DENY) say("blessd-preload: %s: denied (%s: %s)", path[0] ? path : "(file)", denied_by ? denied_by : "stack", deny_reason[0] ? deny_reason : "nobody vouched");
   return verdict;
 }
@@ -426,22 +476,26 @@ int gate_fd(int fd) {
         verdict = (int)v;
         break;
       }
-      uint32_t mine = SLOT_CHECKING | ((uint32_t)tid() << 2);
+      uint32_t mine = SLOT_CHECKING | (((uint32_t)tid() << 2) & ~SLOT_WAITERS);
       if ((v & 3) == SLOT_CHECKING) {
-        if (v == mine) {
+        if ((v & ~SLOT_WAITERS) == mine) {
           errno = saved;
           return EAGAIN; /* re-entered from a signal handler while this thread checks the same fd */
         }
+        if (!(v & SLOT_WAITERS) && !atomic_compare_exchange_strong(w, &v, v | SLOT_WAITERS)) continue;
         struct timespec ts = {1, 0};
-        syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
+        syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, v | SLOT_WAITERS, &ts, NULL, 0);
         continue;
       }
       if (!atomic_compare_exchange_strong(w, &v, mine)) continue;
       verdict = decide(fd);
       /* Only if the slot is still ours: a close() meanwhile reset it, and the next owner of the number decides anew. */
       uint32_t expect = mine;
-      atomic_compare_exchange_strong(w, &expect, (uint32_t)verdict);
-      wake(w);
+      if (!atomic_compare_exchange_strong(w, &expect, (uint32_t)verdict)) {
+        /* Someone sleeps on our check (or the number was reused meanwhile): settle it if still ours, wake them. */
+        if (expect == (mine | SLOT_WAITERS)) atomic_compare_exchange_strong(w, &expect, (uint32_t)verdict);
+        wake(w);
+      }
       break;
     }
   }

@@ -1,6 +1,7 @@
 // The tag codec, stamp, key and generation, matching the daemon byte for byte (see tags.h).
 #include "tags.h"
 #include <errno.h>
+#include <stdatomic.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 
 static const char MAC_DOMAIN[] = "blessd-tag-mac-v1";
 
-int stamp_read(int fd, stamp_t *s, bool *regular) {
+int stamp_stat(int fd, stamp_t *s, bool *regular) {
   struct stat st;
   if (fstat(fd, &st) != 0) return -1;
   *regular = S_ISREG(st.st_mode);
@@ -20,13 +21,21 @@ int stamp_read(int fd, stamp_t *s, bool *regular) {
   s->ino = st.st_ino;
   s->size = st.st_size;
   s->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  s->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
   s->igen = 0;
-  if (*regular) {
-    unsigned int gen = 0; /* the kernel writes an int-sized value despite the long in the macro */
-    int saved = errno;
-    if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) s->igen = gen;
-    errno = saved;
-  }
+  return 0;
+}
+
+void stamp_igen(int fd, stamp_t *s) {
+  unsigned int gen = 0; /* the kernel writes an int-sized value despite the long in the macro */
+  int saved = errno;
+  if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) s->igen = gen;
+  errno = saved;
+}
+
+int stamp_read(int fd, stamp_t *s, bool *regular) {
+  if (stamp_stat(fd, s, regular) != 0) return -1;
+  if (*regular) stamp_igen(fd, s);
   return 0;
 }
 
@@ -139,11 +148,27 @@ static size_t pct(const char *in, char *out, size_t cap) {
   return n;
 }
 
+/* The HMAC state after the key's pad blocks, kept for the one key a process uses: two of the six or so SHA-256
+ * blocks a tag costs. Written once before any reader can see `keyed_ready` (the key never changes in a process). */
+static hmac_ctx keyed;
+static uint8_t keyed_for[TAG_KEY_BYTES];
+static _Atomic int keyed_ready;
+
 static void mac_hex(const uint8_t key[TAG_KEY_BYTES], const char *scanner, const char *body, size_t body_len, char out[65]) {
   char name[128];
   int nl = snprintf(name, sizeof name, TAG_PREFIX "%s", scanner);
   hmac_ctx h;
-  hmac_init(&h, key, TAG_KEY_BYTES);
+  if (atomic_load(&keyed_ready) == 2 && !memcmp(keyed_for, key, TAG_KEY_BYTES)) {
+    h = keyed;
+  } else {
+    hmac_init(&h, key, TAG_KEY_BYTES);
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&keyed_ready, &expect, 1)) {
+      keyed = h;
+      memcpy(keyed_for, key, TAG_KEY_BYTES);
+      atomic_store(&keyed_ready, 2);
+    }
+  }
   hmac_update(&h, MAC_DOMAIN, sizeof MAC_DOMAIN); /* with its NUL: the "\0" separator */
   hmac_update(&h, name, (size_t)nl + 1);
   hmac_update(&h, scanner, strlen(scanner) + 1);

@@ -18,10 +18,14 @@ typedef struct {
   uint32_t igen; /* FS_IOC_GETVERSION; 0 where the filesystem has none */
   int64_t size;
   int64_t mtime_ns;
+  int64_t ctime_ns; /* not part of the tag: any xattr or content change moves it (the library's caches key on it) */
 } stamp_t;
 
 /* The file's stamp through its descriptor. Returns 0, or -1 with errno (from fstat). *regular says S_ISREG. */
 int stamp_read(int fd, stamp_t *s, bool *regular);
+/* stamp_read in two halves: fstat only (igen left 0), and the inode generation (an ioctl) for a regular file. */
+int stamp_stat(int fd, stamp_t *s, bool *regular);
+void stamp_igen(int fd, stamp_t *s);
 bool stamp_same(const stamp_t *a, const stamp_t *b);
 
 /* Load the key at path, creating it (and its directory, 0700) on first use. 0, or -1 with msg set. */
