@@ -219,3 +219,29 @@ root('a bad config is refused with file:line:col and the key, and fails closed i
   t.is(r.stdout, '');
   t.not(r.code, 0);
 });
+
+root('a file that changes during its scan gets no tag (the stamp is checked again before the conditional write)', async (t) => {
+  const lab = await makePreloadLab(t, 'ext4');
+  lab.scanner(SIG, 'cat > /dev/null\necho more >> "$BLESSD_PATH"\nexit 0');
+  lab.config();
+  const f = lab.file('moving.txt', 'first\n');
+  const r = await lab.run('cat', [f]);
+  t.is(r.code, 0);
+  const store = await lab.store();
+  const fd = openSync(f, 'r');
+  t.teardown(() => closeSync(fd));
+  t.deepEqual(store.readSync(fd, {}).tags, [], 'no verdict was written for content that is no longer there');
+});
+
+root('a scanner that cannot run is an error answered per onError, said once on stderr; the host program goes on', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const missing = join(lab.dir, 'no-such-scanner');
+  lab.config(`stack:\n  - name: gone\n    program: ${missing}\n  - default: allow\n`);
+  const a = lab.file('a.txt', 'a\n');
+  const b = lab.file('b.txt', 'b\n');
+  const denied = await lab.run('sh', ['-c', `cat ${a}; cat ${b}; echo "still here"`]);
+  t.is(denied.stdout, 'still here\n');
+  t.is(denied.stderr.match(/gone: .*no-such-scanner exited with code 127/g)?.length, 2, 'once per program (two cats)');
+  lab.config(`stack:\n  - name: gone\n    program: ${missing}\n    onError: ok\n  - default: allow\n`);
+  t.is((await lab.run('cat', [a, b])).stdout, 'a\nb\n');
+});
