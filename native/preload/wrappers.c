@@ -38,7 +38,11 @@
 
 int gate_fast_pass(int fd);
 
-__attribute__((constructor)) static void preload_init(void) { gate_init(); }
+static void prime(void);
+__attribute__((constructor)) static void preload_init(void) {
+  gate_init();
+  prime();
+}
 
 #define NEXT(name, ret, args)                                            \
   static ret(*real_##name) args;                                         \
@@ -411,4 +415,29 @@ int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t 
   if (refused) return refused;
   NEXT(posix_spawnp, int, (pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *, char *const[], char *const[]));
   return real_posix_spawnp(pid, file, fa, attr, argv, envp);
+}
+
+// ---- loading ------------------------------------------------------------------------------------------------
+
+/* Resolve the next definitions of the async-signal-safe entry points now, at load time: dlsym may allocate, and a
+ * signal handler's first read() must not be where it happens. Each call fails at once (a bad fd or a NULL path). */
+static void prime(void) {
+  int saved = errno;
+  char c;
+  struct iovec v = {&c, 1};
+  (void)!read(-1, &c, 0);
+  (void)!pread(-1, &c, 0, 0);
+  (void)!pread64(-1, &c, 0, 0);
+  (void)!readv(-1, &v, 1);
+  (void)!preadv(-1, &v, 1, 0);
+  (void)!close(-1);
+  (void)!dup(-1);
+  (void)!dup2(-1, -1);
+  static char *const none[] = {NULL};
+  (void)!open("", O_RDONLY);
+  (void)!openat(-1, "", O_RDONLY);
+  (void)!fcntl(-1, F_GETFD);
+  (void)!execve("", none, none);
+  (void)!fexecve(-1, none, none);
+  errno = saved;
 }
