@@ -245,3 +245,49 @@ root('a scanner that cannot run is an error answered per onError, said once on s
   lab.config(`stack:\n  - name: gone\n    program: ${missing}\n    onError: ok\n  - default: allow\n`);
   t.is((await lab.run('cat', [a, b])).stdout, 'a\nb\n');
 });
+
+root('config errors name file:line:col and the key, for each kind of mistake', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const f = lab.file('a.txt', 'a\n');
+  const cases: [string, RegExp][] = [
+    ['mustPass: relative/dir\n', /:1:11: mustPass: must be an absolute directory/],
+    ['timeoutMs: soon\n', /:1:12: timeoutMs: expected a positive integer/],
+    ['colour: blue\n', /:1:1: colour: unknown key/],
+    ['paths: [/a, b]\n', /:1:13: paths: must be absolute directories/],
+    ['stack:\n  - name: x\n    program: /bin/true\n    control: maybe\n', /:4:14: stack\[\]\.control: expected required, requisite/],
+    ['stack:\n  - name: Bad\n    program: /bin/true\n', /:2:11: stack\[\]\.name: must match/],
+    ['stack:\n  - name: x\n', /:2:5: stack\[\]: an entry needs program/],
+    ['stack:\n\t- default: allow\n', /:2:1: stack: tab character/],
+    ['neverGated: &anchor [wc]\n', /:1:13: neverGated: expected a list/],
+    ['mustPass: &anchor /a\n', /:1:11: mustPass: this YAML feature is not supported/],
+  ];
+  for (const [yaml, want] of cases) {
+    lab.config(yaml, { mustPass: false, paths: false });
+    const r = await lab.run('cat', [f], { env: { HOME: lab.dir } });
+    t.regex(r.stderr, new RegExp(`${lab.configPath.replace(/[.]/g, '\\.')}${want.source}`), yaml);
+    t.is(r.stdout, '', `fails closed: ${yaml}`);
+  }
+});
+
+root('scope: outside `paths` nothing is scanned, but a valid deny tag is still a deny', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const program = lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const outside = join(lab.dir, '..', 'outside.com');
+  const { writeFileSync, chownSync } = await import('node:fs');
+  writeFileSync(outside, EICAR);
+  chownSync(outside, lab.user.uid, lab.user.gid);
+  t.is((await lab.run('cat', [outside])).stdout, EICAR, 'not under paths: not gated');
+  t.is(lab.scans().length, 0);
+  const store = await lab.store();
+  const gen = await lab.generation(program, SIG);
+  const fd = openSync(outside, 'r');
+  const lease = store.begin(fd, SIG, gen);
+  if (lease.status !== 'leased') return t.fail('no lease');
+  await store.finish(fd, SIG, lease.token, { answer: 'deny', reason: 'known bad' }, gen);
+  closeSync(fd);
+  const r = await lab.run('cat', [outside]);
+  t.is(r.stdout, '');
+  t.regex(r.stderr, /Operation not permitted/);
+  t.is(lab.scans().length, 0);
+});

@@ -86,7 +86,7 @@ export async function makePreloadLab(t: ExecutionContext, kind: ScratchKind = 't
       const lines = [];
       if (opts.mustPass !== false) lines.push(`mustPass: ${mustPass}`);
       if (opts.paths !== false) lines.push(`paths: [${data}]`);
-      writeFileSync(configPath, lines.join('\n') + '\n' + extra);
+      writeFileSync(configPath, lines.map((l) => `${l}\n`).join('') + extra);
     },
     scanner(name, body, opts = {}) {
       const p = join(bin, `${name}.sh`);
