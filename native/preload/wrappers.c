@@ -8,7 +8,7 @@
 //   about their source descriptor; the first one on an open file decides, later ones cost one atomic load.
 // - stdio reads do not come back through read() (glibc calls its internal one), so fopen/freopen/fdopen ask the
 //   gate when the stream is opened for reading.
-// - exec* and posix_spawn* ask the gate about the program file before the kernel loads it.
+// - exec* (execve, execv, execvp, execvpe, execveat, fexecve) and posix_spawn* ask the gate about the program file before the kernel loads it.
 // - A refusal is -1 (MAP_FAILED, NULL) with errno EPERM (EAGAIN when the answer is not known yet); a pass leaves
 //   errno untouched. Nothing here allocates, and nothing aborts: a failure inside the gate is an answer, not a crash.
 // Static binaries and setuid programs never load this library (the dynamic linker ignores LD_PRELOAD for setuid),
@@ -390,6 +390,25 @@ int execvpe(const char *file, char *const argv[], char *const envp[]) {
   GATE_PATH(search(file, found, sizeof found));
   NEXT(execvpe, int, (const char *, char *const[], char *const[]));
   return real_execvpe(file, argv, envp);
+}
+int execveat(int dir, const char *path, char *const argv[], char *const envp[], int flags) {
+  if (!path[0] && (flags & AT_EMPTY_PATH)) {
+    gate_forget(dir);
+    GATE(dir);
+  } else {
+    /* the file the kernel would load, opened as it would resolve it (relative to dir) */
+    int fd = openat(dir, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0));
+    if (fd >= 0) {
+      int refused = gate_fd(fd);
+      close(fd);
+      if (refused) {
+        errno = refused;
+        return -1;
+      }
+    }
+  }
+  NEXT(execveat, int, (int, const char *, char *const[], char *const[], int));
+  return real_execveat(dir, path, argv, envp, flags);
 }
 int fexecve(int fd, char *const argv[], char *const envp[]) {
   gate_forget(fd); /* the program's content, whatever this fd was used for before */
