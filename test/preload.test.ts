@@ -27,7 +27,8 @@ fs.promises.readFile(${JSON.stringify(bad)}, 'utf8').then((d) => console.log(d),
     t.is(node.stdout, 'EPERM\nEPERM\n');
     // The deny was tagged: the later programs did not scan again.
     t.is(lab.scans().length, 1);
-    t.regex(lab.scans()[0]!, /^sig .*eicar\.com preload=none$/, 'the scanner ran without the preload');
+    t.regex(lab.scans()[0]!, /^sig .*eicar\.com preload=none /, 'the scanner ran without the preload');
+    t.true(lab.scans()[0]!.endsWith(` uid=${lab.user.uid}`), 'as the calling user');
   });
 
   root(`${kind}: a clean file passes with one scan, gets a tag that verifies in the TypeScript store; a second run reads the tag and does not scan`, async (t) => {
@@ -292,4 +293,25 @@ root('scope: outside `paths` nothing is scanned, but a valid deny tag is still a
   t.is(r.stdout, '');
   t.regex(r.stderr, /Operation not permitted/);
   t.is(lab.scans().length, 0);
+});
+
+root('a key that others can read is refused (said once); the library still gates, scanning every time, and writes no tag', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  await lab.store(); // creates the key, owned by the user
+  const { chmodSync } = await import('node:fs');
+  chmodSync(join(lab.stateDir, 'blessd', 'key'), 0o644);
+  const f = lab.file('a.txt', 'a\n');
+  const bad = lab.file('eicar.com', EICAR);
+  const first = await lab.run('cat', [f]);
+  t.is(first.stdout, 'a\n');
+  t.is(first.stderr.match(/key file .* lets others read it/g)?.length, 1, first.stderr);
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.false((await lab.run('cat', [bad])).stdout.includes('EICAR'));
+  t.is(lab.scans().length, 3, 'no tags: every program scans');
+  const fd = openSync(f, 'r');
+  t.teardown(() => closeSync(fd));
+  const { native } = await import('../src/gate/addon.js');
+  t.deepEqual(native.listXattr(fd), []);
 });

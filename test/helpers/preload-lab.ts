@@ -90,7 +90,7 @@ export async function makePreloadLab(t: ExecutionContext, kind: ScratchKind = 't
     },
     scanner(name, body, opts = {}) {
       const p = join(bin, `${name}.sh`);
-      writeFileSync(p, `#!/bin/sh\necho "$BLESSD_SCANNER $BLESSD_PATH preload=\${LD_PRELOAD:-none}" >> ${countFile}\n${body}\n`);
+      writeFileSync(p, `#!/bin/sh\necho "$BLESSD_SCANNER $BLESSD_PATH preload=\${LD_PRELOAD:-none} uid=$(id -u)" >> ${countFile}\n${body}\n`);
       chmodSync(p, 0o755);
       if (opts.link !== false) symlinkSync(p, join(mustPass, name));
       return p;
