@@ -21,11 +21,14 @@ for (const kind of ['tmpfs', 'ext4'] as const) {
     t.regex(cat.stderr, /Operation not permitted/);
     const py = await lab.run('python3', ['-c', `import os\nfd = os.open(${JSON.stringify(bad)}, os.O_RDONLY)\nprint("opened")\ntry:\n  os.read(fd, 100)\n  print("READ")\nexcept OSError as e:\n  print("errno", e.errno)`]);
     t.is(py.stdout, 'opened\nerrno 1\n');
-    const node = await lab.run('node', ['-e', `try { console.log(require('fs').readFileSync(${JSON.stringify(bad)}, 'utf8')) } catch (e) { console.log(e.code) }`]);
-    t.is(node.stdout.trim(), 'EPERM');
+    // node: the synchronous read, and libuv's thread-pool read behind fs.promises
+    const node = await lab.run('node', ['-e', `const fs = require('fs'); try { console.log(fs.readFileSync(${JSON.stringify(bad)}, 'utf8')) } catch (e) { console.log(e.code) }
+fs.promises.readFile(${JSON.stringify(bad)}, 'utf8').then((d) => console.log(d), (e) => console.log(e.code))`]);
+    t.is(node.stdout, 'EPERM\nEPERM\n');
     // The deny was tagged: the later programs did not scan again.
     t.is(lab.scans().length, 1);
-    t.regex(lab.scans()[0]!, /^sig .*eicar\.com preload=none$/, 'the scanner ran without the preload');
+    t.regex(lab.scans()[0]!, /^sig .*eicar\.com preload=none /, 'the scanner ran without the preload');
+    t.true(lab.scans()[0]!.endsWith(` uid=${lab.user.uid}`), 'as the calling user');
   });
 
   root(`${kind}: a clean file passes with one scan, gets a tag that verifies in the TypeScript store; a second run reads the tag and does not scan`, async (t) => {
@@ -218,4 +221,97 @@ root('a bad config is refused with file:line:col and the key, and fails closed i
   t.regex(r.stderr, new RegExp(`${lab.configPath.replace(/[.]/g, '\\.')}:5:5: stack\\[\\]\\.progam: unknown key`));
   t.is(r.stdout, '');
   t.not(r.code, 0);
+});
+
+root('a file that changes during its scan gets no tag (the stamp is checked again before the conditional write)', async (t) => {
+  const lab = await makePreloadLab(t, 'ext4');
+  lab.scanner(SIG, 'cat > /dev/null\necho more >> "$BLESSD_PATH"\nexit 0');
+  lab.config();
+  const f = lab.file('moving.txt', 'first\n');
+  const r = await lab.run('cat', [f]);
+  t.is(r.code, 0);
+  const store = await lab.store();
+  const fd = openSync(f, 'r');
+  t.teardown(() => closeSync(fd));
+  t.deepEqual(store.readSync(fd, {}).tags, [], 'no verdict was written for content that is no longer there');
+});
+
+root('a scanner that cannot run is an error answered per onError, said once on stderr; the host program goes on', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const missing = join(lab.dir, 'no-such-scanner');
+  lab.config(`stack:\n  - name: gone\n    program: ${missing}\n  - default: allow\n`);
+  const a = lab.file('a.txt', 'a\n');
+  const b = lab.file('b.txt', 'b\n');
+  const denied = await lab.run('sh', ['-c', `cat ${a}; cat ${b}; echo "still here"`]);
+  t.is(denied.stdout, 'still here\n');
+  t.is(denied.stderr.match(/gone: .*no-such-scanner exited with code 127/g)?.length, 2, 'once per program (two cats)');
+  lab.config(`stack:\n  - name: gone\n    program: ${missing}\n    onError: ok\n  - default: allow\n`);
+  t.is((await lab.run('cat', [a, b])).stdout, 'a\nb\n');
+});
+
+root('config errors name file:line:col and the key, for each kind of mistake', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const f = lab.file('a.txt', 'a\n');
+  const cases: [string, RegExp][] = [
+    ['mustPass: relative/dir\n', /:1:11: mustPass: must be an absolute directory/],
+    ['timeoutMs: soon\n', /:1:12: timeoutMs: expected a positive integer/],
+    ['colour: blue\n', /:1:1: colour: unknown key/],
+    ['paths: [/a, b]\n', /:1:13: paths: must be absolute directories/],
+    ['stack:\n  - name: x\n    program: /bin/true\n    control: maybe\n', /:4:14: stack\[\]\.control: expected required, requisite/],
+    ['stack:\n  - name: Bad\n    program: /bin/true\n', /:2:11: stack\[\]\.name: must match/],
+    ['stack:\n  - name: x\n', /:2:5: stack\[\]: an entry needs program/],
+    ['stack:\n\t- default: allow\n', /:2:1: stack: tab character/],
+    ['neverGated: &anchor [wc]\n', /:1:13: neverGated: expected a list/],
+    ['mustPass: &anchor /a\n', /:1:11: mustPass: this YAML feature is not supported/],
+  ];
+  for (const [yaml, want] of cases) {
+    lab.config(yaml, { mustPass: false, paths: false });
+    const r = await lab.run('cat', [f], { env: { HOME: lab.dir } });
+    t.regex(r.stderr, new RegExp(`${lab.configPath.replace(/[.]/g, '\\.')}${want.source}`), yaml);
+    t.is(r.stdout, '', `fails closed: ${yaml}`);
+  }
+});
+
+root('scope: outside `paths` nothing is scanned, but a valid deny tag is still a deny', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const program = lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const outside = join(lab.dir, '..', 'outside.com');
+  const { writeFileSync, chownSync } = await import('node:fs');
+  writeFileSync(outside, EICAR);
+  chownSync(outside, lab.user.uid, lab.user.gid);
+  t.is((await lab.run('cat', [outside])).stdout, EICAR, 'not under paths: not gated');
+  t.is(lab.scans().length, 0);
+  const store = await lab.store();
+  const gen = await lab.generation(program, SIG);
+  const fd = openSync(outside, 'r');
+  const lease = store.begin(fd, SIG, gen);
+  if (lease.status !== 'leased') return t.fail('no lease');
+  await store.finish(fd, SIG, lease.token, { answer: 'deny', reason: 'known bad' }, gen);
+  closeSync(fd);
+  const r = await lab.run('cat', [outside]);
+  t.is(r.stdout, '');
+  t.regex(r.stderr, /Operation not permitted/);
+  t.is(lab.scans().length, 0);
+});
+
+root('a key that others can read is refused (said once); the library still gates, scanning every time, and writes no tag', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  await lab.store(); // creates the key, owned by the user
+  const { chmodSync } = await import('node:fs');
+  chmodSync(join(lab.stateDir, 'blessd', 'key'), 0o644);
+  const f = lab.file('a.txt', 'a\n');
+  const bad = lab.file('eicar.com', EICAR);
+  const first = await lab.run('cat', [f]);
+  t.is(first.stdout, 'a\n');
+  t.is(first.stderr.match(/key file .* lets others read it/g)?.length, 1, first.stderr);
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.false((await lab.run('cat', [bad])).stdout.includes('EICAR'));
+  t.is(lab.scans().length, 3, 'no tags: every program scans');
+  const fd = openSync(f, 'r');
+  t.teardown(() => closeSync(fd));
+  const { native } = await import('../src/gate/addon.js');
+  t.deepEqual(native.listXattr(fd), []);
 });

@@ -130,6 +130,7 @@ void gate_init(void) {
   if (rc != 0) {
     /* Fail closed: without a stack nothing can vouch for content. BLESSD_PRELOAD=off lets the user fix the file. */
     snprintf(broken_why, sizeof broken_why, "%s", err);
+    cfg.npaths = 0; /* half a parse is no policy: the default scope, all of it refused */
     say("blessd-preload: %s; files under %s are refused until it is fixed (BLESSD_PRELOAD=off to edit it)", err,
         default_scope[0] ? default_scope : "/", "");
     mode = BROKEN;

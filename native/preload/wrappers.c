@@ -8,7 +8,7 @@
 //   about their source descriptor; the first one on an open file decides, later ones cost one atomic load.
 // - stdio reads do not come back through read() (glibc calls its internal one), so fopen/freopen/fdopen ask the
 //   gate when the stream is opened for reading.
-// - exec* and posix_spawn* ask the gate about the program file before the kernel loads it.
+// - exec* (execve, execv, execvp, execvpe, execveat, fexecve) and posix_spawn* ask the gate about the program file before the kernel loads it.
 // - A refusal is -1 (MAP_FAILED, NULL) with errno EPERM (EAGAIN when the answer is not known yet); a pass leaves
 //   errno untouched. Nothing here allocates, and nothing aborts: a failure inside the gate is an answer, not a crash.
 // Static binaries and setuid programs never load this library (the dynamic linker ignores LD_PRELOAD for setuid),
@@ -38,7 +38,11 @@
 
 int gate_fast_pass(int fd);
 
-__attribute__((constructor)) static void preload_init(void) { gate_init(); }
+static void prime(void);
+__attribute__((constructor)) static void preload_init(void) {
+  gate_init();
+  prime();
+}
 
 #define NEXT(name, ret, args)                                            \
   static ret(*real_##name) args;                                         \
@@ -387,6 +391,25 @@ int execvpe(const char *file, char *const argv[], char *const envp[]) {
   NEXT(execvpe, int, (const char *, char *const[], char *const[]));
   return real_execvpe(file, argv, envp);
 }
+int execveat(int dir, const char *path, char *const argv[], char *const envp[], int flags) {
+  if (!path[0] && (flags & AT_EMPTY_PATH)) {
+    gate_forget(dir);
+    GATE(dir);
+  } else {
+    /* the file the kernel would load, opened as it would resolve it (relative to dir) */
+    int fd = openat(dir, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0));
+    if (fd >= 0) {
+      int refused = gate_fd(fd);
+      close(fd);
+      if (refused) {
+        errno = refused;
+        return -1;
+      }
+    }
+  }
+  NEXT(execveat, int, (int, const char *, char *const[], char *const[], int));
+  return real_execveat(dir, path, argv, envp, flags);
+}
 int fexecve(int fd, char *const argv[], char *const envp[]) {
   gate_forget(fd); /* the program's content, whatever this fd was used for before */
   GATE(fd);
@@ -411,4 +434,29 @@ int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t 
   if (refused) return refused;
   NEXT(posix_spawnp, int, (pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *, char *const[], char *const[]));
   return real_posix_spawnp(pid, file, fa, attr, argv, envp);
+}
+
+// ---- loading ------------------------------------------------------------------------------------------------
+
+/* Resolve the next definitions of the async-signal-safe entry points now, at load time: dlsym may allocate, and a
+ * signal handler's first read() must not be where it happens. Each call fails at once (a bad fd or a NULL path). */
+static void prime(void) {
+  int saved = errno;
+  char c;
+  struct iovec v = {&c, 1};
+  (void)!read(-1, &c, 0);
+  (void)!pread(-1, &c, 0, 0);
+  (void)!pread64(-1, &c, 0, 0);
+  (void)!readv(-1, &v, 1);
+  (void)!preadv(-1, &v, 1, 0);
+  (void)!close(-1);
+  (void)!dup(-1);
+  (void)!dup2(-1, -1);
+  static char *const none[] = {NULL};
+  (void)!open("", O_RDONLY);
+  (void)!openat(-1, "", O_RDONLY);
+  (void)!fcntl(-1, F_GETFD);
+  (void)!execve("", none, none);
+  (void)!fexecve(-1, none, none);
+  errno = saved;
 }

@@ -86,11 +86,11 @@ export async function makePreloadLab(t: ExecutionContext, kind: ScratchKind = 't
       const lines = [];
       if (opts.mustPass !== false) lines.push(`mustPass: ${mustPass}`);
       if (opts.paths !== false) lines.push(`paths: [${data}]`);
-      writeFileSync(configPath, lines.join('\n') + '\n' + extra);
+      writeFileSync(configPath, lines.map((l) => `${l}\n`).join('') + extra);
     },
     scanner(name, body, opts = {}) {
       const p = join(bin, `${name}.sh`);
-      writeFileSync(p, `#!/bin/sh\necho "$BLESSD_SCANNER $BLESSD_PATH preload=\${LD_PRELOAD:-none}" >> ${countFile}\n${body}\n`);
+      writeFileSync(p, `#!/bin/sh\necho "$BLESSD_SCANNER $BLESSD_PATH preload=\${LD_PRELOAD:-none} uid=$(id -u)" >> ${countFile}\n${body}\n`);
       chmodSync(p, 0o755);
       if (opts.link !== false) symlinkSync(p, join(mustPass, name));
       return p;
