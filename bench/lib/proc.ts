@@ -14,9 +14,12 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14 and 15 of stat(5))
 }
 
-/** User + system CPU seconds of a process's main thread alone (its JavaScript event loop; tid = pid). */
-export async function mainThreadCpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/task/${pid}/stat`, 'latin1');
+/**
+ * User + system CPU seconds of one thread of a process: the main thread is the one whose tid is the pid (its JS,
+ * the event dispatch, the inode machines); the pool's workers and the gate's reader thread are not counted.
+ */
+export async function threadCpuSeconds(pid: number, tid = pid): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'latin1');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
