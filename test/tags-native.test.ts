@@ -3,7 +3,7 @@
 // byte by byte are judged alike by both (neither believes what the other rejects); and the reader thread's
 // settlement is the stack's verdict from those answers.
 import test from 'ava';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, chmodSync } from 'node:fs';
 import { native } from '../src/gate/addon.js';
 import type { NativeJudgedTag, NativeTagPolicy } from '../src/gate/types.js';
 import type { Control } from '../src/config/types.js';
@@ -38,7 +38,7 @@ function nativeShape(t: NativeJudgedTag) {
 
 function agree(t: import('ava').ExecutionContext, fd: number, tags: TagStore, key: Buffer, generations: Record<string, string>, what: string) {
   const ts = tags.readSync(fd, generations).tags.map(tsShape).sort((a, b) => a.name.localeCompare(b.name));
-  const nat = native.tagsJudge(fd, { namespace: 'trusted', key, generations }).map(nativeShape).sort((a, b) => a.name.localeCompare(b.name));
+  const nat = native.tagsJudge(fd, { namespace: 'trusted', key, generations, ctime: tags.stampMode === 'ctime' }).map(nativeShape).sort((a, b) => a.name.localeCompare(b.name));
   // The TS judge leaves the value of an unparseable tag out; so does the native one. For bad-mac both decode.
   t.deepEqual(nat, ts, what);
   return ts;
@@ -88,6 +88,15 @@ for (const kind of KINDS) {
     await leaseAndFinish(tags, f.fd, 'clamav', { answer: 'allow' }, GEN.clamav);
     appendFileSync(f.path, 'two\n');
     t.is(agree(t, f.fd, tags, key, GEN, 'changed file')[0]!.judgement, 'stale-stamp');
+    // ctime mode: the inode touched after our newest tag write (a chmod: the stamp is the same) — no tag counts.
+    const g = s.file('g.txt', 'one\n');
+    await leaseAndFinish(tags, g.fd, 'clamav', { answer: 'allow' }, GEN.clamav);
+    agree(t, g.fd, tags, key, GEN, 'just written'); // valid, unless this busy machine let the write land late thrice
+    const written = Date.now();
+    while (Date.now() < written + 120) await new Promise((r) => setImmediate(r)); // past the 50 ms slack, by the clock
+    chmodSync(g.path, 0o600);
+    t.is(agree(t, g.fd, tags, key, GEN, 'touched after the last tag write')[0]!.judgement, 'stale-stamp');
+    t.is(agree(t, g.fd, store(key, { stampMode: 'mtime' }), key, GEN, 'mtime mode does not look at ctime')[0]!.judgement, 'valid');
   });
 
   test(`${kind}: content-mode tags (with a digest) decode alike; a value changed in any byte is judged alike by both`, async (t) => {
@@ -172,7 +181,7 @@ for (const kind of KINDS) {
         rules.push({ name: 'default', control: 'required', constant: 'allow' });
         answers.set('default', { answer: 'allow' });
       }
-      const policy: NativeTagPolicy = { namespace: 'trusted', key, denyResponse: 2, rules };
+      const policy: NativeTagPolicy = { namespace: 'trusted', key, denyResponse: 2, ctime: true, rules };
       const v = evaluate(rules, answers);
       const observerMissing = rules.some((r) => r.control === 'observe' && !answers.has(r.name));
       const want = v.verdict === 'pending' || observerMissing ? 'unknown' : v.verdict;
@@ -183,7 +192,7 @@ for (const kind of KINDS) {
     t.true(seen.allow > 10 && seen.deny > 10 && seen.unknown > 10, JSON.stringify(seen));
     // Another key: nothing is believed, and the constant default alone cannot settle past a required scanner that
     // has no answer (it could still deny).
-    const other: NativeTagPolicy = { namespace: 'trusted', key: testKey(), denyResponse: 2, rules: [{ name: 's0', control: 'required', generation: 'g0#0' }, { name: 'default', control: 'required', constant: 'allow' }] };
+    const other: NativeTagPolicy = { namespace: 'trusted', key: testKey(), denyResponse: 2, ctime: true, rules: [{ name: 's0', control: 'required', generation: 'g0#0' }, { name: 'default', control: 'required', constant: 'allow' }] };
     clearTags(fd);
     await leaseAndFinish(tags, fd, 's0', { answer: 'deny' }, 'g0#0');
     t.is(native.tagsSettle(fd, { ...other, key }), 'deny');

@@ -2,6 +2,7 @@
 // functions for tests and tools — tagsJudge(fd, opts) (every tag judged, every field decoded, to compare with the
 // TypeScript store) and tagsSettle(fd, policy) (what the reader thread would decide).
 #include "tags/js.h"
+#include <algorithm>
 #include <ctime>
 #include "tags/read.h"
 #include "tags/settle.h"
@@ -54,6 +55,7 @@ std::shared_ptr<const GateTagPolicy> tag_policy_from_js(Napi::Env env, const Nap
   auto p = std::make_shared<GateTagPolicy>();
   p->ns = ns_of(env, o);
   p->key = key_of(env, o);
+  p->ctime = o.Get("ctime").ToBoolean();
   if (o.Has("denyResponse")) p->deny_response = o.Get("denyResponse").As<Napi::Number>().Uint32Value();
   Napi::Value rules = o.Get("rules");
   if (!rules.IsArray()) throw Napi::TypeError::New(env, "tag policy: options.rules must be an array");
@@ -91,14 +93,25 @@ static Napi::Value TagsJudge(const Napi::CallbackInfo &info) {
   if (!read_tags(fd, ns, tags)) throw Napi::Error::New(env, "tagsJudge: cannot list the tags of fd " + std::to_string(fd));
   if (!read_stamp(fd, stamp)) throw Napi::Error::New(env, "tagsJudge: cannot fstat fd " + std::to_string(fd));
   int64_t now = wall_ms();
-  Napi::Array out = Napi::Array::New(env, tags.size());
-  for (size_t i = 0; i < tags.size(); i++) {
-    const RawTag &t = tags[i];
-    DecodedTag d = t.too_long ? DecodedTag{} : decode_tag(t.value.data(), t.value.size());
+  const bool ctime = o.Get("ctime").ToBoolean();
+  std::vector<DecodedTag> decoded;
+  std::vector<TagJudgement> judged;
+  int64_t newest = -1;
+  for (const RawTag &t : tags) {
+    decoded.push_back(t.too_long ? DecodedTag{} : decode_tag(t.value.data(), t.value.size()));
     std::string gen;
     bool has_gen = gens.Has(t.scanner) && gens.Get(t.scanner).IsString();
     if (has_gen) gen = gens.Get(t.scanner).As<Napi::String>();
-    TagJudgement j = judge_tag(t.name, t.scanner, d, key, stamp, has_gen ? &gen : nullptr, now);
+    judged.push_back(judge_tag(t.name, t.scanner, decoded.back(), key, stamp, has_gen ? &gen : nullptr, now));
+    if (judged.back() != TagJudgement::BadMac && judged.back() != TagJudgement::Unparseable) newest = std::max<int64_t>(newest, std::stoll(decoded.back().time));
+  }
+  const bool touched = ctime && newest >= 0 && !landed_in_time(stamp.ctime_ns, newest);
+  Napi::Array out = Napi::Array::New(env, tags.size());
+  for (size_t i = 0; i < tags.size(); i++) {
+    const RawTag &t = tags[i];
+    const DecodedTag &d = decoded[i];
+    TagJudgement j = judged[i];
+    if (touched && (j == TagJudgement::Valid || j == TagJudgement::StaleGeneration)) j = TagJudgement::StaleStamp;
     Napi::Object r = Napi::Object::New(env);
     r.Set("name", t.name);
     r.Set("scanner", t.scanner);

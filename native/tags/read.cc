@@ -38,6 +38,7 @@ bool read_stamp(int fd, FileStamp &out) {
   out.igen = u64(gen);
   out.size = u64((unsigned long long)st.st_size);
   out.mtime_ns = mtime_ns(st.st_mtim);
+  out.ctime_ns = (__int128)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
   return true;
 }
 

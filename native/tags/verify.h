@@ -31,12 +31,21 @@ struct TagPolicy {
   std::string ns;   // "trusted" or "user"
   std::string key;  // the MAC key, 32 bytes
   std::vector<TagRule> rules;
+  bool ctime = true;  // ctime stamp mode: no result tag counts on an inode changed after our newest tag write
 };
+
+// src/tags/ctime.ts CTIME_SLACK_MS: how late after its `time` a tag write may land in ctime.
+constexpr int64_t kCtimeSlackMs = 50;
 
 // The file as a tag is bound to it (src/tags/stamp.ts), in the decimal text the codec writes.
 struct FileStamp {
   std::string ino, igen, size, mtime_ns;
+  // Not part of a tag's stamp (a tag write moves it): the inode's ctime, for the ctime-mode check.
+  __int128 ctime_ns = 0;
 };
+
+// landedInTime of src/tags/ctime.ts: a tag written at `time_ms` still covers an inode whose ctime is `ctime_ns`.
+inline bool landed_in_time(__int128 ctime_ns, int64_t time_ms) { return ctime_ns <= (__int128)(time_ms + kCtimeSlackMs) * 1000000; }
 
 // One decoded value; fields as text, exactly as the TypeScript decoder would give them.
 struct DecodedTag {

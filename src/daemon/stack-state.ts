@@ -134,6 +134,7 @@ export class StackState {
       namespace,
       key,
       denyResponse,
+      ctime: c.tags.stamp === 'ctime',
       rules: this.stack.map((e) => {
         const constant = constants.get(e.name)?.answer;
         const generation = this.generations[e.name];

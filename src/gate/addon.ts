@@ -37,7 +37,7 @@ export interface NativeAddon {
   /** One datagram to a unix socket path ('@name': abstract namespace), for systemd's notify protocol. */
   sendDatagram(path: string, bytes: Buffer): number;
   /** Every tag of a namespace on an open file, judged by the native reader (native/tags): for tests and tools. */
-  tagsJudge(fd: number, opts: { namespace: 'trusted' | 'user'; key: Buffer; generations?: Record<string, string> }): NativeJudgedTag[];
+  tagsJudge(fd: number, opts: { namespace: 'trusted' | 'user'; key: Buffer; generations?: Record<string, string>; ctime?: boolean }): NativeJudgedTag[];
   /** What the gate's reader thread would decide for this file from its tags alone. */
   tagsSettle(fd: number, policy: NativeTagPolicy): 'allow' | 'deny' | 'unknown';
   Gate: NativeGateConstructor;

@@ -139,6 +139,8 @@ export interface NativeTagPolicy {
   key: Buffer;
   /** The answer of a denied file (FAN_DENY or denyErrno(e)). */
   denyResponse: number;
+  /** ctime stamp mode (src/tags/ctime.ts): no result tag counts on an inode changed after our newest tag write. */
+  ctime: boolean;
   rules: { name: string; control: 'required' | 'requisite' | 'sufficient' | 'optional' | 'observe'; generation?: string; constant?: 'allow' | 'deny' | 'ok' }[];
 }
 
