@@ -65,7 +65,7 @@ test('defaults fill everything not written', (t) => {
   t.regex(c.guards[0]!.origin, /^\/etc\/blessd\/config\.yaml:\d+:\d+$/);
   t.deepEqual(c.gate, { deadline: 30_000, onDeadline: 'allow', maxPending: 4096, denyErrno: 'EPERM', whileWriting: 'wait', audit: false });
   t.deepEqual(c.exempt, { uids: [], executables: [], paths: [], pathMatchers: [] });
-  t.deepEqual(c.pool, { threads: 2, scanTimeout: 20_000, rescanDebounce: 200 });
+  t.deepEqual(c.pool, { threads: 2, scanTimeout: 20_000, rescanDebounce: 200, queuePerUid: 1024 });
   t.deepEqual(c.mustPass, { dir: null, control: 'required', position: 'beforeDefault' });
   t.deepEqual(c.socket, { path: '/run/blessd.sock', group: null, mode: 0o660 });
   t.deepEqual(c.crawl, { enabled: false, filesPerSecond: 100, pauseOnBattery: true });

@@ -90,6 +90,8 @@ export interface Config {
     threads: number;
     scanTimeout: number;
     rescanDebounce: number;
+    /** Files one uid may have in judgement at once; its next unjudged access is answered EAGAIN (logged). */
+    queuePerUid: number;
   };
   stack: readonly StackEntry[];
   mustPass: {

@@ -26,6 +26,7 @@ import { closeQuiet } from './fs-quiet.js';
 import { inodeServices } from './inode-services.js';
 import type { Logger } from './logger.js';
 import { DaemonParts } from './parts.js';
+import { FairSlots } from './fair-slots.js';
 import { Semaphore } from './semaphore.js';
 import { TagSettler } from './settle-by-tags.js';
 import { StackState } from './stack-state.js';
@@ -110,6 +111,8 @@ export class Daemon extends EventEmitter {
 
     d.pool = new ScanPool({ threads: c.pool.threads, onHelperPids: (name, pids) => this.onHelperPids(name, pids) });
     d.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
+    // One more than the workers: the pool's own queue stays short, so the order is decided here, per uid.
+    d.fairSlots = new FairSlots(c.pool.threads + 1);
     d.stack = new StackState(d.pool, this.remote, d.log);
     this.generationWatch.watch(await d.stack.load(c));
 
@@ -163,7 +166,9 @@ export class Daemon extends EventEmitter {
   /** Hand the native reader the stack, generations and key it settles misses with (after every change of them). */
   private syncTagPolicy() {
     const d = this.d;
-    d.gate?.native.setTagPolicy(d.stack.nativePolicy(d.config, d.tagKey, d.tags.namespace, d.denyResponse));
+    const policy = d.stack.nativePolicy(d.config, d.tagKey, d.tags.namespace, d.denyResponse);
+    d.gate?.native.setTagPolicy(policy);
+    d.nativeSettles = d.gate !== undefined && policy !== null;
   }
 
   /** The crawl's visit: judge one file now, with nobody waiting; resolves at its verdict. */
@@ -226,6 +231,7 @@ export class Daemon extends EventEmitter {
       machineStates: d.registry.states(),
       guards: this.guards,
       errors: d.counters.errors,
+      refusedPerUid: d.counters.refusedPerUid,
       crawl: this.crawl ? { ...this.crawl.stats } : undefined,
     };
   }

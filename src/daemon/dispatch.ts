@@ -2,7 +2,7 @@
 // Each permission event is either answered at once (exempt, nfsd, settled by its tags) or handed to its inode
 // machine, which answers it at the verdict. If anything here throws, the event is answered on the spot: no path
 // leaves a permission event to the deadline by mistake. It must not wait: nothing here awaits.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isExemptPath } from '../config/glob.js';
 import { native } from '../gate/addon.js';
 import { FAN_ALLOW, MASK, denyErrno, type GateEvent } from '../gate/types.js';
@@ -50,8 +50,16 @@ export class Dispatch {
     const key = inodeKey(ev.dev, ev.ino);
     const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask), since: performance.now() };
     if (!d.registry.has(key)) {
-      if (this.settler.settle(ev.fd, waiter, key)) return;
-      d.registry.ensure(key, native.dupFd(ev.fd));
+      const uid = uidOf(ev.pid);
+      if (d.registry.liveOf(uid) >= d.config.pool.queuePerUid) {
+        // The bound is an answer: a retryable refusal now, never a wait behind this uid's own flood.
+        d.gate.native.answer(ev.id, denyErrno('EAGAIN'));
+        this.noteRefused(uid);
+        return;
+      }
+      // The reader thread has already tried the tags when it settles misses (nativeSettles): no second read here.
+      if (!d.nativeSettles && this.settler.settle(ev.fd, waiter, key)) return;
+      d.registry.ensure(key, native.dupFd(ev.fd), { uid });
     }
     if (isNfsd(ev.pid)) {
       // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
@@ -78,8 +86,12 @@ export class Dispatch {
     setTimeout(() => {
       try {
         const judged = d.registry.has(key) || this.settler.wasSettled(key);
-        if (d.stopping || judged || native.processWritesInode(ev.pid, ev.dev, ev.ino) || this.settler.settle(fd, undefined, key)) closeQuiet(fd);
-        else d.registry.ensure(key, fd);
+        const uid = uidOf(ev.pid);
+        // A uid at its bound judges nothing more early: its read will be answered (EAGAIN) when it comes.
+        const full = d.registry.liveOf(uid) >= d.config.pool.queuePerUid;
+        const settled = () => !d.nativeSettles && this.settler.settle(fd, undefined, key);
+        if (d.stopping || judged || full || native.processWritesInode(ev.pid, ev.dev, ev.ino) || settled()) closeQuiet(fd);
+        else d.registry.ensure(key, fd, { uid });
       } catch (err) {
         closeQuiet(fd);
         d.log.error({ err }, 'could not start judging an opened file; its first read will');
@@ -94,6 +106,21 @@ export class Dispatch {
     } finally {
       this.d.gate.native.release(ev.fd);
     }
+  }
+
+  private refusedSince = 0;
+  private refusedLogged = 0;
+
+  /** Counted always; logged at most once a second, with how many were refused since the last line. */
+  private noteRefused(uid: number) {
+    const d = this.d;
+    d.counters.refusedPerUid++;
+    const now = Date.now();
+    if (now - this.refusedLogged < 1000) return;
+    this.refusedLogged = now;
+    const n = d.counters.refusedPerUid - this.refusedSince;
+    this.refusedSince = d.counters.refusedPerUid;
+    d.log.warn({ uid, refused: n, queuePerUid: d.config.pool.queuePerUid }, `refused ${n} access(es) with EAGAIN: uid ${uid} has pool.queuePerUid files in judgement`);
   }
 
   private onChange(ev: GateEvent) {
@@ -136,6 +163,23 @@ function accessOf(mask: number): AccessKind {
   if (mask & MASK.OPEN_EXEC_PERM) return 'exec';
   if (mask & MASK.PRE_ACCESS) return 'read';
   return 'open';
+}
+
+// The effective uid of a process: the owner of its /proc directory. Cached briefly (one stat per new pid).
+const uidCache = new Map<number, { uid: number; until: number }>();
+function uidOf(pid: number): number {
+  const now = Date.now();
+  const hit = uidCache.get(pid);
+  if (hit && hit.until > now) return hit.uid;
+  let uid = -1; // gone already: one shared bucket
+  try {
+    uid = statSync(`/proc/${pid}`).uid;
+  } catch {
+    /* gone */
+  }
+  if (uidCache.size > 4096) uidCache.clear();
+  uidCache.set(pid, { uid, until: now + 2000 });
+  return uid;
 }
 
 // Whether a pid is a kernel nfsd thread, cached briefly: it is asked for every forwarded permission event.

@@ -16,7 +16,7 @@ export function inodeServices(d: DaemonParts): InodeServices {
     evaluate: (answers) => evaluate(d.stack.stack, answers),
     needed: (answers) => neededScanners(d.stack.stack, answers),
     observers: (answers) => d.stack.observers(answers),
-    scan: async (machineFd, name, signal, lane) => {
+    scan: async (machineFd, name, signal, lane, uid) => {
       const entry = d.stack.entry(name);
       if (!entry) throw new Error(`no scanner named ${name} in the stack`);
       // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
@@ -24,7 +24,17 @@ export function inodeServices(d: DaemonParts): InodeServices {
       const fd = native.dupFd(machineFd);
       // Observe scanners and the crawl wait for a background slot of the pool; a remote scanner uses no worker.
       const background = (lane === true || entry.control === 'observe') && entry.actor !== REMOTE_ACTOR;
+      // Gating scans take their uid's turn: a flood of one uid queues behind itself (fair-slots.ts).
+      const fair = !background && entry.actor !== REMOTE_ACTOR;
       if (background) await d.backgroundSlots.acquire();
+      else if (fair) {
+        try {
+          await d.fairSlots.acquire(uid ?? 0, signal);
+        } catch (err) {
+          closeQuiet(fd);
+          throw err;
+        }
+      }
       try {
         const ctx: ScanContext = {
           pool: d.pool,
@@ -44,6 +54,7 @@ export function inodeServices(d: DaemonParts): InodeServices {
         return result;
       } finally {
         if (background) d.backgroundSlots.release();
+        else if (fair) d.fairSlots.release();
         closeQuiet(fd);
       }
     },

@@ -11,6 +11,7 @@ import { RemoteScanners } from '../notify/remote-scanners.js';
 import type { ScanPool } from '../pool/scan-pool.js';
 import type { TagStore } from '../tags/index.js';
 import type { Logger } from './logger.js';
+import { FairSlots } from './fair-slots.js';
 import { Semaphore } from './semaphore.js';
 import type { StackState } from './stack-state.js';
 import type { Counters, Notice } from './stats.js';
@@ -25,7 +26,9 @@ export class DaemonParts {
   registry!: InodeRegistry;
   svc!: InodeServices;
   stopping = false;
-  readonly counters: Counters = { scans: {}, verdicts: { allow: 0, deny: 0 }, errors: 0 };
+  /** The gate's reader thread settles misses from their tags (a tag policy is set): JS need not read them again. */
+  nativeSettles = false;
+  readonly counters: Counters = { scans: {}, verdicts: { allow: 0, deny: 0 }, errors: 0, refusedPerUid: 0 };
   readonly fsids = new Map<number, string>(); // st_dev -> fsid hex, for notices
   readonly mountFds = new Map<string, number>(); // fsid -> directory fd, for open_by_handle_at
   /** Out-of-process scanners registered on the control socket (src/notify). */
@@ -34,6 +37,8 @@ export class DaemonParts {
   denyResponse = FAN_DENY;
   /** Observe scanners (and the crawl) never take the last worker: gating scans must not queue behind them. */
   backgroundSlots = new Semaphore(1);
+  /** Gating scans reach the pool round-robin across the uids that started them. */
+  fairSlots = new FairSlots(2);
   /** Lines a user can cause at will (denials) are rate-limited, with a count of what was not written. */
   readonly logLimit: LogLimit;
   /** Who costs what (per process, path, uid), for `blessctl stats --by`. */

@@ -16,6 +16,7 @@ export interface DaemonStats {
   machineStates: Record<string, number>;
   guards: { path: string; kind: string; mode: string; fallback?: string }[];
   errors: number;
+  refusedPerUid: number;
   crawl?: { visited: number; errors: number; running: boolean; pausedOnBattery: boolean };
 }
 
@@ -24,4 +25,6 @@ export interface Counters {
   scans: Record<string, number>;
   verdicts: { allow: number; deny: number };
   errors: number;
+  /** Accesses refused with EAGAIN because their uid had pool.queuePerUid files in judgement already. */
+  refusedPerUid: number;
 }

@@ -18,6 +18,8 @@ export interface InodeInput {
   dirty?: boolean;
   /** Nobody waits (the crawl): scan in the background lane. */
   background?: boolean;
+  /** Whose access started this judgement: its scans take that uid's turn in the fair pool queue. */
+  uid?: number;
 }
 
 export interface InodeContext extends InodeInput {
@@ -165,7 +167,7 @@ export const inodeMachine = setup({
       entry: 'chooseScanners',
       invoke: {
         src: 'runScanners',
-        input: ({ context }) => ({ services: context.services, fd: context.fd, names: context.inFlight, epoch: context.epoch, background: context.background === true && context.waiting.length === 0 }),
+        input: ({ context }) => ({ services: context.services, fd: context.fd, names: context.inFlight, epoch: context.epoch, background: context.background === true && context.waiting.length === 0, uid: context.uid }),
       },
       on: {
         ACCESS: { actions: 'hold' },

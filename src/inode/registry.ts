@@ -14,11 +14,14 @@ export const inodeKey = (dev: number, ino: number): InodeKey => `${dev}:${ino}`;
 interface Live {
   actor: Actor<typeof inodeMachine>;
   fd: number;
+  uid?: number;
 }
 
 export class InodeRegistry {
   private readonly live = new Map<InodeKey, Live>();
   private readonly onSettled: (key: InodeKey, state: string) => void;
+  /** Live machines per uid that started them (the per-uid bound of Dispatch). */
+  private readonly perUid = new Map<number, number>();
 
   constructor(
     private readonly services: InodeServices,
@@ -49,13 +52,19 @@ export class InodeRegistry {
    * The machine of this inode, created with `fd` if there is none. The registry takes ownership of `fd` when it
    * creates a machine (and closes it when the machine ends); otherwise the caller keeps it. Returns whether it did.
    */
-  ensure(key: InodeKey, fd: number, opts: { dirty?: boolean; background?: boolean } = {}): boolean {
+  /** Live machines started by this uid's accesses. */
+  liveOf(uid: number): number {
+    return this.perUid.get(uid) ?? 0;
+  }
+
+  ensure(key: InodeKey, fd: number, opts: { dirty?: boolean; background?: boolean; uid?: number } = {}): boolean {
     if (this.live.has(key)) return false;
     // Display only; escaped when the name is not UTF-8 (fs-quiet.ts), so logs name a file that can be found.
     const path = readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`;
-    const actor = createActor(inodeMachine, { input: { services: this.services, fd, path, dirty: opts.dirty, background: opts.background } });
-    const entry: Live = { actor, fd };
+    const actor = createActor(inodeMachine, { input: { services: this.services, fd, path, dirty: opts.dirty, background: opts.background, uid: opts.uid } });
+    const entry: Live = { actor, fd, uid: opts.uid };
     this.live.set(key, entry);
+    if (opts.uid !== undefined) this.perUid.set(opts.uid, this.liveOf(opts.uid) + 1);
     actor.subscribe({
       complete: () => this.drop(key, entry),
       error: (err) => {
@@ -84,6 +93,11 @@ export class InodeRegistry {
   private drop(key: InodeKey, entry: Live) {
     if (this.live.get(key) !== entry) return;
     this.live.delete(key);
+    if (entry.uid !== undefined) {
+      const n = this.liveOf(entry.uid) - 1;
+      if (n > 0) this.perUid.set(entry.uid, n);
+      else this.perUid.delete(entry.uid);
+    }
     const state = String(entry.actor.getSnapshot().value);
     try {
       closeSync(entry.fd);

@@ -10,11 +10,11 @@ export const readTags = fromPromise<Map<string, Answer>, { services: InodeServic
 export type ScannedEvent = { type: 'SCANNED'; result: ScanResult; epoch: number } | { type: 'SCAN_BROKEN'; name: string; error: string; epoch: number };
 
 /** Runs every named scanner at once; each result comes back as its own event, so the stack can decide early. */
-export const runScanners = fromCallback<{ type: 'noop' }, { services: InodeServices; fd: number; names: string[]; epoch: number; background: boolean }>(({ input, sendBack }) => {
+export const runScanners = fromCallback<{ type: 'noop' }, { services: InodeServices; fd: number; names: string[]; epoch: number; background: boolean; uid?: number }>(({ input, sendBack }) => {
   // A plain flag: an AbortController per file costs an EventTarget, and a DOMException at every abort.
   const stop = { aborted: false };
   for (const name of input.names) {
-    input.services.scan(input.fd, name, stop, input.background).then(
+    input.services.scan(input.fd, name, stop, input.background, input.uid).then(
       (result) => {
         if (!stop.aborted) sendBack({ type: 'SCANNED', result, epoch: input.epoch } satisfies ScannedEvent);
       },

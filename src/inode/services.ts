@@ -41,7 +41,7 @@ export interface InodeServices {
   /** Observe scanners without a valid tag: they scan but never gate. */
   observers(answers: ReadonlyMap<string, Answer>): string[];
   /** Start one scanner on the file (lease, scan, conditional tag write); resolves with its answer. */
-  scan(fd: number, name: string, signal: Cancelled, background?: boolean): Promise<ScanResult>;
+  scan(fd: number, name: string, signal: Cancelled, background?: boolean, uid?: number): Promise<ScanResult>;
   /** Dirty: remove every scanned-by tag. Returns the names removed. */
   clearTags(fd: number): string[];
   /** 'busy': EAGAIN (nfsd); 'fallback': what the gate's deadline would answer (the machine failed). */

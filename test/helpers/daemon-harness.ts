@@ -27,7 +27,7 @@ export interface DaemonHarness {
 export async function withDaemon(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree' | 'mount'; guard?: string; debounce?: string; scanTimeout?: string; whileWriting?: 'wait' | 'allow'; guardsFile?: string; prepare?: (dir: string) => Promise<void> } = {},
+  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree' | 'mount'; guard?: string; debounce?: string; scanTimeout?: string; queuePerUid?: number; whileWriting?: 'wait' | 'allow'; guardsFile?: string; prepare?: (dir: string) => Promise<void> } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
   const state = join(scratch.base, 'state');
@@ -50,6 +50,7 @@ gate:
 pool:
   threads: 2
   scanTimeout: ${opts.scanTimeout ?? '5s'}
+  queuePerUid: ${opts.queuePerUid ?? 1024}
   rescanDebounce: ${opts.debounce ?? '50ms'}
 socket:
   path: ${join(scratch.base, 'blessd.sock')}
