@@ -53,8 +53,11 @@ export function inodeServices(d: DaemonParts): InodeServices {
       }
     },
     answer: (w: Waiter, verdict) => {
-      if (verdict === 'fallback') verdict = d.config.gate.onDeadline;
-      d.gate.native.answer(w.id, verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? denyErrno('EAGAIN') : d.denyResponse);
+      if (verdict === 'fallback') {
+        d.gate.native.answer(w.id, d.fallbackResponse());
+        return;
+      }
+      d.gate.native.answer(w.id, verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? d.retryResponse : d.denyResponse);
     },
     bless: (fd) => {
       try {
