@@ -188,7 +188,8 @@ void Gate::HandleOverflow(std::vector<OutEvent> &batch) {
 
 // The order in which one gate event is judged (each step answers and closes, or falls through):
 //   1. our own process, exempt processes                         → allow
-//   2. a write-family syscall on an fd that writes this inode    → allow (writers are never blocked by their writes)
+//   2. a write-family syscall on an fd that writes this inode,
+//      or an open for writing only                                → allow (writers are never blocked by their writes)
 //   3. the verdict table: Denied                                 → its refusal, opens included (read mode too)
 //                         Allowed, once pending changes are read and the file's stamp still matches → allow
 //   4. an access whose deadline already passed, judgement pending → the same answer at once
@@ -233,10 +234,17 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   }
 
   // 2. Pre-content events fire on write() and ftruncate() too: the accessor's blocked syscall says which (O(1)).
+  // An open for writing only cannot read either (no read(), no mmap): it passes in both modes, denied file or not,
+  // so that a writer can always replace content. Whether an opener writes is read while it still sits in open().
+  int accmode = is_open && fast == Miss ? task_open_accmode(tid) : -1;
   if (fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) && task_access(tid, key.dev, key.ino) == TaskAccess::Write) {
     fast = Answer;
     response = FAN_ALLOW;
     c_.fast_writer++;
+  } else if (fast == Miss && accmode == O_WRONLY) {
+    fast = Answer;
+    response = FAN_ALLOW;
+    c_.fast_writer++;  // no notice either: its writes dirty the file, and the rescan follows its close
   }
 
   // 3. The verdict table. An Allowed entry seen here means the kernel dropped its ignore mark — evicted, refused
@@ -314,14 +322,13 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
 
   // 5. Miss: nothing cached answers this event.
   if (is_open && !open_waits) {
-    // Read mode: the open passes now (its reads will wait); the notice lets JS start judging early. Whether the
-    // opener writes is read while it still sits in open(), before the answer lets it run on.
-    bool writer = task_opens_for_write(tid);
+    // Read mode: the open passes now (its reads will wait); the notice lets JS start judging early — not for an
+    // O_RDWR opener: its writes will dirty the file anyway, and its first read judges.
     WriteResponse(fd, FAN_ALLOW);
     c_.open_allowed++;
-    return ForwardOpenNotice(md, fd, key, writer, batch);
+    return ForwardOpenNotice(md, fd, key, accmode == O_RDWR, batch);
   }
-  if (!perm) return ForwardOpenNotice(md, fd, key, task_opens_for_write(tid), batch);
+  if (!perm) return ForwardOpenNotice(md, fd, key, false, batch);
   ForwardPermission(md, fd, key, batch);
 }
 

@@ -91,20 +91,20 @@ TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino) {
   }
 }
 
-bool task_opens_for_write(pid_t tid) {
+int task_open_accmode(pid_t tid) {
   long nr;
   unsigned long a[6];
-  if (!read_syscall(tid, nr, a)) return false;
+  if (!read_syscall(tid, nr, a)) return -1;
   unsigned long flags;
   if (nr == SYS_openat) flags = a[2];
 #ifdef SYS_open
   else if (nr == SYS_open) flags = a[1];
 #endif
 #ifdef SYS_creat
-  else if (nr == SYS_creat) return true;
+  else if (nr == SYS_creat) return O_WRONLY;
 #endif
-  else return false;  // openat2 keeps its flags in memory, execve reads: not a writer
-  return (flags & O_ACCMODE) != O_RDONLY;
+  else return -1;
+  return (int)(flags & O_ACCMODE);
 }
 
 bool task_identity(pid_t tid, pid_t &tgid, uint32_t &uid) {

@@ -15,9 +15,9 @@ enum class TaskAccess : uint8_t {
 // Classify the access of task `tid`, blocked on (dev, ino), from /proc/<tid>/syscall and /proc/<tid>/fdinfo/<fd>.
 TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino);
 
-// The opener blocked in open()/openat() asks for write access (O_WRONLY or O_RDWR), from the flags register.
-// False when the task is in another syscall or cannot be read.
-bool task_opens_for_write(pid_t tid);
+// The access mode (O_RDONLY, O_WRONLY or O_RDWR) an opener blocked in open()/openat()/creat() asks for, from the
+// flags register; -1 when the task is in another syscall (execve, openat2 whose flags live in memory) or unreadable.
+int task_open_accmode(pid_t tid);
 
 // Thread group id and real uid of a task, from /proc/<tid>/status. False if the task is gone.
 bool task_identity(pid_t tid, pid_t &tgid, uint32_t &uid);
