@@ -154,7 +154,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void ExpireDeadlines(std::vector<OutEvent> &batch);
   void ForwardPermission(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, std::vector<OutEvent> &batch);
   void ForwardOpenNotice(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool writer, std::vector<OutEvent> &batch);
-  void ReportFallback(FallbackWhy why, const std::string &path, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response, std::vector<OutEvent> &batch);
+  bool FallbackSlotLocked(FallbackWhy why, OutEvent &rec);
+  void FillFallback(OutEvent &rec, int fd, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response);
   uint32_t DeadlineAnswerLocked(const InodeKey &key);
   int PollTimeoutMs();
   void Deliver(std::vector<OutEvent> *batch);

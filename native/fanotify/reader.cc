@@ -73,76 +73,73 @@ uint32_t Gate::DeadlineAnswerLocked(const InodeKey &key) {
 
 void Gate::ExpireDeadlines(std::vector<OutEvent> &batch) {
   int64_t now = now_ns();
-  struct Expired { std::string path; int32_t tid; uint64_t mask; InodeKey key; uint32_t response; };
-  std::vector<Expired> expired;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    while (!deadlines_.empty() && deadlines_.top().first <= now) {
-      uint64_t id = deadlines_.top().second;
-      deadlines_.pop();
-      auto it = pending_.find(id);
-      if (it == pending_.end() || it->second.answered) continue;
-      uint32_t response = DeadlineAnswerLocked(it->second.key);
-      AnswerLocked(id, it->second, response);
-      c_.by_deadline++;
-      // The access is out of time: its later events get this answer at once until JS gives a verdict.
-      auto b = budgets_.find(it->second.key);
-      if (b != budgets_.end()) {
-        if (b->second.expired_ns == 0) b->second.expired_ns = now;
-        b->second.response = response;
-        if (b->second.live > 0) b->second.live--;
-      }
-      auto u = pending_by_uid_.find(it->second.uid);
-      if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
-      // The path now, under the lock: once we let go, JS may answer late and close the fd (its number reused).
-      expired.push_back({fd_path(it->second.fd), it->second.tid, it->second.mask, it->second.key, response});
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!deadlines_.empty() && deadlines_.top().first <= now) {
+    uint64_t id = deadlines_.top().second;
+    deadlines_.pop();
+    auto it = pending_.find(id);
+    if (it == pending_.end() || it->second.answered) continue;
+    Pending &p = it->second;
+    uint32_t response = DeadlineAnswerLocked(p.key);
+    // Who and what, while the accessor still waits (after the answer it may be gone); then the answer.
+    OutEvent rec{EventKind::Fallback};
+    bool report = FallbackSlotLocked(FallbackWhy::Deadline, rec);
+    if (report) FillFallback(rec, p.fd, p.tid, p.mask, p.key, response);
+    AnswerLocked(id, p, response);
+    c_.by_deadline++;
+    if (report) batch.push_back(std::move(rec));
+    // The access is out of time: its later events get this answer at once until JS gives a verdict.
+    auto b = budgets_.find(p.key);
+    if (b != budgets_.end()) {
+      if (b->second.expired_ns == 0) b->second.expired_ns = now;
+      b->second.response = response;
+      if (b->second.live > 0) b->second.live--;
     }
+    auto u = pending_by_uid_.find(p.uid);
+    if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
   }
-  for (auto &e : expired) ReportFallback(FallbackWhy::Deadline, e.path, e.tid, e.mask, e.key, e.response, batch);
 }
 
-// A small record of an answer that was not a verdict, for JS to log: at most kFallbackRecordsPerSecond per reason,
-// the rest counted in the next record. Called without mu_.
-void Gate::ReportFallback(FallbackWhy why, const std::string &path, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response, std::vector<OutEvent> &batch) {
+// Fallback records for JS to log: at most kFallbackRecordsPerSecond per reason, the rest counted in the next record.
+// Called with mu_ held; true if this one is to be sent (`rec` then carries the count of those not sent before it).
+bool Gate::FallbackSlotLocked(FallbackWhy why, OutEvent &rec) {
   int64_t second = now_ns() / 1000000000LL;
-  uint64_t suppressed;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto &w = fallback_windows_[(int)why];
-    if (w.second != second) {
-      w.second = second;
-      w.sent = 0;
-    }
-    if (w.sent >= kFallbackRecordsPerSecond) {
-      w.suppressed++;
-      c_.fallbacks_suppressed++;
-      return;
-    }
-    w.sent++;
-    suppressed = w.suppressed;
-    w.suppressed = 0;
+  auto &w = fallback_windows_[(int)why];
+  if (w.second != second) {
+    w.second = second;
+    w.sent = 0;
   }
-  OutEvent ev{EventKind::Fallback};
-  ev.why = why;
-  ev.tid = tid;
-  ev.pid = tid;
-  ev.mask = mask;
-  ev.dev = key.dev;
-  ev.ino = key.ino;
-  ev.response = response;
-  ev.suppressed = suppressed;
+  if (w.sent >= kFallbackRecordsPerSecond) {
+    w.suppressed++;
+    c_.fallbacks_suppressed++;
+    return false;
+  }
+  w.sent++;
+  rec.why = why;
+  rec.suppressed = w.suppressed;
+  w.suppressed = 0;
+  return true;
+}
+
+// Path, process, uid and executable of a fallback record: readlinks and one /proc read, no open of a guarded file.
+void Gate::FillFallback(OutEvent &rec, int fd, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response) {
+  rec.tid = tid;
+  rec.pid = tid;
+  rec.mask = mask;
+  rec.dev = key.dev;
+  rec.ino = key.ino;
+  rec.response = response;
   pid_t tgid;
   uint32_t uid;
   if (task_identity(tid, tgid, uid)) {
-    ev.pid = tgid;
-    ev.uid = uid;
+    rec.pid = tgid;
+    rec.uid = uid;
   }
-  ev.path = path;
+  rec.path = fd_path(fd);
   char link[64], target[4096];
   snprintf(link, sizeof link, "/proc/%d/exe", (int)tid);
   ssize_t n = readlink(link, target, sizeof target - 1);
-  if (n > 0) ev.exe.assign(target, n);
-  batch.push_back(std::move(ev));
+  if (n > 0) rec.exe.assign(target, n);
 }
 
 void Gate::ReadGateGroup(std::vector<OutEvent> &batch) {
@@ -300,6 +297,8 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   // 4. The deadline bounds an access, not an event: once it answered, this inode's later events get that answer
   // at once while JS has not given a verdict (a multi-MiB read under a stalled scanner costs one deadline, not one
   // per read()).
+  OutEvent rec{EventKind::Fallback};
+  bool report = false;
   if (perm && have_key && !(is_open && !open_waits)) {
     std::lock_guard<std::mutex> lock(mu_);
     auto b = budgets_.find(key);
@@ -308,15 +307,17 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
         fast = Answer;
         response = b->second.response;
         c_.by_access_deadline++;
+        report = FallbackSlotLocked(FallbackWhy::AccessDeadline, rec);
       } else if (b->second.live == 0) {
         budgets_.erase(b);  // long enough: let JS try again
       }
     }
   }
   if (fast == Answer) {
+    if (report) FillFallback(rec, fd, tid, md->mask, key, response);
     WriteResponse(fd, response);
-    ReportFallback(FallbackWhy::AccessDeadline, fd_path(fd), tid, md->mask, key, response, batch);
     close(fd);
+    if (report) batch.push_back(std::move(rec));
     return;
   }
 
@@ -393,6 +394,8 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
   }
 
   FallbackWhy refused = FallbackWhy::kCount;
+  OutEvent rec{EventKind::Fallback};
+  bool report = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto u = pending_by_uid_.find(uid);
@@ -417,15 +420,17 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
       deadlines_.emplace(std::min(now + deadline_ns_, budget.start_ns + access_ns_), ev.id);
       c_.forwarded++;
     } else {
-      // Answer first: whatever follows (the record, the log) may be what the blocked process holds up.
-      WriteResponse(fd, overload_answer_);
       if (refused == FallbackWhy::Overload) c_.overload++;
       else c_.uid_share++;
+      report = FallbackSlotLocked(refused, rec);
     }
   }
   if (refused != FallbackWhy::kCount) {
-    ReportFallback(refused, fd_path(fd), md->pid, md->mask, key, overload_answer_, batch);
+    // Who it was, read while the accessor still waits (a few /proc readlinks); then the answer, before the log.
+    if (report) FillFallback(rec, fd, md->pid, md->mask, key, overload_answer_);
+    WriteResponse(fd, overload_answer_);
     close(fd);
+    if (report) batch.push_back(std::move(rec));
     return;
   }
   batch.push_back(std::move(ev));

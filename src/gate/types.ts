@@ -130,6 +130,8 @@ export interface GateStats {
   overflows: number;
   coalesced: number;
   changeForwarded: number;
+  /** Open notices not sent to JS because maxPending fds were held already (the first read judges instead). */
+  noticesDropped: number;
   pendingNow: number;
   heldFds: number;
   verdictTableSize: number;
