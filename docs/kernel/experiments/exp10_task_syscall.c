@@ -4,8 +4,8 @@
  * running kernel, that /proc/<tid>/syscall then names that syscall and its register arguments (so a listener can
  * tell a write() from a read() without scanning the task's fd table), that /proc/<tid>/fdinfo/<fd> confirms the fd
  * argument, that FAN_REPORT_TID reports the thread, and what each look-up costs — also for a task holding 19,000
- * fds. Marks only the private ext4 image mounted by task-syscall.sh; every event is answered; alarm() bounds it.
- * Build and run: sh docs/kernel/task-syscall.sh
+ * fds. Marks only the private ext4 image mounted by exp10_task_syscall.sh; every event is answered; alarm() bounds it.
+ * Build and run: sh docs/kernel/experiments/exp10_task_syscall.sh (its output: exp10_task_syscall.out)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
