@@ -8,7 +8,7 @@
         "native/fanotify/reader.cc",
         "native/fanotify/marks.cc",
         "native/fanotify/trees.cc",
-        "native/proc/fdinfo.cc",
+        "native/proc/task.cc",
         "native/xattr/xattr.cc",
         "native/file/identity.cc",
         "native/socket/scm_rights.cc",

@@ -7,7 +7,6 @@ void InitXattr(Napi::Env env, Napi::Object exports);
 void InitIdentity(Napi::Env env, Napi::Object exports);
 void InitScmRights(Napi::Env env, Napi::Object exports);
 void InitPeerCred(Napi::Env env, Napi::Object exports);
-void InitProc(Napi::Env env, Napi::Object exports);
 void InitDatagram(Napi::Env env, Napi::Object exports);
 void InitTags(Napi::Env env, Napi::Object exports);
 }  // namespace blessd
@@ -18,7 +17,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   blessd::InitIdentity(env, exports);
   blessd::InitScmRights(env, exports);
   blessd::InitPeerCred(env, exports);
-  blessd::InitProc(env, exports);
   blessd::InitDatagram(env, exports);
   blessd::InitTags(env, exports);
   return exports;

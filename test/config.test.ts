@@ -63,7 +63,17 @@ test('defaults fill everything not written', (t) => {
   t.deepEqual(c.tags, { namespace: 'trusted', keyFile: '/var/lib/blessd/tag.key', stamp: 'ctime', lease: 300_000 });
   t.deepEqual(c.guards, [{ path: '/srv/files', kind: 'tree', wait: 'read', create: false, demo: false, origin: c.guards[0]!.origin }]);
   t.regex(c.guards[0]!.origin, /^\/etc\/blessd\/config\.yaml:\d+:\d+$/);
-  t.deepEqual(c.gate, { deadline: 30_000, onDeadline: 'allow', maxPending: 4096, denyErrno: 'EPERM', whileWriting: 'wait', audit: false });
+  t.deepEqual(c.gate, {
+    deadline: 30_000,
+    accessDeadline: 30_000,
+    onDeadline: 'retry',
+    maxPending: 4096,
+    maxPendingPerUid: 1024,
+    denyErrno: 'EPERM',
+    retryErrno: 'EAGAIN',
+    whileWriting: 'wait',
+    audit: false,
+  });
   t.deepEqual(c.exempt, { uids: [], executables: [], paths: [], pathMatchers: [] });
   t.deepEqual(c.pool, { threads: 2, scanTimeout: 20_000, rescanDebounce: 200, queuePerUid: 1024 });
   t.deepEqual(c.mustPass, { dir: null, control: 'required', position: 'beforeDefault' });
@@ -180,6 +190,9 @@ const BAD: [string, string, RegExp][] = [
   ['bad scanner name', `guards:\n  - path: /srv\nstack:\n  - actor: default\n    name: Default!\n`, /config\.yaml:5:5: stack\[0\]\.name: must match/],
   ['bad size string', `guards:\n  - path: /srv\nstack:\n  - actor: default\n    maxSize: 12 furlongs\n`, /config\.yaml:5:5: stack\[0\]\.maxSize: must be a size .* \(got "12 furlongs"\)/],
   ['bad duration string', `${MINIMAL}gate:\n  deadline: soon\n`, /config\.yaml:7:3: gate\.deadline: must be a duration/],
+  ['per-uid share above maxPending', `${MINIMAL}gate:\n  maxPending: 100\n  maxPendingPerUid: 200\n`, /config\.yaml:8:3: gate\.maxPendingPerUid: must not exceed gate\.maxPending/],
+  ['accessDeadline above an hour', `${MINIMAL}gate:\n  accessDeadline: 2h\n`, /config\.yaml:7:3: gate\.accessDeadline: must be at most 1h/],
+  ['onDeadline unknown', `${MINIMAL}gate:\n  onDeadline: maybe\n`, /config\.yaml:7:3: gate\.onDeadline: /],
   ['YAML syntax error', `guards:\n  - path: /srv\nstack: [\n  - actor: default\n`, /config\.yaml:\d+:\d+: YAML: /],
   ['duplicate YAML key', `${MINIMAL}log:\n  level: info\n  level: debug\n`, /config\.yaml:8:3: YAML: Map keys must be unique/],
   ['maxPending above the fd limit', `${MINIMAL}gate:\n  maxPending: 100000000\n`, /config\.yaml:7:3: gate\.maxPending: 100000000 waiting events hold 100000000 fds, plus 512 for the rest, but this process may open \d+ \(RLIMIT_NOFILE\)/],

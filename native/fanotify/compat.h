@@ -45,8 +45,10 @@ struct RangeInfo {
   uint64_t count;
 };
 
-// What a read-mode guard asks of the gate group: the open notice starts a scan early, the read/mmap and exec wait.
-constexpr uint64_t kReadModeMask = FAN_OPEN | FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM;
+// What a read-mode guard asks of the gate group: the read/mmap and exec wait. The open is a permission event too,
+// answered on the reader thread: refused at once when the verdict is already deny (a server can then answer an error
+// before it sends headers), allowed at once otherwise, and then a notice that starts the scan early.
+constexpr uint64_t kReadModeMask = FAN_OPEN_PERM | FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM;
 // Open mode, where the filesystem has no pre-content events or the guard asks for it: the open itself waits.
 constexpr uint64_t kOpenModeMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
 // The verdict cache's ignore mask: everything either mode could ask about this inode.

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cmath>
 #include <cstring>
 #include "common/errors.h"
 #include "fanotify/compat.h"
@@ -25,12 +26,17 @@ int64_t now_ns() {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static uint32_t answer_from_string(Napi::Env env, const Napi::Value &v) {
-  if (v.IsUndefined()) return FAN_ALLOW;
-  std::string s = v.As<Napi::String>().Utf8Value();
-  if (s == "allow") return FAN_ALLOW;
-  if (s == "deny") return FAN_DENY;
-  throw Napi::TypeError::New(env, "gate: options.deadlineAnswer must be 'allow' or 'deny'");
+static double number_option(Napi::Object o, const char *name, double fallback) {
+  return o.Has(name) && !o.Get(name).IsUndefined() ? o.Get(name).As<Napi::Number>().DoubleValue() : fallback;
+}
+
+// A response JS computed (FAN_ALLOW, FAN_DENY, FAN_DENY_ERRNO(e)); refusals only where `refusal` is set.
+static uint32_t response_option(Napi::Env env, Napi::Object o, const char *name, uint32_t fallback, bool refusal) {
+  if (!o.Has(name) || o.Get(name).IsUndefined()) return fallback;
+  uint32_t r = o.Get(name).As<Napi::Number>().Uint32Value();
+  if ((r & 0xff) != FAN_DENY && (refusal || r != FAN_ALLOW))
+    throw Napi::TypeError::New(env, std::string("gate: options.") + name + (refusal ? " must be a refusal (FAN_DENY or FAN_DENY_ERRNO)" : " must be a fanotify response"));
+  return r;
 }
 
 Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_pid_(getpid()) {
@@ -38,17 +44,32 @@ Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_p
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "gate: options object required");
   Napi::Object o = info[0].As<Napi::Object>();
   if (!o.Get("onEvents").IsFunction()) throw Napi::TypeError::New(env, "gate: options.onEvents must be a function");
-  double deadline_ms = o.Has("deadlineMs") && !o.Get("deadlineMs").IsUndefined() ? o.Get("deadlineMs").As<Napi::Number>().DoubleValue() : 30000;
+  double deadline_ms = number_option(o, "deadlineMs", 30000);
   if (!(deadline_ms >= 1 && deadline_ms <= 3600000)) throw Napi::RangeError::New(env, "gate: options.deadlineMs must be between 1 and 3600000");
   deadline_ns_ = (int64_t)(deadline_ms * 1e6);
-  deadline_answer_ = answer_from_string(env, o.Get("deadlineAnswer"));
-  double max_pending = o.Has("maxPending") && !o.Get("maxPending").IsUndefined() ? o.Get("maxPending").As<Napi::Number>().DoubleValue() : 4096;
+  double access_ms = number_option(o, "accessDeadlineMs", deadline_ms);
+  if (!(access_ms >= 1 && access_ms <= 3600000)) throw Napi::RangeError::New(env, "gate: options.accessDeadlineMs must be between 1 and 3600000");
+  access_ns_ = (int64_t)(access_ms * 1e6);
+  // Fail closed unless told otherwise: the deadline and the overload caps answer a retryable refusal (EAGAIN).
+  overload_answer_ = response_option(env, o, "retryResponse", FAN_DENY_ERRNO(EAGAIN), true);
+  uint32_t deny = response_option(env, o, "denyResponse", FAN_DENY, true);
+  std::string da = o.Has("deadlineAnswer") && o.Get("deadlineAnswer").IsString() ? o.Get("deadlineAnswer").As<Napi::String>().Utf8Value() : "retry";
+  if (da == "allow") deadline_answer_ = FAN_ALLOW;
+  else if (da == "deny") deadline_answer_ = deny;
+  else if (da == "retry") deadline_answer_ = overload_answer_;
+  else throw Napi::TypeError::New(env, "gate: options.deadlineAnswer must be 'retry', 'deny' or 'allow'");
+  double max_pending = number_option(o, "maxPending", 4096);
   if (!(max_pending >= 1 && max_pending <= 1e6)) throw Napi::RangeError::New(env, "gate: options.maxPending must be a positive integer");
   max_pending_ = (size_t)max_pending;
+  double per_uid = number_option(o, "maxPendingPerUid", std::max(1.0, std::floor(max_pending / 4)));
+  if (!(per_uid >= 1 && per_uid <= max_pending)) throw Napi::RangeError::New(env, "gate: options.maxPendingPerUid must be from 1 to maxPending");
+  max_pending_per_uid_ = (size_t)per_uid;
   audit_ = o.Has("audit") && o.Get("audit").ToBoolean();
   bool changes = !o.Has("changes") || o.Get("changes").IsUndefined() || o.Get("changes").ToBoolean();
 
-  unsigned int init_flags = FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
+  // FAN_REPORT_TID: the event names the accessing thread, whose blocked syscall tells a write from a read
+  // (proc/task.h); our own process is then recognised by thread group (IsOwn).
+  unsigned int init_flags = FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS | FAN_REPORT_TID;
   if (audit_) init_flags |= FAN_ENABLE_AUDIT;
   gate_fd_ = fanotify_init(init_flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME);
   if (gate_fd_ < 0) throw errno_error(env, errno, "fanotify_init(gate group)");
@@ -123,7 +144,11 @@ Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
     if (answered_now) {
       c_.by_js++;
       c_.latency[latency_bucket((now_ns() - it->second.forwarded_ns) / 1000)]++;
-    }
+      // JS answered in time: this access's wait is over, and its deadline answer (if any) no longer stands.
+      budgets_.erase(it->second.key);
+      auto u = pending_by_uid_.find(it->second.uid);
+      if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
+    }  // else the deadline answered it and already settled its budget and its uid's count
     if (!keep_fd) fd_to_close = it->second.fd;
     pending_.erase(it);
   }
@@ -165,6 +190,8 @@ Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
   VerdictEntry e;
   e.verdict = Verdict::Allowed;
   e.gen_known = generation_of_fd(fd, e.gen);
+  struct stat st;
+  if (fstat(fd, &st) == 0) take_stamp(e, st);
   char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
   auto *fh = reinterpret_cast<struct file_handle *>(storage);
   fh->handle_bytes = MAX_HANDLE_SZ;
@@ -177,6 +204,7 @@ Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
   std::lock_guard<std::mutex> lock(mu_);
   if (table_.size() >= max_entries_) ForgetAllLocked();
   table_[key] = std::move(e);
+  budgets_.erase(key);
   return Napi::Boolean::New(env, marked);
 }
 
@@ -190,11 +218,14 @@ Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
   e.verdict = Verdict::Denied;
   e.response = response;
   e.gen_known = generation_of_fd(fd, e.gen);
+  struct stat st;
+  if (fstat(fd, &st) == 0) take_stamp(e, st);
   // A denied file must keep asking: drop any ignore mark it may still carry.
   RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
   if (table_.size() >= max_entries_) ForgetAllLocked();
   table_[key] = std::move(e);
+  budgets_.erase(key);
   return env.Undefined();
 }
 
@@ -206,6 +237,7 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
   RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
   table_.erase(key);
+  budgets_.erase(key);
   return env.Undefined();
 }
 
@@ -213,6 +245,7 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
 Napi::Value Gate::ForgetInode(const Napi::CallbackInfo &info) {
   InodeKey key{(uint64_t)info[0].As<Napi::Number>().Int64Value(), (uint64_t)info[1].As<Napi::Number>().Int64Value()};
   std::lock_guard<std::mutex> lock(mu_);
+  budgets_.erase(key);
   auto it = table_.find(key);
   if (it == table_.end()) return Napi::Boolean::New(info.Env(), false);
   if (it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(key.dev, it->second.handle_type, it->second.handle);
@@ -256,10 +289,19 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("fastWriter", (double)c_.fast_writer);
   o.Set("fastTagsAllowed", (double)c_.tags_allowed);
   o.Set("fastTagsDenied", (double)c_.tags_denied);
+  o.Set("openAllowed", (double)c_.open_allowed);
+  o.Set("openRefused", (double)c_.open_refused);
+  o.Set("noticesFromWriters", (double)c_.notices_writer);
+  o.Set("staleAllowed", (double)c_.stale_allowed);
+  o.Set("closeUnchanged", (double)c_.close_unchanged);
   o.Set("forwarded", (double)c_.forwarded);
   o.Set("answeredByJs", (double)c_.by_js);
   o.Set("answeredByDeadline", (double)c_.by_deadline);
   o.Set("answeredOverload", (double)c_.overload);
+  o.Set("answeredUidShare", (double)c_.uid_share);
+  o.Set("answeredAccessDeadline", (double)c_.by_access_deadline);
+  o.Set("deadlineKeptDeny", (double)c_.deadline_kept_deny);
+  o.Set("fallbacksSuppressed", (double)c_.fallbacks_suppressed);
   o.Set("answeredAtClose", (double)c_.at_close);
   o.Set("lateAnswers", (double)c_.late);
   o.Set("overflows", (double)c_.overflows);
@@ -310,7 +352,9 @@ void Gate::Shutdown() {
       close(kv.second.fd);
     }
     pending_.clear();
-    deadlines_.clear();
+    deadlines_ = {};
+    budgets_.clear();
+    pending_by_uid_.clear();
     for (auto &kv : filesystems_) close(kv.second.mount_fd);
     filesystems_.clear();
     mount_fd_by_dev_.clear();
@@ -335,7 +379,8 @@ Napi::Value Gate::Close(const Napi::CallbackInfo &info) {
 
 // The one place events cross into JS. On the main thread; `batch` was built by the reader thread.
 static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
-  static const char *kinds[] = {"open", "perm", "change", "overflow", "settled"};
+  static const char *kinds[] = {"open", "perm", "change", "overflow", "settled", "fallback"};
+  static const char *whys[] = {"deadline", "access-deadline", "overload", "uid-share"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", kinds[(int)e.kind]);
   o.Set("id", (double)e.id);
@@ -347,6 +392,15 @@ static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
   o.Set("gen", (double)e.gen);
   o.Set("offset", (double)e.offset);
   o.Set("count", (double)e.count);
+  o.Set("tid", e.tid);
+  if (e.uid >= 0) o.Set("uid", (double)e.uid);
+  if (e.kind == EventKind::Fallback) {
+    o.Set("why", whys[(int)e.why]);
+    o.Set("response", (double)e.response);
+    o.Set("suppressed", (double)e.suppressed);
+    if (!e.path.empty()) o.Set("path", e.path);
+    if (!e.exe.empty()) o.Set("exe", e.exe);
+  }
   if (e.kind == EventKind::Change) {
     o.Set("fsid", e.fsid);
     o.Set("handleType", e.handle_type);

@@ -2,14 +2,18 @@
 //
 // Owns two fanotify groups: the gate group (permission events, each with an fd the kernel opened for us) and the
 // change group (notifications with file handles). A reader thread polls both plus a wake-up eventfd; it answers
-// alone what it can (our own process, exempt pids/uids, inodes in the verdict table, writers' own writes) and hands
-// the rest to JS in batches through one ThreadSafeFunction.
+// alone what it can (our own process, exempt pids/uids, inodes in the verdict table, writers' own writes, opens in
+// read mode, accesses whose deadline already passed) and hands the rest to JS in batches through one
+// ThreadSafeFunction. Every answer that is not a verdict (deadline, overload, a uid past its share) is also sent to
+// JS as a small 'fallback' record, rate-limited here, so that it is logged.
 //
 // Who answers and who closes:
 //  - A forwarded permission event is a Pending record. Exactly one answer is written for it, under `mu_`: by JS
-//    (answer()), by the deadline on the reader thread, by the overload cap, or by close(). Its fd stays open until
+//    (answer()), by the deadline on the reader thread, or by close(). Its fd stays open until
 //    it is answered AND JS released it (answer() releases unless keepFd, in which case JS owns and closes the fd).
 //  - An 'open' notice fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held fds).
+//    In read mode the notice is a FAN_OPEN_PERM event that the reader thread already answered.
+//  - Events refused for overload (the global cap, or one uid's share) are answered and closed on the reader thread.
 //  - Fast-path events are answered and closed on the reader thread before anything else happens: answering first,
 //    because whatever we would do next (log, call JS) may be what the blocked process holds up.
 // The reader thread never opens a file on a guarded filesystem: its own open would wait for itself.
@@ -19,7 +23,9 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <queue>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -31,9 +37,13 @@
 namespace blessd {
 
 // Settled: a permission event the reader answered from the file's tags (a deny), handed to JS to log; JS releases fd.
-enum class EventKind : uint8_t { Open, Perm, Change, Overflow, Settled };
+// Fallback: an answer that was not a verdict (deadline, overload...), for JS to log.
+enum class EventKind : uint8_t { Open, Perm, Change, Overflow, Settled, Fallback };
 
 struct GateTagPolicy;
+
+// Why an answer was not a verdict (a 'fallback' record for JS to log).
+enum class FallbackWhy : uint8_t { Deadline, AccessDeadline, Overload, UidShare, kCount };
 
 // One record for JS, built on the reader thread, turned into a JS object in Gate::Deliver.
 struct OutEvent {
@@ -45,6 +55,13 @@ struct OutEvent {
   uint64_t dev = 0, ino = 0;
   uint32_t gen = 0;
   int64_t offset = -1, count = -1;
+  int32_t tid = 0;
+  int64_t uid = -1;
+  // fallback records: why, the answer given, how many like it were not reported since the last one
+  FallbackWhy why = FallbackWhy::Deadline;
+  uint32_t response = 0;
+  uint64_t suppressed = 0;
+  std::string exe;
   // change records
   std::string fsid, handle, dir_handle, name, path;
   int handle_type = 0;
@@ -54,8 +71,26 @@ struct OutEvent {
 struct Pending {
   int fd;
   int64_t forwarded_ns;
+  InodeKey key;
+  uint32_t uid;
+  int32_t tid;
+  uint64_t mask;
   bool answered = false;
 };
+
+// One access's wait budget for an inode whose judgement is pending (the deadline bounds an access, not an event).
+// Starts with the first forwarded event; every later event of the inode waits at most until start + access wait.
+// Once the deadline answered, later events get the same answer at once, until JS gives a verdict (bless, condemn,
+// forget, an answer) or one more access wait has passed (then the next event waits again: JS may judge now).
+struct AccessBudget {
+  int64_t start_ns = 0;
+  int64_t expired_ns = 0;  // 0 while not expired
+  uint32_t response = 0;
+  uint32_t live = 0;       // forwarded events of this inode still unanswered
+};
+
+// At most this many fallback records per second per reason reach JS; the rest are counted in the next one.
+constexpr uint32_t kFallbackRecordsPerSecond = 20;
 
 struct FsInfo {
   uint64_t dev;
@@ -75,7 +110,9 @@ inline uint32_t latency_bucket(int64_t us) {
 struct Counters {
   std::atomic<uint64_t> open_perm{0}, exec_perm{0}, pre_access{0}, open_notice{0}, change{0};
   std::atomic<uint64_t> fast_own{0}, fast_exempt{0}, fast_allowed{0}, fast_denied{0}, fast_writer{0};
-  std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, overload{0}, at_close{0}, late{0};
+  std::atomic<uint64_t> open_allowed{0}, open_refused{0}, notices_writer{0}, stale_allowed{0}, close_unchanged{0};
+  std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, by_access_deadline{0}, overload{0}, uid_share{0};
+  std::atomic<uint64_t> deadline_kept_deny{0}, at_close{0}, late{0}, fallbacks_suppressed{0};
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0};
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
@@ -158,10 +195,16 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void ReadChangeGroup(std::vector<OutEvent> &batch);
   void HandleChangeEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
   void HandleOverflow(std::vector<OutEvent> &batch);
-  void ExpireDeadlines();
+  void ExpireDeadlines(std::vector<OutEvent> &batch);
+  void ForwardPermission(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, std::vector<OutEvent> &batch);
+  void ForwardOpenNotice(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool writer, std::vector<OutEvent> &batch);
+  bool FallbackSlotLocked(FallbackWhy why, OutEvent &rec);
+  void FillFallback(OutEvent &rec, int fd, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response);
+  uint32_t DeadlineAnswerLocked(const InodeKey &key);
   int PollTimeoutMs();
   void Deliver(std::vector<OutEvent> *batch);
-  bool IsExempt(int32_t pid);
+  bool IsExempt(int32_t tid);
+  bool IsOwn(int32_t tid);
   // tag_settle.cc: a miss whose valid tags settle the verdict, answered here; true if it was.
   bool SettleByTags(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool perm, std::vector<OutEvent> &batch);
 
@@ -176,17 +219,25 @@ class Gate : public Napi::ObjectWrap<Gate> {
   pid_t own_pid_;
   bool audit_ = false;
   int64_t deadline_ns_;
-  uint32_t deadline_answer_;
+  int64_t access_ns_;          // how long all events of one access may wait together
+  uint32_t deadline_answer_;   // FAN_ALLOW, or a refusal (never served for a denied inode)
+  uint32_t overload_answer_;   // a refusal: past maxPending, or past one uid's share
   size_t max_pending_;
+  size_t max_pending_per_uid_;
   size_t max_entries_ = 1 << 20;
 
   std::mutex mu_;  // guards everything below until the thread
   std::unordered_map<uint64_t, Pending> pending_;
-  std::deque<std::pair<int64_t, uint64_t>> deadlines_;  // (deadline, id); one deadline length, so FIFO order is time order
+  // (deadline, id), earliest first: an event's deadline is the sooner of its own and its access budget's.
+  std::priority_queue<std::pair<int64_t, uint64_t>, std::vector<std::pair<int64_t, uint64_t>>, std::greater<>> deadlines_;
+  std::unordered_map<InodeKey, AccessBudget, InodeKeyHash> budgets_;
+  std::unordered_map<uint32_t, uint32_t> pending_by_uid_;
+  std::unordered_set<uint64_t> open_wait_devs_;  // filesystems with an open-mode guard: FAN_OPEN_PERM waits for JS there
+  struct FallbackWindow { int64_t second = 0; uint32_t sent = 0; uint64_t suppressed = 0; };
+  FallbackWindow fallback_windows_[(int)FallbackWhy::kCount];
   uint64_t next_id_ = 1;
   size_t held_notices_ = 0;
   VerdictTable table_;
-  std::unordered_set<std::string> writers_;  // "pid:dev:ino" known to write the inode: their pre-access passes
   std::unordered_set<int32_t> exempt_pids_;
   std::unordered_set<long> exempt_uids_;
   std::unordered_map<std::string, FsInfo> filesystems_;  // fsid hex -> info

@@ -82,7 +82,14 @@ Napi::Value Gate::Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, 
   Napi::Object out = Napi::Object::New(env);
   out.Set("mode", mode);
   if (!fallback.empty()) out.Set("fallback", fallback);
-  if (stat(path.c_str(), &st) == 0) out.Set("dev", (double)st.st_dev);
+  if (stat(path.c_str(), &st) == 0) {
+    out.Set("dev", (double)st.st_dev);
+    // FAN_OPEN_PERM waits for JS on a filesystem with an open-mode guard; elsewhere the reader thread answers it.
+    if (mode == "open") {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_wait_devs_.insert((uint64_t)st.st_dev);
+    }
+  }
   if (statfs(path.c_str(), &sfs) == 0) out.Set("fsid", fsid_hex(&sfs.f_fsid));
   return out;
 }
@@ -142,8 +149,8 @@ void Gate::ForgetAllLocked() {
     if (kv.second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(kv.first.dev, kv.second.handle_type, kv.second.handle);
   }
   table_.clear();
-  writers_.clear();
   ForgetOutsideLocked();
+  budgets_.clear();
 }
 
 }  // namespace blessd

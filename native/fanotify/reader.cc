@@ -1,6 +1,11 @@
-// The reader thread: the hot path. Reads both groups, answers what it can alone, batches the rest for JS and
-// enforces every forwarded event's deadline. Nothing here allocates per fast-path event; nothing here opens a file
-// on a guarded filesystem (our own open would wait for this very thread).
+// Overview — the reader thread: the hot path. Reads both groups, answers what it can alone, batches the rest for JS
+// and enforces every forwarded event's deadline.
+//
+// Owns: the order in which one event is judged (HandleGateEvent), the caps on what waits for JS (maxPending, one
+// uid's share), the deadlines of waiting events and of whole accesses, and the fallback records JS logs.
+// Must not: allocate per fast-path event; open a file on a guarded filesystem (our own open would wait for this very
+// thread); answer allow for anything it has not been told is fine — except our own process, exempt ones, writes by
+// the file's writer, and opens in read mode (reads of the same file still wait); ever leave an event unanswered.
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <poll.h>
@@ -10,15 +15,20 @@
 #include <cstring>
 #include "fanotify/compat.h"
 #include "fanotify/gate.h"
-#include "proc/fdinfo.h"
+#include "proc/task.h"
 
 namespace blessd {
 
 namespace {
 constexpr size_t kBufSize = 64 * 1024;
+constexpr size_t kMaxBudgets = 1 << 16;
 
-std::string writer_key(int32_t pid, const InodeKey &k) {
-  return std::to_string(pid) + ":" + std::to_string(k.dev) + ":" + std::to_string(k.ino);
+// A path for display (readlink of our own fd: no open, no event).
+std::string fd_path(int fd) {
+  char link[40], target[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  return n > 0 ? std::string(target, n) : std::string();
 }
 }  // namespace
 
@@ -34,9 +44,11 @@ void Gate::Run() {
       if (read(wake_fd_, &v, sizeof v) < 0) { /* nothing to drain */ }
     }
     auto *batch = new std::vector<OutEvent>();
-    if (fds[1].revents & POLLIN) ReadGateGroup(*batch);
+    // Changes first: a write queued its change record before any later read could raise an event, so the table is
+    // brought up to date before the events that may ask it (after a stop of this process, both queues are full).
     if (nfds == 3 && (fds[2].revents & POLLIN)) ReadChangeGroup(*batch);
-    ExpireDeadlines();
+    if (fds[1].revents & POLLIN) ReadGateGroup(*batch);
+    ExpireDeadlines(*batch);
     if (batch->empty()) delete batch;
     else Deliver(batch);
   }
@@ -45,19 +57,89 @@ void Gate::Run() {
 int Gate::PollTimeoutMs() {
   std::lock_guard<std::mutex> lock(mu_);
   if (deadlines_.empty()) return -1;
-  int64_t ms = (deadlines_.front().first - now_ns()) / 1000000 + 1;
+  int64_t ms = (deadlines_.top().first - now_ns()) / 1000000 + 1;
   return ms < 0 ? 0 : (int)std::min<int64_t>(ms, 60000);
 }
 
-void Gate::ExpireDeadlines() {
+// What a deadline answers for this inode: never allow for an inode the table holds as denied. Called with mu_ held.
+uint32_t Gate::DeadlineAnswerLocked(const InodeKey &key) {
+  auto it = table_.find(key);
+  if (it != table_.end() && it->second.verdict == Verdict::Denied) {
+    c_.deadline_kept_deny++;
+    return it->second.response;
+  }
+  return deadline_answer_;
+}
+
+void Gate::ExpireDeadlines(std::vector<OutEvent> &batch) {
   int64_t now = now_ns();
   std::lock_guard<std::mutex> lock(mu_);
-  while (!deadlines_.empty() && deadlines_.front().first <= now) {
-    uint64_t id = deadlines_.front().second;
-    deadlines_.pop_front();
+  while (!deadlines_.empty() && deadlines_.top().first <= now) {
+    uint64_t id = deadlines_.top().second;
+    deadlines_.pop();
     auto it = pending_.find(id);
-    if (it != pending_.end() && AnswerLocked(id, it->second, deadline_answer_)) c_.by_deadline++;
+    if (it == pending_.end() || it->second.answered) continue;
+    Pending &p = it->second;
+    uint32_t response = DeadlineAnswerLocked(p.key);
+    // Who and what, while the accessor still waits (after the answer it may be gone); then the answer.
+    OutEvent rec{EventKind::Fallback};
+    bool report = FallbackSlotLocked(FallbackWhy::Deadline, rec);
+    if (report) FillFallback(rec, p.fd, p.tid, p.mask, p.key, response);
+    AnswerLocked(id, p, response);
+    c_.by_deadline++;
+    if (report) batch.push_back(std::move(rec));
+    // The access is out of time: its later events get this answer at once until JS gives a verdict.
+    auto b = budgets_.find(p.key);
+    if (b != budgets_.end()) {
+      if (b->second.expired_ns == 0) b->second.expired_ns = now;
+      b->second.response = response;
+      if (b->second.live > 0) b->second.live--;
+    }
+    auto u = pending_by_uid_.find(p.uid);
+    if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
   }
+}
+
+// Fallback records for JS to log: at most kFallbackRecordsPerSecond per reason, the rest counted in the next record.
+// Called with mu_ held; true if this one is to be sent (`rec` then carries the count of those not sent before it).
+bool Gate::FallbackSlotLocked(FallbackWhy why, OutEvent &rec) {
+  int64_t second = now_ns() / 1000000000LL;
+  auto &w = fallback_windows_[(int)why];
+  if (w.second != second) {
+    w.second = second;
+    w.sent = 0;
+  }
+  if (w.sent >= kFallbackRecordsPerSecond) {
+    w.suppressed++;
+    c_.fallbacks_suppressed++;
+    return false;
+  }
+  w.sent++;
+  rec.why = why;
+  rec.suppressed = w.suppressed;
+  w.suppressed = 0;
+  return true;
+}
+
+// Path, process, uid and executable of a fallback record: readlinks and one /proc read, no open of a guarded file.
+void Gate::FillFallback(OutEvent &rec, int fd, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response) {
+  rec.tid = tid;
+  rec.pid = tid;
+  rec.mask = mask;
+  rec.dev = key.dev;
+  rec.ino = key.ino;
+  rec.response = response;
+  pid_t tgid;
+  uint32_t uid;
+  if (task_identity(tid, tgid, uid)) {
+    rec.pid = tgid;
+    rec.uid = uid;
+  }
+  rec.path = fd_path(fd);
+  char link[64], target[4096];
+  snprintf(link, sizeof link, "/proc/%d/exe", (int)tid);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n > 0) rec.exe.assign(target, n);
 }
 
 void Gate::ReadGateGroup(std::vector<OutEvent> &batch) {
@@ -78,11 +160,16 @@ void Gate::ReadGateGroup(std::vector<OutEvent> &batch) {
   }
 }
 
-bool Gate::IsExempt(int32_t pid) {
-  // called with mu_ held
-  if (exempt_pids_.count(pid)) return true;
+// Events carry the thread id (FAN_REPORT_TID): a thread of ours is ours whatever its id.
+bool Gate::IsOwn(int32_t tid) { return tid == own_pid_ || task_in_group(own_pid_, tid); }
+
+bool Gate::IsExempt(int32_t tid) {
+  // called with mu_ held; exempt pids are few (registered scanners), each checked with one tgkill(…, 0)
+  if (exempt_pids_.count(tid)) return true;
+  for (int32_t pid : exempt_pids_)
+    if (task_in_group(pid, tid)) return true;
   if (!exempt_uids_.empty()) {
-    long uid = process_uid(pid);
+    long uid = task_uid(tid);
     if (uid >= 0 && exempt_uids_.count(uid)) return true;
   }
   return false;
@@ -96,6 +183,14 @@ void Gate::HandleOverflow(std::vector<OutEvent> &batch) {
   batch.push_back(OutEvent{EventKind::Overflow});
 }
 
+// The order in which one gate event is judged (each step answers and closes, or falls through):
+//   1. our own process, exempt processes                         → allow
+//   2. a write-family syscall on an fd that writes this inode,
+//      or an open for writing only                                → allow (writers are never blocked by their writes)
+//   3. the verdict table: Denied                                 → its refusal, opens included (read mode too)
+//                         Allowed, once pending changes are read and the file's stamp still matches → allow
+//   4. an access whose deadline already passed, judgement pending → the same answer at once
+//   5. Miss: an open in read mode → allow now, notice to JS; anything else waits for JS (within the caps)
 void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch) {
   if (md->vers != FANOTIFY_METADATA_VERSION) return;
   if (md->mask & FAN_Q_OVERFLOW) return HandleOverflow(batch);
@@ -106,9 +201,10 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   else if (md->mask & FAN_OPEN_PERM) c_.open_perm++;
   else if (md->mask & FAN_PRE_ACCESS) c_.pre_access++;
   else c_.open_notice++;
+  const int32_t tid = md->pid;
 
-  // Fast path 1: our own process (reads through event fds generate nothing, but our other opens do).
-  if (md->pid == own_pid_) {
+  // 1. Our own process (reads through event fds generate nothing, but our other opens do).
+  if (IsOwn(tid)) {
     if (perm) WriteResponse(fd, FAN_ALLOW);
     close(fd);
     c_.fast_own++;
@@ -119,11 +215,12 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   struct stat st;
   bool have_key = fstat(fd, &st) == 0;
   if (have_key) key = InodeKey{(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+  const bool is_open = (md->mask & FAN_OPEN_PERM) && !(md->mask & FAN_OPEN_EXEC_PERM);
+  bool open_waits = false;
 
+  enum { Miss, Answer } fast = Miss;
   uint32_t response = 0;
-  enum { Miss, Answer, Writer } fast = Miss;
-  bool retry_mark = false;
-  bool dirty = false;  // changed since its last verdict: its tags are being cleared, only JS may judge it
+  bool dirty = false;    // changed since its last verdict: its tags are being cleared, only JS may judge it
   bool outside = false;  // outside every tree guard: remember it (trees.cc)
   if (have_key && TreeCheckpoint(fd, key, md->mask, outside)) {
     WriteResponse(fd, FAN_ALLOW);
@@ -133,58 +230,81 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (IsExempt(md->pid)) {
+    if (IsExempt(tid)) {
       fast = Answer;
       response = FAN_ALLOW;
       c_.fast_exempt++;
-    } else if (have_key) {
-      auto it = table_.find(key);
-      dirty = it != table_.end() && it->second.verdict == Verdict::Dirty;
-      if (it != table_.end() && it->second.verdict != Verdict::Dirty) {
-        uint32_t gen = 0;
-        bool gen_ok = !it->second.gen_known || (generation_of_fd(fd, gen) && gen == it->second.gen);
-        if (!gen_ok) {
-          table_.erase(it);  // a recycled inode number: the verdict was someone else's
-        } else if (it->second.verdict == Verdict::Allowed) {
-          fast = Answer;
-          response = FAN_ALLOW;
-          c_.fast_allowed++;
-          // An event for a blessed inode means its ignore mark is missing: the kernel refused it while the file was
-          // open for write, or evicted it. Re-add it, at most every 100 ms per inode.
-          int64_t now = now_ns();
-          if (now - it->second.mark_retry_ns > 100000000LL) {
-            it->second.mark_retry_ns = now;
-            retry_mark = true;
-          }
-        } else {
-          fast = Answer;
-          response = it->second.response;
-          c_.fast_denied++;
-        }
-      }
-      if (fast == Miss && KnownOutsideLocked(key, md->mask, outside)) {
-        fast = Answer;  // outside every tree (trees.cc)
-        response = FAN_ALLOW;
-      }
-      if (fast == Miss && (md->mask & FAN_PRE_ACCESS) && writers_.count(writer_key(md->pid, key))) fast = Writer;
+    } else if (have_key && KnownOutsideLocked(key, md->mask, outside)) {
+      fast = Answer;  // outside every tree (trees.cc)
+      response = FAN_ALLOW;
     }
+    open_waits = is_open && have_key && open_wait_devs_.count(key.dev);
   }
   // A tree guard's filesystem mark asks about every inode; those outside every tree pass here (trees.cc).
   if (fast == Miss && have_key && TreeMiss(fd, key, md->mask, outside)) {
     fast = Answer;
     response = FAN_ALLOW;
   }
-  if (fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) && process_writes_inode(md->pid, key.dev, key.ino)) {
-    // Pre-content events fire on write() too. A process that holds the file open for writing is its author.
-    std::lock_guard<std::mutex> lock(mu_);
-    if (writers_.size() > 4096) writers_.clear();
-    writers_.insert(writer_key(md->pid, key));
-    fast = Writer;
-  }
-  if (fast == Writer) {
-    c_.fast_writer++;
+
+  // 2. Pre-content events fire on write() and ftruncate() too: the accessor's blocked syscall says which (O(1)).
+  // An open for writing only cannot read either (no read(), no mmap): it passes in both modes, denied file or not,
+  // so that a writer can always replace content. Whether an opener writes is read while it still sits in open().
+  int accmode = is_open && fast == Miss ? task_open_accmode(tid) : -1;
+  if (fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) && task_access(tid, key.dev, key.ino) == TaskAccess::Write) {
     fast = Answer;
     response = FAN_ALLOW;
+    c_.fast_writer++;
+  } else if (fast == Miss && accmode == O_WRONLY) {
+    fast = Answer;
+    response = FAN_ALLOW;
+    c_.fast_writer++;  // no notice either: its writes dirty the file, and the rescan follows its close
+  }
+
+  // 3. The verdict table. An Allowed entry seen here means the kernel dropped its ignore mark — evicted, refused
+  // while the file was open for write, or cleared by a write whose change record is queued by that same fsnotify
+  // call: read those records before trusting it, and check the file's stamp against the one blessed.
+  bool retry_mark = false;
+  for (int pass = 0; fast == Miss && have_key && pass < 2; pass++) {
+    bool drain = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = table_.find(key);
+      if (it == table_.end() || it->second.verdict == Verdict::Dirty) {
+        dirty = it != table_.end();
+        break;
+      }
+      uint32_t gen = 0;
+      bool gen_ok = !it->second.gen_known || (generation_of_fd(fd, gen) && gen == it->second.gen);
+      if (!gen_ok) {
+        table_.erase(it);  // a recycled inode number: the verdict was someone else's
+        break;
+      }
+      if (it->second.verdict == Verdict::Denied) {
+        fast = Answer;
+        response = it->second.response;
+        c_.fast_denied++;
+        if (is_open) c_.open_refused++;
+        break;
+      }
+      if (pass == 0 && change_fd_ >= 0) {
+        drain = true;  // Allowed: look at pending changes first (outside the lock: HandleChangeEvent takes it)
+      } else if (!it->second.stamp_known || same_full_stamp(it->second, st)) {
+        fast = Answer;
+        response = FAN_ALLOW;
+        c_.fast_allowed++;
+        // Re-add the missing ignore mark, at most every 100 ms per inode.
+        int64_t now = now_ns();
+        if (now - it->second.mark_retry_ns > 100000000LL) {
+          it->second.mark_retry_ns = now;
+          retry_mark = true;
+        }
+      } else {
+        table_.erase(it);  // changed since it was blessed; its change record is on its way: judge again
+        c_.stale_allowed++;
+        break;
+      }
+    }
+    if (drain) ReadChangeGroup(batch);
   }
   if (fast == Answer) {
     if (perm) WriteResponse(fd, response);
@@ -194,16 +314,95 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
     return;
   }
 
-  // Miss. A file whose valid tags settle the verdict is answered here (restart, reload, evicted mark); else JS decides.
+  // A file whose valid tags settle the verdict is answered here (restart, reload, evicted mark) — a deny tag
+  // refuses even the open in read mode — before any fallback answer; else JS decides.
   if (have_key && !dirty && SettleByTags(md, fd, key, perm, batch)) return;
-  OutEvent ev{perm ? EventKind::Perm : EventKind::Open};
+
+  // 4. The deadline bounds an access, not an event: once it answered, this inode's later events get that answer
+  // at once while JS has not given a verdict (a multi-MiB read under a stalled scanner costs one deadline, not one
+  // per read()).
+  OutEvent rec{EventKind::Fallback};
+  bool report = false;
+  if (perm && have_key && !(is_open && !open_waits)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto b = budgets_.find(key);
+    if (b != budgets_.end() && b->second.expired_ns != 0) {
+      if (now_ns() - b->second.expired_ns < access_ns_) {
+        fast = Answer;
+        response = b->second.response;
+        c_.by_access_deadline++;
+        report = FallbackSlotLocked(FallbackWhy::AccessDeadline, rec);
+      } else if (b->second.live == 0) {
+        budgets_.erase(b);  // long enough: let JS try again
+      }
+    }
+  }
+  if (fast == Answer) {
+    if (report) FillFallback(rec, fd, tid, md->mask, key, response);
+    WriteResponse(fd, response);
+    close(fd);
+    if (report) batch.push_back(std::move(rec));
+    return;
+  }
+
+  // 5. Miss: nothing cached answers this event.
+  if (is_open && !open_waits) {
+    // Read mode: the open passes now (its reads will wait); the notice lets JS start judging early — not for an
+    // O_RDWR opener: its writes will dirty the file anyway, and its first read judges.
+    WriteResponse(fd, FAN_ALLOW);
+    c_.open_allowed++;
+    return ForwardOpenNotice(md, fd, key, accmode == O_RDWR, batch);
+  }
+  if (!perm) return ForwardOpenNotice(md, fd, key, false, batch);
+  ForwardPermission(md, fd, key, batch);
+}
+
+// An open notice (read mode): JS may start judging before the first read. A writer's open starts nothing (its
+// writes dirty the file; the rescan follows its close). Notices never take the room of permission events: past the
+// cap they are dropped, and the first read judges.
+void Gate::ForwardOpenNotice(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool writer, std::vector<OutEvent> &batch) {
+  if (writer) {
+    c_.notices_writer++;
+    close(fd);
+    return;
+  }
+  OutEvent ev{EventKind::Open};
   ev.fd = fd;
   ev.mask = md->mask;
   ev.pid = md->pid;
+  ev.tid = md->pid;
   ev.dev = key.dev;
   ev.ino = key.ino;
   uint32_t gen = 0;
-  if (have_key && generation_of_fd(fd, gen)) ev.gen = gen;
+  if (generation_of_fd(fd, gen)) ev.gen = gen;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_.size() + held_notices_ >= max_pending_) {
+    c_.notices_dropped++;
+    close(fd);
+    return;
+  }
+  held_notices_++;
+  batch.push_back(std::move(ev));
+}
+
+// A permission event JS must answer. Past maxPending, or past this uid's share of it, the answer is a retryable
+// refusal at once — never allow: overload must not open the gate (RLIMIT_NOFILE is the wall behind the cap).
+void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, std::vector<OutEvent> &batch) {
+  OutEvent ev{EventKind::Perm};
+  ev.fd = fd;
+  ev.mask = md->mask;
+  ev.tid = md->pid;
+  ev.pid = md->pid;
+  ev.dev = key.dev;
+  ev.ino = key.ino;
+  pid_t tgid;
+  uint32_t uid = UINT32_MAX;  // unknown (the task is gone): one shared bucket
+  if (task_identity(md->pid, tgid, uid)) {
+    ev.pid = tgid;
+    ev.uid = uid;
+  }
+  uint32_t gen = 0;
+  if (generation_of_fd(fd, gen)) ev.gen = gen;
   // Info records: the pre-content range.
   const char *p = reinterpret_cast<const char *>(md) + md->metadata_len;
   const char *end = reinterpret_cast<const char *>(md) + md->event_len;
@@ -218,26 +417,45 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
     p += hdr->len;
   }
 
-  std::lock_guard<std::mutex> lock(mu_);
-  if (pending_.size() + held_notices_ >= max_pending_) {
-    // Too many fds held already (RLIMIT_NOFILE is a hard wall: past it the kernel denies everything).
-    if (perm) {
-      WriteResponse(fd, deadline_answer_);
-      c_.overload++;
+  FallbackWhy refused = FallbackWhy::kCount;
+  OutEvent rec{EventKind::Fallback};
+  bool report = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto u = pending_by_uid_.find(uid);
+    if (pending_.size() >= max_pending_) refused = FallbackWhy::Overload;
+    else if (u != pending_by_uid_.end() && u->second >= max_pending_per_uid_) refused = FallbackWhy::UidShare;
+    if (refused == FallbackWhy::kCount) {
+      if (budgets_.size() > kMaxBudgets) {
+        // Long-expired budgets nobody waits on are only a memory of a timeout: drop them (their next event waits).
+        int64_t now = now_ns();
+        for (auto b = budgets_.begin(); b != budgets_.end();) {
+          if (b->second.live == 0 && now - b->second.expired_ns >= access_ns_) b = budgets_.erase(b);
+          else ++b;
+        }
+      }
+      ev.id = next_id_++;
+      int64_t now = now_ns();
+      auto &budget = budgets_[key];
+      if (budget.start_ns == 0) budget.start_ns = now;
+      budget.live++;
+      pending_.emplace(ev.id, Pending{fd, now, key, uid, md->pid, md->mask});
+      pending_by_uid_[uid]++;
+      deadlines_.emplace(std::min(now + deadline_ns_, budget.start_ns + access_ns_), ev.id);
+      c_.forwarded++;
     } else {
-      c_.notices_dropped++;  // the scan will start at the first read instead
+      if (refused == FallbackWhy::Overload) c_.overload++;
+      else c_.uid_share++;
+      report = FallbackSlotLocked(refused, rec);
     }
-    close(fd);
-    return;
   }
-  if (perm) {
-    ev.id = next_id_++;
-    int64_t now = now_ns();
-    pending_.emplace(ev.id, Pending{fd, now});
-    deadlines_.emplace_back(now + deadline_ns_, ev.id);
-    c_.forwarded++;
-  } else {
-    held_notices_++;
+  if (refused != FallbackWhy::kCount) {
+    // Who it was, read while the accessor still waits (a few /proc readlinks); then the answer, before the log.
+    if (report) FillFallback(rec, fd, md->pid, md->mask, key, overload_answer_);
+    WriteResponse(fd, overload_answer_);
+    close(fd);
+    if (report) batch.push_back(std::move(rec));
+    return;
   }
   batch.push_back(std::move(ev));
 }
@@ -371,17 +589,25 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
         if (it != table_.end() && it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
         if (it == table_.end()) it = table_.emplace(key, VerdictEntry{}).first;
         it->second.verdict = Verdict::Dirty;
+        budgets_.erase(key);
       } else if (!is_dir && (md->mask & (FAN_MODIFY | FAN_CLOSE_WRITE))) {
+        if (!(md->mask & FAN_MODIFY) && it != table_.end() && it->second.verdict == Verdict::Denied) {
+          // An open for write and a close that changed nothing must not lose a deny. Shared-mapping stores raise no
+          // modify but do move mtime: keep the deny only while size and mtime are what they were when denied.
+          if (path_fd < 0) path_fd = open_path_by_handle(fs->second.mount_fd, ev);
+          struct stat st;
+          if (path_fd >= 0 && fstat(path_fd, &st) == 0 && same_content_stamp(it->second, st)) {
+            c_.close_unchanged++;
+            close(path_fd);
+            return;  // not news for JS either: its dirty machine would clear the deny tag
+          }
+        }
         // Stores through a shared mapping clear nothing in the kernel and raise no modify: an entry that is not
         // dirty at close-after-write may still carry its ignore mark. Drop it ourselves.
         bool was_dirty = it != table_.end() && it->second.verdict == Verdict::Dirty;
         if (!was_dirty) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
         if (it != table_.end()) table_.erase(it);
-        std::string prefix = ":" + std::to_string(key.dev) + ":" + std::to_string(key.ino);
-        for (auto w = writers_.begin(); w != writers_.end();) {
-          if (w->size() > prefix.size() && w->compare(w->size() - prefix.size(), prefix.size(), prefix) == 0) w = writers_.erase(w);
-          else ++w;
-        }
+        budgets_.erase(key);
       } else if (md->mask & FAN_DELETE_SELF) {
         if (it != table_.end()) table_.erase(it);
       }

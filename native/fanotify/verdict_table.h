@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <sys/stat.h>
 #include <unordered_map>
 
 namespace blessd {
@@ -30,9 +31,29 @@ struct VerdictEntry {
   bool gen_known = false;
   uint32_t response = 0;         // for Denied
   int64_t mark_retry_ns = 0;     // last time the reader re-added a refused ignore mark (Allowed)
+  // The file as it was when the verdict was cached. An Allowed entry whose file changed since is not trusted (a write
+  // may be racing its change record); a Denied entry survives a close-after-write that changed nothing.
+  bool stamp_known = false;
+  int64_t mtime_ns = 0, ctime_ns = 0, size = 0;
   int handle_type = 0;           // for removing the ignore mark later without holding an fd
   std::string handle;            // file handle bytes (empty when unknown)
 };
+
+inline void take_stamp(VerdictEntry &e, const struct stat &st) {
+  e.stamp_known = true;
+  e.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+  e.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+  e.size = (int64_t)st.st_size;
+}
+// Content unchanged: same size and mtime (shared-mapping stores update mtime too). For Denied entries only: a user
+// who puts the mtime back merely keeps their own file denied.
+inline bool same_content_stamp(const VerdictEntry &e, const struct stat &st) {
+  return e.stamp_known && e.size == (int64_t)st.st_size && e.mtime_ns == (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+}
+// Nothing at all changed, ctime included (a user cannot set ctime): what an Allowed entry needs to be trusted.
+inline bool same_full_stamp(const VerdictEntry &e, const struct stat &st) {
+  return same_content_stamp(e, st) && e.ctime_ns == (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+}
 
 using VerdictTable = std::unordered_map<InodeKey, VerdictEntry, InodeKeyHash>;
 

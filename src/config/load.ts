@@ -140,7 +140,7 @@ function readGuards(r: Reader, slot: Slot | undefined, root: Slot): Guard[] {
 }
 
 function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
-  const m = section(r, slot, ['deadline', 'onDeadline', 'maxPending', 'denyErrno', 'whileWriting', 'audit']);
+  const m = section(r, slot, ['deadline', 'accessDeadline', 'onDeadline', 'maxPending', 'maxPendingPerUid', 'denyErrno', 'retryErrno', 'whileWriting', 'audit']);
   const pendingSlot = m?.get('maxPending');
   let maxPending = r.int(pendingSlot, 4096, 1);
   // Read from this process, not assumed: `blessd run` under a lower ulimit would fail reads with EMFILE.
@@ -149,11 +149,27 @@ function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
     r.problem(pendingSlot ?? slot, pendingSlot?.path ?? 'gate.maxPending', pendingSlot ? fds : `(default ${maxPending}) ${fds}`);
     maxPending = 4096;
   }
+  const shareSlot = m?.get('maxPendingPerUid');
+  let maxPendingPerUid = r.int(shareSlot, Math.max(1, Math.floor(maxPending / 4)), 1);
+  if (shareSlot && maxPendingPerUid > maxPending) {
+    r.problem(shareSlot, shareSlot.path, `must not exceed gate.maxPending (${maxPending}): it is one uid's share of it (got ${maxPendingPerUid})`);
+    maxPendingPerUid = maxPending;
+  }
+  const deadline = r.duration(m?.get('deadline'), 30_000, 1);
+  const accessSlot = m?.get('accessDeadline');
+  let accessDeadline = r.duration(accessSlot, deadline, 1);
+  if (accessSlot && accessDeadline > 3_600_000) {
+    r.problem(accessSlot, accessSlot.path, `must be at most 1h (the native gate's limit; got ${accessDeadline} ms)`);
+    accessDeadline = deadline;
+  }
   return {
-    deadline: r.duration(m?.get('deadline'), 30_000, 1, TIMER_LIMITS.deadline),
-    onDeadline: r.oneOf(m?.get('onDeadline'), ['allow', 'deny'] as const, 'allow'),
+    deadline,
+    accessDeadline,
+    onDeadline: r.oneOf(m?.get('onDeadline'), ['retry', 'deny', 'allow'] as const, 'retry'),
     maxPending,
+    maxPendingPerUid,
     denyErrno: r.oneOf(m?.get('denyErrno'), DENY_ERRNOS, 'EPERM'),
+    retryErrno: r.oneOf(m?.get('retryErrno'), DENY_ERRNOS, 'EAGAIN'),
     whileWriting: r.oneOf(m?.get('whileWriting'), ['wait', 'allow'] as const, 'wait'),
     audit: r.bool(m?.get('audit'), false),
   };

@@ -72,9 +72,16 @@ export interface Config {
   guards: readonly Guard[];
   gate: {
     deadline: number;
-    onDeadline: 'allow' | 'deny';
+    /** How long all events of one access may wait together; then its later events are answered at once. */
+    accessDeadline: number;
+    /** retry: retryErrno (the default); deny: denyErrno; allow: serve unjudged content (logged). */
+    onDeadline: 'retry' | 'deny' | 'allow';
     maxPending: number;
+    /** One uid's share of maxPending; past it, that uid's events get retryErrno. */
+    maxPendingPerUid: number;
     denyErrno: DenyErrno;
+    /** The retryable refusal of deadline (retry) and overload answers. */
+    retryErrno: DenyErrno;
     whileWriting: 'wait' | 'allow';
     audit: boolean;
   };

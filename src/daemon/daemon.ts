@@ -108,6 +108,7 @@ export class Daemon extends EventEmitter {
     d.tags = new TagStore({ namespace: probe.namespace, key, leaseMs: c.tags.lease, stampMode: c.tags.stamp });
     d.tagKey = key;
     d.denyResponse = denyErrno(c.gate.denyErrno);
+    d.retryResponse = denyErrno(c.gate.retryErrno);
 
     d.pool = new ScanPool({ threads: c.pool.threads, onHelperPids: (name, pids) => this.onHelperPids(name, pids) });
     d.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
@@ -126,8 +127,12 @@ export class Daemon extends EventEmitter {
     const dispatch = new Dispatch(d, this.settler);
     d.gate = new Gate({
       deadlineMs: c.gate.deadline,
+      accessDeadlineMs: c.gate.accessDeadline,
       deadlineAnswer: c.gate.onDeadline,
+      retryResponse: d.retryResponse,
+      denyResponse: d.denyResponse,
       maxPending: c.gate.maxPending,
+      maxPendingPerUid: c.gate.maxPendingPerUid,
       exemptUids: [...c.exempt.uids],
       audit: c.gate.audit,
       onEvents: (batch) => dispatch.onEvents(batch),

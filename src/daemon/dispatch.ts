@@ -31,14 +31,32 @@ export class Dispatch {
         else if (ev.kind === 'open') this.onOpenNotice(ev);
         else if (ev.kind === 'change') this.onChange(ev);
         else if (ev.kind === 'settled') this.onSettled(ev);
+        else if (ev.kind === 'fallback') this.logFallback(ev);
         else d.log.warn('kernel queue overflow: every cached verdict was dropped; tags on disk still hold');
       } catch (err) {
         d.counters.errors++;
-        if (ev.kind === 'perm') d.gate.native.answer(ev.id, d.config.gate.onDeadline === 'allow' ? FAN_ALLOW : d.denyResponse);
+        if (ev.kind === 'perm') d.gate.native.answer(ev.id, d.fallbackResponse());
         if (ev.kind === 'open' || ev.kind === 'settled') d.gate.native.release(ev.fd);
         d.log.error({ err, event: ev.kind, pid: ev.pid }, 'event handling failed; answered it on the spot');
       }
     }
+  }
+
+  /**
+   * The native thread answered without a verdict (deadline, overload, a uid past its share). It sends at most
+   * 20 records a second per reason and counts the rest in `suppressed`, so logging each record is the rate limit.
+   */
+  private logFallback(ev: GateEvent) {
+    const g = this.d.config.gate;
+    const answer = ev.response === FAN_ALLOW ? 'allowed' : ev.response === this.d.retryResponse ? `refused (${g.retryErrno}, retryable)` : 'denied';
+    const why = {
+      deadline: `no verdict within gate.deadline (${g.deadline} ms)`,
+      'access-deadline': 'this access had its deadline answer already and the verdict is still pending',
+      overload: `gate.maxPending (${g.maxPending}) events were waiting already`,
+      'uid-share': `this uid had its share (gate.maxPendingPerUid ${g.maxPendingPerUid}) of waiting events already`,
+    }[ev.why ?? 'deadline'];
+    const detail = { path: ev.path, pid: ev.pid, tid: ev.tid, uid: ev.uid, exe: ev.exe, why: ev.why, answer, access: accessOf(ev.mask), notLogged: ev.suppressed };
+    this.d.log.warn(detail, `${answer} without a verdict: ${why}${ev.suppressed ? ` (${ev.suppressed} more like it not logged)` : ''}`);
   }
 
   private onPermission(ev: GateEvent) {
@@ -63,7 +81,7 @@ export class Dispatch {
     }
     if (isNfsd(ev.pid)) {
       // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
-      d.gate.native.answer(ev.id, denyErrno('EAGAIN'));
+      d.gate.native.answer(ev.id, d.retryResponse);
       return;
     }
     d.registry.access(key, waiter);
@@ -90,7 +108,8 @@ export class Dispatch {
         // A uid at its bound judges nothing more early: its read will be answered (EAGAIN) when it comes.
         const full = d.registry.liveOf(uid) >= d.config.pool.queuePerUid;
         const settled = () => !d.nativeSettles && this.settler.settle(fd, undefined, key);
-        if (d.stopping || judged || full || native.processWritesInode(ev.pid, ev.dev, ev.ino) || settled()) closeQuiet(fd);
+        // Openers that write get no notice: the native thread reads their open flags while they wait in open().
+        if (d.stopping || judged || full || settled()) closeQuiet(fd);
         else d.registry.ensure(key, fd, { uid });
       } catch (err) {
         closeQuiet(fd);
@@ -134,6 +153,12 @@ export class Dispatch {
     d.gate.native.forgetInode(ev.dev, ev.ino);
     const fd = this.openByHandle(ev);
     if (fd === undefined) return;
+    // A close after an open for write that changed nothing (no modify, tags whose stamp still matches) keeps its
+    // verdict: an open-for-write and a close must not wipe a deny tag.
+    if (closed && !(ev.mask & MASK.MODIFY) && this.settler.settle(fd, undefined, key)) {
+      closeQuiet(fd);
+      return;
+    }
     d.registry.ensure(key, fd, { dirty: true });
     if (closed) d.registry.change(key, true);
   }

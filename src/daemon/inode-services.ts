@@ -68,8 +68,11 @@ export function inodeServices(d: DaemonParts): InodeServices {
     },
     answer: (w: Waiter, verdict) => {
       if (w.since !== undefined) d.costs.waited(w.pid, performance.now() - w.since, verdict !== 'allow');
-      if (verdict === 'fallback') verdict = d.config.gate.onDeadline;
-      d.gate.native.answer(w.id, verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? denyErrno('EAGAIN') : d.denyResponse);
+      if (verdict === 'fallback') {
+        d.gate.native.answer(w.id, d.fallbackResponse());
+        return;
+      }
+      d.gate.native.answer(w.id, verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? d.retryResponse : d.denyResponse);
     },
     bless: (fd) => {
       try {

@@ -4,7 +4,7 @@ import { CostBook } from './costs.js';
 import { LogLimit } from './log-limit.js';
 import type { Config } from '../config/types.js';
 import type { Gate } from '../gate/gate.js';
-import { FAN_ALLOW, FAN_DENY } from '../gate/types.js';
+import { FAN_ALLOW, FAN_DENY, denyErrno } from '../gate/types.js';
 import type { InodeRegistry } from '../inode/registry.js';
 import type { InodeServices } from '../inode/services.js';
 import { RemoteScanners } from '../notify/remote-scanners.js';
@@ -35,6 +35,8 @@ export class DaemonParts {
   readonly remote = new RemoteScanners(this.fsids);
   allowResponse = FAN_ALLOW;
   denyResponse = FAN_DENY;
+  /** The retryable refusal (gate.retryErrno): deadline (onDeadline: retry) and overload answers. */
+  retryResponse = denyErrno('EAGAIN');
   /** Observe scanners (and the crawl) never take the last worker: gating scans must not queue behind them. */
   backgroundSlots = new Semaphore(1);
   /** Gating scans reach the pool round-robin across the uids that started them. */
@@ -52,5 +54,11 @@ export class DaemonParts {
     readonly emit: (notice: Notice) => void,
   ) {
     this.logLimit = new LogLimit(log);
+  }
+
+  /** What an answer without a verdict gives (gate.onDeadline): never allow unless configured. */
+  fallbackResponse(): number {
+    const a = this.config.gate.onDeadline;
+    return a === 'allow' ? this.allowResponse : a === 'deny' ? this.denyResponse : this.retryResponse;
   }
 }

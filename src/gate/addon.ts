@@ -28,8 +28,6 @@ export interface NativeAddon {
   fileHandle(target: number | string): FileHandle;
   openByHandle(mountFd: number, type: number, handle: Buffer, flags?: number): number;
   dupFd(fd: number): number;
-  /** Whether process `pid` holds (dev, ino) open for writing (/proc/<pid>/fdinfo). */
-  processWritesInode(pid: number, dev: number, ino: number): boolean;
   /** sendmsg with SCM_RIGHTS on a connected unix socket: `fd` rides on the first byte of `bytes`. Returns bytes sent. */
   sendFd(socketFd: number, fd: number, bytes: Buffer): number;
   /** getsockopt(SO_PEERCRED): who connected to a unix socket. */

@@ -98,8 +98,12 @@ function checkOptions(o: GateOptions) {
   if (o.maxPending !== undefined && !(Number.isInteger(o.maxPending) && o.maxPending >= 1 && o.maxPending < 20000)) {
     throw new RangeError('gate: options.maxPending must be an integer from 1 to 19999 (each waiting event holds an fd; RLIMIT_NOFILE is 20000 here)');
   }
-  if (o.deadlineAnswer !== undefined && o.deadlineAnswer !== 'allow' && o.deadlineAnswer !== 'deny') throw new TypeError("gate: options.deadlineAnswer must be 'allow' or 'deny'");
+  if (o.accessDeadlineMs !== undefined && !(Number.isFinite(o.accessDeadlineMs) && o.accessDeadlineMs >= 1)) throw new RangeError('gate: options.accessDeadlineMs must be a positive number');
+  if (o.maxPendingPerUid !== undefined && !(Number.isInteger(o.maxPendingPerUid) && o.maxPendingPerUid >= 1 && o.maxPendingPerUid <= (o.maxPending ?? 4096))) {
+    throw new RangeError('gate: options.maxPendingPerUid must be an integer from 1 to maxPending');
+  }
+  if (o.deadlineAnswer !== undefined && !['retry', 'deny', 'allow'].includes(o.deadlineAnswer)) throw new TypeError("gate: options.deadlineAnswer must be 'retry', 'deny' or 'allow'");
 }
 
 export { MASK, FAN_ALLOW, FAN_DENY, denyErrno } from './types.js';
-export type { GateEvent, GateOptions, GateStats, WaitMode } from './types.js';
+export type { DeadlineAnswer, FallbackWhy, GateEvent, GateOptions, GateStats, WaitMode } from './types.js';

@@ -6,11 +6,15 @@ export type WaitMode = 'read' | 'open';
 
 /** Kinds of record the native reader delivers to JS. */
 export type GateEventKind =
-  | 'open' // FAN_OPEN notice on a read-mode guard: start scanning early. JS owns `fd` and must close it.
+  | 'open' // an open on a read-mode guard, already allowed natively: start judging early. JS must release(fd).
   | 'perm' // a permission event JS must answer with gate.answer(id, ...)
   | 'change' // a record of the change group: modify, close-write, attrib, moves, delete-self
   | 'overflow' // a kernel queue overflowed: every cached verdict was dropped
-  | 'settled'; // a permission event the native reader denied from the file's tags: JS logs it and must release(fd)
+  | 'settled' // a permission event the native reader denied from the file's tags: JS logs it and must release(fd)
+  | 'fallback'; // the native thread answered an event without a verdict (deadline, overload): log it (no fd)
+
+/** Why a 'fallback' answer was given. */
+export type FallbackWhy = 'deadline' | 'access-deadline' | 'overload' | 'uid-share';
 
 export interface GateEvent {
   kind: GateEventKind;
@@ -20,8 +24,18 @@ export interface GateEvent {
   fd: number;
   /** fanotify mask bits of the event (see MASK). */
   mask: number;
-  /** Accessing process (thread-group id). */
+  /** Accessing process: the thread-group id on perm and fallback records; the thread id on open notices (their
+   * opener is not looked up: /proc/<tid> answers for it too) and where the process could not be read any more. */
   pid: number;
+  /** Accessing thread (FAN_REPORT_TID). */
+  tid: number;
+  /** Real uid of the accessor ('perm' and 'fallback' records), when it could be read. */
+  uid?: number;
+  /** 'fallback' records: why, the response written, how many like it went unreported since the last one, and who. */
+  why?: FallbackWhy;
+  response?: number;
+  suppressed?: number;
+  exe?: string;
   dev: number;
   ino: number;
   /** Inode generation where known, else 0. */
@@ -35,7 +49,7 @@ export interface GateEvent {
   handle?: Buffer;
   dirHandle?: Buffer;
   name?: string;
-  /** Change records: the file's path now, for display (absent for a deleted file). */
+  /** Change and fallback records: the file's path, for display (absent for a deleted file). */
   path?: string;
   /** Change records: true when dev/ino were resolved (a deleted file's stale handle cannot be). */
   resolved?: boolean;
@@ -46,10 +60,21 @@ export interface GateOptions {
   onEvents: (events: GateEvent[]) => void;
   /** Deadline for every forwarded permission event, enforced on the native thread. */
   deadlineMs?: number;
-  /** What the deadline answers: 'allow' (and count) or 'deny'. */
-  deadlineAnswer?: 'allow' | 'deny';
-  /** Permission events held by JS at once; beyond it the native thread answers with the deadline answer. */
+  /** How long all events of one access (one inode whose judgement is pending) may wait together. Default deadlineMs. */
+  accessDeadlineMs?: number;
+  /**
+   * What the deadline answers: 'retry' (retryResponse, the default), 'deny' (denyResponse) or 'allow'. Never allow
+   * for an inode the native table holds as denied.
+   */
+  deadlineAnswer?: DeadlineAnswer;
+  /** The retryable refusal for deadline ('retry') and overload answers. Default denyErrno('EAGAIN'). */
+  retryResponse?: number;
+  /** The deadline's 'deny' response. Default FAN_DENY. */
+  denyResponse?: number;
+  /** Permission events held by JS at once; beyond it the native thread answers retryResponse. */
   maxPending?: number;
+  /** Permission events of one uid held at once; beyond it that uid gets retryResponse. Default maxPending / 4. */
+  maxPendingPerUid?: number;
   /** Pids whose accesses are allowed at once (besides our own process). */
   exemptPids?: number[];
   /** Effective uids whose accesses are allowed at once. */
@@ -61,6 +86,8 @@ export interface GateOptions {
   /** Create the change group (file-handle notifications). Default true. */
   changes?: boolean;
 }
+
+export type DeadlineAnswer = 'retry' | 'deny' | 'allow';
 
 export interface MarkResult {
   mode: WaitMode;
@@ -80,15 +107,35 @@ export interface GateStats {
   /** Misses the reader thread settled from the file's valid tags (native/tags), without JS. */
   fastTagsAllowed: number;
   fastTagsDenied: number;
+  /** Read mode: opens answered on the native thread (allowed; refused when the table holds a deny). */
+  openAllowed: number;
+  openRefused: number;
+  /** Opens for write in read mode: no notice (the rescan follows the close). */
+  noticesFromWriters: number;
+  /** Allowed entries not trusted because the file's stamp changed since the bless. */
+  staleAllowed: number;
+  /** Close-after-write records of denied files that changed nothing: the deny stays. */
+  closeUnchanged: number;
   forwarded: number;
   answeredByJs: number;
   answeredByDeadline: number;
+  /** Refused (retryResponse) because maxPending events were waiting already. */
   answeredOverload: number;
+  /** Refused because the accessor's uid had its share of maxPending waiting already. */
+  answeredUidShare: number;
+  /** Answered at once because the access's deadline had passed, its judgement still pending. */
+  answeredAccessDeadline: number;
+  /** Deadline answers that kept a cached deny instead of the configured answer. */
+  deadlineKeptDeny: number;
+  /** Fallback records not sent to JS (rate limit); counted in the next record's `suppressed`. */
+  fallbacksSuppressed: number;
   answeredAtClose: number;
   lateAnswers: number;
   overflows: number;
   coalesced: number;
   changeForwarded: number;
+  /** Open notices not sent to JS because maxPending fds were held already (the first read judges instead). */
+  noticesDropped: number;
   pendingNow: number;
   heldFds: number;
   verdictTableSize: number;
@@ -129,7 +176,7 @@ export interface NativeGate {
   /** What the reader thread settles misses with (native/tags); null: every miss goes to JS. */
   setTagPolicy(policy: NativeTagPolicy | null): void;
   stats(): GateStats;
-  /** Answer everything pending (allow), stop the thread, close the groups. Idempotent. */
+  /** Answer everything pending (allow: closing the group would), stop the thread, close the groups. Idempotent. */
   close(): void;
 }
 

@@ -27,7 +27,22 @@ export interface DaemonHarness {
 export async function withDaemon(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: { stack?: string; extra?: string | ((dir: string) => string); wait?: 'read' | 'open'; kind?: 'filesystem' | 'tree' | 'mount'; guard?: string; debounce?: string; scanTimeout?: string; queuePerUid?: number; whileWriting?: 'wait' | 'allow'; guardsFile?: string; prepare?: (dir: string) => Promise<void> } = {},
+  opts: {
+    stack?: string;
+    extra?: string | ((dir: string) => string);
+    /** More `gate:` keys, as YAML lines indented by two spaces (e.g. "  onDeadline: allow"). */
+    gate?: string;
+    deadline?: string;
+    wait?: 'read' | 'open';
+    kind?: 'filesystem' | 'tree' | 'mount';
+    guard?: string;
+    debounce?: string;
+    scanTimeout?: string;
+    queuePerUid?: number;
+    whileWriting?: 'wait' | 'allow';
+    guardsFile?: string;
+    prepare?: (dir: string) => Promise<void>;
+  } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
   const state = join(scratch.base, 'state');
@@ -45,8 +60,9 @@ guards:
     kind: ${opts.kind ?? 'filesystem'}
     wait: ${opts.wait ?? 'read'}
 gate:
-  deadline: 20s
+  deadline: ${opts.deadline ?? '20s'}
   whileWriting: ${opts.whileWriting ?? 'wait'}
+${opts.gate ?? ''}
 pool:
   threads: 2
   scanTimeout: ${opts.scanTimeout ?? '5s'}

@@ -28,6 +28,8 @@ export async function withGate(
     deadlineMs: opts.deadlineMs ?? 15_000,
     deadlineAnswer: opts.deadlineAnswer ?? 'allow',
     maxPending: opts.maxPending,
+    maxPendingPerUid: opts.maxPendingPerUid,
+    accessDeadlineMs: opts.accessDeadlineMs,
     exemptPids: opts.exemptPids,
     onEvents: (batch) => {
       for (const e of batch) {
