@@ -26,6 +26,13 @@ export function actorModuleUrl(actor: string): string {
 export interface LoadedActor {
   module: ActorModule;
   instance: ActorInstance;
+  /** instance.generation right after init. Some actors move theirs later by themselves (clamd's VERSION). */
+  loadedGeneration: string;
+}
+
+/** Does this instance stand for generation `g`: as loaded (its data), or as it says now (self-updating actors)? */
+export function holds(loaded: LoadedActor, g: string): boolean {
+  return loaded.loadedGeneration === g || loaded.instance.generation === g;
 }
 
 function isActorModule(m: unknown): m is ActorModule {
@@ -59,7 +66,7 @@ async function load(entry: WorkerEntry): Promise<LoadedActor> {
   if (!isActorInstance(instance)) {
     throw new Error(`${entry.name}: ${entry.actor} init() must return { generation: string, scan() }`);
   }
-  return { module, instance };
+  return { module, instance, loadedGeneration: instance.generation };
 }
 
 interface Slot {
@@ -124,13 +131,13 @@ export async function loadActor(entry: WorkerEntry, opts: LoadOptions = {}): Pro
   if (opts.fresh) return reloadInto(slot, entry);
   if (slot.loading) {
     const loaded = await slot.loading;
-    if (entry.generation === undefined || loaded.instance.generation === entry.generation) return loaded;
+    if (entry.generation === undefined || holds(loaded, entry.generation)) return loaded;
   }
   const current = slot.current;
   if (!current) return reloadInto(slot, entry);
   const expected = entry.generation;
-  if (expected === undefined || current.instance.generation === expected || slot.triedFor.has(expected)) return current;
+  if (expected === undefined || holds(current, expected) || slot.triedFor.has(expected)) return current;
   const next = await reloadInto(slot, entry);
-  if (next.instance.generation !== expected) slot.triedFor.add(expected);
+  if (!holds(next, expected)) slot.triedFor.add(expected);
   return next;
 }

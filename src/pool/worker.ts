@@ -37,8 +37,6 @@ function withHelpers<T extends WorkerResult>(instance: ActorInstance, result: T)
   return result;
 }
 
-const short = (g: string) => (g.length > 16 ? `${g.slice(0, 12)}…` : g);
-
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
   // A load's deadline counts the load; a scan's counts from the scan (an actor loading its databases in a fresh
   // worker is not the file's fault).
@@ -67,13 +65,9 @@ export default async function run(task: WorkerTask): Promise<WorkerResult> {
   }
 
   const { name } = task.entry;
-  const expected = task.entry.generation;
-  if (expected !== undefined && instance.generation !== expected) {
-    // The daemon judges with generation `expected`, but the disk no longer holds it (changed since the last
-    // reload, and this worker had not loaded it before). Scanning with other content under the old generation
-    // would mislabel the tag: fail, loudly, and let the entry's onError answer.
-    return failure('load', `${name}: its data changed on disk since blessd last loaded it (generation ${short(instance.generation)}, expected ${short(expected)}): run \`blessctl reload\``);
-  }
+  // A worker that could not load the expected generation (the data changed on disk since the last reload, or an
+  // actor whose generation follows a server, like clamd's VERSION, that is down) scans with what it has: the
+  // result carries that generation, and failing every scan until a reload would be worse.
   const file = fdScanFile({ ...task.file, chunkSize: task.chunkSize, groups: new Int32Array(task.started, SLOT_GROUPS_AT, SLOT_GROUPS), marker: task.marker });
   times[SLOT_BEGUN] = Date.now();
   const started = performance.now();
