@@ -55,9 +55,7 @@ for (const kind of KINDS) {
   test(`${kind}: tags the TypeScript store wrote are judged by the native reader as by the store, field by field`, async (t) => {
     const s = await tagScratch(t, kind);
     const key = testKey();
-    // Per-tag judgements, codec against codec: mtime mode, as the file-level ctime rule (ctime.ts, on both sides in
-    // settle) would turn a slow test's copied tags stale on one side only. test/attack-offline-change covers it.
-    const tags = store(key, { stampMode: 'mtime' });
+    const tags = store(key);
     const { fd } = s.file('a.txt', 'content\n');
     await leaseAndFinish(tags, fd, 'clamav', { answer: 'deny', reason: 'Eicar FOUND 100% — ünïcode, spaces & =signs= %41' }, GEN.clamav);
     await leaseAndFinish(tags, fd, 'yara', { answer: 'allow' }, GEN.yara);

@@ -155,7 +155,7 @@ function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
     r.problem(shareSlot, shareSlot.path, `must not exceed gate.maxPending (${maxPending}): it is one uid's share of it (got ${maxPendingPerUid})`);
     maxPendingPerUid = maxPending;
   }
-  const deadline = r.duration(m?.get('deadline'), 30_000, 1);
+  const deadline = r.duration(m?.get('deadline'), 30_000, 1, TIMER_LIMITS.deadline);
   const accessSlot = m?.get('accessDeadline');
   let accessDeadline = r.duration(accessSlot, deadline, 1);
   if (accessSlot && accessDeadline > 3_600_000) {
