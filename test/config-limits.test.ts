@@ -40,8 +40,8 @@ test('the fd limit is read from the process, and maxPending must fit it', (t) =>
   const limit = openFileLimit();
   t.true(limit !== undefined && limit > 0, `RLIMIT_NOFILE read from /proc/self/limits: ${limit}`);
   t.is(fdBudgetProblem(100, 20000), undefined);
-  t.regex(fdBudgetProblem(4096, 256)!, /may open 256 \(RLIMIT_NOFILE\): raise the limit/);
-  t.regex(fdBudgetProblem(4096, 1024)!, /set gate\.maxPending to at most 512/);
+  t.regex(fdBudgetProblem(4096, 100)!, /may open 100 \(RLIMIT_NOFILE\): raise the limit/);
+  t.regex(fdBudgetProblem(4096, 1024)!, /set gate\.maxPending to at most 896/);
 });
 
 test('blessd check under ulimit -n 256 names gate.maxPending and the limit', async (t) => {
@@ -51,7 +51,7 @@ test('blessd check under ulimit -n 256 names gate.maxPending and the limit', asy
   await writeFile(file, base('gate:\n  maxPending: 4096\n'));
   const low = await runChild('sh', ['-c', `ulimit -n 256 && exec node ${BLESSD} check --config ${file}`]);
   t.is(low.code, 1, low.stdout);
-  t.regex(low.stderr, /c\.yaml:3:3: gate\.maxPending: 4096 waiting events hold 4096 fds, plus 512 for the rest, but this process may open 256/);
+  t.regex(low.stderr, /c\.yaml:3:3: gate\.maxPending: 4096 waiting events hold 4096 fds, plus 128 for the rest, but this process may open 256/);
   t.false(/\n\s+at /.test(low.stderr), 'no stack trace');
   const dflt = await writeFile(file, base('')).then(() => runChild('sh', ['-c', `ulimit -n 256 && exec node ${BLESSD} check --config ${file}`]));
   t.is(dflt.code, 1);

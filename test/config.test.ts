@@ -195,7 +195,7 @@ const BAD: [string, string, RegExp][] = [
   ['onDeadline unknown', `${MINIMAL}gate:\n  onDeadline: maybe\n`, /config\.yaml:7:3: gate\.onDeadline: /],
   ['YAML syntax error', `guards:\n  - path: /srv\nstack: [\n  - actor: default\n`, /config\.yaml:\d+:\d+: YAML: /],
   ['duplicate YAML key', `${MINIMAL}log:\n  level: info\n  level: debug\n`, /config\.yaml:8:3: YAML: Map keys must be unique/],
-  ['maxPending above the fd limit', `${MINIMAL}gate:\n  maxPending: 100000000\n`, /config\.yaml:7:3: gate\.maxPending: 100000000 waiting events hold 100000000 fds, plus 512 for the rest, but this process may open \d+ \(RLIMIT_NOFILE\)/],
+  ['maxPending above the fd limit', `${MINIMAL}gate:\n  maxPending: 100000000\n`, /config\.yaml:7:3: gate\.maxPending: 100000000 waiting events hold 100000000 fds, plus 128 for the rest, but this process may open \d+ \(RLIMIT_NOFILE\)/],
   ['decimal socket mode', `${MINIMAL}socket:\n  mode: 660\n`, /config\.yaml:7:3: socket\.mode: must be an octal file mode/],
   ['missing guard path', `guards:\n  - kind: tree\nstack:\n  - actor: default\n`, /config\.yaml:2:5: guards\[0\]\.path: required/],
   ['no guards at all', `stack:\n  - actor: default\n`, /config\.yaml:1:1: guards: required/],

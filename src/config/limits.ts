@@ -8,7 +8,7 @@ export const TIMER_MAX_MS = 2 ** 31 - 1;
 /** The native gate's bound for one event's deadline (native/fanotify/gate.cc): a kernel holding an opener. */
 export const DEADLINE_MAX_MS = 3_600_000;
 /** Descriptors besides waiting events: tag work, live machines, control-socket clients, pool, mounts, logs. */
-export const FD_RESERVE = 512;
+export const FD_RESERVE = 128;
 
 /** The soft RLIMIT_NOFILE of this process (from /proc/self/limits; node has no getrlimit), or undefined. */
 export function openFileLimit(): number | undefined {
