@@ -57,7 +57,7 @@ t0('tmpfs: YARA rules deny a match and allow the rest; edited rules at reload de
   await writeFile(join(rules, 'README.txt'), 'not a rule file: skipped\n');
   const h = await withDaemon(t, 'tmpfs', {
     stack: `  - actor: yara
-    options: { rules: [${rules}], timeoutMs: 3000 }
+    options: { rules: [${rules}], timeoutMs: 4500 }
     onTimeout: deny
   - actor: default
     options: { answer: allow }`,
