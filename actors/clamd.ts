@@ -61,6 +61,13 @@ function processName(pid: number): string | undefined {
   }
 }
 
+/**
+ * The last VERSION each clamd answered in this worker, kept across instances: the daemon loads the actor afresh at
+ * every describe (reload, generation check), and a clamd that is restarting just then must not turn every tag
+ * stale by answering nothing.
+ */
+const lastVersion = new Map<string, string>();
+
 const clamd: ActorModule = {
   manifest: { name: NAME, version: '1.0.0' },
 
@@ -110,6 +117,7 @@ const clamd: ActorModule = {
       const reply = await client.run((s) => s.version(), connectTimeoutMs + timeoutMs);
       const version = reply.trim();
       if (!/^ClamAV /.test(version)) throw new ClamdError('CLAMD_PROTOCOL', `clamd at ${client.where}: VERSION answered ${JSON.stringify(version.slice(0, 100))}`);
+      lastVersion.set(client.where, `clamd:${version}`);
       return `clamd:${version}`;
     };
 
@@ -118,7 +126,9 @@ const clamd: ActorModule = {
     try {
       generation = await askVersion();
     } catch (err) {
-      // Not fatal: clamd may start after blessd. Scans fail (onError) until it answers; the generation follows.
+      // Not fatal: clamd may start after blessd, or be restarting. Scans fail (onError) until it answers; the
+      // generation stays what clamd last said (or `clamd:unreachable`) and follows once it answers.
+      generation = lastVersion.get(client.where) ?? UNREACHABLE;
       warnings.push(`${scanner}: ${(err as Error).message}; scans fail (onError) until clamd answers`);
     }
 

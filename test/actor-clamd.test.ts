@@ -133,12 +133,12 @@ t0('ext4, unix socket (FILDES in an IDSESSION): EICAR denied, clean allowed; REL
   }
 });
 
-t0('tmpfs, TCP (INSTREAM in chunks): EICAR denied, clean allowed; over clamd\'s StreamMaxLength → onTooLarge', async (t) => {
+t0('tmpfs, TCP (INSTREAM in chunks): EICAR denied, clean allowed; over StreamMaxLength → onTooLarge', async (t) => {
   const clamd = await startClamd(t, [EICAR_SIG], ['StreamMaxLength 1M']);
   const h = await withDaemon(t, 'tmpfs', {
     // onError: ok (then the default allows), so that a size refusal misread as an error would let the big file through and fail the test.
     stack: `  - actor: clamd
-    options: { host: 127.0.0.1, port: ${clamd.port}, timeoutMs: 3000, streamMaxLength: 8388608, chunkSize: 65536 }
+    options: { host: 127.0.0.1, port: ${clamd.port}, timeoutMs: 3000, streamMaxLength: 1048576, chunkSize: 65536 }
     onError: ok
     onTooLarge: deny
   - actor: default
@@ -158,6 +158,6 @@ t0('tmpfs, TCP (INSTREAM in chunks): EICAR denied, clean allowed; over clamd\'s 
   t.is((await runChild('sh', ['-c', `wc -c < ${join(h.dir, 'medium.bin')}`])).stdout.trim(), String(512 * 1024));
   const big = join(h.dir, 'big.bin');
   t.regex((await runChild('cat', [big])).stderr, denied);
-  t.regex(String((await verdictFor(h, big)).reason), / too-large: clamd.*size limit/i);
+  t.regex(String((await verdictFor(h, big)).reason), / too-large: clamd.*StreamMaxLength/);
   t.true((await clamd.logText()).includes('instream'), 'clamd saw INSTREAM');
 });

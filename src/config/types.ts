@@ -6,7 +6,7 @@ export const CONTROLS = ['required', 'requisite', 'sufficient', 'optional', 'obs
 export type Control = (typeof CONTROLS)[number];
 
 /** Actors that ship with blessd; anything else in `actor:` must be a path to a .js module. */
-export const BUILTIN_ACTORS = ['signature', 'allowlist', 'exec', 'default', 'expected', 'clamd', 'remote'] as const;
+export const BUILTIN_ACTORS = ['signature', 'allowlist', 'exec', 'default', 'expected', 'clamd', 'yara', 'remote'] as const;
 export type BuiltinActor = (typeof BUILTIN_ACTORS)[number];
 
 export const ON_FAILURE = ['deny', 'ok', 'retry'] as const;
