@@ -133,17 +133,7 @@ export const OPS: Record<string, Op> = {
     root: true,
     run: async ({ req, state }) => {
       const path = stringArg(req, 'path')!;
-      let fd: number;
-      try {
-        fd = await openFd(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-      } catch (err) {
-        throw new ProtocolError('NOT_FOUND', `explain: ${path}: ${(err as Error).message}`);
-      }
-      try {
-        return { explain: await state.control.explain(fd, path, { scan: boolArg(req, 'scan', false) }) };
-      } finally {
-        await closeFd(fd).catch(() => {});
-      }
+      return withOpenFile('explain', path, async (fd) => ({ explain: await state.control.explain(fd, path, { scan: boolArg(req, 'scan', false) }) }));
     },
   },
 
@@ -151,13 +141,7 @@ export const OPS: Record<string, Op> = {
     root: true,
     run: async ({ req, state }) => {
       const path = stringArg(req, 'path')!;
-      let fd: number;
-      try {
-        fd = await openFd(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-      } catch (err) {
-        throw new ProtocolError('NOT_FOUND', `tags: ${path}: ${(err as Error).message}`);
-      }
-      try {
+      return withOpenFile('tags', path, async (fd) => {
         const report = await state.control.readTags(fd);
         const s = report.stamp;
         return {
@@ -173,9 +157,7 @@ export const OPS: Record<string, Op> = {
             time: t.value?.time ?? null,
           })),
         };
-      } finally {
-        await closeFd(fd).catch(() => {});
-      }
+      });
     },
   },
 
@@ -254,4 +236,19 @@ function status(state: ServerState) {
     stack: control.stack().map((e) => ({ name: e.name, control: e.control, actor: e.actor, origin: e.origin })),
     verdictTable: g.verdictTableSize,
   };
+}
+
+/** Open a user-named path for an op without blocking on it (a FIFO, a device), run `fn`, and close it. */
+async function withOpenFile<T>(op: string, path: string, fn: (fd: number) => Promise<T>): Promise<T> {
+  let fd: number;
+  try {
+    fd = await openFd(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    throw new ProtocolError('NOT_FOUND', `${op}: ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return await fn(fd);
+  } finally {
+    await closeFd(fd).catch(() => {});
+  }
 }

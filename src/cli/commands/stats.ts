@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { out, parseOrUsage, printable, table, UsageError, type Command } from '../command.js';
 import { latencyPercentile } from '../../gate/latency.js';
+import type { CostRow } from '../../daemon/costs.js';
 import { SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
 
 const usage = `Usage: blessctl stats [--json] [--socket PATH]
@@ -34,16 +35,6 @@ function flatten(prefix: string, v: unknown, lines: string[]) {
 }
 
 const SORTS = ['scanMs', 'waitedMs', 'scans', 'judged', 'waits', 'denied'] as const;
-
-interface CostRow {
-  key: string;
-  judged: number;
-  scans: number;
-  scanMs: number;
-  waitedMs: number;
-  waits: number;
-  denied: number;
-}
 
 function costTable(by: string, rows: CostRow[]): string {
   const head = by === 'process' ? 'EXECUTABLE' : by === 'uid' ? 'UID' : 'PATH';
