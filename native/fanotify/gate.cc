@@ -187,25 +187,37 @@ Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   InodeKey key;
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
+  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
+  bool marked = AddIgnoreMark(fd);
+  std::lock_guard<std::mutex> lock(mu_);
+  RememberLocked(key, std::move(e));
+  return Napi::Boolean::New(env, marked);
+}
+
+VerdictEntry Gate::EntryOf(int fd, Verdict verdict, uint32_t response) {
   VerdictEntry e;
-  e.verdict = Verdict::Allowed;
+  e.verdict = verdict;
+  e.response = response;
   e.gen_known = generation_of_fd(fd, e.gen);
   struct stat st;
   if (fstat(fd, &st) == 0) take_stamp(e, st);
-  char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-  auto *fh = reinterpret_cast<struct file_handle *>(storage);
-  fh->handle_bytes = MAX_HANDLE_SZ;
-  int mount_id;
-  if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) == 0) {
-    e.handle_type = fh->handle_type;
-    e.handle.assign(reinterpret_cast<char *>(fh->f_handle), fh->handle_bytes);
+  if (verdict == Verdict::Allowed) {
+    char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+    auto *fh = reinterpret_cast<struct file_handle *>(storage);
+    fh->handle_bytes = MAX_HANDLE_SZ;
+    int mount_id;
+    if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) == 0) {
+      e.handle_type = fh->handle_type;
+      e.handle.assign(reinterpret_cast<char *>(fh->f_handle), fh->handle_bytes);
+    }
   }
-  bool marked = AddIgnoreMark(fd);
-  std::lock_guard<std::mutex> lock(mu_);
+  return e;
+}
+
+void Gate::RememberLocked(const InodeKey &key, VerdictEntry &&e) {
   if (table_.size() >= max_entries_) ForgetAllLocked();
   table_[key] = std::move(e);
-  budgets_.erase(key);
-  return Napi::Boolean::New(env, marked);
+  budgets_.erase(key);  // a verdict ends the access budget of a deadline answer
 }
 
 Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
@@ -214,18 +226,11 @@ Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
   uint32_t response = info[1].As<Napi::Number>().Uint32Value();
   InodeKey key;
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
-  VerdictEntry e;
-  e.verdict = Verdict::Denied;
-  e.response = response;
-  e.gen_known = generation_of_fd(fd, e.gen);
-  struct stat st;
-  if (fstat(fd, &st) == 0) take_stamp(e, st);
+  VerdictEntry e = EntryOf(fd, Verdict::Denied, response);
   // A denied file must keep asking: drop any ignore mark it may still carry.
   RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
-  if (table_.size() >= max_entries_) ForgetAllLocked();
-  table_[key] = std::move(e);
-  budgets_.erase(key);
+  RememberLocked(key, std::move(e));
   return env.Undefined();
 }
 

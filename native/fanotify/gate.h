@@ -154,6 +154,10 @@ class Gate : public Napi::ObjectWrap<Gate> {
   bool RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::string &handle);
   void ForgetAllLocked();
   bool AddIgnoreMark(int fd);
+  // gate.cc: one verdict entry for the open file (generation, stamp, and for Allowed the handle that removes its
+  // ignore mark later), and putting it in the table (which drops the inode's deadline budget).
+  VerdictEntry EntryOf(int fd, Verdict verdict, uint32_t response);
+  void RememberLocked(const InodeKey &key, VerdictEntry &&e);
   bool RemoveIgnoreMark(int dfd, const char *path);
 
   // trees.cc — tree guards on a filesystem mark: which inodes need judging

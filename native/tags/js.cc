@@ -10,12 +10,6 @@
 namespace blessd {
 
 namespace {
-int64_t wall_ms() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 TagControl control_of(Napi::Env env, const std::string &s, const std::string &where) {
   if (s == "required") return TagControl::Required;
   if (s == "requisite") return TagControl::Requisite;
@@ -92,7 +86,7 @@ static Napi::Value TagsJudge(const Napi::CallbackInfo &info) {
   FileStamp stamp;
   if (!read_tags(fd, ns, tags)) throw Napi::Error::New(env, "tagsJudge: cannot list the tags of fd " + std::to_string(fd));
   if (!read_stamp(fd, stamp)) throw Napi::Error::New(env, "tagsJudge: cannot fstat fd " + std::to_string(fd));
-  int64_t now = wall_ms();
+  int64_t now = wall_clock_ms();
   const bool ctime = o.Get("ctime").ToBoolean();
   std::vector<DecodedTag> decoded;
   std::vector<TagJudgement> judged;
@@ -147,7 +141,7 @@ static Napi::Value TagsSettle(const Napi::CallbackInfo &info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   auto policy = tag_policy_from_js(env, info[1]);
   if (!policy) return Napi::String::New(env, "unknown");
-  Settlement s = settle_by_tags(fd, *policy, wall_ms());
+  Settlement s = settle_by_tags(fd, *policy, wall_clock_ms());
   return Napi::String::New(env, s == Settlement::Allowed ? "allow" : s == Settlement::Denied ? "deny" : "unknown");
 }
 

@@ -3,6 +3,7 @@
 // Allowed / Denied only when those answers alone decide and no observe scanner still wants the file; Unknown in
 // every other case (then JS judges, as it always did). It never answers, marks or caches: the caller does.
 #pragma once
+#include <time.h>
 #include <cstdint>
 #include "tags/verify.h"
 
@@ -11,5 +12,12 @@ namespace blessd {
 enum class Settlement : uint8_t { Unknown, Allowed, Denied };
 
 Settlement settle_by_tags(int fd, const TagPolicy &policy, int64_t now_ms);
+
+/** The wall clock in ms, as tags record time (a lease's end, a tag's write time). */
+inline int64_t wall_clock_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 }  // namespace blessd

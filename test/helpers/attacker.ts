@@ -7,7 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import { chmod, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
-import type { ChildResult } from './child.js';
+import { runChild, type ChildResult } from './child.js';
 
 const run = promisify(execFile);
 let serial = 0;
@@ -60,25 +60,8 @@ export async function makeAttacker(t: ExecutionContext, label = 'atk'): Promise<
     uid,
     gid,
     run(cmd, args, opts = {}) {
-      const started = performance.now();
-      return new Promise((resolve, reject) => {
-        const child = spawnAs(cmd, args, opts.cwd);
-        let stdout = '';
-        let stderr = '';
-        child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
-        child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
-        child.on('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-        child.on('close', (code, signal) => {
-          clearTimeout(timer);
-          resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-        });
-        child.stdin!.on('error', () => {});
-        child.stdin!.end(opts.input ?? '');
-      });
+      // Killed after its timeout by runChild; anything it left behind dies with the user at teardown.
+      return runChild('setpriv', argv(cmd, args), { ...opts, env, cwd: opts.cwd ?? '/' });
     },
     sh(script, opts) {
       return attacker.run('sh', ['-c', script], opts);
