@@ -21,6 +21,20 @@ export class TagSettler {
   }
 
   /**
+   * A machine reached a verdict for this inode. The open notice of the same access waits a moment before it judges,
+   * and the machine may be done and gone by then: without this, the notice would judge the file a second time
+   * (a second verdict notice, a second count).
+   */
+  judged(key: string): void {
+    this.remember(key);
+  }
+
+  private remember(key: string): void {
+    if (this.recent.size > RECENT_MAX) this.recent.clear();
+    this.recent.add(key);
+  }
+
+  /**
    * The native reader denied an access from this file's tags (and answered it): the log line, the count and the
    * notice a deny gets, with the scanner and reason read back from the tags.
    */
@@ -53,8 +67,7 @@ export class TagSettler {
     const path = readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`;
     // The open notice of the same access may still be on its way (it waits a moment): spare it the work.
     if (key) {
-      if (this.recent.size > RECENT_MAX) this.recent.clear();
-      this.recent.add(key);
+      this.remember(key);
     }
     const svc = d.svc;
     if (v.verdict === 'allow') {
