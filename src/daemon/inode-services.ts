@@ -67,12 +67,10 @@ export function inodeServices(d: DaemonParts): InodeServices {
       }
     },
     answer: (w: Waiter, verdict) => {
+      // Counted before the answer on purpose: the accessor is named from /proc, and once answered it may be gone.
+      // (Its identity is cached per pid, so this is one readlink and one status read per process, not per access.)
       if (w.since !== undefined) d.costs.waited(w.pid, performance.now() - w.since, verdict !== 'allow');
-      if (verdict === 'fallback') {
-        d.gate.native.answer(w.id, d.fallbackResponse());
-        return;
-      }
-      d.gate.native.answer(w.id, verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? d.retryResponse : d.denyResponse);
+      d.gate.native.answer(w.id, verdict === 'fallback' ? d.fallbackResponse() : verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? d.retryResponse : d.denyResponse);
     },
     bless: (fd) => {
       try {
