@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,8 @@
 namespace blessd {
 
 namespace {
+
+constexpr int kRunningAttempts = 16 + 50;
 
 ssize_t read_small(const char *path, char *buf, size_t size) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -31,11 +35,21 @@ ssize_t read_small(const char *path, char *buf, size_t size) {
 }
 
 // "nr a0 a1 a2 a3 a4 a5 sp pc" (hex arguments); "running" or "-1 sp pc" when the task is not in a syscall.
+// "running" also shows in the moment between the accessor queueing its event (which wakes us) and falling asleep
+// to wait for the answer, longer when it is preempted there on a loaded machine: look again, within a bound.
 bool read_syscall(pid_t tid, long &nr, unsigned long args[6]) {
   char path[48], buf[256];
   snprintf(path, sizeof path, "/proc/%d/syscall", (int)tid);
-  if (read_small(path, buf, sizeof buf) <= 0) return false;
-  if (buf[0] < '0' || buf[0] > '9') return false;  // "running", or -1: not blocked in a syscall
+  for (int attempt = 0;; attempt++) {
+    if (read_small(path, buf, sizeof buf) <= 0) return false;
+    if (buf[0] != 'r' || attempt >= kRunningAttempts) break;
+    if (attempt < 16) sched_yield();
+    else {
+      struct timespec pause = {0, 100000};  // 100 µs; kRunningAttempts bounds the whole wait to about 5 ms
+      nanosleep(&pause, nullptr);
+    }
+  }
+  if (buf[0] < '0' || buf[0] > '9') return false;  // still "running", or -1: not blocked in a syscall
   char *p = buf;
   nr = strtol(p, &p, 10);
   for (int i = 0; i < 6; i++) {
