@@ -8,7 +8,7 @@ import { runChild } from './helpers/child.js';
 import { REPO } from './helpers/daemon-harness.js';
 import { PYTHON, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
-import { until } from './helpers/until.js';
+import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 const BLESSCTL = join(REPO, 'dist/src/cli/blessctl.js');
@@ -19,7 +19,7 @@ t0('a socket.group member holding 300 connections locks out neither root\'s bles
   const h = await withNotify(t, 'tmpfs', { socket: { group: a.gid, mode: 0o660 } });
   await chmod(h.scratch.base, 0o711); // the member reaches the socket file; the mode and group do the rest
   const hog = a.start(PYTHON, ['-c', await script('socket-hog.py'), h.socket, '300']);
-  await until(() => /holding \d+ of 300/.test(hog.output()), 'the hog to report what it holds', 20_000);
+  await waitFor('the hog to report what it holds', () => /holding \d+ of 300/.test(hog.output()), 20_000);
 
   const status = await runChild(process.execPath, [BLESSCTL, 'status', '--json', '--socket', h.socket], { timeoutMs: 10_000 });
   t.is(status.code, 0, `root's blessctl must get in: ${status.stderr}`);
@@ -42,10 +42,10 @@ t0('a non-root subscriber hears of files its uid could find, not of files in dir
   for (const d of ['secret', 'hidden', 'open']) await writeFile(join(h.dir, d, 'f.txt'), 'v1\n');
 
   const sub = a.start(PYTHON, ['-c', await script('subscriber.py'), h.socket, 'verdicts']);
-  await until(() => sub.output().includes('"subscribed"'), 'the subscription to be confirmed', 10_000);
+  await waitFor('the subscription to be confirmed', () => sub.output().includes('"subscribed"'), 10_000);
   // Changes in order: the withheld ones first, so that the notice of the visible one proves the others were passed over.
   for (const d of ['secret', 'hidden', 'open']) await runChild('sh', ['-c', `echo v2 >> ${join(h.dir, d, 'f.txt')}`]);
-  await until(() => sub.output().includes(join(h.dir, 'open', 'f.txt')), 'the dirty notice of open/f.txt', 10_000);
+  await waitFor('the dirty notice of open/f.txt', () => sub.output().includes(join(h.dir, 'open', 'f.txt')), 10_000);
   const out = sub.output();
   t.false(out.includes('secret'), `nothing of secret/ reaches the subscriber: ${out}`);
   t.false(out.includes('hidden'), `nothing of hidden/ (searchable, not listable) either: ${out}`);

@@ -6,7 +6,7 @@ import { EICAR } from '../src/daemon/demo.js';
 import { runChild } from './helpers/child.js';
 import { withDaemonProcess } from './helpers/daemon-process.js';
 import { isRoot } from './helpers/scratch.js';
-import { until } from './helpers/until.js';
+import { waitFor } from './helpers/wait.js';
 
 test('valid names stay as they are; other bytes become \\xNN, and then a backslash is \\\\', (t) => {
   t.is(displayPath(Buffer.from('/srv/ä ö\\x.txt')), '/srv/ä ö\\x.txt');
@@ -29,7 +29,7 @@ stack:
   const made = await runChild('sh', ['-c', `cd ${d.dir} && printf '%s' '${EICAR}' > "$(printf 'bad\\377name.com')" && cat "$(printf 'bad\\377name.com')"`]);
   t.regex(made.stderr, /Operation not permitted/);
   const denial = () => d.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((j) => /denied/.test(j.msg ?? ''));
-  await until(() => denial() !== undefined, 'the denial log line');
+  await waitFor('the denial log line', () => denial() !== undefined);
   t.true(denial().path.endsWith('/bad\\xffname.com'), denial().path);
   t.false(JSON.stringify(denial()).includes('\ufffd'), 'no U+FFFD');
 });

@@ -4,7 +4,8 @@ import { writeFile, readFile, copyFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FAN_ALLOW, FAN_DENY, MASK } from '../src/gate/types.js';
 import { withGate } from './helpers/gate-harness.js';
-import { startChild, runChild, sleep } from './helpers/child.js';
+import { startChild, runChild } from './helpers/child.js';
+import { waitHeld } from './helpers/wait.js';
 import { isRoot } from './helpers/scratch.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
@@ -16,12 +17,11 @@ t0('tmpfs has no pre-content events: the gate falls back to blocking at open, an
   const h = await withGate(t, 'tmpfs', { prepare: (d) => writeFile(join(d, 'a.txt'), 'hello\n') });
   t.is(h.mode, 'open');
   t.regex(h.fallback ?? '', /pre-content/);
-  const { done } = startChild('cat', [join(h.scratch.dir, 'a.txt')]);
+  const { child, done } = startChild('cat', [join(h.scratch.dir, 'a.txt')]);
   const ev = await h.next(perm(MASK.OPEN_PERM));
-  await sleep(300);
   let finished = false;
   void done.then(() => (finished = true));
-  await sleep(50);
+  await waitHeld(child.pid!, 'cat blocked at open', { syscall: 'openat' });
   t.false(finished, 'cat must still be blocked at open');
   t.true(h.gate.native.answer(ev.id, FAN_ALLOW));
   const r = await done;
@@ -40,7 +40,8 @@ t0('ext4 read mode: open and stat are instant, the first read waits for the answ
   child.stdout!.on('data', (d) => (out += d));
   const ev = await h.next(perm(MASK.PRE_ACCESS));
   t.true(h.events.some((e) => e.kind === 'open' && e.pid === child.pid), 'the open notice came first');
-  await sleep(200);
+  const held = await waitHeld(child.pid!, 'node blocked in its first read', { syscall: ['read', 'pread64'] });
+  t.is(held.path, file, 'held reading the guarded file');
   t.is(out, 'opened\n', 'open returned, read still blocked');
   t.is(ev.offset, 0);
   t.true(ev.count >= 4096);
@@ -98,7 +99,7 @@ t0('own accesses never reach JS', async (t) => {
   const h = await withGate(t, 'tmpfs', { prepare: (d) => writeFile(join(d, 'own.txt'), 'mine') });
   const before = h.gate.native.stats().fastOwn;
   t.is(await readFile(join(h.scratch.dir, 'own.txt'), 'utf8'), 'mine');
-  await sleep(100);
+  await h.settle(); // any event of that read would have reached JS by now
   t.is(h.events.filter((e) => e.kind === 'perm' || e.kind === 'open').length, 0);
   t.true(h.gate.native.stats().fastOwn > before);
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EICAR } from '../src/daemon/demo.js';
 import { runChild } from './helpers/child.js';
-import { until } from './helpers/until.js';
+import { waitFor } from './helpers/wait.js';
 import { PYTHON, lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
 
@@ -107,7 +107,7 @@ t0('junk, wrong versions, unknown ops, huge lines and vanishing clients get erro
   await extra.closed;
   t.true(extra.lines.some((l) => JSON.parse(l).error?.code === 'TOO_MANY_CLIENTS'), extra.lines.join('|'));
   for (const x of held) x.s.destroy();
-  await until(() => h.server.clients === 0, 'the server to see the held clients go');
+  await waitFor('the server to see the held clients go', () => h.server.clients === 0);
 
   // The daemon goes on: hello, a tree scan, and a guarded read all work.
   const ok = await h.client();
@@ -197,7 +197,7 @@ t0('blessctl status, stats, top, scan, subscribe, generation bump, reload and wa
   // subscribe --count 1 prints the dirty notice of a write.
   const sub = lineChild(t, process.execPath, [BLESSCTL, 'subscribe', '--json', '--count', '1', '--socket', h.socket]);
   const probe = await h.client();
-  await until(async () => ((await probe.request('status')) as any).queues.subscribers.length > 0, 'blessctl subscribe to be subscribed', 10_000);
+  await waitFor('blessctl subscribe to be subscribed', async () => ((await probe.request('status')) as any).queues.subscribers.length > 0, 10_000);
   await runChild('sh', ['-c', `echo more >> ${join(h.dir, 'tree', 'c1.txt')}`]);
   const notice = JSON.parse(await sub.waitFor((l) => l.startsWith('{'), 10_000, 'a notice'));
   t.like(notice, { event: 'dirty', path: join(h.dir, 'tree', 'c1.txt') });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { runChild } from './helpers/child.js';
 import { lineChild, PYTHON, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
-import { until } from './helpers/until.js';
+import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 
@@ -22,23 +22,23 @@ t0('losses of a subscriber that disconnected stay in noticesLost', async (t) => 
   const sub = lineChild(t, PYTHON, ['-c', deaf, h.socket]);
   await sub.waitFor((l) => l === 'subscribed');
   const c = await h.client();
-  await until(async () => ((await c.request('status')) as any).queues.subscribers.length === 1, 'the deaf subscriber to be subscribed');
+  await waitFor('the deaf subscriber to be subscribed', async () => ((await c.request('status')) as any).queues.subscribers.length === 1);
   // Many changes, each a dirty and a verdict notice, until the deaf subscriber's queue has overflowed.
   let round = 0;
-  await until(
+  await waitFor(
+    'the deaf subscriber to lose notices',
     async () => {
       await runChild('sh', ['-c', `cd ${h.dir} && for i in $(seq 200); do echo ${round} > f$i; done`]);
       round++;
       const s = (await c.request('status')) as any;
       return (s.queues.subscribers[0]?.lost ?? 0) > 0;
     },
-    'the deaf subscriber to lose notices',
     60_000,
   );
   const lost = ((await c.request('stats')) as any).stats.notify.noticesLost;
   t.true(lost > 0);
   sub.kill();
-  await until(async () => ((await c.request('status')) as any).queues.subscribers.length === 0, 'the subscriber to be gone');
+  await waitFor('the subscriber to be gone', async () => ((await c.request('status')) as any).queues.subscribers.length === 0);
   const after = ((await c.request('stats')) as any).stats.notify.noticesLost;
   t.true(after >= lost, `noticesLost ${lost} before the disconnect, ${after} after`);
 });
