@@ -6,7 +6,8 @@ import { native } from '../src/gate/addon.js';
 import { FAN_ALLOW, FAN_DENY, MASK, denyErrno } from '../src/gate/types.js';
 import type { GateEvent } from '../src/gate/types.js';
 import { withGate, type Harness } from './helpers/gate-harness.js';
-import { runChild, sleep } from './helpers/child.js';
+import { runChild } from './helpers/child.js';
+import { waitFor, within } from './helpers/wait.js';
 import { isRoot } from './helpers/scratch.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
@@ -28,19 +29,19 @@ for (const fs of ['ext4', 'tmpfs'] as const) {
     const h = await withGate(t, fs, { prepare: (d) => writeFile(join(d, 'f.txt'), 'v1\n'), onEvent: blessAll });
     const file = join(h.scratch.dir, 'f.txt');
     t.is((await runChild('cat', [file])).stdout, 'v1\n');
-    await sleep(50);
+    await h.settle();
     const afterFirst = gated(h);
     t.true(afterFirst >= 1);
     for (let i = 0; i < 5; i++) t.is((await runChild('cat', [file])).stdout, 'v1\n');
-    await sleep(50);
+    await h.settle(); // an open notice of those reads would have arrived by now
     t.is(gated(h), afterFirst, 'blessed: the kernel stays silent');
     t.is(h.gate.native.stats().fastAllowed, 0, 'not even the native table was asked');
     // Another process writes: the kernel drops the ignore mark by itself.
     await runChild('sh', ['-c', `echo v2 >> ${file}`]);
-    await sleep(50);
+    await h.settle(); // the writer's own open notice is counted before the read, not as the read's
     const beforeRead = gated(h);
     t.is((await runChild('cat', [file])).stdout, 'v1\nv2\n');
-    await sleep(50);
+    await h.settle();
     t.true(gated(h) > beforeRead, 'events are back after the write');
   });
 
@@ -49,17 +50,19 @@ for (const fs of ['ext4', 'tmpfs'] as const) {
     const file = join(h.scratch.dir, 'm.bin');
     await runChild('cat', [file]);
     await runChild('cat', [file]);
-    await sleep(50);
+    await h.settle();
     const quiet = gated(h);
     const py = `import mmap,os\nfd=os.open(${JSON.stringify(file)},os.O_RDWR)\nm=mmap.mmap(fd,4096)\nm[0:5]=b'HELLO'\nm.flush();m.close();os.close(fd)`;
     const r = await runChild('python3', ['-c', py]);
     t.is(r.code, 0, r.stderr);
+    // The native reader drops the ignore mark before it forwards the close-after-write.
     await h.next((e) => e.kind === 'change' && (e.mask & MASK.CLOSE_WRITE) !== 0);
-    await sleep(50);
+    await h.settle(); // the writer's open notice, counted before the read
+    const beforeRead = gated(h);
     const out = await runChild('head', ['-c', '5', file]);
     t.is(out.stdout, 'HELLO');
-    await sleep(50);
-    t.true(gated(h) > quiet, 'the close-after-write dropped the ignore mark: ' + JSON.stringify(h.gate.native.stats()));
+    await h.settle();
+    t.true(gated(h) > beforeRead, 'the close-after-write dropped the ignore mark: ' + JSON.stringify(h.gate.native.stats()));
   });
 }
 
@@ -104,7 +107,7 @@ t0('closing the gate releases every blocked process', async (t) => {
   const h = await withGate(t, 'ext4', { prepare: (d) => writeFile(join(d, 'c.txt'), 'free\n') });
   const file = join(h.scratch.dir, 'c.txt');
   const runs = [1, 2, 3].map(() => runChild('cat', [file]));
-  while (h.events.filter((e) => e.kind === 'perm').length < 3) await sleep(20);
+  await waitFor('three held reads', () => h.events.filter((e) => e.kind === 'perm').length >= 3);
   t.is(h.gate.native.stats().pendingNow, 3);
   h.gate.close();
   const results = await Promise.all(runs);
@@ -175,17 +178,29 @@ t0('a tree guard holds files in directories made a moment ago (one filesystem ma
 
 t0('the latency histogram counts every answer JS gave, in the bucket of its wait', async (t) => {
   const { latencyPercentile, bucketFloorUs } = await import('../src/gate/latency.js');
+  // Each answer is held 40 ms after JS got its event. The native clock starts earlier (at the kernel read) and
+  // stops at the answer, inside the accessor's own run: so every latency lies between what JS held it and what the
+  // whole cat took, both measured here — bounds that hold on a loaded machine without losing what they test.
+  const held: number[] = [];
   const h = await withGate(t, 'tmpfs', {
     prepare: (d) => writeFile(join(d, 'l.txt'), 'l'),
     onEvent: (e, hh) => {
-      if (e.kind === 'perm') setTimeout(() => hh.gate.native.answer(e.id, FAN_ALLOW), 40);
+      if (e.kind !== 'perm') return;
+      const got = performance.now();
+      setTimeout(() => {
+        held.push(performance.now() - got);
+        hh.gate.native.answer(e.id, FAN_ALLOW);
+      }, 40);
     },
   });
-  for (let i = 0; i < 3; i++) await runChild('cat', [join(h.scratch.dir, 'l.txt')]);
+  const walls: number[] = [];
+  for (let i = 0; i < 3; i++) walls.push((await runChild('cat', [join(h.scratch.dir, 'l.txt')])).ms);
   const lat = h.gate.native.stats().latencyUs;
   t.is(lat.reduce((a, b) => a + b, 0), 3);
-  const p50 = latencyPercentile(lat, 0.5);
-  t.true(p50 >= 40_000 && p50 <= 40_000 * 1.25 + 20_000, `p50 ${p50} µs for answers held 40 ms`);
+  const p50 = latencyPercentile(lat, 0.5); // the upper edge of the median's bucket (buckets are 1/8 octave wide)
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
+  t.true(p50 >= median(held) * 1000, `p50 ${p50} µs, answers held ${held.map((x) => x.toFixed(1)).join(', ')} ms`);
+  t.true(p50 <= median(walls) * 1000 * 1.125 + 1, `p50 ${p50} µs, cats took ${walls.map((x) => x.toFixed(1)).join(', ')} ms`);
   t.is(bucketFloorUs(8), 8);
   t.is(bucketFloorUs(16), 16);
   t.is(bucketFloorUs(17), 18);
@@ -216,7 +231,7 @@ t0('a change-queue overflow forgets every cached verdict and ignore mark', async
   });
   const nextLine = async () => {
     const seen = lines.length;
-    while (lines.length === seen) await new Promise<void>((r) => ((wake = r), setTimeout(r, 100)));
+    await within('a line from the gate child', new Promise<void>((resolve) => (wake = () => lines.length > seen && resolve())), 20_000);
     return JSON.parse(lines[lines.length - 1]);
   };
   try {
@@ -239,7 +254,7 @@ t0('a change-queue overflow forgets every cached verdict and ignore mark', async
     child.kill('SIGCONT');
   }
   let s = await stats();
-  for (let i = 0; i < 20 && s.overflowSeen === 0; i++) s = await stats();
+  await waitFor(`JS to be told of the overflow (${JSON.stringify(s)})`, async () => (s = await stats()).overflowSeen > 0);
   t.true(s.overflows >= 1, 'the kernel reported the overflow');
   t.is(s.overflowSeen, s.overflows, 'and JS was told');
   t.is(s.verdictTableSize, 0, 'every cached verdict is gone');
@@ -258,13 +273,13 @@ t0('a bless the kernel silently refuses (file open for write elsewhere) is answe
   // A process keeps the file open for writing (and writes nothing): the kernel accepts the ignore mark and ignores it.
   const holder = startChild('python3', ['-c', `import os,time\nfd=os.open(${JSON.stringify(file)},os.O_WRONLY)\nprint('open',flush=True)\ntime.sleep(30)`]);
   t.teardown(() => void holder.child.kill('SIGKILL'));
-  await new Promise<void>((r) => holder.child.stdout!.once('data', () => r()));
+  await within('the holder to open the file for writing', new Promise<void>((r) => holder.child.stdout!.once('data', () => r())));
   t.is((await runChild('cat', [file])).stdout, 'held\n');
-  await sleep(50);
+  await h.settle();
   const perms = h.events.filter((e) => e.kind === 'perm').length;
   const before = h.gate.native.stats().fastAllowed;
   for (let i = 0; i < 3; i++) t.is((await runChild('cat', [file])).stdout, 'held\n');
-  await sleep(50);
+  await h.settle();
   t.is(h.events.filter((e) => e.kind === 'perm').length, perms, 'JS is not asked again');
   t.true(h.gate.native.stats().fastAllowed >= before + 3, 'the native table answered what the kernel still sent');
 });
