@@ -1,17 +1,17 @@
 // The command-line daemon as a user runs it: `blessd check`, `blessd run`, signals.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EICAR } from '../src/daemon/demo.js';
-import { runChild, sleep } from './helpers/child.js';
+import { runChild, startChild } from './helpers/child.js';
 import { FIXTURES, REPO } from './helpers/daemon-harness.js';
 import { isRoot, makeScratch } from './helpers/scratch.js';
 import { makeAttacker } from './helpers/attacker.js';
+import { BLESSD, startDaemonProcess } from './helpers/daemon-process.js';
+import { waitHeld } from './helpers/wait.js';
 
-const BLESSD = join(REPO, 'dist/src/cli/blessd.js');
 const t0 = isRoot() ? test.serial : test.skip;
 
 test('blessd check explains the shipped config', async (t) => {
@@ -31,24 +31,6 @@ test('blessd check names the line and key of a bad config', async (t) => {
   t.is(r.code, 1);
   t.regex(r.stderr, /bad\.yaml:5:\d+: stack\[0\]\.control/);
 });
-
-async function startDaemon(config: string) {
-  const child = spawn('node', [BLESSD, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('blessd did not get ready: ' + err)), 20_000);
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      if (d.includes('ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`blessd exited ${code}: ${err}`)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, exited, stderr: () => err };
-}
 
 t0('blessd run refuses EICAR, reads clean files, and SIGTERM releases blocked readers and exits 0', async (t) => {
   const scratch = await makeScratch('ext4');
@@ -73,21 +55,18 @@ stack:
     options: { answer: allow }
 `,
   );
-  const d = await startDaemon(cfg);
-  t.teardown(async () => {
-    d.child.kill('SIGKILL');
-    await scratch.cleanup();
-  });
+  t.teardown(() => scratch.cleanup()); // after the daemon's own teardown (last in, first out)
+  const d = await startDaemonProcess(t, cfg);
   t.true(statSync(join(scratch.base, 'sock')).isSocket(), 'the control socket is up once ready');
   t.regex((await runChild('cat', [join(scratch.dir, 'eicar.com')])).stderr, /Operation not permitted/);
   t.is((await runChild('cat', [join(scratch.dir, 'ok.txt')])).stdout, 'ok\n');
   // Three readers stuck behind a scanner that takes a minute.
-  const readers = [1, 2, 3].map(() => runChild('cat', [join(scratch.dir, 'held.txt')], { timeoutMs: 30_000 }));
-  await sleep(500);
+  const readers = [1, 2, 3].map(() => startChild('cat', [join(scratch.dir, 'held.txt')], 30_000));
+  for (const r of readers) await waitHeld(r.child.pid!, 'a reader held behind the minute-long scan', { syscall: 'read' });
   d.child.kill('SIGTERM');
-  const results = await Promise.all(readers);
+  const results = await Promise.all(readers.map((r) => r.done));
   for (const r of results) t.is(r.stdout, 'held\n');
-  t.is(await d.exited, 0, d.stderr());
+  t.is((await d.exited).code, 0, d.log());
   t.true(results.every((r) => r.ms < 10_000));
   t.false(existsSync(join(scratch.base, 'sock')), 'the socket file is removed at stop');
 });

@@ -11,7 +11,7 @@ import { loadTagKey } from '../../src/tags/key.js';
 import { TagStore } from '../../src/tags/store.js';
 import { runChild, startChild } from '../helpers/child.js';
 import { FIXTURES, withDaemon } from '../helpers/daemon-harness.js';
-import { startDaemonProcess } from '../helpers/daemon-child.js';
+import { startDaemonProcess } from '../helpers/daemon-process.js';
 import { isRoot, makeScratch } from '../helpers/scratch.js';
 import { waitFor } from '../helpers/wait.js';
 

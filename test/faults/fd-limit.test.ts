@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { native } from '../../src/gate/addon.js';
 import { runChild } from '../helpers/child.js';
 import { REPO } from '../helpers/daemon-harness.js';
-import { startDaemonProcess } from '../helpers/daemon-child.js';
+import { startDaemonProcess } from '../helpers/daemon-process.js';
 import { isRoot, makeScratch } from '../helpers/scratch.js';
 
 const t0 = isRoot() ? test.serial : test.skip;

@@ -1,6 +1,10 @@
-// `blessd run` as its own process, guarding a private scratch filesystem — for tests whose attack could freeze or
-// kill the daemon: the test process stays free to notice it, to time it, and to clean up. Ready means the daemon
-// printed `ready` (its socket is up); teardown kills it (SIGKILL) and unmounts, also on failure.
+// `blessd run` as its own child process — for tests whose fault or attack could freeze or kill the daemon (SIGKILL,
+// SIGSTOP, a low fd limit, a stalled socket): the test process stays free to notice it, to time it, and to clean up.
+// Two ways in: startDaemonProcess runs a config file the test wrote (optionally behind a command prefix such as
+// prlimit); withDaemonProcess also makes the private scratch filesystem and the config around a guard body, and can
+// stop and start the daemon again. Ready means the daemon printed `ready` on stdout (its socket is up); a daemon that
+// exits first, or is not ready in time, fails the test with its output. Teardown SIGKILLs whatever still runs (after a
+// SIGCONT, in case a test left it stopped) and unmounts, also on failure.
 import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -12,12 +16,65 @@ import { makeScratch, type Scratch, type ScratchKind } from './scratch.js';
 export const BLESSD = join(REPO, 'dist/src/cli/blessd.js');
 export const BLESSCTL = join(REPO, 'dist/src/cli/blessctl.js');
 
+type Teardown = { teardown(fn: () => void | Promise<void>): void };
+
+export interface DaemonChild {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Everything it wrote, stdout and stderr (its JSON log), so far. */
+  output(): string;
+  /** stderr (the JSON log) so far. */
+  log(): string;
+  /** Send `signal` if it still runs, and wait for its exit. */
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/** Spawn `blessd run --config FILE` and resolve once it printed `ready`; SIGKILLed at teardown if still alive. */
+export async function startDaemonProcess(t: Teardown, config: string, prefix: string[] = [], readyMs = 30_000): Promise<DaemonChild> {
+  const argv = [...prefix, process.execPath, BLESSD, 'run', '--config', config];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let stdout = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => ((out += d), (stdout += d)));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => ((out += d), (err += d)));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const kill = async (signal: NodeJS.Signals) => {
+    if (running()) child.kill(signal);
+    await exited;
+  };
+  t.teardown(async () => {
+    if (running()) child.kill('SIGCONT');
+    await kill('SIGKILL');
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`blessd did not get ready within ${readyMs} ms: ${out}`)), readyMs);
+    const onData = () => {
+      if (/^ready$/m.test(stdout)) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.on('error', (e) => (clearTimeout(timer), reject(e)));
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`blessd exited (${code ?? signal}) before it was ready: ${out}`));
+    });
+  });
+  return { child, exited, output: () => out, log: () => err, kill };
+}
+
 export interface DaemonProcess {
   scratch: Scratch;
   dir: string;
   socket: string;
   configFile: string;
-  /** stderr (the JSON log) so far. */
+  /** The current run. */
+  current(): DaemonChild;
+  /** stderr (the JSON log) of every run so far. */
   log(): string;
   /** Start (again) on the same config; resolves once it printed `ready`, rejects after timeoutMs. */
   start(timeoutMs?: number): Promise<void>;
@@ -27,65 +84,44 @@ export interface DaemonProcess {
   ctl(args: string[], timeoutMs?: number): Promise<ChildResult>;
 }
 
+/** A scratch filesystem of `fs`, a config of stateDir + socket + `configBody(dir, state)`, and the daemon on it. */
 export async function withDaemonProcess(t: ExecutionContext, fs: ScratchKind, configBody: (dir: string, state: string) => string): Promise<DaemonProcess> {
   const scratch = await makeScratch(fs, 128);
+  // Registered first, so it runs after the daemon's own teardown (AVA runs them last-in, first-out).
+  t.teardown(() => scratch.cleanup());
   const state = join(scratch.base, 'state');
   await mkdir(state);
   const socket = join(scratch.base, 'blessd.sock');
   const configFile = join(scratch.base, 'config.yaml');
   await writeFile(configFile, `stateDir: ${state}\nsocket: { path: ${socket} }\n${configBody(scratch.dir, state)}`);
-  let child: ChildProcess | undefined;
-  let exited: Promise<number | null> = Promise.resolve(null);
-  let stderr = '';
+  const runs: DaemonChild[] = [];
   const p: DaemonProcess = {
     scratch,
     dir: scratch.dir,
     socket,
     configFile,
-    log: () => stderr,
-    start(timeoutMs = 20_000) {
-      const c = spawn('node', [BLESSD, 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-      child = c;
-      c.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
-      exited = new Promise((resolve) => c.on('exit', (code) => resolve(code)));
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`blessd did not get ready within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
-        let out = '';
-        c.stdout!.setEncoding('utf8').on('data', (d: string) => {
-          out += d;
-          if (out.includes('ready\n')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        c.on('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`blessd exited ${code} before ready: ${stderr}`));
-        });
-      });
+    current: () => runs[runs.length - 1]!,
+    log: () => runs.map((r) => r.log()).join(''),
+    async start(timeoutMs = 20_000) {
+      runs.push(await startDaemonProcess(t, configFile, [], timeoutMs));
     },
     async stop(timeoutMs = 10_000) {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
-      child.kill('SIGTERM');
+      const run = runs[runs.length - 1];
+      if (!run) return null;
+      if (run.child.exitCode !== null || run.child.signalCode !== null) return run.child.exitCode;
+      run.child.kill('SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`blessd ignored SIGTERM for ${timeoutMs} ms`)), timeoutMs)));
       try {
-        return await Promise.race([exited, timeout]);
+        return (await Promise.race([run.exited, timeout])).code;
       } finally {
         clearTimeout(timer);
       }
     },
     ctl(args, timeoutMs = 5_000) {
-      return runChild('node', [BLESSCTL, ...args, '--socket', socket], { timeoutMs });
+      return runChild(process.execPath, [BLESSCTL, ...args, '--socket', socket], { timeoutMs });
     },
   };
-  t.teardown(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-    await scratch.cleanup();
-  });
   await p.start();
   return p;
 }
