@@ -7,6 +7,7 @@ import { EICAR } from '../src/daemon/demo.js';
 import { REPO } from './helpers/daemon-harness.js';
 import { lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
 
 const BLESSCTL = join(REPO, 'dist/src/cli/blessctl.js');
 const t0 = isRoot() ? test.serial : test.skip;
@@ -19,16 +20,7 @@ t0('subscribe --count N ends quietly with 0; top takes durations; stats shows pe
   // The daemon says when the subscriber is registered (a verdict notice of our own probe read would race).
   const sub = lineChild(t, process.execPath, [BLESSCTL, 'subscribe', '--count', '1', '--socket', h.socket]);
   const probe = await h.client();
-  await new Promise<void>((resolve, reject) => {
-    const started = Date.now();
-    const poll = async () => {
-      const status = (await probe.request('status')) as { queues: { subscribers: unknown[] } };
-      if (status.queues.subscribers.length > 0) return resolve();
-      if (Date.now() - started > 10_000) return reject(new Error('the subscriber never registered'));
-      setTimeout(poll, 20);
-    };
-    poll().catch(reject);
-  });
+  await waitFor('the subscriber to register', async () => ((await probe.request('status')) as { queues: { subscribers: unknown[] } }).queues.subscribers.length > 0);
   await appendFile(join(h.dir, 'a.txt'), 'more\n');
   await sub.waitFor((l) => /dirty\s+.*a\.txt/.test(l), 10_000, 'the dirty notice');
   const code = await new Promise<number | null>((r) => (sub.child.exitCode !== null ? r(sub.child.exitCode) : sub.child.on('exit', (c) => r(c))));

@@ -8,14 +8,11 @@ import { native } from '../src/gate/addon.js';
 import { runChild } from './helpers/child.js';
 import { EXAMPLES, PYTHON, lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 const denied = /Operation not permitted/;
 const SCANNER = join(EXAMPLES, 'remote-scanner.py');
-/** Poll (every 50 ms, at most 10 s) until `cond` holds: the daemon sees a disconnect when it gets to it. */
-async function until(cond: () => Promise<boolean>) {
-  for (let i = 0; i < 200 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 50));
-}
 const tagOf = (path: string, scanner: string) => native.getXattr(path, `trusted.scanned-by.${scanner}`)?.toString() ?? null;
 
 for (const fs of ['ext4', 'tmpfs'] as const) {
@@ -49,7 +46,8 @@ for (const fs of ['ext4', 'tmpfs'] as const) {
     scanner.kill();
     const c = await h.client();
     const pyscan = async () => ((await c.request('status')) as any).queues.scanners.find((s: any) => s.name === 'pyscan');
-    await until(async () => (await pyscan()).connected === false);
+    // The daemon sees the disconnect when it gets to it.
+    await waitFor('the daemon to see the scanner disconnect', async () => (await pyscan()).connected === false);
     t.like(await pyscan(), { connected: false, origin: 'config' });
     t.regex((await runChild('cat', [join(h.dir, 'later.txt')])).stderr, denied);
     t.is(tagOf(join(h.dir, 'later.txt'), 'pyscan'), null);
@@ -80,7 +78,7 @@ t0('a scanner registered with mustPass joins the stack before default and re-jud
   // It leaves: the stack is back to the config, and the file passes again.
   scanner.kill();
   const names = async () => ((await c.request('status')) as any).stack.map((e: any) => e.name);
-  await until(async () => (await names()).length === 2);
+  await waitFor('the departed scanner to leave the stack', async () => (await names()).length === 2);
   t.deepEqual(await names(), ['signature', 'default']);
   t.is((await runChild('cat', [file])).stdout, 'has NEEDLE inside\n');
 });

@@ -8,6 +8,7 @@ import { native } from '../src/gate/addon.js';
 import { runChild } from './helpers/child.js';
 import { EXAMPLES, PYTHON, lineChild, percentile, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 
@@ -125,7 +126,8 @@ print("end", flush=True)`,
   await stalled.waitFor((l) => l === 'subscribed');
   const good = lineChild(t, PYTHON, [join(EXAMPLES, 'subscriber.py'), h.socket]);
   await good.waitFor((l) => l.includes('"ok":true'), 10_000, 'the subscribe reply');
-  await new Promise((r) => setTimeout(r, 200)); // the stalled client's subscribe is processed too
+  const probe = await h.client();
+  await waitFor('both subscribers to be registered', async () => ((await probe.request('status')) as any).queues.subscribers.length >= 2);
 
   const paths = Array.from({ length: N }, (_, i) => join(h.dir, `s${i}`));
   const written = await writeAll(paths, 0);
