@@ -1,7 +1,7 @@
 import test from 'ava';
 import { chmodSync, readFileSync, unlinkSync } from 'node:fs';
 import exec from '../actors/exec.js';
-import { sleep } from './helpers/child.js';
+import { waitFor } from './helpers/wait.js';
 import { tempDir, type TempDir } from './helpers/actor-files.js';
 
 // A display path that does not exist: a program that answers from it can only have read its stdin.
@@ -86,9 +86,7 @@ test('a hanging program times out with an error naming it, and it and its childr
   t.is((err as { code?: string }).code, 'ACTOR_EXEC_TIMEOUT');
   t.true(err!.message.includes(program), err!.message);
   const [shell, child] = readFileSync(pids, 'utf8').trim().split(' ').map(Number) as [number, number];
-  for (let i = 0; i < 40 && (alive(shell) || alive(child)); i++) await sleep(50);
-  t.false(alive(shell), 'the script is gone');
-  t.false(alive(child), 'its child is gone');
+  await waitFor(`the script (pid ${shell}) and its child (pid ${child}) to be gone, killed with their process group`, () => !alive(shell) && !alive(child), 5_000);
 });
 
 test('other exit codes, signals and spawn failures are errors naming the program and the code', async (t) => {

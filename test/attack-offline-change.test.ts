@@ -1,12 +1,14 @@
 // Attack (issue 9.7): change a blessed file while the daemon is down and put its mtime back. With the shipped
 // stamp (ctime) the tags are stale after the restart and EICAR is refused; files nobody touched are not rescanned.
 import test from 'ava';
+import { statSync } from 'node:fs';
 import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EICAR } from '../src/daemon/demo.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { CTIME_SLACK_MS } from '../src/tags/ctime.js';
-import { runChild, sleep } from './helpers/child.js';
+import { runChild } from './helpers/child.js';
+import { clockPast } from './helpers/wait.js';
 import { FIXTURES, REPO, withDaemon } from './helpers/daemon-harness.js';
 import { isRoot } from './helpers/scratch.js';
 
@@ -39,8 +41,9 @@ for (const fs of ['ext4', 'tmpfs'] as const) {
     for (let i = 0; i < 3; i++) t.is((await runChild('cat', [join(h.dir, `keep${i}.txt`)])).stdout, `keep ${i}\n`);
     t.is(h.daemon.stats().scans['signature'], 4);
     await h.stop(); // tags are written by now: stop waits for the pool
-    // The change must come after the window a tag write may take to land (ctime.ts): wait for the clock, not an event.
-    await sleep(CTIME_SLACK_MS + 1);
+    // The change must come after the window a tag write may take to land (ctime.ts): the victim's ctime is the
+    // moment its last tag landed, and the clock passing that plus the slack is the event.
+    await clockPast(Number(statSync(victim, { bigint: true }).ctimeNs / 1_000_000n) + CTIME_SLACK_MS);
 
     const before = (await a.sh(`stat -c %.9Y ${victim}`)).stdout.trim();
     const swap = await a.sh(`printf '%s' '${EICAR}' | dd of=${victim} conv=notrunc status=none && touch -m -d @${before} ${victim} && stat -c '%.9Y %s' ${victim}`);

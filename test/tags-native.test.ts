@@ -12,6 +12,7 @@ import { evaluate } from '../src/policy/stack.js';
 import type { JudgedTag } from '../src/tags/judge.js';
 import { clearTags, type TagStore } from '../src/tags/store.js';
 import { KINDS, store, tagScratch, testKey } from './helpers/tag-files.js';
+import { clockPast } from './helpers/wait.js';
 
 const GEN = { clamav: 'db-1#0', yara: 'rules 7/ü%#3', idx: 'i#0' };
 
@@ -80,8 +81,7 @@ for (const kind of KINDS) {
     const { fd: fd2 } = s.file('b.txt');
     const l2 = short.begin(fd2, 'clamav', GEN.clamav);
     if (l2.status !== 'leased') return t.fail();
-    const until = Date.now() + 2_000;
-    while (Date.now() <= l2.leaseUntil && Date.now() < until) await new Promise((r) => setImmediate(r));
+    await clockPast(l2.leaseUntil);
     t.is(agree(t, fd2, tags, key, GEN, 'expired lease')[0]!.judgement, 'scanning-expired');
     // The file changes under its tags: stale-stamp on both sides.
     const f = s.file('c.txt', 'one\n');
@@ -92,8 +92,7 @@ for (const kind of KINDS) {
     const g = s.file('g.txt', 'one\n');
     await leaseAndFinish(tags, g.fd, 'clamav', { answer: 'allow' }, GEN.clamav);
     agree(t, g.fd, tags, key, GEN, 'just written'); // valid, unless this busy machine let the write land late thrice
-    const written = Date.now();
-    while (Date.now() < written + 120) await new Promise((r) => setImmediate(r)); // past the 50 ms slack, by the clock
+    await clockPast(Date.now() + 120); // past the 50 ms slack, by the clock
     chmodSync(g.path, 0o600);
     t.is(agree(t, g.fd, tags, key, GEN, 'touched after the last tag write')[0]!.judgement, 'stale-stamp');
     t.is(agree(t, g.fd, store(key, { stampMode: 'mtime' }), key, GEN, 'mtime mode does not look at ctime')[0]!.judgement, 'valid');

@@ -7,17 +7,17 @@ import { fileURLToPath } from 'node:url';
 import { native } from '../src/gate/addon.js';
 import type { ResultTag } from '../src/tags/codec.js';
 import { KINDS, store, tagScratch, testKey } from './helpers/tag-files.js';
-import { runChild, sleep } from './helpers/child.js';
+import { runChild } from './helpers/child.js';
+import { clockPast } from './helpers/wait.js';
 
 const RACER = fileURLToPath(new URL('./helpers/tag-racer.js', import.meta.url));
 const FILES = 300;
 
 async function race(keyHex: string, files: string[], finish: boolean) {
-  const startAt = String(Date.now() + 1500); // both processes loaded and waiting by then
   const sync = mkdtempSync(join(tmpdir(), 'blessd-race-'));
   const env = { ...process.env, RACER_SYNC_DIR: sync };
   const runs = await Promise.all(
-    ['alpha:101', 'beta:202'].map((holder) => runChild(process.execPath, [RACER, keyHex, holder, startAt, finish ? '1' : '0', ...files], { timeoutMs: 30_000, env })),
+    ['alpha:101', 'beta:202'].map((holder) => runChild(process.execPath, [RACER, keyHex, holder, finish ? '1' : '0', ...files], { timeoutMs: 60_000, env })),
   ).finally(() => rmSync(sync, { recursive: true, force: true }));
   return runs.map((r) => {
     if (r.code !== 0) throw new Error(`racer failed (${r.code} ${r.signal}): ${r.stderr}`);
@@ -47,13 +47,16 @@ for (const kind of KINDS) {
     const s = await tagScratch(t, kind);
     const key = testKey();
     const old = store(key, { host: 'dead', pid: 1, leaseMs: 1 });
+    let expires = 0;
     const files = Array.from({ length: FILES }, (_, i) => {
       const path = join(s.scratch.dir, `f${i}`);
       writeFileSync(path, `file ${i}\n`);
-      t.is(old.begin(s.open(path), 'clamav').status, 'leased');
+      const lease = old.begin(s.open(path), 'clamav');
+      t.is(lease.status, 'leased');
+      if (lease.status === 'leased') expires = Math.max(expires, lease.leaseUntil);
       return path;
     });
-    await sleep(10);
+    await clockPast(expires); // every old lease has expired
     const [a, b] = await race(key.toString('hex'), files, true);
     for (let i = 0; i < FILES; i++) {
       const leases = Number(a!.leased.includes(i)) + Number(b!.leased.includes(i));

@@ -6,7 +6,7 @@ import { readStamp } from '../src/tags/stamp.js';
 import { clearTags } from '../src/tags/store.js';
 import type { ResultTag } from '../src/tags/codec.js';
 import { KINDS, store, tagScratch, testKey } from './helpers/tag-files.js';
-import { sleep } from './helpers/child.js';
+import { clockPast } from './helpers/wait.js';
 
 const GEN = { clamav: 'db-1#0', yara: 'rules-7#0' };
 
@@ -140,7 +140,7 @@ for (const kind of KINDS) {
     const la = a.begin(fd, 'clamav');
     if (la.status !== 'leased') return t.fail();
     t.is(b.begin(fd, 'clamav').status, 'busy');
-    await sleep(80);
+    await clockPast(la.leaseUntil);
     t.is((await b.read(fd, GEN)).tags[0]!.judgement, 'scanning-expired');
     const lb = b.begin(fd, 'clamav');
     t.like(lb, { status: 'leased', replaced: 'scanning-expired' });
@@ -156,8 +156,9 @@ for (const kind of KINDS) {
     const s = await tagScratch(t, kind);
     const { fd, path } = s.file('a');
     const key = testKey();
-    store(key, { host: 'dead', pid: 1, leaseMs: 1 }).begin(fd, 'clamav');
-    await sleep(5);
+    const dead = store(key, { host: 'dead', pid: 1, leaseMs: 1 }).begin(fd, 'clamav');
+    if (dead.status !== 'leased') return t.fail();
+    await clockPast(dead.leaseUntil);
     native.setXattr(path, 'trusted.blessd-takeover.clamav', Buffer.from(`gamma:30 ${Date.now()} ${'ab'.repeat(16)}`));
     t.like(store(key).begin(fd, 'clamav'), { status: 'busy', holder: 'gamma:30' });
     native.setXattr(path, 'trusted.blessd-takeover.clamav', Buffer.from(`gamma:30 ${Date.now() - 60_000} ${'ab'.repeat(16)}`));

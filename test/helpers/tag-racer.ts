@@ -1,16 +1,36 @@
 // A separate process that races for leases (tags-race.test.ts): from a common start time, it tries begin() on
 // file i at start + i*2 ms, and (with --finish) writes a result for each lease it got.
-// argv: keyHex holder startAtMs finish(0|1) file...   Prints one JSON object: { leased: [...], written: [...] }.
-import { openSync, readdirSync, writeFileSync } from 'node:fs';
+// argv: keyHex holder finish(0|1) file...   env RACER_SYNC_DIR: a directory both racers share.
+// Prints one JSON object: { leased: [...], written: [...] }. Exits 3 when the other racer does not show up.
+import { openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TagStore } from '../../src/tags/store.js';
 
-const [keyHex, holder, startAt, finish, ...files] = process.argv.slice(2);
+const [keyHex, holder, finish, ...files] = process.argv.slice(2);
 const [host, pid] = holder!.split(':');
 const store = new TagStore({ namespace: 'trusted', key: Buffer.from(keyHex!, 'hex'), leaseMs: 30_000, host: host!, pid: Number(pid) });
 const fds = files.map((f) => openSync(f, 'r'));
+const sync = process.env.RACER_SYNC_DIR!;
+const me = holder!.replace(/\W/g, '_');
 
-const start = Number(startAt);
+/** Announce `step` and wait (bounded) until both racers announced it; resolves with the later announcement's mtime. */
+async function meet(step: string): Promise<number> {
+  writeFileSync(join(sync, `${me}.${step}`), '');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const both = readdirSync(sync).filter((n) => n.endsWith(`.${step}`));
+    if (both.length >= 2) return Math.max(...both.map((n) => statSync(join(sync, n)).mtimeMs));
+    if (Date.now() > deadline) {
+      process.stderr.write(`racer ${holder}: the other racer did not reach "${step}" within 30 s\n`);
+      process.exit(3);
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+// Both loaded, both opened every file: the start is a moment just after the later of the two said so (a loaded
+// machine can take seconds to start node, so a start time fixed in advance could find one racer still loading).
+const start = (await meet('ready')) + 100;
 const SLOT_MS = 2;
 while (Date.now() < start - 20) await new Promise((r) => setTimeout(r, 5));
 while (Date.now() < start) {
@@ -40,13 +60,7 @@ if (finish === '1') {
   // other racer may rightly replace (begin takes over result tags), and the test counts races, not rescans.
   // On a loaded machine one racer can fall far behind its slots, so the clock alone is not enough: each racer says
   // it is done beginning (a file in RACER_SYNC_DIR) and waits for the other's word.
-  const sync = process.env.RACER_SYNC_DIR;
-  if (sync) {
-    writeFileSync(join(sync, `${holder!.replace(/\W/g, '_')}.began`), '');
-    const deadline = Date.now() + 20_000;
-    while (readdirSync(sync).filter((n) => n.endsWith('.began')).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  }
-  await new Promise((r) => setTimeout(r, Math.max(0, start + fds.length * SLOT_MS + 500 - Date.now())));
+  await meet('began');
   for (const [i, token] of tokens) {
     const r = await store.finish(fds[i]!, 'clamav', token, { answer: 'ok', reason: holder }, 'g#0');
     if (r.status === 'written') written.push(i);
