@@ -1,10 +1,11 @@
 import test from 'ava';
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveFailure, RETRY, type FailurePolicy } from '../src/pool/failure.js';
 import { ScanPool, type PoolEntry, type ScanOutcome } from '../src/pool/scan-pool.js';
 import { EICAR, REPO_ROOT, tempDir, type TempDir } from './helpers/actor-files.js';
+import { waitFor } from './helpers/wait.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
 const HANGING: PoolEntry = { name: 'hanging', actor: fixture('hanging-actor') };
@@ -148,12 +149,17 @@ test("the caller's abort signal rejects the scan; close() ends, even with a hang
   });
   const f = { fd, size: 1, path };
   const ac = new AbortController();
-  const aborted = pool.scan(f, HANGING, { timeoutMs: 60_000, signal: ac.signal });
-  setTimeout(() => ac.abort(new Error('file dirtied')), 100);
+  // The hanging actor says when its scan runs: abort and close act on a scan in flight, not one still queued.
+  const startedLog = join(dir.dir, 'started');
+  const hanging: PoolEntry = { ...HANGING, options: { started: startedLog } };
+  const scansStarted = () => (existsSync(startedLog) ? readFileSync(startedLog, 'utf8').split('\n').length - 1 : 0);
+  const aborted = pool.scan(f, hanging, { timeoutMs: 60_000, signal: ac.signal });
+  await waitFor('the hanging scan to run in a worker', () => scansStarted() >= 1);
+  ac.abort(new Error('file dirtied'));
   await t.throwsAsync(aborted, { message: 'file dirtied' });
 
-  const inFlight = pool.scan(f, HANGING, { timeoutMs: 60_000 });
-  await new Promise((r) => setTimeout(r, 200));
+  const inFlight = pool.scan(f, hanging, { timeoutMs: 60_000 });
+  await waitFor('the second hanging scan to run in a worker', () => scansStarted() >= 2);
   const started = Date.now();
   await pool.close();
   t.true(Date.now() - started < 10_000);
