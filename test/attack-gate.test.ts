@@ -11,6 +11,7 @@ import { EICAR } from './helpers/actor-files.js';
 import { makeAttacker, openToEveryone, type Attacker } from './helpers/attacker.js';
 import { REPO, withDaemon } from './helpers/daemon-harness.js';
 import { isRoot, makeScratch } from './helpers/scratch.js';
+import { clockPast, heldByFanotify, waitFor, within } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 const EICAR_HEX = EICAR.toString('hex');
@@ -111,11 +112,17 @@ t0('after a 2 s SIGSTOP of the daemon, 40 writes of EICAR into blessed files, ea
   const files = await ownFiles(scratch.dir, 's', 40, atk, (i) => `clean ${i}\n`.padEnd(80, '.'));
   await readAll(atk, files);
   daemon.kill('SIGSTOP');
+  const stoppedAt = Date.now();
   // Forty attackers, one file each: the write passes (the ignore mark is still there), the read waits for the daemon.
-  const runs = files.map((f) => atk.run('python3', ['-c', WRITE_THEN_READ, f], { timeoutMs: 60_000 }));
-  await new Promise((r) => setTimeout(r, 2_000));
+  const runs = files.map((f) => atk.start('python3', ['-c', WRITE_THEN_READ, f]));
+  // The stop lasts until every attacker waits on the stopped daemon (held by fanotify) or is done (the verdict
+  // below tells which), and 2 s at least.
+  const ended = new Set<number>();
+  for (const r of runs) void r.done.then(() => ended.add(r.pid));
+  await waitFor('every attacker held by the stopped daemon or done', () => runs.every((r) => ended.has(r.pid) || heldByFanotify(r.pid) !== null), 60_000);
+  await clockPast(stoppedAt + 2_000);
   daemon.kill('SIGCONT');
-  const results = await Promise.all(runs);
+  const results = await Promise.all(runs.map((r) => within('an attacker to finish after SIGCONT', r.done, 60_000)));
   const served = results.filter((r) => /served 1/.test(r.stdout)).length;
   const refused = results.filter((r) => /refused 1/.test(r.stdout)).length;
   t.is(served, 0, `EICAR served ${served} times in 40`);

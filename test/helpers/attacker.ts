@@ -8,6 +8,7 @@ import { chmod, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { runChild, type ChildResult } from './child.js';
+import { waitFor } from './wait.js';
 
 const run = promisify(execFile);
 let serial = 0;
@@ -35,15 +36,16 @@ export async function makeAttacker(t: ExecutionContext, label = 'atk'): Promise<
   t.teardown(async () => {
     for (const c of children) c.kill('SIGKILL');
     await run('pkill', ['-KILL', '-u', String(uid)]).catch(() => {});
-    // userdel refuses while a process of the user lives; the kill above is asynchronous, so retry briefly.
-    for (let i = 0; i < 50; i++) {
+    // userdel refuses while a process of the user lives; the kill above is asynchronous, so retry, bounded: a user
+    // left behind fails the test instead of leaking into the next one.
+    await waitFor(`userdel ${name} (its processes killed)`, async () => {
       try {
         await run('userdel', [name]);
-        break;
+        return true;
       } catch {
-        await new Promise((r) => setTimeout(r, 100));
+        return false;
       }
-    }
+    }, 10_000, 100);
   });
   const argv = (cmd: string, args: string[]) => [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--inh-caps=-all', '--', cmd, ...args];
   const env = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/nonexistent', LANG: 'C' };
