@@ -50,5 +50,3 @@ export function startChild(cmd: string, args: string[], timeoutMs = 20_000) {
   });
   return { child, done };
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
