@@ -47,6 +47,11 @@ t0('subscribe --count N ends quietly with 0; top takes durations; stats shows pe
   t.regex(stats, /^gate\.latencyUs\.count \d+$/m);
   t.regex(stats, /^gate\.latencyUs\.p99 \d+$/m);
   t.notRegex(stats, /^gate\.latencyUs\.\d+ /m, 'no per-bucket lines');
+  const scans = /^scans\.signature (\d+)$/m.exec(stats)?.[1];
+  t.truthy(scans, 'a.txt was scanned');
+  t.regex(stats, new RegExp(`^scanDurations\\.signature\\.count ${scans}$`, 'm'), 'one duration per scan');
+  t.regex(stats, /^scanDurations\.signature\.p99Seconds [\d.]+$/m);
+  t.notRegex(stats, /^scanDurations\.signature\.counts\./m, 'no per-bucket lines');
   t.true(stats.split('\n').length < 120, `stats printed ${stats.split('\n').length} lines`);
 });
 
