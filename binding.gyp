@@ -9,6 +9,7 @@
         "native/fanotify/marks.cc",
         "native/fanotify/trees.cc",
         "native/proc/task.cc",
+        "native/proc/pidfd.cc",
         "native/xattr/xattr.cc",
         "native/file/identity.cc",
         "native/socket/scm_rights.cc",

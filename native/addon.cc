@@ -9,6 +9,7 @@ void InitScmRights(Napi::Env env, Napi::Object exports);
 void InitPeerCred(Napi::Env env, Napi::Object exports);
 void InitDatagram(Napi::Env env, Napi::Object exports);
 void InitTags(Napi::Env env, Napi::Object exports);
+void InitPidfd(Napi::Env env, Napi::Object exports);
 }  // namespace blessd
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -19,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   blessd::InitPeerCred(env, exports);
   blessd::InitDatagram(env, exports);
   blessd::InitTags(env, exports);
+  blessd::InitPidfd(env, exports);
   return exports;
 }
 

@@ -39,6 +39,11 @@ t0('subscribe --count N ends quietly with 0; top takes durations; stats shows pe
   t.regex(stats, /^gate\.latencyUs\.count \d+$/m);
   t.regex(stats, /^gate\.latencyUs\.p99 \d+$/m);
   t.notRegex(stats, /^gate\.latencyUs\.\d+ /m, 'no per-bucket lines');
+  const scans = /^scans\.signature (\d+)$/m.exec(stats)?.[1];
+  t.truthy(scans, 'a.txt was scanned');
+  t.regex(stats, new RegExp(`^scanDurations\\.signature\\.count ${scans}$`, 'm'), 'one duration per scan');
+  t.regex(stats, /^scanDurations\.signature\.p99Seconds [\d.]+$/m);
+  t.notRegex(stats, /^scanDurations\.signature\.counts\./m, 'no per-bucket lines');
   t.true(stats.split('\n').length < 120, `stats printed ${stats.split('\n').length} lines`);
 });
 
@@ -127,4 +132,53 @@ t0('blessctl stats --by process|path|uid: who waited, what was scanned and denie
   t.regex(text.stdout, /^JUDGED\s+SCANS\s+SCAN TIME\s+WAITS\s+WAITED\s+DENIED\s+EXECUTABLE$/m);
   t.is(text.stdout.trim().split('\n').length, 3);
   t.is((await ctl('stats', '--by', 'inode')).code, 2);
+});
+
+t0('blessctl top shows, per interval, the processes whose accesses waited for a judgement and were denied', async (t) => {
+  const h = await withNotify(t, 'ext4', {
+    prepare: async (d) => {
+      await writeFile(join(d, 'eicar.com'), EICAR);
+      for (let i = 0; i < 3; i++) await writeFile(join(d, `f${i}.txt`), `f${i}\n`);
+    },
+  });
+  const top = lineChild(t, process.execPath, [BLESSCTL, 'top', '--interval', '500ms', '--count', '60', '--top', '3', '--json', '--socket', h.socket]);
+  // The first row covers an interval before any access: nobody waited.
+  const first = JSON.parse(await top.waitFor(() => true, 15_000, 'the first sample'));
+  t.deepEqual(first.processes, []);
+
+  t.regex((await runChild('cat', [join(h.dir, 'eicar.com')])).stderr, /Operation not permitted/);
+  for (let i = 0; i < 3; i++) t.is((await runChild('/usr/bin/head', ['-c', '10', join(h.dir, `f${i}.txt`)])).stdout, `f${i}\n`);
+
+  // Every access happened after the first row was printed, so the rows after it hold them all: summed per process.
+  type Proc = { exe: string; waits: number; waitedMs: number; denied: number };
+  const sum = () => {
+    const by = new Map<string, Proc>();
+    for (const line of top.lines.slice(1)) {
+      for (const p of JSON.parse(line).processes as Proc[]) {
+        const q = by.get(p.exe) ?? { exe: p.exe, waits: 0, waitedMs: 0, denied: 0 };
+        by.set(p.exe, { exe: p.exe, waits: q.waits + p.waits, waitedMs: q.waitedMs + p.waitedMs, denied: q.denied + p.denied });
+      }
+    }
+    return by;
+  };
+  await top.waitFor(() => (sum().get('/usr/bin/head')?.waits ?? 0) >= 3 && (sum().get('/usr/bin/cat')?.denied ?? 0) >= 1, 20_000, 'head and cat in the top rows');
+  const by = sum();
+  t.like(by.get('/usr/bin/cat'), { denied: 1 });
+  t.true(by.get('/usr/bin/cat')!.waits >= 1);
+  t.like(by.get('/usr/bin/head'), { waits: 3, denied: 0 });
+  t.true(by.get('/usr/bin/head')!.waitedMs > 0);
+  // At most --top rows per sample, busiest first.
+  for (const line of top.lines) {
+    const procs = JSON.parse(line).processes as Proc[];
+    t.true(procs.length <= 3);
+    t.deepEqual(procs.map((p) => p.waits), [...procs.map((p) => p.waits)].sort((a, b) => b - a));
+  }
+  top.kill();
+
+  // As text: one line per sample, the processes at its end.
+  const text = await runChild(process.execPath, [BLESSCTL, 'top', '--interval', '200ms', '--count', '1', '--socket', h.socket], { timeoutMs: 30_000 });
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /^EVENTS\/S .* P99 WAIT  TOP PROCESSES \(w: waited, d: denied\)$/m);
+  t.is(text.stdout.trim().split('\n').length, 2);
+  t.is((await runChild(process.execPath, [BLESSCTL, 'top', '--top', '101', '--socket', h.socket])).code, 2);
 });

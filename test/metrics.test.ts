@@ -1,6 +1,7 @@
 // Prometheus metrics: scraped for real over TCP (loopback) and over a unix socket from `blessd run`.
 import test from 'ava';
 import { request } from 'node:http';
+import { chmodSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config/index.js';
@@ -8,6 +9,7 @@ import { EICAR } from '../src/daemon/demo.js';
 import { makeLogger } from '../src/daemon/logger.js';
 import { daemonRegistry } from '../src/metrics/registry.js';
 import { MetricsServer } from '../src/metrics/server.js';
+import { tempDir } from './helpers/actor-files.js';
 import { runChild } from './helpers/child.js';
 import { REPO, withDaemon } from './helpers/daemon-harness.js';
 import { lineChild } from './helpers/notify-harness.js';
@@ -66,6 +68,44 @@ t0('a scrape over loopback TCP shows the verdicts, scans, events, answers and la
   t.regex(r.body, new RegExp(`^blessd_guards\\{path="${h.dir}",kind="filesystem",mode="(read|open)"\\} 1$`, 'm'));
   t.regex(r.body, /^blessd_process_resident_memory_bytes \d+/m);
   t.is((await get({ port: server.port, path: '/' })).status, 404);
+});
+
+t0('blessd_scan_duration_seconds has one histogram per scanner, with the time its scans really took', async (t) => {
+  // A scanner program that takes 300 ms per file (outside the guard: the daemon runs it), beside the built-in engine.
+  const bin = tempDir('blessd-metrics-');
+  t.teardown(() => bin.cleanup());
+  const slow = bin.write('slow.sh', '#!/bin/sh\ncat >/dev/null\nsleep 0.3\nexit 0\n');
+  chmodSync(slow, 0o755);
+  const h = await withDaemon(t, 'ext4', {
+    stack: `  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: exec
+    name: slow
+    options: { program: ${slow} }
+  - actor: default
+    options: { answer: allow }`,
+    prepare: async (d) => {
+      for (let i = 0; i < 3; i++) await writeFile(join(d, `f${i}.txt`), `file ${i}\n`);
+    },
+  });
+  const server = await MetricsServer.start({ kind: 'tcp', host: '127.0.0.1', port: 0 }, daemonRegistry(() => h.daemon.stats()), makeLogger('error'));
+  t.teardown(() => server.close());
+  for (let i = 0; i < 3; i++) t.is((await runChild('cat', [join(h.dir, `f${i}.txt`)])).stdout, `file ${i}\n`);
+
+  const { body } = await get({ port: server.port });
+  t.regex(body, /^# TYPE blessd_scan_duration_seconds histogram$/m);
+  for (const scanner of ['signature', 'slow']) {
+    t.is(value(body, `blessd_scan_duration_seconds_count{scanner="${scanner}"}`), 3, scanner);
+    t.is(value(body, `blessd_scan_duration_seconds_bucket{scanner="${scanner}",le="+Inf"}`), 3, scanner);
+    const buckets = body.split('\n').filter((l) => l.startsWith(`blessd_scan_duration_seconds_bucket{scanner="${scanner}",`)).map((l) => Number(l.split(' ')[1]));
+    t.deepEqual(buckets, [...buckets].sort((a, b) => a - b), `${scanner}: cumulative buckets`);
+  }
+  // Each slow scan took its 300 ms: none falls at or below 0.25 s, and the sum holds all three.
+  t.is(value(body, 'blessd_scan_duration_seconds_bucket{scanner="slow",le="0.25"}'), 0);
+  t.true(value(body, 'blessd_scan_duration_seconds_sum{scanner="slow"}')! >= 0.9);
+  // The built-in engine on a 7-byte file is much faster than that.
+  t.true(value(body, 'blessd_scan_duration_seconds_sum{scanner="signature"}')! < value(body, 'blessd_scan_duration_seconds_sum{scanner="slow"}')!);
+  t.true(value(body, 'blessd_scan_duration_seconds_bucket{scanner="signature",le="0.25"}')! >= 1);
 });
 
 test('metrics.listen takes loopback host:port or a unix socket, and names the line of anything else', (t) => {

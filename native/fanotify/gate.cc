@@ -306,6 +306,8 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("answeredUidShare", (double)c_.uid_share);
   o.Set("answeredAccessDeadline", (double)c_.by_access_deadline);
   o.Set("deadlineKeptDeny", (double)c_.deadline_kept_deny);
+  o.Set("deadlineStops", (double)c_.stops_seen);
+  o.Set("deadlineStoppedMs", (double)c_.stopped_ms);
   o.Set("fallbacksSuppressed", (double)c_.fallbacks_suppressed);
   o.Set("answeredAtClose", (double)c_.at_close);
   o.Set("lateAnswers", (double)c_.late);

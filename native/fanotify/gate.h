@@ -113,6 +113,7 @@ struct Counters {
   std::atomic<uint64_t> open_allowed{0}, open_refused{0}, notices_writer{0}, stale_allowed{0}, close_unchanged{0};
   std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, by_access_deadline{0}, overload{0}, uid_share{0};
   std::atomic<uint64_t> deadline_kept_deny{0}, at_close{0}, late{0}, fallbacks_suppressed{0};
+  std::atomic<uint64_t> stops_seen{0}, stopped_ms{0};  // the reader found itself stopped (SIGSTOP, a stall): deadlines moved
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0};
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
@@ -206,6 +207,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void FillFallback(OutEvent &rec, int fd, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response);
   uint32_t DeadlineAnswerLocked(const InodeKey &key);
   int PollTimeoutMs();
+  void SkipStoppedTime();
   void Deliver(std::vector<OutEvent> *batch);
   bool IsExempt(int32_t tid);
   bool IsOwn(int32_t tid);
@@ -236,6 +238,9 @@ class Gate : public Napi::ObjectWrap<Gate> {
   std::priority_queue<std::pair<int64_t, uint64_t>, std::vector<std::pair<int64_t, uint64_t>>, std::greater<>> deadlines_;
   std::unordered_map<InodeKey, AccessBudget, InodeKeyHash> budgets_;
   std::unordered_map<uint32_t, uint32_t> pending_by_uid_;
+  // The reader's own clock, for SkipStoppedTime: when it last looked (monotonic and its thread CPU time, ns), and how
+  // long the poll it then entered could sleep (-1: no deadline pending, unbounded). Reader thread only.
+  int64_t looked_ns_ = 0, looked_cpu_ns_ = 0, poll_timeout_ns_ = -1;
   std::unordered_set<uint64_t> open_wait_devs_;  // filesystems with an open-mode guard: FAN_OPEN_PERM waits for JS there
   struct FallbackWindow { int64_t second = 0; uint32_t sent = 0; uint64_t suppressed = 0; };
   FallbackWindow fallback_windows_[(int)FallbackWhy::kCount];

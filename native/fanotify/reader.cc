@@ -39,6 +39,7 @@ void Gate::Run() {
     int r = poll(fds, nfds, PollTimeoutMs());
     if (r < 0 && errno != EINTR) break;
     if (stopping_) break;
+    SkipStoppedTime();  // before anything new is forwarded: only the deadlines that waited through a stop move
     if (fds[0].revents & POLLIN) {
       uint64_t v;
       if (read(wake_fd_, &v, sizeof v) < 0) { /* nothing to drain */ }
@@ -54,11 +55,61 @@ void Gate::Run() {
   }
 }
 
+// While a deadline is pending the reader looks at its clock at least every kLookEveryMs: a stop of the process then
+// shows as a gap between two looks (SkipStoppedTime), whatever the deadlines are.
+constexpr int64_t kLookEveryMs = 250;
+// A gap of this much beyond the poll's own sleep and the thread's CPU time is a stop, not noise: on a loaded machine
+// a runnable thread waits tens of ms for a CPU, and a read of tags can block in I/O for a while; a second is neither.
+constexpr int64_t kStopMinNs = 1000 * 1000000LL;
+
 int Gate::PollTimeoutMs() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (deadlines_.empty()) return -1;
+  if (deadlines_.empty()) {
+    poll_timeout_ns_ = -1;
+    return -1;
+  }
   int64_t ms = (deadlines_.top().first - now_ns()) / 1000000 + 1;
-  return ms < 0 ? 0 : (int)std::min<int64_t>(ms, 60000);
+  ms = ms < 0 ? 0 : std::min<int64_t>(ms, kLookEveryMs);
+  poll_timeout_ns_ = ms * 1000000LL;
+  return (int)ms;
+}
+
+static int64_t thread_cpu_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+// A deadline measures time the daemon could have worked on the event. When the whole process was stopped (SIGSTOP,
+// a frozen cgroup, a VM pause) JS could not answer either, and on resume it can: answering every event that waited
+// through the stop with the deadline's EAGAIN would turn the stop itself into refusals. A JS stall alone (a busy or
+// paused event loop) does not show here: this thread keeps looking, and the deadline answers as it should.
+// The stop shows on this thread's own clock: the time since its last look, less what poll() was allowed to sleep and
+// what the thread spent on a CPU, is time nobody in the process ran. The pending deadlines (and the access budgets
+// that bound them) move by that much; at most one look interval of the stop is still counted.
+void Gate::SkipStoppedTime() {
+  const int64_t now = now_ns(), cpu = thread_cpu_ns();
+  const int64_t gap = now - looked_ns_, busy = cpu - looked_cpu_ns_, slept = poll_timeout_ns_;
+  const bool first = looked_ns_ == 0;
+  looked_ns_ = now;
+  looked_cpu_ns_ = cpu;
+  if (first || slept < 0) return;  // nothing was pending while we slept: no deadline to move
+  const int64_t lost = gap - slept - busy;
+  if (lost < kStopMinNs) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  decltype(deadlines_) moved;
+  for (; !deadlines_.empty(); deadlines_.pop()) {
+    auto it = pending_.find(deadlines_.top().second);
+    if (it == pending_.end() || it->second.answered) continue;  // answered meanwhile: its entry would be skipped anyway
+    moved.emplace(deadlines_.top().first + lost, deadlines_.top().second);
+  }
+  deadlines_.swap(moved);
+  // A budget still running bounds the events that come next: it was stopped too. An expired one stays expired
+  // (its answer was given before the stop; when it lapses, the next event waits for JS again).
+  for (auto &b : budgets_)
+    if (b.second.expired_ns == 0 && b.second.start_ns != 0) b.second.start_ns += lost;
+  c_.stops_seen++;
+  c_.stopped_ms += lost / 1000000;
 }
 
 // What a deadline answers for this inode: never allow for an inode the table holds as denied. Called with mu_ held.

@@ -232,6 +232,7 @@ export class Daemon extends EventEmitter {
     return {
       gate: d.gate.native.stats(),
       scans: { ...d.counters.scans },
+      scanDurations: d.scanDurations.snapshot(),
       verdicts: { ...d.counters.verdicts },
       machines: d.registry.size,
       machineStates: d.registry.states(),

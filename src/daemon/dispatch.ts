@@ -17,6 +17,9 @@ const CONTENT_CHANGE = MASK.MODIFY | MASK.CLOSE_WRITE;
 /** How long an open notice waits before judging: long enough for the opener's fd to show in /proc. */
 const NOTICE_SETTLE_MS = 2;
 
+/** Test seam (test/faults/verdict-once.test.ts): an open notice waits for `hold` before it judges. Unset in the daemon. */
+export const noticeHooks: { hold?: (key: string) => Promise<void> } = {};
+
 export class Dispatch {
   constructor(
     private readonly d: DaemonParts,
@@ -101,7 +104,7 @@ export class Dispatch {
       d.gate.native.release(ev.fd);
     }
     if (fd < 0) return;
-    setTimeout(() => {
+    const judge = () => {
       try {
         const judged = d.registry.has(key) || this.settler.wasSettled(key);
         const uid = uidOf(ev.pid);
@@ -115,6 +118,11 @@ export class Dispatch {
         closeQuiet(fd);
         d.log.error({ err }, 'could not start judging an opened file; its first read will');
       }
+    };
+    setTimeout(() => {
+      const hold = noticeHooks.hold?.(key);
+      if (hold) void hold.then(judge, judge);
+      else judge();
     }, NOTICE_SETTLE_MS);
   }
 

@@ -50,7 +50,11 @@ export function inodeServices(d: DaemonParts): InodeServices {
         // A remote entry is served by a client of the control socket, through the same lease and tag write.
         const started = performance.now();
         const result = await (entry.actor === REMOTE_ACTOR ? d.remote.scan(fd, ctx) : scanWithTags(fd, ctx));
-        if (result.source === 'scan') d.costs.scanned(ctx.path, performance.now() - started, []);
+        if (result.source === 'scan') {
+          const ms = performance.now() - started;
+          d.costs.scanned(ctx.path, ms, []);
+          d.scanDurations.observe(name, ms / 1000);
+        }
         return result;
       } finally {
         if (background) d.backgroundSlots.release();

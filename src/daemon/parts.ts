@@ -1,6 +1,7 @@
 // What the pieces of the daemon share (dispatch, inode services, the tag fast path, the lifecycle). One record,
 // filled in by Daemon.init() in this order: config, tag store, pool, stack, registry, gate. Nothing here acts.
 import { CostBook } from './costs.js';
+import { ScanDurations } from '../metrics/scan-durations.js';
 import { LogLimit } from './log-limit.js';
 import type { Config } from '../config/types.js';
 import type { Gate } from '../gate/gate.js';
@@ -45,6 +46,8 @@ export class DaemonParts {
   readonly logLimit: LogLimit;
   /** Who costs what (per process, path, uid), for `blessctl stats --by`. */
   readonly costs = new CostBook();
+  /** How long scans took, per scanner (the metrics' scan-duration histogram). */
+  readonly scanDurations = new ScanDurations();
 
   constructor(
     /** Replaced by a reload (guards and gate settings kept). */

@@ -1,6 +1,7 @@
 // What the daemon reports about itself: the notices it emits and the status it answers. Types only, in their own
 // module so that the socket side (src/notify) can name them without importing the daemon.
 import type { Gate } from '../gate/gate.js';
+import type { ScanHistogram } from '../metrics/scan-durations.js';
 
 export interface Notice {
   event: 'dirty' | 'verdict';
@@ -11,6 +12,8 @@ export interface Notice {
 export interface DaemonStats {
   gate: ReturnType<Gate['native']['stats']>;
   scans: Record<string, number>;
+  /** Per scanner: how long its scans took, from their pool slot to their answer (tag written). */
+  scanDurations: Record<string, ScanHistogram>;
   verdicts: { allow: number; deny: number };
   machines: number;
   machineStates: Record<string, number>;

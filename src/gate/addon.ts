@@ -38,6 +38,10 @@ export interface NativeAddon {
   tagsJudge(fd: number, opts: { namespace: 'trusted' | 'user'; key: Buffer; generations?: Record<string, string>; ctime?: boolean }): NativeJudgedTag[];
   /** What the gate's reader thread would decide for this file from its tags alone. */
   tagsSettle(fd: number, policy: NativeTagPolicy): 'allow' | 'deny' | 'unknown';
+  /** A pidfd for a child process (native/proc/pidfd.cc), or -1 if it is gone. */
+  pidfdOpen(pid: number): number;
+  /** waitid(P_PIDFD, WNOHANG): 'reaped', 'running' (ask again), or 'gone' (reaped elsewhere). The caller closes the fd. */
+  pidfdReap(fd: number): 'reaped' | 'running' | 'gone';
   Gate: NativeGateConstructor;
 }
 

@@ -127,6 +127,9 @@ export interface GateStats {
   answeredAccessDeadline: number;
   /** Deadline answers that kept a cached deny instead of the configured answer. */
   deadlineKeptDeny: number;
+  /** Times the reader thread found the daemon had been stopped (SIGSTOP, a stall of the whole process), and for how long: deadlines do not count that time. */
+  deadlineStops: number;
+  deadlineStoppedMs: number;
   /** Fallback records not sent to JS (rate limit); counted in the next record's `suppressed`. */
   fallbacksSuppressed: number;
   answeredAtClose: number;

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { bucketFloorUs } from '../gate/latency.js';
 import type { DaemonStats } from '../daemon/stats.js';
+import { SCAN_BUCKETS_S, type ScanHistogram } from './scan-durations.js';
 
 type Stats = () => DaemonStats;
 
@@ -81,6 +82,7 @@ export function daemonRegistry(stats: Stats): Registry {
   counter('blessd_errors_total', 'Events whose handling failed (each was answered on the spot).', [], (s) => [[{}, s.errors]]);
   gauge('blessd_guards', 'Guarded paths, by kind and wait mode.', ['path', 'kind', 'mode'], (s) => s.guards.map((g) => [{ path: g.path, kind: g.kind, mode: g.mode }, 1]));
   register.registerMetric(new LatencyHistogram(() => now().gate.latencyUs) as never);
+  register.registerMetric(new ScanDurationHistogram(() => now().scanDurations) as never);
   return register;
 }
 
@@ -114,6 +116,35 @@ class LatencyHistogram {
     values.push({ value: acc, labels: { le: '+Inf' }, metricName: `${this.name}_bucket` });
     values.push({ value: sumUs / 1e6, labels: {}, metricName: `${this.name}_sum` });
     values.push({ value: acc, labels: {}, metricName: `${this.name}_count` });
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset() {}
+}
+
+/**
+ * Scan durations per scanner (src/metrics/scan-durations.ts), as a Prometheus histogram with a `scanner` label:
+ * cumulative buckets at SCAN_BUCKETS_S, the exact sum and the count. Same get() contract as LatencyHistogram.
+ */
+class ScanDurationHistogram {
+  readonly name = 'blessd_scan_duration_seconds';
+  readonly help = 'How long scans took, per scanner: from the scan getting its pool slot to its answer, tag written (answers only; failures are not durations).';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  constructor(private readonly histograms: () => Record<string, ScanHistogram>) {}
+
+  get() {
+    const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
+    for (const [scanner, h] of Object.entries(this.histograms())) {
+      let acc = 0;
+      SCAN_BUCKETS_S.forEach((le, i) => {
+        acc += h.counts[i]!;
+        values.push({ value: acc, labels: { scanner, le }, metricName: `${this.name}_bucket` });
+      });
+      values.push({ value: h.count, labels: { scanner, le: '+Inf' }, metricName: `${this.name}_bucket` });
+      values.push({ value: h.sumSeconds, labels: { scanner }, metricName: `${this.name}_sum` });
+      values.push({ value: h.count, labels: { scanner }, metricName: `${this.name}_count` });
+    }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 

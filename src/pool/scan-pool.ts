@@ -15,6 +15,7 @@ import type { AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
 import { Cancel } from './cancel.js';
 import { PoolError } from './errors.js';
+import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
 import { SLOT_BEGUN, SLOT_BYTES, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
@@ -70,26 +71,28 @@ function startSlot(): SharedArrayBuffer {
 const GIVEN_UP_WATCH_MS = 30_000;
 
 /** Kill every process group the task's actor registered and has not released: its worker is going, or gone. */
-function killGroups(slot: SharedArrayBuffer, marker: string): void {
+function killGroups(slot: SharedArrayBuffer, marker: string, reaper: Reaper): void {
   const groups = new Int32Array(slot, SLOT_GROUPS_AT);
   for (let i = 0; i < groups.length; i++) {
     const pgid = Atomics.load(groups, i);
     if (pgid === SPAWNING) {
       // Spawned, pid not registered yet (or never: its worker was stopped in between): find it by its marker. The
       // entry stays, for the next sweep.
-      for (const g of groupsByMarker(marker)) killGroup(g);
+      for (const g of groupsByMarker(marker)) killGroup(g, reaper);
     } else if (pgid > 1 && Atomics.compareExchange(groups, i, pgid, 0) === pgid) {
-      killGroup(pgid);
+      killGroup(pgid, reaper);
     }
   }
 }
 
-function killGroup(pgid: number) {
+/** The leader (pid = pgid, spawned detached) is our child, whose worker will not wait for it: the reaper does. */
+function killGroup(pgid: number, reaper: Reaper) {
   try {
     process.kill(-pgid, 'SIGKILL');
   } catch {
     /* gone already */
   }
+  reaper.track(pgid);
 }
 
 /** Process groups of processes whose environment holds `BLESSD_SCAN_TASK=<marker>` (a scan of /proc: rare, on give-up only). */
@@ -139,6 +142,8 @@ export class ScanPool {
    */
   private readonly givenUp = new Map<LoadTask | ScanTask, number>();
   private readonly watched = new WeakSet<object>();
+  /** Reaps the killed programs of given-up scans (reaper.ts). */
+  readonly reaper = new Reaper();
   private closed = false;
 
   constructor(options: ScanPoolOptions) {
@@ -177,14 +182,14 @@ export class ScanPool {
   }
 
   private giveUp(task: LoadTask | ScanTask) {
-    killGroups(task.started, task.marker);
+    killGroups(task.started, task.marker, this.reaper);
     this.givenUp.set(task, Date.now() + GIVEN_UP_WATCH_MS);
   }
 
   private sweepGivenUp() {
     const now = Date.now();
     for (const [task, until] of this.givenUp) {
-      killGroups(task.started, task.marker);
+      killGroups(task.started, task.marker, this.reaper);
       if (now > until) this.givenUp.delete(task);
     }
   }
@@ -263,13 +268,14 @@ export class ScanPool {
     // Synchronously after destroy() began, so every rejection that follows finds its task marked POOL_CLOSED.
     const tasks = [...this.inFlight.values()];
     for (const [ac, task] of this.inFlight) {
-      killGroups(task.started, task.marker);
+      killGroups(task.started, task.marker, this.reaper);
       ac.abort(new PoolError('POOL_CLOSED', 'the scan pool was closed'));
     }
     await destroyed;
     // Every worker is gone now: what they registered or spawned at the last moment is final.
-    for (const task of [...tasks, ...this.givenUp.keys()]) killGroups(task.started, task.marker);
+    for (const task of [...tasks, ...this.givenUp.keys()]) killGroups(task.started, task.marker, this.reaper);
     this.givenUp.clear();
+    await this.reaper.close();
   }
 
   /** Run one task with a deadline: the worker's result, 'timeout', or the Error a dead worker left. */

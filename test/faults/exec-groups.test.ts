@@ -1,6 +1,7 @@
 // Hung exec scanners leak no processes: the program runs in its own process group, and when the pool gives the scan
 // up — its timeout (the worker is destroyed), the caller's cancel, shutdown — the whole group is killed, the
-// `sleep 3600` it started in the background included.
+// `sleep 3600` it started in the background included; and the killed program, a child of this process whose worker
+// is gone, is reaped (no zombie until the process exits).
 import test from 'ava';
 import { chmodSync, closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { ScanPool, type PoolEntry } from '../../src/pool/scan-pool.js';
@@ -20,6 +21,22 @@ function groupMembers(pgid: number): number[] {
     }
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (f[0] !== 'Z' && Number(f[2]) === pgid) out.push(Number(d));
+  }
+  return out;
+}
+
+/** Zombie children of this process (the pool runs here: scanner programs are our children). */
+function ourZombies(): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (f[0] === 'Z' && Number(f[1]) === process.pid) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -74,6 +91,9 @@ function setup(t: { teardown(fn: () => void | Promise<void>): void }): Ctx {
 async function assertGroupGone(t: { true(v: boolean, m?: string): void }, pgid: number) {
   await waitFor(`process group ${pgid} to end (left: ${groupMembers(pgid).join(',')})`, () => groupMembers(pgid).length === 0, 5_000);
   t.true(groupMembers(pgid).length === 0);
+  // The program itself was our child: killed, it must also be waited for, not left a zombie.
+  await waitFor(`the killed program ${pgid} to be reaped (our zombies: ${ourZombies().join(',')})`, () => !ourZombies().includes(pgid), 5_000);
+  t.true(!ourZombies().includes(pgid));
 }
 
 test.serial('the pool timeout kills the scanner program and its background child', async (t) => {

@@ -4,13 +4,15 @@ import { parseArgs } from 'node:util';
 import { out, parseOrUsage, printable, table, UsageError, type Command } from '../command.js';
 import { latencyPercentile } from '../../gate/latency.js';
 import type { CostRow } from '../../daemon/costs.js';
+import { scanPercentile, type ScanHistogram } from '../../metrics/scan-durations.js';
 import { SOCKET_OPTIONS, SOCKET_USAGE, withDaemon } from '../control.js';
 
 const usage = `Usage: blessctl stats [--json] [--socket PATH]
        blessctl stats --by process|path|uid [--top N] [--sort KEY] [--json] [--socket PATH]
 
 Every counter of the running daemon. Without --json, one "key value" line per number (dotted keys), for grep
-and for monitoring agents that read that form; latency histograms as their count and p50/p90/p99/p99.9 (µs).
+and for monitoring agents that read that form; latency histograms as their count and p50/p90/p99/p99.9 (µs), scan durations as count, sum and p50/p90/p99
+(seconds, a bucket's upper bound).
 
 The second form shows who costs what since the daemon started (root only): per executable, path or uid, the files
 judged, the scans and their time, the accesses that waited and for how long, and denials; the top N rows (10) by
@@ -29,9 +31,19 @@ function flatten(prefix: string, v: unknown, lines: string[]) {
     for (const p of [50, 90, 99, 99.9]) lines.push(`${prefix}.p${String(p).replace('.', '_')} ${total ? latencyPercentile(v as number[], p / 100) : 0}`);
     return;
   }
+  if (isScanHistogram(v)) {
+    // Scan durations (src/metrics/scan-durations.ts): count, sum and percentiles in seconds, not 18 buckets.
+    lines.push(`${prefix}.count ${v.count}`, `${prefix}.sumSeconds ${v.sumSeconds}`);
+    for (const p of [50, 90, 99]) lines.push(`${prefix}.p${p}Seconds ${scanPercentile(v, p / 100)}`);
+    return;
+  }
   if (v !== null && typeof v === 'object') {
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) flatten(prefix ? `${prefix}.${k}` : k, x, lines);
   } else lines.push(`${prefix} ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+}
+
+function isScanHistogram(v: unknown): v is ScanHistogram {
+  return v !== null && typeof v === 'object' && Array.isArray((v as ScanHistogram).counts) && typeof (v as ScanHistogram).sumSeconds === 'number';
 }
 
 const SORTS = ['scanMs', 'waitedMs', 'scans', 'judged', 'waits', 'denied'] as const;
