@@ -4,8 +4,13 @@
 // is gone, is reaped (no zombie until the process exits).
 import test from 'ava';
 import { chmodSync, closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ScanPool, type PoolEntry } from '../../src/pool/scan-pool.js';
 import { tempDir, type TempDir } from '../helpers/actor-files.js';
+import { runChild } from '../helpers/child.js';
+import { startDaemonProcess } from '../helpers/daemon-process.js';
+import { isRoot, makeScratch } from '../helpers/scratch.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Running (not zombie) processes whose process group is `pgid`. */
@@ -26,14 +31,14 @@ function groupMembers(pgid: number): number[] {
 }
 
 /** Zombie children of this process (the pool runs here: scanner programs are our children). */
-function ourZombies(): number[] {
+function ourZombies(parent = process.pid): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (f[0] === 'Z' && Number(f[1]) === process.pid) out.push(Number(d));
+      if (f[0] === 'Z' && Number(f[1]) === parent) out.push(Number(d));
     } catch {
       /* gone */
     }
@@ -132,4 +137,44 @@ test.serial('a program that exits leaves nothing running in its group', async (t
   t.like(o, { kind: 'answer', answer: 'ok' });
   const { pgid } = await c.started();
   await assertGroupGone(t, pgid);
+});
+
+(isRoot() ? test.serial : test.skip)('blessd run: every hung scan the pool timed out leaves no zombie behind in the daemon', async (t) => {
+  const dir = tempDir('blessd-zombies-');
+  t.teardown(() => dir.cleanup());
+  const log = `${dir.dir}/started.log`;
+  const program = dir.write('hang.sh', `#!/bin/sh\ncat >/dev/null\necho $$ >> ${log}\nsleep 3600\n`);
+  chmodSync(program, 0o755);
+  const scratch = await makeScratch('ext4', 64);
+  t.teardown(() => scratch.cleanup());
+  const state = join(scratch.base, 'state');
+  await mkdir(state);
+  for (let i = 0; i < 3; i++) await writeFile(join(scratch.dir, `f${i}`), `file ${i}\n`);
+  const cfg = join(scratch.base, 'config.yaml');
+  await writeFile(
+    cfg,
+    `stateDir: ${state}
+guards: [{ path: ${scratch.dir}, kind: filesystem, wait: read }]
+pool: { threads: 2, scanTimeout: 1s }
+socket: { path: ${join(scratch.base, 'sock')} }
+stack:
+  - actor: exec
+    name: hang
+    options: { program: ${program}, timeoutMs: 600000 }
+    onTimeout: deny
+  - actor: default
+    options: { answer: allow }
+`,
+  );
+  const daemon = await startDaemonProcess(t, cfg);
+  const pid = daemon.child.pid!;
+  for (let i = 0; i < 3; i++) {
+    const r = await runChild('cat', [join(scratch.dir, `f${i}`)], { timeoutMs: 30_000 });
+    t.regex(r.stderr, /Operation not permitted/, `f${i}: the pool timeout answers with onTimeout`);
+  }
+  const started = readFileSync(log, 'utf8').trim().split('\n').map(Number);
+  t.is(started.length, 3);
+  // Each program was the daemon's child, its worker destroyed at the timeout: killed, and waited for.
+  await waitFor(`the daemon's killed scanners to be reaped (zombies: ${ourZombies(pid).join(',')})`, () => started.every((p) => !ourZombies(pid).includes(p)), 10_000);
+  for (const p of started) t.false(existsSync(`/proc/${p}`) && readFileSync(`/proc/${p}/stat`, 'latin1').includes(`(hang.sh)`), `scanner ${p} is gone`);
 });
