@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/notify/client.js';
 import type { GateStats } from '../../src/gate/types.js';
-import { startChild, sleep } from '../helpers/child.js';
-import { startDaemonProcess } from '../helpers/daemon-child.js';
+import { startChild } from '../helpers/child.js';
+import { startDaemonProcess } from '../helpers/daemon-process.js';
 import { isRoot, makeScratch } from '../helpers/scratch.js';
-import { waitFor } from '../helpers/wait.js';
+import { clockPast, waitFor } from '../helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 const DEADLINE_MS = 3000;
@@ -74,7 +74,7 @@ stack:
 
   // The fault: the whole daemon stopped for longer than its deadline, the reader waiting all along.
   process.kill(pid, 'SIGSTOP');
-  await sleep(DEADLINE_MS + 2000);
+  await clockPast(Date.now() + DEADLINE_MS + 2000); // the length of the stop is the fault: the clock is the event
   process.kill(pid, 'SIGCONT');
 
   // The reader thread looks at its clock first thing after the stop; the control socket answers once JS runs.
