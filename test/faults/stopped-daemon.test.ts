@@ -74,7 +74,7 @@ stack:
 
   // The fault: the whole daemon stopped for longer than its deadline, the reader waiting all along.
   process.kill(pid, 'SIGSTOP');
-  await clockPast(Date.now() + DEADLINE_MS + 2000); // the stop outlasting the deadline is the fault itself
+  await clockPast(Date.now() + DEADLINE_MS + 2000); // the length of the stop is the fault: the clock is the event
   process.kill(pid, 'SIGCONT');
 
   // The reader thread looks at its clock first thing after the stop; the control socket answers once JS runs.
