@@ -14,12 +14,13 @@
 // The victim is another unprivileged uid reading BENCH_FLOOD_VICTIM fresh 4 KiB files one after the other (C, a
 // latency per file). Both users are created for the run and removed with their processes at the end.
 import { execFile, spawn } from 'node:child_process';
-import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
 import { Blessd } from './lib/blessd.js';
-import { access, buildTools, makeFiles, type Tools } from './lib/native.js';
+import { access, buildTools, makeFiles } from './lib/native.js';
 import { envInt, FULL, median, note, printTable, ratio, requireRoot, runMain, summarize, us, writeResult, type Summary } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { clearTags } from './lib/tags.js';
@@ -229,6 +230,30 @@ async function until(blessd: Blessd, what: string, ok: (s: DaemonStats) => boole
 }
 
 const ms = (x: number) => `${(x / 1000).toFixed(1)} ms`;
+/** Per thread of the daemon ("main", else comm/tid): seconds on a CPU and seconds runnable but waiting for one. */
+async function threadSched(pid: number): Promise<Map<string, { cpu: number; queued: number }>> {
+  const out = new Map<string, { cpu: number; queued: number }>();
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const comm = (await readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8').catch(() => '?')).trim();
+    // schedstat: ns on a CPU, ns waiting on a run queue, timeslices (the scheduler's own accounting).
+    const [cpu, queued] = (await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => '0 0')).split(' ').map(Number);
+    out.set(Number(tid) === pid ? 'main' : `${comm}/${tid}`, { cpu: cpu / 1e9, queued: queued / 1e9 });
+  }
+  return out;
+}
+
+/**
+ * Per thread over an interval, busiest first (those above 2 % of one core): the share of the interval it ran, and
+ * the share it was runnable but waited for a CPU — on a shared 2-core machine the second is often the larger.
+ */
+function busy(before: Map<string, { cpu: number; queued: number }>, after: Map<string, { cpu: number; queued: number }>, seconds: number): Record<string, string> {
+  const rows = [...after].map(([k, v]) => {
+    const b = before.get(k) ?? { cpu: 0, queued: 0 };
+    return [k, (v.cpu - b.cpu) / seconds, (v.queued - b.queued) / seconds] as const;
+  });
+  return Object.fromEntries(rows.filter(([, c]) => c >= 0.02).sort((x, y) => y[1] - x[1]).map(([k, c, q]) => [k, `ran ${(100 * c).toFixed(0)}% waited ${(100 * q).toFixed(0)}%`]));
+}
+
 const scans = (s: DaemonStats) => Object.values(s.scans).reduce((a, b) => a + b, 0);
 /** Every EAGAIN the daemon gave for a reason other than a verdict: the JS queue bound, the native shares, deadlines. */
 const refusals = (s: DaemonStats) => s.refusedPerUid + s.gate.answeredUidShare + s.gate.answeredOverload + s.gate.answeredByDeadline + s.gate.answeredAccessDeadline;
@@ -243,6 +268,8 @@ interface Sample {
   racer?: Record<string, number>;
   refusals?: number;
   scans?: number;
+  /** Share of one core per daemon thread while the victim read. */
+  threads?: Record<string, string>;
 }
 
 async function main() {
@@ -310,7 +337,10 @@ async function main() {
         }
         attacks.push(...started);
         const before = await blessd.stats();
+        const cpu0 = await threadSched(blessd.pid);
+        const t0 = performance.now();
         const v = await victimReads();
+        const threads = busy(cpu0, await threadSched(blessd.pid), (performance.now() - t0) / 1000);
         const after = await blessd.stats();
         const counts = await Promise.all(started.map((a) => a.finish()));
         attacks.length = 0;
@@ -325,9 +355,10 @@ async function main() {
           racer: phase === 'no flood' ? undefined : counts[1],
           refusals: refusals(after) - refusals(before),
           scans: scans(after) - scans(before),
+          threads,
         });
         const last = samples[samples.length - 1];
-        console.log(`round ${round} ${phase}: victim p50 ${ms(v.summary.p50)} p99 ${ms(v.summary.p99)} max ${ms(v.summary.max)}, errors ${v.errors}; attacker ${JSON.stringify(last.attacker ?? {})} racer ${JSON.stringify(last.racer ?? {})}`);
+        console.log(`round ${round} ${phase}: victim p50 ${ms(v.summary.p50)} p99 ${ms(v.summary.p99)} max ${ms(v.summary.max)}, errors ${v.errors}; attacker ${JSON.stringify(last.attacker ?? {})} racer ${JSON.stringify(last.racer ?? {})}; daemon threads busy ${JSON.stringify(threads)}`);
         await blessd.stop();
         blessd = undefined;
       }
@@ -356,6 +387,7 @@ async function main() {
       })),
     );
     note(`µs unless marked; "victim max": the worst single read over all rounds; goal (issue 11): victim p99 ≤ 50 ms under either flood`);
+    note(`machine load (1-minute average) at the end: ${(await readFile('/proc/loadavg', 'utf8')).split(' ')[0]} on ${cpus().length} cores`);
     note(`EICAR raced: fresh EICAR files created and read at once, plus own blessed files overwritten with EICAR and read at once; served must be 0`);
     const file = writeResult('flood', { fs: kind, rounds: ROUNDS, victimFiles: VICTIM_FILES, held: HELD, churnFiles: CHURN_FILES, threads: THREADS, samples });
     console.log('written', file);
