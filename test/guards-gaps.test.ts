@@ -47,7 +47,7 @@ t0('gap: an fd opened before the guard reads denied content (no pre-content even
   t.true(r.stdout.includes(MARKER), `today the old fd reads the content: ${r.stdout} ${r.stderr}`);
 });
 
-t0('gap: stores through a shared mapping that outlives close are served to other readers', async (t) => {
+t0('gap: a file mapped shared-writable while silent (blessed, ignore mark): stores are served to other readers until munmap', async (t) => {
   const h = await withDaemon(t, 'ext4');
   await openToEveryone(h.dir);
   const a = await makeAttacker(t);
@@ -59,7 +59,7 @@ t0('gap: stores through a shared mapping that outlives close are served to other
       `wait(${JSON.stringify(join(h.dir, 'go1'))})\nm[0:68] = ${JSON.stringify(EICAR.toString('latin1'))}.encode('latin1')\nprint('stored')\nwait(${JSON.stringify(join(h.dir, 'go2'))})\n`,
   );
   await printed(p, 'mapped');
-  // The close-after-write made it dirty; this read waits for the rescan of the still clean content.
+  // Blessed before it was opened for write and mapped: neither raised an event (exp11 A2–A4); this read is silent.
   t.is((await a.run('cat', [file])).stdout, '0'.repeat(68));
   await writeFile(join(h.dir, 'go1'), '');
   await printed(p, 'stored');
@@ -99,4 +99,37 @@ t0('gap: a running program on a read-mode guard can be written (ETXTBSY is lost 
   t.regex(unguarded.stderr, /busy/i, 'without a guard the kernel refuses: ETXTBSY');
   const guarded = await tryWrite(h.dir);
   t.is(guarded.code, 0, `today the write to the running file succeeds on the guard: ${guarded.stderr}`);
+});
+
+t0('mitigated: a file mapped shared-writable while not silent is judged again at each access; EICAR stored through the mapping is refused', async (t) => {
+  const h = await withDaemon(t, 'ext4');
+  await openToEveryone(h.dir);
+  const a = await makeAttacker(t);
+  const reader = await makeAttacker(t, 'rdr');
+  const file = join(h.dir, 'mapped.txt');
+  const go = (n: number) => writeFile(join(h.dir, `go${n}`), '');
+  // Written and closed (dirty: not silent), then mapped: the mmap waits for the verdict, and its pre-content event
+  // shows the native thread mmap(PROT_WRITE, MAP_SHARED). The second store hits a page the first one made writable:
+  // no fault, no ctime change (docs/kernel.md, exp11) — only a judgement of the content itself can catch it.
+  const p = startPython(
+    a,
+    `fd = os.open(${JSON.stringify(file)}, os.O_WRONLY | os.O_CREAT, 0o644)\nos.write(fd, b'0' * 68)\nos.close(fd)\n` +
+      `fd = os.open(${JSON.stringify(file)}, os.O_RDWR)\nm = mmap.mmap(fd, 68, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)\nos.close(fd)\nprint('mapped')\n` +
+      `wait(${JSON.stringify(join(h.dir, 'go1'))})\nm[0:68] = b'1' * 68\nprint('stored1')\n` +
+      `wait(${JSON.stringify(join(h.dir, 'go2'))})\nm[0:68] = ${JSON.stringify(EICAR.toString('latin1'))}.encode('latin1')\nprint('stored2')\nwait(${JSON.stringify(join(h.dir, 'go3'))})\n`,
+  );
+  await printed(p, 'mapped', 30_000);
+  t.true(h.daemon.stats().gate.sharedWriteMaps >= 1, 'the shared writable mmap was seen');
+  t.is((await reader.run('cat', [file])).stdout, '0'.repeat(68), 'clean content is served');
+  await go(1);
+  await printed(p, 'stored1');
+  t.is((await reader.run('cat', [file])).stdout, '1'.repeat(68), 'a clean store is judged and served');
+  await go(2);
+  await printed(p, 'stored2');
+  const r = await reader.run('cat', [file], { timeoutMs: 60_000 });
+  t.false(r.stdout.includes(MARKER), `EICAR stored through the mapping was served: ${r.stdout}`);
+  t.not(r.code, 0, 'the read is refused');
+  t.true(h.daemon.stats().gate.sharedMapRejudged >= 1);
+  await go(3);
+  await p.done;
 });

@@ -298,6 +298,9 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("openRefused", (double)c_.open_refused);
   o.Set("noticesFromWriters", (double)c_.notices_writer);
   o.Set("staleAllowed", (double)c_.stale_allowed);
+  o.Set("sharedWriteMaps", (double)c_.shared_write_maps);
+  o.Set("sharedMapRejudged", (double)c_.shared_map_rejudged);
+  o.Set("sharedMapsUntracked", (double)c_.shared_maps_untracked);
   o.Set("closeUnchanged", (double)c_.close_unchanged);
   o.Set("forwarded", (double)c_.forwarded);
   o.Set("answeredByJs", (double)c_.by_js);

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <cstring>
 #include "fanotify/compat.h"
@@ -301,7 +302,14 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   // An open for writing only cannot read either (no read(), no mmap): it passes in both modes, denied file or not,
   // so that a writer can always replace content. Whether an opener writes is read while it still sits in open().
   int accmode = is_open && fast == Miss ? task_open_accmode(tid) : -1;
-  if (fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) && task_access(tid, key.dev, key.ino) == TaskAccess::Write) {
+  const TaskAccess access = fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) ? task_access(tid, key.dev, key.ino) : TaskAccess::Read;
+  if (access == TaskAccess::SharedWriteMap) {
+    std::lock_guard<std::mutex> lock(mu_);
+    c_.shared_write_maps++;
+    if (shared_maps_.size() < kMaxSharedMaps) shared_maps_.insert(key);
+    else c_.shared_maps_untracked++;
+  }
+  if (access == TaskAccess::Write) {
     fast = Answer;
     response = FAN_ALLOW;
     c_.fast_writer++;
@@ -315,7 +323,18 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   // while the file was open for write, or cleared by a write whose change record is queued by that same fsnotify
   // call: read those records before trusting it, and check the file's stamp against the one blessed.
   bool retry_mark = false;
-  for (int pass = 0; fast == Miss && have_key && pass < 2; pass++) {
+  bool shared_map = false;
+  if (fast == Miss && have_key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Not the mmap that made it so: that one maps the content as it is, judged like a read.
+    shared_map = access != TaskAccess::SharedWriteMap && shared_maps_.count(key) > 0;
+  }
+  if (shared_map) {
+    // Shared-writable mapped: what is cached says nothing about what a store put there since. JS judges it anew.
+    SharedMapRejudge(fd, key, tid, batch);
+    dirty = true;
+  }
+  for (int pass = 0; fast == Miss && have_key && !shared_map && pass < 2; pass++) {
     bool drain = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -406,6 +425,45 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   }
   if (!perm) return ForwardOpenNotice(md, fd, key, false, batch);
   ForwardPermission(md, fd, key, batch);
+}
+
+// An inode with a shared writable mapping, accessed: stores through the mapping raise no event, and one to a page
+// already written through it does not even move ctime (exp11), so neither the table nor the tags can vouch for the
+// content. Make it dirty here, as a modify would (the table entry, and a change record ahead of the access in this
+// batch: JS clears the tags and judges the content as it is now). The kernel keeps its ignore mark off meanwhile
+// (it adds none while the file is open for write, which a mapping keeps it).
+void Gate::SharedMapRejudge(int fd, const InodeKey &key, int32_t tid, std::vector<OutEvent> &batch) {
+  // A write and its close, as JS knows them: dirty, and nobody left writing, so the access waiting behind this
+  // record starts the rescan at once instead of waiting for a close that only munmap will bring.
+  OutEvent ev{EventKind::Change};
+  ev.mask = FAN_MODIFY | FAN_CLOSE_WRITE;
+  ev.pid = tid;
+  ev.dev = key.dev;
+  ev.ino = key.ino;
+  uint32_t gen = 0;
+  if (generation_of_fd(fd, gen)) ev.gen = gen;
+  char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  auto *fh = reinterpret_cast<struct file_handle *>(storage);
+  fh->handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  struct statfs sfs;
+  if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) == 0 && fstatfs(fd, &sfs) == 0) {
+    ev.fsid = fsid_hex(&sfs.f_fsid);
+    ev.handle_type = fh->handle_type;
+    ev.handle.assign(reinterpret_cast<const char *>(fh->f_handle), fh->handle_bytes);
+    ev.resolved = true;
+  }
+  ev.path = fd_path(fd);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = table_.find(key);
+    if (it == table_.end()) it = table_.emplace(key, VerdictEntry{}).first;
+    it->second = VerdictEntry{};
+    it->second.verdict = Verdict::Dirty;
+    c_.shared_map_rejudged++;
+  }
+  c_.change_forwarded++;
+  batch.push_back(std::move(ev));
 }
 
 // An open notice (read mode): JS may start judging before the first read. A writer's open starts nothing (its
@@ -656,11 +714,14 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
         // Stores through a shared mapping clear nothing in the kernel and raise no modify: an entry that is not
         // dirty at close-after-write may still carry its ignore mark. Drop it ourselves.
         bool was_dirty = it != table_.end() && it->second.verdict == Verdict::Dirty;
+        // The last reference to a write-open file went (a mapping's ends at munmap): trusted again once judged.
+        if (md->mask & FAN_CLOSE_WRITE) shared_maps_.erase(key);
         if (!was_dirty) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
         if (it != table_.end()) table_.erase(it);
         budgets_.erase(key);
       } else if (md->mask & FAN_DELETE_SELF) {
         if (it != table_.end()) table_.erase(it);
+        shared_maps_.erase(key);
       }
     }
     // A path for display, for the records that reach JS (a deleted file's stale handle has none).

@@ -9,6 +9,7 @@
 #include "proc/task.h"
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -97,6 +98,12 @@ TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino) {
     case SYS_copy_file_range:
       // Two events, one per side: the target's passes; the source's, or a copy within one file, waits.
       return fd_on_inode(tid, a[2], dev, ino, true) && !fd_on_inode(tid, a[0], dev, ino, false) ? TaskAccess::Write : TaskAccess::Read;
+    case SYS_mmap: {
+      // mmap(addr, len, prot, flags, fd, off): stores through a shared writable mapping raise no event, ever.
+      const unsigned long type = a[3] & MAP_TYPE;
+      const bool shared = type == MAP_SHARED || type == MAP_SHARED_VALIDATE;
+      return (a[2] & PROT_WRITE) && shared && fd_on_inode(tid, a[4], dev, ino, true) ? TaskAccess::SharedWriteMap : TaskAccess::Read;
+    }
     case SYS_truncate:
       // By path, so no fd to check; a truncate returns no content whatever file it names.
       return TaskAccess::Write;

@@ -10,6 +10,8 @@ namespace blessd {
 enum class TaskAccess : uint8_t {
   Write,  // a write-family syscall on an fd open for writing on this very inode: it cannot read content
   Read,   // everything else — reads, mmap, sendfile/splice, execve, io_uring, a task we cannot read: waits
+  SharedWriteMap,  // mmap(PROT_WRITE, MAP_SHARED) of this inode through a write fd: waits like a read, and its later
+                   // stores change content with no event (docs/kernel.md, exp11)
 };
 
 // Classify the access of task `tid`, blocked on (dev, ino), from /proc/<tid>/syscall and /proc/<tid>/fdinfo/<fd>.

@@ -114,6 +114,12 @@ export interface GateStats {
   noticesFromWriters: number;
   /** Allowed entries not trusted because the file's stamp changed since the bless. */
   staleAllowed: number;
+  /** mmap(PROT_WRITE, MAP_SHARED) calls seen (pre-content event); their inodes are judged anew at every access until a close-after-write. */
+  sharedWriteMaps: number;
+  /** Accesses to such an inode, each made dirty and judged as it is. */
+  sharedMapRejudged: number;
+  /** Shared writable mappings not tracked because the set was full (65,536 inodes). */
+  sharedMapsUntracked: number;
   /** Close-after-write records of denied files that changed nothing: the deny stays. */
   closeUnchanged: number;
   forwarded: number;
