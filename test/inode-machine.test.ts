@@ -96,6 +96,20 @@ class RecordingServices implements InodeServices {
   logDenied(d: { reason?: string }) {
     this.record(`logDenied ${d.reason}`);
   }
+  // The cold path (cold.ts) is off here: every judgement is a machine. test/inode-cold.test.ts drives the other.
+  coldPath = false;
+  judge() {
+    throw new Error('no cold path in this test');
+  }
+  judgeAlsoFor() {}
+  judged() {}
+  readAnswersNow() {
+    return new Map(this.tagAnswers);
+  }
+  failureAnswer() {
+    return undefined;
+  }
+  close() {}
 }
 
 const STACK: StackRule[] = [

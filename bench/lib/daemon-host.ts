@@ -4,7 +4,8 @@
 //
 // Scan timing (only when started with BENCH_RECORD_SCANS=1 in its environment, since the records take memory):
 // ScanPool.prototype.scan is wrapped to record, per call, the worker's own scan time (`ms`, what the actor spent) and
-// the wall time of the call (queueing and the hop to the worker included). Nothing else changes.
+// the wall time of the call (queueing and the hop to the worker included); ScanPool.prototype.judge likewise, per
+// scan of each file of a batch. Nothing else changes.
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadConfig } from '../../src/config/index.js';
@@ -32,6 +33,16 @@ if (process.env.BENCH_RECORD_SCANS === '1') {
     const t0 = performance.now();
     const r = await original.call(this, file, entry, opts);
     times.push({ path: file.path, scanner: entry.name, size: file.size, ms: r.kind === 'answer' ? r.ms : NaN, wallMs: performance.now() - t0 });
+    return r;
+  };
+  // The cold path judges files in batches (one task, every scan of every file in it): each scan is recorded with
+  // the batch's wall time, as the pool call its file waited for.
+  const judge = ScanPool.prototype.judge;
+  ScanPool.prototype.judge = async function (this: ScanPool, fds, policy) {
+    const t0 = performance.now();
+    const r = await judge.call(this, fds, policy);
+    const wallMs = performance.now() - t0;
+    if (!('failed' in r)) for (const f of r.files) for (const s of f.scans) times.push({ path: f.path, scanner: s.name, size: NaN, ms: s.ms, wallMs });
     return r;
   };
 }

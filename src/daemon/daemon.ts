@@ -11,6 +11,7 @@ import { Gate } from '../gate/gate.js';
 import { denyErrno } from '../gate/types.js';
 import { InodeRegistry, inodeKey } from '../inode/registry.js';
 import { ScanPool } from '../pool/scan-pool.js';
+import { JudgeQueue } from '../pool/judge-queue.js';
 import { TagStore, loadTagKey, probeNamespace } from '../tags/index.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
 import type { RemoteScanners } from '../notify/remote-scanners.js';
@@ -114,6 +115,8 @@ export class Daemon extends EventEmitter {
     d.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
     // One more than the workers: the pool's own queue stays short, so the order is decided here, per uid.
     d.fairSlots = new FairSlots(c.pool.threads + 1);
+    // One batch per worker in flight: the order is decided in the queue, per uid, not in the pool's.
+    d.judgeQueue = new JudgeQueue(d.pool, c.pool.threads, () => d.judgePolicy()!);
     d.stack = new StackState(d.pool, this.remote, d.log);
     this.generationWatch.watch(await d.stack.load(c));
 
@@ -298,6 +301,7 @@ export class Daemon extends EventEmitter {
     if (this.guardsFile) unpublishGuards(this.guardsFile);
     this.crawl?.stop();
     d.gate?.close();
+    d.judgeQueue?.close();
     d.registry?.stopAll();
     for (const fd of d.mountFds.values()) closeQuiet(fd);
     d.mountFds.clear();

@@ -69,9 +69,11 @@ export class Dispatch {
       return;
     }
     const key = inodeKey(ev.dev, ev.ino);
-    const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask), since: performance.now() };
+    const uid = uidOf(ev.pid);
+    const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask), since: performance.now(), uid };
+    // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
+    const nfsd = isNfsd(ev.pid);
     if (!d.registry.has(key)) {
-      const uid = uidOf(ev.pid);
       if (d.registry.liveOf(uid) >= d.config.pool.queuePerUid) {
         // The bound is an answer: a retryable refusal now, never a wait behind this uid's own flood.
         d.gate.native.answer(ev.id, denyErrno('EAGAIN'));
@@ -80,21 +82,26 @@ export class Dispatch {
       }
       // The reader thread has already tried the tags when it settles misses (nativeSettles): no second read here.
       if (!d.nativeSettles && this.settler.settle(ev.fd, waiter, key)) return;
-      d.registry.ensure(key, native.dupFd(ev.fd), { uid });
+      // The waiter is held from the start: a judgement may end before this function returns to hold it.
+      d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter: nfsd ? undefined : waiter });
+      if (!nfsd) return;
     }
-    if (isNfsd(ev.pid)) {
-      // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
+    if (nfsd) {
       d.gate.native.answer(ev.id, d.retryResponse);
       return;
     }
-    d.registry.access(key, waiter);
+    if (!d.registry.access(key, waiter)) d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter });
   }
+
+  /** Open notices waiting out NOTICE_SETTLE_MS, all under one timer (not one timer per notice). */
+  private notices: { key: string; fd: number; pid: number }[] = [];
+  private noticeTimer: NodeJS.Timeout | undefined;
 
   private onOpenNotice(ev: GateEvent) {
     // Read mode: someone opened an unjudged file. Judge it now so that its first read finds a verdict — unless the
     // opener is a writer: its writes will dirty the file, and the rescan follows its close. The opener's fd is
     // installed a moment after the kernel queues the notice, hence the short wait before asking /proc who it is.
-    // A reader loses nothing by it: its first read creates the machine at once.
+    // A reader loses nothing by it: its first read creates the judgement at once.
     const d = this.d;
     const key = inodeKey(ev.dev, ev.ino);
     let fd = -1;
@@ -104,26 +111,35 @@ export class Dispatch {
       d.gate.native.release(ev.fd);
     }
     if (fd < 0) return;
-    const judge = () => {
-      try {
-        const judged = d.registry.has(key) || this.settler.wasSettled(key);
-        const uid = uidOf(ev.pid);
-        // A uid at its bound judges nothing more early: its read will be answered (EAGAIN) when it comes.
-        const full = d.registry.liveOf(uid) >= d.config.pool.queuePerUid;
-        const settled = () => !d.nativeSettles && this.settler.settle(fd, undefined, key);
-        // Openers that write get no notice: the native thread reads their open flags while they wait in open().
-        if (d.stopping || judged || full || settled()) closeQuiet(fd);
-        else d.registry.ensure(key, fd, { uid });
-      } catch (err) {
-        closeQuiet(fd);
-        d.log.error({ err }, 'could not start judging an opened file; its first read will');
-      }
-    };
-    setTimeout(() => {
+    this.notices.push({ key, fd, pid: ev.pid });
+    this.noticeTimer ??= setTimeout(() => this.judgeOpened(), NOTICE_SETTLE_MS);
+  }
+
+  private judgeOpened() {
+    const d = this.d;
+    const notices = this.notices;
+    this.notices = [];
+    this.noticeTimer = undefined;
+    for (const { key, fd, pid } of notices) {
+      const judge = () => {
+        try {
+          const judged = d.registry.has(key) || this.settler.wasSettled(key);
+          const uid = uidOf(pid);
+          // A uid at its bound judges nothing more early: its read will be answered (EAGAIN) when it comes.
+          const full = d.registry.liveOf(uid) >= d.config.pool.queuePerUid;
+          const settled = () => !d.nativeSettles && this.settler.settle(fd, undefined, key);
+          // Openers that write get no notice: the native thread reads their open flags while they wait in open().
+          if (d.stopping || judged || full || settled()) closeQuiet(fd);
+          else d.registry.ensure(key, fd, { uid });
+        } catch (err) {
+          closeQuiet(fd);
+          d.log.error({ err }, 'could not start judging an opened file; its first read will');
+        }
+      };
       const hold = noticeHooks.hold?.(key);
       if (hold) void hold.then(judge, judge);
       else judge();
-    }, NOTICE_SETTLE_MS);
+    }
   }
 
   /** The reader thread denied this access from the file's tags and cached it: log it as a deny is logged. */

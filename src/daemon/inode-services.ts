@@ -9,6 +9,7 @@ import { REMOTE_ACTOR } from '../notify/remote-scanners.js';
 import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
 import type { DaemonParts } from './parts.js';
 import { scanWithTags, type ScanContext } from './scan-service.js';
+import { resolveFailure, RETRY } from '../pool/failure.js';
 
 export function inodeServices(d: DaemonParts): InodeServices {
   return {
@@ -106,6 +107,34 @@ export function inodeServices(d: DaemonParts): InodeServices {
       const who = waiters.map((w) => ({ pid: w.pid, exe: readlinkQuiet(`/proc/${w.pid}/exe`), access: w.access }));
       d.log.warn({ path, scanner: decidedBy, reason, accessors: who }, `denied ${path}: ${reason ?? 'policy'}`);
     },
+    get coldPath() {
+      return d.judgePolicy() !== null;
+    },
+    judge: (job, uid) => d.judgeQueue.submit(job, uid),
+    judgeAlsoFor: (job, uid) => d.judgeQueue.alsoFor(job, uid),
+    judged: (file) => {
+      let ms = 0;
+      for (const s of file.scans) {
+        d.counters.scans[s.name] = (d.counters.scans[s.name] ?? 0) + 1;
+        ms += s.ms;
+      }
+      if (file.scans.length > 0) d.costs.scanned(file.path, ms, []);
+      for (const e of file.tagErrors) d.log.warn({ scanner: e.name, err: e.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart');
+    },
+    readAnswersNow: (fd) => {
+      try {
+        return d.stack.answersOf(d.tags.readSync(fd, d.stack.generations));
+      } catch {
+        return new Map(d.stack.constantAnswers());
+      }
+    },
+    failureAnswer: (name, failure, message, retried) => {
+      const entry = d.stack.entry(name);
+      if (!entry) return { answer: { answer: 'deny', reason: `no scanner named ${name} in the stack` }, transient: true };
+      const r = resolveFailure({ kind: 'error', code: failure, message: `${name}: ${message}` }, entry, { retried });
+      return r === RETRY ? undefined : { answer: r, transient: true };
+    },
+    close: (fd) => closeQuiet(fd),
     get whileWriting() {
       return d.config.gate.whileWriting;
     },

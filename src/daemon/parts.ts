@@ -10,6 +10,8 @@ import type { InodeRegistry } from '../inode/registry.js';
 import type { InodeServices } from '../inode/services.js';
 import { RemoteScanners } from '../notify/remote-scanners.js';
 import type { ScanPool } from '../pool/scan-pool.js';
+import type { JudgeQueue } from '../pool/judge-queue.js';
+import type { JudgePolicy } from '../pool/tasks.js';
 import type { TagStore } from '../tags/index.js';
 import type { Logger } from './logger.js';
 import { FairSlots } from './fair-slots.js';
@@ -42,6 +44,8 @@ export class DaemonParts {
   backgroundSlots = new Semaphore(1);
   /** Gating scans reach the pool round-robin across the uids that started them. */
   fairSlots = new FairSlots(2);
+  /** The cold path: files judged end to end in the pool, in batches, round-robin across the uids waiting. */
+  judgeQueue!: JudgeQueue;
   /** Lines a user can cause at will (denials) are rate-limited, with a count of what was not written. */
   readonly logLimit: LogLimit;
   /** Who costs what (per process, path, uid), for `blessctl stats --by`. */
@@ -57,6 +61,11 @@ export class DaemonParts {
     readonly emit: (notice: Notice) => void,
   ) {
     this.logLimit = new LogLimit(log);
+  }
+
+  /** The stack a worker judges with, or null where the cold path does not serve it (stack-state.ts). */
+  judgePolicy(): JudgePolicy | null {
+    return this.stack.judgePolicy(this.config, this.tagKey, this.tags.namespace);
   }
 
   /** What an answer without a verdict gives (gate.onDeadline): never allow unless configured. */

@@ -5,10 +5,11 @@
 // It never touches a file or the gate: callers read tags and answer events.
 import type { Config, StackEntry } from '../config/types.js';
 import type { NativeTagPolicy } from '../gate/types.js';
+import type { JudgePolicy } from '../pool/tasks.js';
 import type { Answer } from '../policy/answer.js';
 import { effectiveStack } from '../policy/must-pass.js';
 import type { ScanPool } from '../pool/scan-pool.js';
-import { currentGenerations } from '../tags/index.js';
+import { currentGenerations, splitTagGeneration } from '../tags/index.js';
 import type { TagReport } from '../tags/report.js';
 import { REMOTE_ACTOR, remoteGeneration, type RemoteScanners } from '../notify/remote-scanners.js';
 import type { WatchedEntry } from './generation-watch.js';
@@ -141,6 +142,48 @@ export class StackState {
         return { name: e.name, control: e.control, ...(generation !== undefined && { generation }), ...(constant !== undefined && { constant }) };
       }),
     };
+  }
+
+  private judgeCache?: { stack: StackEntry[]; generations: Record<string, string>; config: Config; key: Buffer; policy: JudgePolicy | null };
+
+  /**
+   * The stack as a judge task carries it to a worker (src/pool/judge-batch.ts), built again only when the stack,
+   * the generations or the config change. Null where the cold path does not serve the stack (src/inode/cold.ts):
+   * observe entries (they scan in the background lane), remote scanners (served on the socket), content stamps.
+   */
+  judgePolicy(c: Config, key: Buffer, namespace: 'trusted' | 'user'): JudgePolicy | null {
+    const hit = this.judgeCache;
+    if (hit && hit.stack === this.stack && hit.generations === this.generations && hit.config === c && hit.key === key) return hit.policy;
+    let policy: JudgePolicy | null = null;
+    if (c.tags.stamp !== 'content' && !this.stack.some((e) => e.control === 'observe' || e.actor === REMOTE_ACTOR)) {
+      const constants = new Map(this.constantAnswers());
+      policy = {
+        rules: this.stack.map((e) => {
+          const constant = constants.get(e.name);
+          return constant ? { name: e.name, control: e.control, constant } : { name: e.name, control: e.control };
+        }),
+        generations: { ...this.generations },
+        scanners: this.stack
+          .filter((e) => !constants.has(e.name))
+          .map((e) => {
+            const g = this.generations[e.name];
+            return {
+              name: e.name,
+              actor: e.actor,
+              options: e.options as Record<string, unknown>,
+              maxSize: e.maxSize,
+              ...(g !== undefined && { generation: splitTagGeneration(g).actor }),
+              onError: e.onError,
+              onTimeout: e.onTimeout,
+              onTooLarge: e.onTooLarge,
+            };
+          }),
+        tags: { namespace, key: new Uint8Array(key), leaseMs: c.tags.lease, stampMode: c.tags.stamp },
+        timeoutMs: c.pool.scanTimeout,
+      };
+    }
+    this.judgeCache = { stack: this.stack, generations: this.generations, config: c, key, policy };
+    return policy;
   }
 
   /** Answers that need no scan: built-in `default` entries (their answer is their option). */

@@ -6,6 +6,7 @@
 //     └───────── any content change ──► dirty ──writer closed──► settling ──debounce──► clean
 import { assign, setup } from 'xstate';
 import type { Answer } from '../policy/answer.js';
+import { concludeAllow, concludeDeny } from './conclude.js';
 import { readTags, runScanners, type ScannedEvent } from './scan-actors.js';
 import type { InodeServices, StackVerdict, Waiter } from './services.js';
 
@@ -20,9 +21,11 @@ export interface InodeInput {
   background?: boolean;
   /** Whose access started this judgement: its scans take that uid's turn in the fair pool queue. */
   uid?: number;
+  /** Accesses already waiting (a cold judgement handed over to this machine at a change). */
+  waiting?: Waiter[];
 }
 
-export interface InodeContext extends InodeInput {
+export interface InodeContext extends Omit<InodeInput, 'waiting'> {
   answers: Map<string, Answer>;
   waiting: Waiter[];
   /** Bumped by every change: scan results of an older epoch describe content that is gone. */
@@ -46,16 +49,7 @@ const answerAll = (ctx: InodeContext, verdict: 'allow' | 'deny') => {
   for (const w of ctx.waiting) ctx.services.answer(w, verdict);
 };
 
-/**
- * Whether the verdict may outlive the accesses it answers (ignore mark, native verdict table). Not when it rests on
- * a failure answer (a timeout, a crash...): a deny stands only if a real answer decided it; an allow only if no
- * failure took part at all.
- */
-export const cacheable = (ctx: Pick<InodeContext, 'transient' | 'verdict'>): boolean => {
-  if (ctx.transient.length === 0) return true;
-  const by = ctx.verdict?.decidedBy;
-  return ctx.verdict?.verdict === 'deny' && by !== undefined && !ctx.transient.includes(by);
-};
+export { cacheable } from './conclude.js';
 
 export const inodeMachine = setup({
   types: {
@@ -113,27 +107,15 @@ export const inodeMachine = setup({
       context.services.notify('dirty', { fd: context.fd, path: context.path, cleared });
       return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false, transient: [] };
     }),
-    // A verdict that rests on a failure answers its waiters and nothing more: the next access judges again.
-    bless: ({ context }) => {
-      const keep = cacheable(context);
-      if (keep) context.services.bless(context.fd);
-      answerAll(context, 'allow');
-      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'allow', decidedBy: context.verdict?.decidedBy, ...(keep ? {} : { transient: true }) });
-    },
-    condemn: ({ context }) => {
-      const keep = cacheable(context);
-      if (keep) context.services.condemn(context.fd);
-      answerAll(context, 'deny');
-      context.services.logDenied({ path: context.path, decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason, waiters: context.waiting });
-      context.services.notify('verdict', { fd: context.fd, path: context.path, verdict: 'deny', decidedBy: context.verdict?.decidedBy, reason: context.verdict?.reason, ...(keep ? {} : { transient: true }) });
-    },
+    bless: ({ context }) => concludeAllow(context),
+    condemn: ({ context }) => concludeDeny(context),
   },
   delays: {
     debounce: ({ context }) => context.services.rescanDebounceMs,
   },
 }).createMachine({
   id: 'inode',
-  context: ({ input }) => ({ ...input, answers: new Map(), waiting: [], epoch: 0, inFlight: [], closedAlready: false, transient: [] }),
+  context: ({ input }) => ({ ...input, answers: new Map(), waiting: input.waiting ?? [], epoch: 0, inFlight: [], closedAlready: false, transient: [] }),
   initial: 'start',
   states: {
     start: {

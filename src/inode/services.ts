@@ -2,6 +2,8 @@
 // pool, the gate's answers). Kept as one interface so the machine file reads as pure policy.
 import type { Answer } from '../policy/answer.js';
 import type { Cancelled } from '../pool/cancel.js';
+import type { JudgeJob } from '../pool/judge-queue.js';
+import type { JudgedFile } from '../pool/tasks.js';
 
 export type AccessKind = 'open' | 'read' | 'exec';
 
@@ -11,6 +13,8 @@ export interface Waiter {
   access: AccessKind;
   /** performance.now() when the event reached JavaScript: for the time-waited statistics. */
   since?: number;
+  /** Whose access it is: each waiter's uid gets its turn in the fair queue, not only the first accessor's. */
+  uid?: number;
 }
 
 export interface StackVerdict {
@@ -52,6 +56,22 @@ export interface InodeServices {
   /** A file went from (partly) scanned to dirty, or got a verdict. `detail.fd` (the machine's) identifies the file for subscribers. */
   notify(kind: 'dirty' | 'verdict', detail: Record<string, unknown>): void;
   logDenied(detail: { path: string; decidedBy?: string; reason?: string; waiters: Waiter[] }): void;
+  /**
+   * The cold path (cold.ts) serves this stack: no observe or remote entries, no content stamps. Else every file
+   * gets a machine.
+   */
+  readonly coldPath: boolean;
+  /** Queue a file to be judged end to end in the pool (judge-queue.ts), at this uid's turn. */
+  judge(job: JudgeJob, uid: number): void;
+  /** Another uid waits for this file too: its turn counts as well. */
+  judgeAlsoFor(job: JudgeJob, uid: number): void;
+  /** A cold judgement came back: counters, costs, tag-write warnings. */
+  judged(file: JudgedFile): void;
+  /** Answers valid tags give now, plus the constant ones; never throws (no readable tags: the constants). */
+  readAnswersNow(fd: number): Map<string, Answer>;
+  /** What a failure of this scanner answers by its entry's policy; undefined: retry (once). */
+  failureAnswer(name: string, failure: 'timeout' | 'crash', message: string, retried: boolean): { answer: Answer; transient: boolean } | undefined;
+  close(fd: number): void;
   /** Readers of a file being written: wait for its rescan, or pass. */
   whileWriting: 'wait' | 'allow';
   rescanDebounceMs: number;

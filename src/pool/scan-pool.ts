@@ -17,7 +17,7 @@ import { Cancel } from './cancel.js';
 import { PoolError } from './errors.js';
 import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
-import { SLOT_BEGUN, SLOT_BYTES, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
+import { SLOT_BEGUN, SLOT_BYTES, SLOT_GROUPS_AT, SLOT_PICKED, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
 
@@ -129,18 +129,18 @@ function positiveInteger(v: unknown): v is number {
 }
 
 export class ScanPool {
-  private readonly piscina: Piscina<LoadTask | ScanTask, WorkerResult>;
+  private readonly piscina: Piscina<LoadTask | ScanTask | JudgeTask, WorkerResult>;
   private readonly chunkSize: number | undefined;
   private readonly loadTimeoutMs: number;
   private readonly threads: number;
   private readonly onHelperPids: ScanPoolOptions['onHelperPids'];
   /** Every task in flight and its shared slot, so close() can cut them off and kill their process groups. */
-  private readonly inFlight = new Map<Cancel, LoadTask | ScanTask>();
+  private readonly inFlight = new Map<Cancel, LoadTask | ScanTask | JudgeTask>();
   /**
    * Slots of tasks given up lately. Their groups are killed at once, and again whenever a worker exits: a worker
    * being destroyed may have spawned a program an instant before and registered it just after our first look.
    */
-  private readonly givenUp = new Map<LoadTask | ScanTask, number>();
+  private readonly givenUp = new Map<LoadTask | ScanTask | JudgeTask, number>();
   private readonly watched = new WeakSet<object>();
   /** Reaps the killed programs of given-up scans (reaper.ts). */
   readonly reaper = new Reaper();
@@ -181,7 +181,7 @@ export class ScanPool {
     }
   }
 
-  private giveUp(task: LoadTask | ScanTask) {
+  private giveUp(task: LoadTask | ScanTask | JudgeTask) {
     killGroups(task.started, task.marker, this.reaper);
     this.givenUp.set(task, Date.now() + GIVEN_UP_WATCH_MS);
   }
@@ -252,6 +252,31 @@ export class ScanPool {
       : { kind: 'answer', answer: s.answer, reason: s.reason, ms: s.ms, generation: s.generation };
   }
 
+  /**
+   * Judge a batch of files end to end in one worker (judge-batch.ts): tags, leases, scans and result tags happen
+   * there, and the main thread gets one message back for the batch. The deadline is `policy.timeoutMs` without
+   * progress (no file judged); when it passes, or the worker dies, the whole batch is reported failed and the
+   * caller decides what each of its files gets.
+   */
+  async judge(fds: number[], policy: JudgePolicy): Promise<JudgeResult | { failed: 'timeout' | 'crash'; message: string }> {
+    const task: JudgeTask = { op: 'judge', fds, policy, chunkSize: this.chunkSize, started: startSlot(), marker: nextMarker() };
+    const r = await this.runTask(task, policy.timeoutMs);
+    if (r === 'timeout') return { failed: 'timeout', message: `no file of the batch judged within ${policy.timeoutMs} ms` };
+    if (r instanceof Error) return { failed: 'crash', message: `worker died judging a batch: ${r.message}` };
+    if (isFailure(r)) return { failed: 'crash', message: r.error.message };
+    const result = r as JudgeResult;
+    if (result.helperPids && this.onHelperPids) {
+      for (const [name, pids] of Object.entries(result.helperPids)) {
+        try {
+          this.onHelperPids(name, pids);
+        } catch {
+          /* the daemon's business; the result stands */
+        }
+      }
+    }
+    return result;
+  }
+
   /** For status: workers, tasks waiting for a worker, tasks running (scans and loads), utilization 0..1. */
   stats(): { threads: number; queued: number; running: number; utilization: number } {
     const queued = this.piscina.queueSize;
@@ -279,7 +304,7 @@ export class ScanPool {
   }
 
   /** Run one task with a deadline: the worker's result, 'timeout', or the Error a dead worker left. */
-  private async runTask(task: LoadTask | ScanTask, timeoutMs: number, signal?: AbortSignal, entryName?: string): Promise<WorkerResult | 'timeout' | Error> {
+  private async runTask(task: LoadTask | ScanTask | JudgeTask, timeoutMs: number, signal?: AbortSignal, entryName?: string): Promise<WorkerResult | 'timeout' | Error> {
     if (this.closed) throw new PoolError('POOL_CLOSED', 'the scan pool is closed');
     if (!positiveInteger(timeoutMs)) throw new PoolError('POOL_OPTIONS', 'ScanPool: timeoutMs must be a positive integer');
     signal?.throwIfAborted();

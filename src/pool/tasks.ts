@@ -1,6 +1,8 @@
 // What crosses between the pool (main thread) and its workers: plain, structured-clonable objects only.
-import type { AnswerKind } from '../policy/answer.js';
+import type { Control } from '../config/types.js';
+import type { Answer, AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
+import type { FailureAction } from './failure.js';
 
 /** One entry of a scanner stack, as the pool needs it. */
 export interface PoolEntry {
@@ -54,7 +56,7 @@ export interface ScanTask {
   marker: string;
 }
 
-export type WorkerTask = LoadTask | ScanTask;
+export type WorkerTask = LoadTask | ScanTask | JudgeTask;
 
 /** 'load': module or init failed; 'crash': scan threw or answered nonsense; 'timeout': the actor said it timed out. */
 export interface WorkerFailure {
@@ -80,4 +82,65 @@ export interface ScanResult {
   helperPids?: number[];
 }
 
-export type WorkerResult = LoadResult | ScanResult | WorkerFailure;
+export type WorkerResult = LoadResult | ScanResult | WorkerFailure | JudgeResult;
+
+/** A scanner of the stack as a judge task needs it: its actor, and what its failures answer (the entry's policy). */
+export interface JudgeScanner extends WorkerEntry {
+  maxSize?: number;
+  onError: FailureAction;
+  onTimeout: FailureAction;
+  onTooLarge: FailureAction;
+}
+
+/**
+ * What a worker judges a file with: the stack as rules (a constant answer where the entry needs no scan), each
+ * scanner's tag generation, the pool actors behind the rules, and the tag store's settings.
+ */
+export interface JudgePolicy {
+  rules: { name: string; control: Control; constant?: Answer }[];
+  /** Tag generation per scanner (actor generation + bump counter). */
+  generations: Record<string, string>;
+  scanners: JudgeScanner[];
+  tags: { namespace: 'trusted' | 'user'; key: Uint8Array; leaseMs: number; stampMode: 'ctime' | 'mtime' };
+  /** Bound of a scan that goes on after its file's verdict (a slower scanner writing its tag). */
+  timeoutMs: number;
+}
+
+/**
+ * One pool task for a batch of files: each is judged end to end in the worker (tags, lease, scans, result tags).
+ * Deadline: the worker stamps SLOT_BEGUN when the scans start and again each time a file is judged, so a batch is
+ * given up only after `timeoutMs` without progress.
+ */
+export interface JudgeTask {
+  op: 'judge';
+  /** The daemon's descriptors (shared by every thread): never closed by the worker. */
+  fds: number[];
+  policy: JudgePolicy;
+  chunkSize?: number;
+  started: SharedArrayBuffer;
+  marker: string;
+}
+
+/** One file's judgement, as the worker leaves it. */
+export interface JudgedFile {
+  /** readlink of the fd, for display. */
+  path: string;
+  /** Every answer known when the file was decided: constants, valid tags, fresh scans. */
+  answers: [string, Answer][];
+  /** Scanners whose answer stands in for a failure: a verdict resting on one is not cached. */
+  transient: string[];
+  /** Scanners the worker left to the main thread: a foreign live lease, or content that changed under the scan. */
+  slow: string[];
+  /** Scans run, with the actor's own time (ms) of each. */
+  scans: { name: string; ms: number }[];
+  /** Tags that could not be written (no room, no support): the answer holds in memory only. */
+  tagErrors: { name: string; message: string }[];
+  /** Tags alone decided it: nothing was scanned. */
+  fromTags: boolean;
+}
+
+export interface JudgeResult {
+  files: JudgedFile[];
+  /** Helper processes of the actors that ran (per scanner name): exempt them before their next read. */
+  helperPids?: Record<string, number[]>;
+}

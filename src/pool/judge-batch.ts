@@ -1,0 +1,210 @@
+// Overview — a judge task in a worker: a batch of files, each judged end to end here instead of on the main thread.
+// Per file: its tags are read and judged, the stack is walked, and the scanners it still needs run at once, each
+// taking its lease, scanning and writing its result with the conditional bless (TagStore, the same code the main
+// thread uses; the addon is a Node-API module, loadable in every worker). The file is handed back as soon as the
+// stack can decide: a slower scanner goes on in this worker and writes its tag after.
+//
+// What it leaves to the main thread (the file's `slow` list): a live lease of someone else (waiting it out would
+// hold the batch) and content that changed under the scan (its change event is on the way; the main thread's
+// scan-service retries). It never closes a descriptor (they are the daemon's), never answers the kernel, and never
+// throws to Piscina: a failure of an actor is an answer by the entry's failure policy, as on the main thread.
+import { fstatSync, readlinkSync } from 'node:fs';
+import type { Answer } from '../policy/answer.js';
+import { evaluate, neededScanners } from '../policy/stack.js';
+import { TagStore } from '../tags/store.js';
+import { scanWith } from './actor-scan.js';
+import { resolveFailure, RETRY } from './failure.js';
+import { loadActor, type LoadedActor } from './load-actor.js';
+import type { ScanOutcome } from './scan-pool.js';
+import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgedFile, type JudgePolicy, type JudgeResult, type JudgeScanner, type JudgeTask } from './tasks.js';
+
+/** One tag store per settings (namespace, key, lease, stamp mode): it keeps the leases this worker holds. */
+const stores = new Map<string, TagStore>();
+
+function storeFor(t: JudgePolicy['tags']): TagStore {
+  const key = Buffer.from(t.key.buffer, t.key.byteOffset, t.key.byteLength);
+  const id = `${t.namespace}\0${t.leaseMs}\0${t.stampMode}\0${key.toString('hex')}`;
+  let store = stores.get(id);
+  if (!store) {
+    store = new TagStore({ namespace: t.namespace, key, leaseMs: t.leaseMs, stampMode: t.stampMode });
+    stores.set(id, store);
+  }
+  return store;
+}
+
+function pathOf(fd: number): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return `fd:${fd}`;
+  }
+}
+
+type Scanned = { kind: 'answer'; answer: Answer; transient: boolean } | { kind: 'slow' };
+
+interface BatchContext {
+  task: JudgeTask;
+  store: TagStore;
+  scanners: Map<string, JudgeScanner>;
+  groups: Int32Array;
+  helperPids: Record<string, number[]>;
+}
+
+export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
+  const times = new Float64Array(task.started, 0, 2);
+  times[SLOT_PICKED] = Date.now();
+  const ctx: BatchContext = {
+    task,
+    store: storeFor(task.policy.tags),
+    scanners: new Map(task.policy.scanners.map((s) => [s.name, s])),
+    groups: new Int32Array(task.started, SLOT_GROUPS_AT, SLOT_GROUPS),
+    helperPids: {},
+  };
+  // Actors load before the deadline starts (a fresh worker loading databases is not the files' fault; the pool
+  // bounds that by its load timeout). A load that fails is each scan's 'load' failure below.
+  await Promise.all(task.policy.scanners.map((s) => actorOf(s).catch(() => undefined)));
+  times[SLOT_BEGUN] = Date.now();
+  const files = await Promise.all(
+    task.fds.map((fd) =>
+      judgeFile(fd, ctx).then((f) => {
+        times[SLOT_BEGUN] = Date.now(); // progress: the batch's deadline counts from the last file judged
+        return f;
+      }),
+    ),
+  );
+  return Object.keys(ctx.helperPids).length > 0 ? { files, helperPids: ctx.helperPids } : { files };
+}
+
+function actorOf(s: JudgeScanner): Promise<LoadedActor> {
+  return loadActor({ name: s.name, actor: s.actor, options: s.options, generation: s.generation });
+}
+
+async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
+  const { policy } = ctx.task;
+  const path = pathOf(fd);
+  const answers = new Map<string, Answer>();
+  for (const r of policy.rules) if (r.constant) answers.set(r.name, r.constant);
+  const counted = new Set(policy.rules.map((r) => r.name));
+  try {
+    for (const t of ctx.store.readSync(fd, policy.generations).tags) {
+      if (t.judgement === 'valid' && t.value?.kind === 'result' && counted.has(t.scanner)) {
+        answers.set(t.scanner, t.value.reason === undefined ? { answer: t.value.answer } : { answer: t.value.answer, reason: t.value.reason });
+      }
+    }
+  } catch {
+    /* no readable tags (no xattr support, a vanished file): judge by scanning */
+  }
+  const out: JudgedFile = { path, answers: [], transient: [], slow: [], scans: [], tagErrors: [], fromTags: false };
+  if (evaluate(policy.rules, answers).verdict !== 'pending') {
+    out.answers = [...answers];
+    out.fromTags = true;
+    return out;
+  }
+  const needed = neededScanners(policy.rules, answers);
+  const transient: string[] = [];
+  const slow: string[] = [];
+  await new Promise<void>((resolve) => {
+    let left = needed.length;
+    let decided = false;
+    const settle = () => {
+      if (decided) return;
+      left--;
+      if (left > 0 && evaluate(policy.rules, answers).verdict === 'pending') return;
+      // Handed back now, as it stands; scans still running go on and write their tags, nothing more.
+      decided = true;
+      out.answers = [...answers];
+      out.transient = [...transient];
+      out.slow = [...slow];
+      resolve();
+    };
+    if (left === 0) {
+      left = 1;
+      settle();
+    }
+    for (const name of needed) {
+      scanOne(fd, name, path, ctx, out).then(
+        (r) => {
+          if (decided) return;
+          if (r.kind === 'slow') slow.push(name);
+          else {
+            answers.set(name, r.answer);
+            if (r.transient) transient.push(name);
+          }
+          settle();
+        },
+        (err: unknown) => {
+          // A bug here, not an actor's failure (those are answers): fail closed for this scanner, and say why.
+          if (decided) return;
+          answers.set(name, { answer: 'deny', reason: `scanner failed: ${(err as Error)?.message ?? String(err)}` });
+          transient.push(name);
+          settle();
+        },
+      );
+    }
+  });
+  return out;
+}
+
+/** Lease, scan (with the entry's failure policy), conditional result write: one scanner on one file. */
+async function scanOne(fd: number, name: string, path: string, ctx: BatchContext, out: JudgedFile): Promise<Scanned> {
+  const s = ctx.scanners.get(name);
+  if (!s) return { kind: 'slow' }; // not a pool actor (a remote scanner): the main thread serves it
+  const { store, task } = ctx;
+  const generation = task.policy.generations[name] ?? '';
+  const size = fstatSync(fd).size;
+  if (s.maxSize !== undefined && size > s.maxSize) {
+    // A policy on the size, not a failure: no tag (it would outlive a change of maxSize), but cacheable.
+    const resolved = resolveFailure({ kind: 'error', code: 'too-large', message: `${name}: ${path} is ${size} bytes, over the limit of ${s.maxSize}` }, s);
+    return { kind: 'answer', answer: resolved === RETRY ? { answer: 'deny', reason: 'too large' } : resolved, transient: false };
+  }
+  let token: string | undefined;
+  try {
+    // Our own live lease is an older scan of this file: this one supersedes it (scan-service.ts says why).
+    const lease = store.begin(fd, name, generation, { takeOwn: true });
+    if (lease.status === 'busy') return { kind: 'slow' };
+    token = lease.token;
+  } catch (err) {
+    // No room or no support for tags here: the verdict still counts for this access, it cannot outlive it.
+    out.tagErrors.push({ name, message: (err as Error).message });
+  }
+  let retried = false;
+  let answer: Answer;
+  for (;;) {
+    const outcome = await scanOnce(fd, size, path, s, ctx, out);
+    const resolved = resolveFailure(outcome, s, { retried });
+    if (resolved === RETRY) {
+      retried = true;
+      continue;
+    }
+    if (outcome.kind === 'error') {
+      // A failure answer is not a verdict on the content: the lease goes back, nothing is tagged.
+      if (token !== undefined) store.abort(fd, name, token);
+      return { kind: 'answer', answer: resolved, transient: outcome.code !== 'too-large' };
+    }
+    answer = resolved;
+    break;
+  }
+  if (token === undefined) return { kind: 'answer', answer, transient: false };
+  try {
+    const written = await store.finish(fd, name, token, answer, generation);
+    if (written.status === 'written') return { kind: 'answer', answer, transient: false };
+  } catch (err) {
+    out.tagErrors.push({ name, message: (err as Error).message });
+    return { kind: 'answer', answer, transient: false };
+  }
+  return { kind: 'slow' }; // the file changed under the scan: that answer describes content that is gone
+}
+
+async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner, ctx: BatchContext, out: JudgedFile): Promise<ScanOutcome> {
+  let loaded: LoadedActor;
+  try {
+    loaded = await actorOf(s);
+  } catch (err) {
+    return { kind: 'error', code: 'load', message: (err as Error).message };
+  }
+  const r = await scanWith(s.name, loaded.instance, { fd, size, path, chunkSize: ctx.task.chunkSize, groups: ctx.groups, marker: ctx.task.marker });
+  if (r.helperPids) ctx.helperPids[s.name] = r.helperPids;
+  if ('error' in r) return { kind: 'error', code: r.error.code, message: r.error.message };
+  out.scans.push({ name: s.name, ms: r.ms });
+  return r.reason === undefined ? { kind: 'answer', answer: r.answer, ms: r.ms, generation: r.generation } : { kind: 'answer', answer: r.answer, reason: r.reason, ms: r.ms, generation: r.generation };
+}
