@@ -14,8 +14,6 @@ import type { DaemonParts } from './parts.js';
 import type { TagSettler } from './settle-by-tags.js';
 
 const CONTENT_CHANGE = MASK.MODIFY | MASK.CLOSE_WRITE;
-/** How long an open notice waits before judging: long enough for the opener's fd to show in /proc. */
-const NOTICE_SETTLE_MS = 2;
 
 /** Test seam (test/faults/verdict-once.test.ts): an open notice waits for `hold` before it judges. Unset in the daemon. */
 export const noticeHooks: { hold?: (key: string) => Promise<void> } = {};
@@ -93,53 +91,38 @@ export class Dispatch {
     if (!d.registry.access(key, waiter)) d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter });
   }
 
-  /** Open notices waiting out NOTICE_SETTLE_MS, all under one timer (not one timer per notice). */
-  private notices: { key: string; fd: number; pid: number }[] = [];
-  private noticeTimer: NodeJS.Timeout | undefined;
-
   private onOpenNotice(ev: GateEvent) {
-    // Read mode: someone opened an unjudged file. Judge it now so that its first read finds a verdict — unless the
-    // opener is a writer: its writes will dirty the file, and the rescan follows its close. The opener's fd is
-    // installed a moment after the kernel queues the notice, hence the short wait before asking /proc who it is.
-    // A reader loses nothing by it: its first read creates the judgement at once.
+    // Read mode: someone opened an unjudged file. Judge it now, so that its first read finds a verdict or a scan
+    // already under way. Openers that write get no notice (the native thread reads their open flags while they
+    // wait in open(): their writes will dirty the file, and the rescan follows its close), so nothing about the
+    // opener needs asking here, and nothing waits: the notice starts the judgement at once.
     const d = this.d;
     const key = inodeKey(ev.dev, ev.ino);
     let fd = -1;
     try {
-      if (!d.stopping && !d.registry.has(key) && isRegularFd(ev.fd) && !this.isExempt(ev)) fd = native.dupFd(ev.fd);
+      if (!d.stopping && !d.registry.has(key) && !this.settler.wasSettled(key) && isRegularFd(ev.fd) && !this.isExempt(ev)) fd = native.dupFd(ev.fd);
     } finally {
       d.gate.native.release(ev.fd);
     }
     if (fd < 0) return;
-    this.notices.push({ key, fd, pid: ev.pid });
-    this.noticeTimer ??= setTimeout(() => this.judgeOpened(), NOTICE_SETTLE_MS);
-  }
-
-  private judgeOpened() {
-    const d = this.d;
-    const notices = this.notices;
-    this.notices = [];
-    this.noticeTimer = undefined;
-    for (const { key, fd, pid } of notices) {
-      const judge = () => {
-        try {
-          const judged = d.registry.has(key) || this.settler.wasSettled(key);
-          const uid = uidOf(pid);
-          // A uid at its bound judges nothing more early: its read will be answered (EAGAIN) when it comes.
-          const full = d.registry.liveOf(uid) >= d.config.pool.queuePerUid;
-          const settled = () => !d.nativeSettles && this.settler.settle(fd, undefined, key);
-          // Openers that write get no notice: the native thread reads their open flags while they wait in open().
-          if (d.stopping || judged || full || settled()) closeQuiet(fd);
-          else d.registry.ensure(key, fd, { uid });
-        } catch (err) {
-          closeQuiet(fd);
-          d.log.error({ err }, 'could not start judging an opened file; its first read will');
-        }
-      };
-      const hold = noticeHooks.hold?.(key);
-      if (hold) void hold.then(judge, judge);
-      else judge();
-    }
+    const judge = () => {
+      try {
+        // Judged meanwhile (only a held notice can find that: nothing else runs between the check above and here).
+        if (d.stopping || d.registry.has(key) || this.settler.wasSettled(key)) return closeQuiet(fd);
+        const uid = uidOf(ev.pid);
+        // A uid at its bound judges nothing more early: its read will be answered (EAGAIN) when it comes.
+        const full = d.registry.liveOf(uid) >= d.config.pool.queuePerUid;
+        const settled = () => !d.nativeSettles && this.settler.settle(fd, undefined, key);
+        if (full || settled()) closeQuiet(fd);
+        else if (!d.registry.ensure(key, fd, { uid })) closeQuiet(fd);
+      } catch (err) {
+        closeQuiet(fd);
+        d.log.error({ err }, 'could not start judging an opened file; its first read will');
+      }
+    };
+    const hold = noticeHooks.hold?.(key);
+    if (hold) void hold.then(judge, judge);
+    else judge();
   }
 
   /** The reader thread denied this access from the file's tags and cached it: log it as a deny is logged. */

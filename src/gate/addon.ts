@@ -28,6 +28,8 @@ export interface NativeAddon {
   fileHandle(target: number | string): FileHandle;
   openByHandle(mountFd: number, type: number, handle: Buffer, flags?: number): number;
   dupFd(fd: number): number;
+  /** close(2) of a descriptor dupFd made (from a worker thread without node:fs's unmanaged-fd warning). */
+  closeFd(fd: number): void;
   /** sendmsg with SCM_RIGHTS on a connected unix socket: `fd` rides on the first byte of `bytes`. Returns bytes sent. */
   sendFd(socketFd: number, fd: number, bytes: Buffer): number;
   /** getsockopt(SO_PEERCRED): who connected to a unix socket. */

@@ -9,6 +9,7 @@
 // scan-service retries). It never closes a descriptor (they are the daemon's), never answers the kernel, and never
 // throws to Piscina: a failure of an actor is an answer by the entry's failure policy, as on the main thread.
 import { fstatSync, readlinkSync } from 'node:fs';
+import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
 import { TagStore } from '../tags/store.js';
@@ -103,6 +104,13 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   const needed = neededScanners(policy.rules, answers);
   const transient: string[] = [];
   const slow: string[] = [];
+  // With several scanners the file may be handed back before the slower ones end, and the daemon then closes its
+  // descriptor: they scan through one of their own (a reused number would be another file), closed when all end.
+  const scanFd = needed.length > 1 ? native.dupFd(fd) : fd;
+  let running = needed.length;
+  const ended = () => {
+    if (--running === 0 && scanFd !== fd) native.closeFd(scanFd);
+  };
   await new Promise<void>((resolve) => {
     let left = needed.length;
     let decided = false;
@@ -122,7 +130,9 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       settle();
     }
     for (const name of needed) {
-      scanOne(fd, name, path, ctx, out).then(
+      const scanned = scanOne(scanFd, name, path, ctx, out);
+      scanned.then(ended, ended);
+      scanned.then(
         (r) => {
           if (decided) return;
           if (r.kind === 'slow') slow.push(name);
