@@ -23,6 +23,8 @@ const WRITES = envInt('BENCH_LOAD_WRITES_PERMILLE', 10);
 const LOADS = envInts('BENCH_LOAD_READERS', FULL ? [1, 2, 4, 8, 16] : [1, 2, 4]);
 const THREADS = envInt('BENCH_THREADS', 2);
 const DEBOUNCE = envInt('BENCH_DEBOUNCE_MS', 200);
+/** pool.rescan for the daemon (BENCH_RESCAN=onClose|onRead; unset: the daemon's default). */
+const RESCAN = process.env.BENCH_RESCAN === 'onRead' || process.env.BENCH_RESCAN === 'onClose' ? process.env.BENCH_RESCAN : undefined;
 const WORKLOADS = WRITES > 0 ? [0, WRITES] : [0];
 
 interface Run {
@@ -75,7 +77,7 @@ async function main() {
       const before = new Map<number, LoadResult>();
       for (const w of WORKLOADS) before.set(w, await load(tools, { ...spec, readers, writePermille: w }, fs.base));
 
-      blessd = await Blessd.start({ guard: fs.dir, base: join(fs.base, 'blessd'), databases: db, threads: THREADS, rescanDebounceMs: DEBOUNCE });
+      blessd = await Blessd.start({ guard: fs.dir, base: join(fs.base, 'blessd'), databases: db, threads: THREADS, rescanDebounceMs: DEBOUNCE, rescan: RESCAN });
       for (const w of WORKLOADS) {
         const t0 = performance.now();
         await touchAll(); // blesses every file (scans on the first N, tag reads after a restart, rescans after writes)
@@ -108,7 +110,7 @@ async function main() {
     runs.sort((a, b) => a.readers - b.readers || (a.daemon === b.daemon ? 0 : a.daemon === 'none' ? -1 : 1) || a.writePermille - b.writePermille);
     const base = (r: Run) => runs.find((x) => x.readers === r.readers && x.writePermille === r.writePermille && x.daemon === 'none')!;
     printTable(
-      `bench/load: ${files} files (${describeMix()}), ${DURATION_MS / 1000} s per run, read-only or ${WRITES}‰ writes; ${THREADS} pool threads, rescanDebounce ${DEBOUNCE} ms; ${kind} image`,
+      `bench/load: ${files} files (${describeMix()}), ${DURATION_MS / 1000} s per run, read-only or ${WRITES}‰ writes; ${THREADS} pool threads, rescanDebounce ${DEBOUNCE} ms, rescan ${RESCAN ?? 'default'}; ${kind} image`,
       runs.map((r) => ({
         readers: r.readers,
         'writes ‰': r.writePermille,

@@ -25,6 +25,7 @@ class Services implements InodeServices {
   readonly scans: { name: string; resolve: (r: ScanResult) => void }[] = [];
   whileWriting: 'wait' | 'allow' = 'wait';
   rescanDebounceMs = 1;
+  rescan: 'onClose' | 'onRead' = 'onClose';
   coldPath = true;
   policy: FailurePolicy = { onError: 'deny', onTimeout: 'retry', onTooLarge: 'deny' };
   private watchers: (() => void)[] = [];

@@ -23,6 +23,7 @@ class RecordingServices implements InodeServices {
   evaluations = 0;
   whileWriting: 'wait' | 'allow' = 'wait';
   rescanDebounceMs = 1;
+  rescan: 'onClose' | 'onRead' = 'onClose';
   tagAnswers = new Map<string, Answer>();
   /** Set to make readAnswers wait for the test. */
   tagsGate?: Promise<void>;
@@ -242,4 +243,27 @@ test('a stack the tags alone settle never starts a scan', async (t) => {
   t.deepEqual(svc.answered, [[1, 'allow']]);
   t.is(svc.scans.length, 0);
   t.is(actor.getSnapshot().value, 'blessed');
+});
+
+test('pool.rescan onRead: a written file nobody waits for is left unjudged at its close; a held reader still gets its rescan', async (t) => {
+  const svc = new RecordingServices(STACK);
+  svc.tagAnswers = DEFAULT_ALLOWS;
+  svc.rescan = 'onRead';
+  const registry = new InodeRegistry(svc);
+  const ended: string[] = [];
+  const reg = new InodeRegistry(svc, (key, state) => ended.push(`${key} ${state}`));
+  t.true(reg.ensure('1:1', -1, { dirty: true }));
+  t.true(svc.calls.includes('clearTags'), 'dirty: tags cleared at once');
+  reg.change('1:1', true);
+  t.deepEqual(ended, ['1:1 unjudged'], 'ends at the close, without a scan');
+  t.is(svc.scans.length, 0);
+  t.false(svc.calls.includes('bless'), 'no verdict cached: the next read judges it');
+  // The same with a reader held while the file was written: it gets the rescan.
+  t.true(registry.ensure('1:2', -1, { dirty: true }));
+  registry.access('1:2', reader(1));
+  registry.change('1:2', true);
+  await svc.until(() => svc.scans.length === 1, 'the rescan the reader waits for');
+  svc.scans[0]!.resolve(ok('signature'));
+  await svc.until(() => svc.answered.length === 1, 'the answer');
+  t.deepEqual(svc.answered, [[1, 'allow']]);
 });

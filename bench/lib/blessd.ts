@@ -23,6 +23,8 @@ export interface BlessdOptions {
   scanTimeoutMs?: number;
   /** pool.rescanDebounce in ms (blessd's default: 200). */
   rescanDebounceMs?: number;
+  /** pool.rescan (blessd's default when unset). */
+  rescan?: 'onClose' | 'onRead';
   logLevel?: string;
   /** Record every scan's timing (scanTimes()); costs memory in the daemon, so only the cold bench turns it on. */
   recordScans?: boolean;
@@ -46,7 +48,7 @@ pool:
   threads: ${o.threads ?? 2}
   scanTimeout: ${o.scanTimeoutMs ?? 60_000}ms
   rescanDebounce: ${o.rescanDebounceMs ?? 200}ms
-stack:
+${o.rescan ? `  rescan: ${o.rescan}\n` : ''}stack:
   - actor: signature
     options: { databases: [${o.databases}] }
   - actor: default

@@ -207,11 +207,12 @@ function readExempt(r: Reader, slot: Slot | undefined): Config['exempt'] {
 }
 
 function readPool(r: Reader, slot: Slot | undefined): Config['pool'] {
-  const m = section(r, slot, ['threads', 'scanTimeout', 'rescanDebounce', 'queuePerUid']);
+  const m = section(r, slot, ['threads', 'scanTimeout', 'rescanDebounce', 'rescan', 'queuePerUid']);
   return {
     threads: r.int(m?.get('threads'), 2, 1, 1024),
     scanTimeout: r.duration(m?.get('scanTimeout'), 20_000, 1, TIMER_LIMITS.timer),
     rescanDebounce: r.duration(m?.get('rescanDebounce'), 200, 0, TIMER_LIMITS.timer),
+    rescan: r.oneOf(m?.get('rescan'), ['onClose', 'onRead'] as const, 'onClose'),
     queuePerUid: r.int(m?.get('queuePerUid'), 1024, 1, 1_000_000),
   };
 }

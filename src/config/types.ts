@@ -97,6 +97,8 @@ export interface Config {
     threads: number;
     scanTimeout: number;
     rescanDebounce: number;
+    /** When a written file is scanned again: after its writer closes (and the debounce), or at its next read. */
+    rescan: 'onClose' | 'onRead';
     /** Files one uid may have in judgement at once; its next unjudged access is answered EAGAIN (logged). */
     queuePerUid: number;
   };

@@ -141,5 +141,8 @@ export function inodeServices(d: DaemonParts): InodeServices {
     get rescanDebounceMs() {
       return d.config.pool.rescanDebounce;
     },
+    get rescan() {
+      return d.config.pool.rescan;
+    },
   };
 }

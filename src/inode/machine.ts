@@ -4,6 +4,7 @@
 //   clean ──tags read──► (decided?) ──► blessed | denied
 //     │                       └──► scanning ──answers──► blessed | denied
 //     └───────── any content change ──► dirty ──writer closed──► settling ──debounce──► clean
+//                                                                       └──(pool.rescan: onRead, nobody waits)──► unjudged
 import { assign, setup } from 'xstate';
 import type { Answer } from '../policy/answer.js';
 import { concludeAllow, concludeDeny } from './conclude.js';
@@ -68,6 +69,8 @@ export const inodeMachine = setup({
     passWhileWriting: ({ context }) => context.services.whileWriting === 'allow',
     writerClosed: ({ event }) => event.type === 'CHANGE' && event.closed,
     closedAlready: ({ context }) => context.closedAlready,
+    // pool.rescan: onRead — a closed file nobody waits for is left unjudged until someone reads it.
+    rescanOnRead: ({ context }) => context.services.rescan === 'onRead' && context.waiting.length === 0,
   },
   actions: {
     noteClose: assign({ closedAlready: ({ event }) => event.type === 'CHANGE' && event.closed }),
@@ -175,11 +178,16 @@ export const inodeMachine = setup({
     },
     settling: {
       description: 'The writer closed; wait a moment for the next write before rescanning — unless a reader is waiting: then at once.',
+      always: { guard: 'rescanOnRead', target: 'unjudged' },
       after: { debounce: 'clean' },
       on: {
         ACCESS: { target: 'clean', actions: 'hold' },
         CHANGE: [{ guard: 'writerClosed', target: 'settling', reenter: true }, { target: 'dirty', actions: 'noteClose' }],
       },
+    },
+    unjudged: {
+      description: 'pool.rescan: onRead, written and closed, nobody waiting: tags cleared, no verdict cached; its next read judges it like a file never seen.',
+      type: 'final',
     },
     blessed: {
       description: 'Passed: tags written, ignore mark added, waiters allowed. The machine ends; the kernel stays silent.',

@@ -75,4 +75,6 @@ export interface InodeServices {
   /** Readers of a file being written: wait for its rescan, or pass. */
   whileWriting: 'wait' | 'allow';
   rescanDebounceMs: number;
+  /** pool.rescan: a written file is scanned again after its close ('onClose') or at its next read ('onRead'). */
+  rescan: 'onClose' | 'onRead';
 }

@@ -39,6 +39,7 @@ export async function withDaemon(
     debounce?: string;
     scanTimeout?: string;
     queuePerUid?: number;
+    rescan?: 'onClose' | 'onRead';
     whileWriting?: 'wait' | 'allow';
     guardsFile?: string;
     prepare?: (dir: string) => Promise<void>;
@@ -68,7 +69,7 @@ pool:
   scanTimeout: ${opts.scanTimeout ?? '5s'}
   queuePerUid: ${opts.queuePerUid ?? 1024}
   rescanDebounce: ${opts.debounce ?? '50ms'}
-socket:
+${opts.rescan ? `  rescan: ${opts.rescan}\n` : ''}socket:
   path: ${join(scratch.base, 'blessd.sock')}
 log:
   level: ${process.env.BLESSD_TEST_LOG ?? 'error'}

@@ -1,0 +1,44 @@
+// pool.rescan: onRead, end to end: real gate, real tags, real writer and reader processes. A written file costs no
+// scan at its close; its tags are gone (nothing stale is believed), and the first read judges it — refusing it if
+// the new content is bad. A reader held while the file is written still gets its rescan at the close.
+import test from 'ava';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { native } from '../src/gate/addon.js';
+import { EICAR } from '../src/daemon/demo.js';
+import { runChild, startChild } from './helpers/child.js';
+import { withDaemon } from './helpers/daemon-harness.js';
+import { isRoot } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
+
+const t0 = isRoot() ? test.serial : test.skip;
+
+t0('ext4: with rescan onRead a written file is scanned at its next read, not at its close', async (t) => {
+  const h = await withDaemon(t, 'ext4', { rescan: 'onRead', prepare: (d) => writeFile(join(d, 'old.txt'), 'old\n') });
+  const old = join(h.dir, 'old.txt');
+  t.is((await runChild('cat', [old])).stdout, 'old\n');
+  const scans = () => h.daemon.stats().scans.signature ?? 0;
+  t.is(scans(), 1);
+  const r = await runChild('python3', ['-c', `import os\nfor i in range(20):\n fd=os.open('${h.dir}/n%d' % i, os.O_WRONLY|os.O_CREAT)\n os.write(fd,b'new file %d\\n' % i)\n os.close(fd)\nopen('${old}','wb').write(b'${EICAR.replace(/\\/g, '\\\\')}')`]);
+  t.is(r.code, 0, r.stderr);
+  // Every close reached the daemon once its judgement of it ended (no machine left): a counter, with a bound.
+  await waitFor('the writes to be handled', () => h.daemon.stats().machines === 0 && h.notices.filter((n) => n.event === 'dirty').length >= 21, 10_000);
+  t.is(scans(), 1, 'no scan at any close');
+  t.is(native.getXattr(old, 'trusted.scanned-by.signature'), null, 'the old verdict was cleared: nothing stale is believed');
+  t.is((await runChild('cat', [join(h.dir, 'n7')])).stdout, 'new file 7\n');
+  t.is(scans(), 2, 'the first read scanned it');
+  t.regex((await runChild('cat', [old])).stderr, /Operation not permitted/, 'the rewritten file is judged at its read, and refused');
+  t.is(scans(), 3);
+});
+
+t0('ext4: with rescan onRead a reader held while the file is written gets its rescan at the close', async (t) => {
+  const h = await withDaemon(t, 'ext4', { rescan: 'onRead', prepare: (d) => writeFile(join(d, 'busy.txt'), 'v1\n') });
+  const file = join(h.dir, 'busy.txt');
+  t.is((await runChild('cat', [file])).stdout, 'v1\n');
+  const writer = startChild('python3', ['-c', `import os,time\nfd=os.open(${JSON.stringify(file)},os.O_WRONLY|os.O_APPEND)\nos.write(fd,b'v2\\n')\nprint('wrote',flush=True)\ntime.sleep(1)\nos.close(fd)`]);
+  await new Promise<void>((r) => writer.child.stdout!.once('data', () => r()));
+  const r = await runChild('cat', [file], { timeoutMs: 15_000 });
+  t.is(r.stdout, 'v1\nv2\n', 'read after the writer closed and the rescan passed');
+  t.true(r.ms >= 500, `the reader waited for the close: ${r.ms} ms`);
+  await writer.done;
+});
