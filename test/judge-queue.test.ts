@@ -108,3 +108,18 @@ test('a cancelled job is skipped but still done once; closing the queue finishes
   t.is(results.get(2)?.length, 1, 'the batch in flight still delivers');
   t.is(pool.batches.length, 2, 'nothing sent after close');
 });
+
+test('stats count each waiting file once, however many uids want it', async (t) => {
+  const pool = new Pool();
+  const q = new JudgeQueue(pool, 1, () => POLICY, 16);
+  const { list } = jobs(3);
+  for (const j of list) q.submit(j, 100);
+  q.alsoFor(list[2]!, 200);
+  t.deepEqual(q.stats(), { waiting: 2, batches: 1 });
+  pool.ok(0);
+  await tick();
+  t.deepEqual(q.stats(), { waiting: 0, batches: 1 });
+  pool.ok(1);
+  await tick();
+  t.deepEqual(q.stats(), { waiting: 0, batches: 0 });
+});

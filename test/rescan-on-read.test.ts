@@ -4,6 +4,7 @@
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfigError, parseConfig } from '../src/config/index.js';
 import { native } from '../src/gate/addon.js';
 import { EICAR } from '../src/daemon/demo.js';
 import { runChild, startChild } from './helpers/child.js';
@@ -12,6 +13,20 @@ import { isRoot } from './helpers/scratch.js';
 import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
+
+const MINIMAL = `guards:
+  - path: /srv/files
+stack:
+  - actor: default
+    options: { answer: allow }
+`;
+
+test('pool.rescan is onClose unless set; anything but onClose or onRead is an error naming file:line:col and the key', (t) => {
+  t.is(parseConfig(MINIMAL, '/etc/blessd/c.yaml').pool.rescan, 'onClose');
+  t.is(parseConfig(`${MINIMAL}pool:\n  rescan: onRead\n`, '/etc/blessd/c.yaml').pool.rescan, 'onRead');
+  const err = t.throws(() => parseConfig(`${MINIMAL}pool:\n  rescan: sometimes\n`, '/etc/blessd/c.yaml'), { instanceOf: ConfigError });
+  t.regex(err!.message, /\/etc\/blessd\/c\.yaml:7:3: pool\.rescan: must be one of onClose, onRead \(got "sometimes"\)/);
+});
 
 t0('ext4: with rescan onRead a written file is scanned at its next read, not at its close', async (t) => {
   const h = await withDaemon(t, 'ext4', { rescan: 'onRead', prepare: (d) => writeFile(join(d, 'old.txt'), 'old\n') });

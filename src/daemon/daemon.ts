@@ -273,7 +273,12 @@ export class Daemon extends EventEmitter {
       stack: () => d.stack.stack,
       generations: () => d.stack.generations,
       stats: () => this.stats(),
-      pool: () => d.pool.stats(),
+      pool: () => {
+        // The cold path's files wait in the judge queue (one batch per worker in flight), not in Piscina's.
+        const p = d.pool.stats();
+        const j = d.judgeQueue.stats();
+        return { ...p, queued: p.queued + j.waiting };
+      },
       readTags: (fd) => d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content' }),
       covers: (fd) => this.guarded.covers(fd),
       explain: (fd, path, opts) => explainFile(d, fd, path, opts),

@@ -37,6 +37,8 @@ export class JudgeQueue {
   private readonly queues = new Map<number, JudgeJob[]>();
   private running = 0;
   private closed = false;
+  /** Jobs queued and not yet sent or done (each counted once, however many uids want it). */
+  private waitingJobs = 0;
 
   constructor(
     private readonly pool: Pick<ScanPool, 'judge'>,
@@ -47,6 +49,11 @@ export class JudgeQueue {
     private readonly batchMax = BATCH_MAX,
   ) {}
 
+  /** Files waiting for a worker, and batches in flight (status). */
+  stats(): { waiting: number; batches: number } {
+    return { waiting: this.waitingJobs, batches: this.running };
+  }
+
   /** Jobs waiting, per uid (status). A job wanted by two uids counts twice. */
   queued(): Record<string, number> {
     return Object.fromEntries([...this.queues].map(([uid, q]) => [String(uid), q.filter((j) => j.state === 'queued').length]));
@@ -56,6 +63,7 @@ export class JudgeQueue {
     if (this.closed) return void job.done({ failed: 'cancelled', message: 'the daemon is stopping' });
     job.state = 'queued';
     job.uid = uid;
+    this.waitingJobs++;
     this.push(uid, job);
     this.pump();
   }
@@ -81,6 +89,7 @@ export class JudgeQueue {
 
   private finish(job: JudgeJob, result: JudgedFile | JudgeFailure) {
     if (job.state === 'done') return;
+    if (job.state === 'queued') this.waitingJobs--;
     job.state = 'done';
     job.done(result);
   }
@@ -119,6 +128,7 @@ export class JudgeQueue {
       if (q.length > 0) this.queues.set(uid, q);
       if (!job) continue;
       job.state = 'sent';
+      this.waitingJobs--;
       batch.push(job);
       if (job.solo) break;
     }
@@ -138,6 +148,7 @@ export class JudgeQueue {
           else {
             job.solo = true;
             job.state = 'queued';
+            this.waitingJobs++;
             this.push(job.uid ?? 0, job, true);
           }
         }
