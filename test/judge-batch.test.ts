@@ -2,6 +2,7 @@
 // (trusted.* xattrs) written and read by the real TagStore, real actors. What the main thread gets back, and what
 // is on disk afterwards.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -116,4 +117,31 @@ t0("a live lease of someone else is left to the main thread (which waits it out)
   if ('failed' in r) return t.fail(r.message);
   t.deepEqual(r.files[0]!.slow, ['word']);
   t.deepEqual(r.files[0]!.scans, []);
+});
+
+t0('a batch that hangs is given up at its deadline, and every program its scans started is killed — more than one task slot holds', async (t) => {
+  const { scratch, pool, open } = await setup(t);
+  // A scanner program that never answers; its name is unique, so what is left of it can be counted.
+  const prog = join(scratch.base, `hang-${process.pid}.sh`);
+  writeFileSync(prog, '#!/bin/sh\nsleep 60\n', { mode: 0o755 });
+  const running = () => {
+    const r = spawnSync('pgrep', ['-fc', prog], { encoding: 'utf8' });
+    return Number(r.stdout.trim() || '0');
+  };
+  const fds = Array.from({ length: 20 }, (_, i) => open(`h${i}.txt`, `file ${i}\n`));
+  const p = policy({
+    rules: [
+      { name: 'hang', control: 'required' },
+      { name: 'default', control: 'required', constant: { answer: 'allow', reason: 'default' } },
+    ],
+    generations: {},
+    scanners: [{ name: 'hang', actor: 'exec', options: { program: prog, timeoutMs: 120_000 }, onError: 'deny', onTimeout: 'deny', onTooLarge: 'deny' }],
+    timeoutMs: 3_000,
+  });
+  const judging = pool.judge(fds, p);
+  await waitFor('all 20 programs running', () => running() >= 20, 20_000);
+  const r = await judging;
+  t.true('failed' in r && r.failed === 'timeout', JSON.stringify(r).slice(0, 200));
+  await waitFor('every program of the batch gone', () => running() === 0, 10_000);
+  t.pass();
 });

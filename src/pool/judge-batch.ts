@@ -17,7 +17,7 @@ import { scanWith } from './actor-scan.js';
 import { resolveFailure, RETRY } from './failure.js';
 import { loadActor, type LoadedActor } from './load-actor.js';
 import type { ScanOutcome } from './scan-pool.js';
-import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgedFile, type JudgePolicy, type JudgeResult, type JudgeScanner, type JudgeTask } from './tasks.js';
+import { SLOT_BEGUN, SLOT_GROUPS_AT, SLOT_PICKED, type JudgedFile, type JudgePolicy, type JudgeResult, type JudgeScanner, type JudgeTask } from './tasks.js';
 
 /** One tag store per settings (namespace, key, lease, stamp mode): it keeps the leases this worker holds. */
 const stores = new Map<string, TagStore>();
@@ -58,7 +58,8 @@ export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
     task,
     store: storeFor(task.policy.tags),
     scanners: new Map(task.policy.scanners.map((s) => [s.name, s])),
-    groups: new Int32Array(task.started, SLOT_GROUPS_AT, SLOT_GROUPS),
+    // The whole rest of the slot: the pool sized it for a process group per scan of every file of the batch.
+    groups: new Int32Array(task.started, SLOT_GROUPS_AT),
     helperPids: {},
   };
   // Actors load before the deadline starts (a fresh worker loading databases is not the files' fault; the pool

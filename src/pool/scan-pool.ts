@@ -17,7 +17,7 @@ import { Cancel } from './cancel.js';
 import { PoolError } from './errors.js';
 import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
-import { SLOT_BEGUN, SLOT_BYTES, SLOT_GROUPS_AT, SLOT_PICKED, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
+import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
 
@@ -63,8 +63,8 @@ function workerExecArgv(): string[] {
  * The slot a task shares with its worker (tasks.ts, TaskSlot): the worker stamps the start of the work (deadlines
  * count from there) and the process groups an actor started for it (killed here if the pool gives the task up).
  */
-function startSlot(): SharedArrayBuffer {
-  return new SharedArrayBuffer(SLOT_BYTES);
+function startSlot(groups = SLOT_GROUPS): SharedArrayBuffer {
+  return new SharedArrayBuffer(SLOT_GROUPS_AT + 4 * Math.max(SLOT_GROUPS, groups));
 }
 
 /** How long a given-up task's slot is swept at worker exits. */
@@ -259,7 +259,8 @@ export class ScanPool {
    * caller decides what each of its files gets.
    */
   async judge(fds: number[], policy: JudgePolicy): Promise<JudgeResult | { failed: 'timeout' | 'crash'; message: string }> {
-    const task: JudgeTask = { op: 'judge', fds, policy, chunkSize: this.chunkSize, started: startSlot(), marker: nextMarker() };
+    // Room for a process group per scan of every file: the files of a batch scan at once.
+    const task: JudgeTask = { op: 'judge', fds, policy, chunkSize: this.chunkSize, started: startSlot(fds.length * policy.scanners.length), marker: nextMarker() };
     const r = await this.runTask(task, policy.timeoutMs);
     if (r === 'timeout') return { failed: 'timeout', message: `no file of the batch judged within ${policy.timeoutMs} ms` };
     if (r instanceof Error) return { failed: 'crash', message: `worker died judging a batch: ${r.message}` };
