@@ -12,6 +12,7 @@ import { denyErrno } from '../gate/types.js';
 import { InodeRegistry, inodeKey } from '../inode/registry.js';
 import { ScanPool } from '../pool/scan-pool.js';
 import { JudgeQueue } from '../pool/judge-queue.js';
+import type { JudgePolicy } from '../pool/tasks.js';
 import { TagStore, loadTagKey, probeNamespace } from '../tags/index.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
 import type { RemoteScanners } from '../notify/remote-scanners.js';
@@ -116,7 +117,10 @@ export class Daemon extends EventEmitter {
     // One more than the workers: the pool's own queue stays short, so the order is decided here, per uid.
     d.fairSlots = new FairSlots(c.pool.threads + 1);
     // One batch per worker in flight: the order is decided in the queue, per uid, not in the pool's.
-    d.judgeQueue = new JudgeQueue(d.pool, c.pool.threads, () => d.judgePolicy()!);
+    // A file queued under a stack the cold path served is judged with that stack, even if the stack has changed to
+    // one it does not serve meanwhile (a remote scanner joined): as if it had been judged a moment sooner.
+    let lastPolicy: JudgePolicy | undefined;
+    d.judgeQueue = new JudgeQueue(d.pool, c.pool.threads, () => (lastPolicy = d.judgePolicy() ?? lastPolicy)!);
     d.stack = new StackState(d.pool, this.remote, d.log);
     this.generationWatch.watch(await d.stack.load(c));
 

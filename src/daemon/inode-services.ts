@@ -116,7 +116,8 @@ export function inodeServices(d: DaemonParts): InodeServices {
       let ms = 0;
       for (const s of file.scans) {
         d.counters.scans[s.name] = (d.counters.scans[s.name] ?? 0) + 1;
-        ms += s.ms;
+        d.scanDurations.observe(s.name, s.totalMs / 1000);
+        ms += s.totalMs;
       }
       if (file.scans.length > 0) d.costs.scanned(file.path, ms, []);
       for (const e of file.tagErrors) d.log.warn({ scanner: e.name, err: e.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart');

@@ -168,6 +168,8 @@ async function scanOne(fd: number, name: string, path: string, ctx: BatchContext
     const resolved = resolveFailure({ kind: 'error', code: 'too-large', message: `${name}: ${path} is ${size} bytes, over the limit of ${s.maxSize}` }, s);
     return { kind: 'answer', answer: resolved === RETRY ? { answer: 'deny', reason: 'too large' } : resolved, transient: false };
   }
+  const started = performance.now();
+  const scansBefore = out.scans.length;
   let token: string | undefined;
   try {
     // Our own live lease is an older scan of this file: this one supersedes it (scan-service.ts says why).
@@ -195,13 +197,19 @@ async function scanOne(fd: number, name: string, path: string, ctx: BatchContext
     answer = resolved;
     break;
   }
-  if (token === undefined) return { kind: 'answer', answer, transient: false };
+  // Lease to result tag: the time this scanner's answer took (the scan-duration metric), for each scan it ran.
+  const done = (): Scanned => {
+    const totalMs = performance.now() - started;
+    for (let i = scansBefore; i < out.scans.length; i++) if (out.scans[i]!.name === name) out.scans[i]!.totalMs = totalMs;
+    return { kind: 'answer', answer, transient: false };
+  };
+  if (token === undefined) return done();
   try {
     const written = await store.finish(fd, name, token, answer, generation);
-    if (written.status === 'written') return { kind: 'answer', answer, transient: false };
+    if (written.status === 'written') return done();
   } catch (err) {
     out.tagErrors.push({ name, message: (err as Error).message });
-    return { kind: 'answer', answer, transient: false };
+    return done();
   }
   return { kind: 'slow' }; // the file changed under the scan: that answer describes content that is gone
 }
@@ -216,6 +224,6 @@ async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner,
   const r = await scanWith(s.name, loaded.instance, { fd, size, path, chunkSize: ctx.task.chunkSize, groups: ctx.groups, marker: ctx.task.marker });
   if (r.helperPids) ctx.helperPids[s.name] = r.helperPids;
   if ('error' in r) return { kind: 'error', code: r.error.code, message: r.error.message };
-  out.scans.push({ name: s.name, ms: r.ms });
+  out.scans.push({ name: s.name, ms: r.ms, totalMs: r.ms });
   return r.reason === undefined ? { kind: 'answer', answer: r.answer, ms: r.ms, generation: r.generation } : { kind: 'answer', answer: r.answer, reason: r.reason, ms: r.ms, generation: r.generation };
 }

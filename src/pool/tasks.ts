@@ -131,8 +131,8 @@ export interface JudgedFile {
   transient: string[];
   /** Scanners the worker left to the main thread: a foreign live lease, or content that changed under the scan. */
   slow: string[];
-  /** Scans run, with the actor's own time (ms) of each. */
-  scans: { name: string; ms: number }[];
+  /** Scans run: the actor's own time (ms), and the whole of it from the lease to the result tag written (totalMs). */
+  scans: { name: string; ms: number; totalMs: number }[];
   /** Tags that could not be written (no room, no support): the answer holds in memory only. */
   tagErrors: { name: string; message: string }[];
   /** Tags alone decided it: nothing was scanned. */
