@@ -64,6 +64,10 @@ Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_p
   double per_uid = number_option(o, "maxPendingPerUid", std::max(1.0, std::floor(max_pending / 4)));
   if (!(per_uid >= 1 && per_uid <= max_pending)) throw Napi::RangeError::New(env, "gate: options.maxPendingPerUid must be from 1 to maxPending");
   max_pending_per_uid_ = (size_t)per_uid;
+  double allowed = number_option(o, "maxAllowedEntries", 65536);
+  if (!(allowed >= 1 && allowed <= 1e7)) throw Napi::RangeError::New(env, "gate: options.maxAllowedEntries must be from 1 to 10000000");
+  max_allowed_ = (size_t)allowed;
+  sweep_at_ = max_allowed_;
   audit_ = o.Has("audit") && o.Get("audit").ToBoolean();
   bool changes = !o.Has("changes") || o.Get("changes").IsUndefined() || o.Get("changes").ToBoolean();
 
@@ -189,18 +193,26 @@ Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
   VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
   bool marked = AddIgnoreMark(fd);
+  e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
   std::lock_guard<std::mutex> lock(mu_);
   RememberLocked(key, std::move(e));
   return Napi::Boolean::New(env, marked);
 }
 
-VerdictEntry Gate::EntryOf(int fd, Verdict verdict, uint32_t response) {
+VerdictEntry Gate::EntryOf(int fd, Verdict verdict, uint32_t response, const struct stat *known, uint32_t known_gen) {
   VerdictEntry e;
   e.verdict = verdict;
   e.response = response;
-  e.gen_known = generation_of_fd(fd, e.gen);
   struct stat st;
-  if (fstat(fd, &st) == 0) take_stamp(e, st);
+  if (known) {
+    // Read a moment ago by the caller (the tag settler), after the tags: the file as it was judged.
+    e.gen_known = known_gen != 0 || generation_of_fd(fd, e.gen);
+    if (known_gen != 0) e.gen = known_gen;
+    take_stamp(e, *known);
+  } else {
+    e.gen_known = generation_of_fd(fd, e.gen);
+    if (fstat(fd, &st) == 0) take_stamp(e, st);
+  }
   if (verdict == Verdict::Allowed) {
     char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
     auto *fh = reinterpret_cast<struct file_handle *>(storage);
@@ -215,9 +227,33 @@ VerdictEntry Gate::EntryOf(int fd, Verdict verdict, uint32_t response) {
 }
 
 void Gate::RememberLocked(const InodeKey &key, VerdictEntry &&e) {
+  if (table_.size() >= sweep_at_) SweepTableLocked();
   if (table_.size() >= max_entries_) ForgetAllLocked();
   table_[key] = std::move(e);
   budgets_.erase(key);  // a verdict ends the access budget of a deadline answer
+}
+
+// The table must not grow with every file ever blessed (a million files would cost ~150 MB here). An Allowed entry
+// is only a second copy of what the kernel's ignore mark already says — as long as the mark silences the inode, the
+// entry is never asked. So a sweep drops the Allowed entries that no event has asked since the last sweep (second
+// chance: it clears the `hit` of the others); a dropped inode whose mark is gone (evicted with the inode, cleared by
+// a write) comes back as a miss, which its tags settle again or JS judges. Denied and Dirty entries are never swept:
+// a deny must hold even where no tag could be written, and a dirty inode must not be settled by tags that are about
+// to be cleared. Called with mu_ held.
+void Gate::SweepTableLocked() {
+  size_t before = table_.size();
+  for (auto it = table_.begin(); it != table_.end();) {
+    if (it->second.verdict == Verdict::Allowed && !it->second.hit) {
+      it = table_.erase(it);
+    } else {
+      it->second.hit = false;
+      ++it;
+    }
+  }
+  c_.swept += before - table_.size();
+  c_.sweeps++;
+  // Next sweep when the table has grown by the cap again: O(1) per insert, whatever the table keeps.
+  sweep_at_ = table_.size() + max_allowed_;
 }
 
 Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
@@ -314,6 +350,8 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("fallbacksSuppressed", (double)c_.fallbacks_suppressed);
   o.Set("answeredAtClose", (double)c_.at_close);
   o.Set("lateAnswers", (double)c_.late);
+  o.Set("heldForSyscall", (double)c_.held);
+  o.Set("heldExpired", (double)c_.held_expired);
   o.Set("overflows", (double)c_.overflows);
   o.Set("coalesced", (double)c_.coalesced);
   o.Set("changeForwarded", (double)c_.change_forwarded);
@@ -322,6 +360,9 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("ignoreMarksAdded", (double)c_.marks_added);
   o.Set("ignoreMarksRemoved", (double)c_.marks_removed);
   o.Set("ignoreMarksRefused", (double)c_.marks_refused);
+  o.Set("ignoreMarkFlushes", (double)c_.mark_flushes);
+  o.Set("verdictTableSwept", (double)c_.swept);
+  o.Set("verdictTableSweeps", (double)c_.sweeps);
   Napi::Object trees = Napi::Object::New(env);
   trees.Set("fastOutside", (double)c_.fast_outside);
   trees.Set("checks", (double)c_.tree_checks);
@@ -457,12 +498,10 @@ Napi::Function Gate::Class(Napi::Env env) {
                      {
                          InstanceMethod<&Gate::MarkFilesystem>("markFilesystem"),
                          InstanceMethod<&Gate::MarkMount>("markMount"),
-                         InstanceMethod<&Gate::MarkDirectory>("markDirectory"),
                          InstanceMethod<&Gate::MarkTree>("markTree"),
                          InstanceMethod<&Gate::UnmarkTree>("unmarkTree"),
                          InstanceMethod<&Gate::UnmarkFilesystem>("unmarkFilesystem"),
                          InstanceMethod<&Gate::UnmarkMount>("unmarkMount"),
-                         InstanceMethod<&Gate::UnmarkDirectory>("unmarkDirectory"),
                          InstanceMethod<&Gate::Answer>("answer"),
                          InstanceMethod<&Gate::Release>("release"),
                          InstanceMethod<&Gate::Bless>("bless"),

@@ -14,6 +14,8 @@
 //  - An 'open' notice fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held fds).
 //    In read mode the notice is a FAN_OPEN_PERM event that the reader thread already answered.
 //  - Events refused for overload (the global cap, or one uid's share) are answered and closed on the reader thread.
+//  - An event set aside while its accessor was still running (HeldEvent) stays the reader thread's: answered and
+//    closed there when asked again, or with allow when the thread stops (AnswerHeld), like everything pending.
 //  - Fast-path events are answered and closed on the reader thread before anything else happens: answering first,
 //    because whatever we would do next (log, call JS) may be what the blocked process holds up.
 // The reader thread never opens a file on a guarded filesystem: its own open would wait for itself.
@@ -33,6 +35,7 @@
 #include <unordered_set>
 #include <vector>
 #include "fanotify/verdict_table.h"
+#include "tags/settle.h"
 
 namespace blessd {
 
@@ -112,10 +115,10 @@ struct Counters {
   std::atomic<uint64_t> fast_own{0}, fast_exempt{0}, fast_allowed{0}, fast_denied{0}, fast_writer{0};
   std::atomic<uint64_t> open_allowed{0}, open_refused{0}, notices_writer{0}, stale_allowed{0}, close_unchanged{0};
   std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, by_access_deadline{0}, overload{0}, uid_share{0};
-  std::atomic<uint64_t> deadline_kept_deny{0}, at_close{0}, late{0}, fallbacks_suppressed{0};
+  std::atomic<uint64_t> deadline_kept_deny{0}, at_close{0}, late{0}, fallbacks_suppressed{0}, held{0}, held_expired{0};
   std::atomic<uint64_t> stops_seen{0}, stopped_ms{0};  // the reader found itself stopped (SIGSTOP, a stall): deadlines moved
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
-  std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0};
+  std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0};
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
   std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
@@ -132,12 +135,10 @@ class Gate : public Napi::ObjectWrap<Gate> {
   // JS methods (gate.cc)
   Napi::Value MarkFilesystem(const Napi::CallbackInfo &info);
   Napi::Value MarkMount(const Napi::CallbackInfo &info);
-  Napi::Value MarkDirectory(const Napi::CallbackInfo &info);
   Napi::Value MarkTree(const Napi::CallbackInfo &info);
   Napi::Value UnmarkTree(const Napi::CallbackInfo &info);
   Napi::Value UnmarkFilesystem(const Napi::CallbackInfo &info);
   Napi::Value UnmarkMount(const Napi::CallbackInfo &info);
-  Napi::Value UnmarkDirectory(const Napi::CallbackInfo &info);
   Napi::Value Answer(const Napi::CallbackInfo &info);
   Napi::Value Release(const Napi::CallbackInfo &info);
   Napi::Value Bless(const Napi::CallbackInfo &info);
@@ -158,8 +159,9 @@ class Gate : public Napi::ObjectWrap<Gate> {
   bool AddIgnoreMark(int fd);
   // gate.cc: one verdict entry for the open file (generation, stamp, and for Allowed the handle that removes its
   // ignore mark later), and putting it in the table (which drops the inode's deadline budget).
-  VerdictEntry EntryOf(int fd, Verdict verdict, uint32_t response);
+  VerdictEntry EntryOf(int fd, Verdict verdict, uint32_t response, const struct stat *known = nullptr, uint32_t known_gen = 0);
   void RememberLocked(const InodeKey &key, VerdictEntry &&e);
+  void SweepTableLocked();
   bool RemoveIgnoreMark(int dfd, const char *path);
 
   // trees.cc — tree guards on a filesystem mark: which inodes need judging
@@ -197,7 +199,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   // reader.cc — the reader thread and everything it calls
   void Run();
   void ReadGateGroup(std::vector<OutEvent> &batch);
-  void HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
+  // held_since: 0 the first time; when the event was first set aside, when asked again (RetryHeld).
+  void HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch, int64_t held_since = 0);
   void ReadChangeGroup(std::vector<OutEvent> &batch);
   void HandleChangeEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch);
   void HandleOverflow(std::vector<OutEvent> &batch);
@@ -207,13 +210,29 @@ class Gate : public Napi::ObjectWrap<Gate> {
   bool FallbackSlotLocked(FallbackWhy why, OutEvent &rec);
   void FillFallback(OutEvent &rec, int fd, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response);
   uint32_t DeadlineAnswerLocked(const InodeKey &key);
-  int PollTimeoutMs();
+  const struct timespec *PollTimeout(struct timespec &ts);
   void SkipStoppedTime();
+  // An event whose accessor had not fallen asleep in its syscall when asked what it does: set aside (its bytes
+  // copied from the read buffer) and judged again from the start after the batch (RetryHeld), for at most kHoldNs;
+  // then its accessor counts as a reader.
+  struct HeldEvent {
+    alignas(8) char bytes[128];  // a fanotify_event_metadata and its info records
+    int64_t since_ns = 0;
+  };
+  static constexpr size_t kMaxHeld = 1024;
+  static constexpr int64_t kHoldNs = 5000000;    // the bound task_access's own wait used to have
+  static constexpr int64_t kHeldPollNs = 20000;  // how soon to look again while events are held
+  bool Hold(const struct fanotify_event_metadata *md, int64_t held_since);
+  void RetryHeld(std::vector<OutEvent> &batch);
+  void AnswerHeld();
+  std::vector<HeldEvent> held_, held_again_;  // reader thread only
   void Deliver(std::vector<OutEvent> *batch);
   bool IsExempt(int32_t tid);
   bool IsOwn(int32_t tid);
-  // tag_settle.cc: a miss whose valid tags settle the verdict, answered here; true if it was.
-  bool SettleByTags(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool perm, std::vector<OutEvent> &batch);
+  // tag_settle.cc: what a miss's valid tags settle. Allowed: answered, cached, marked and closed there. Denied:
+  // nothing done yet (the accessor may be a writer); DenyByTags then refuses, caches and tells JS.
+  Settlement SettleByTags(int fd, const InodeKey &key, bool perm, uint32_t &deny_response);
+  void DenyByTags(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool perm, uint32_t response, std::vector<OutEvent> &batch);
 
   // answering (gate.cc)
   void WriteResponse(int fd, uint32_t response);
@@ -232,6 +251,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   size_t max_pending_;
   size_t max_pending_per_uid_;
   size_t max_entries_ = 1 << 20;
+  size_t max_allowed_ = 65536;  // Allowed entries the table grows by before a sweep (SweepTableLocked)
+  size_t sweep_at_ = 65536;
 
   std::mutex mu_;  // guards everything below until the thread
   std::unordered_map<uint64_t, Pending> pending_;
@@ -253,6 +274,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   std::unordered_map<std::string, FsInfo> filesystems_;  // fsid hex -> info
   std::unordered_map<uint64_t, int> mount_fd_by_dev_;
   std::shared_ptr<const GateTagPolicy> tag_policy_;  // null: every miss goes to JS
+  std::atomic<bool> tag_policy_ready_{false};         // tag_policy_ is set: worth reading changes before settling
   std::unordered_map<InodeKey, OutsideEntry, InodeKeyHash> outside_;  // inodes outside every tree (trees.cc)
   // Inodes someone mapped MAP_SHARED + PROT_WRITE (seen in the mmap's pre-content event), until a close-after-write:
   // stores through such a mapping change content without an event or a time change (exp11), so no cached verdict

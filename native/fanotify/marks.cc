@@ -1,4 +1,4 @@
-// fanotify_mark: what the gate watches (filesystems, mounts, directories) and the verdict cache's ignore marks.
+// fanotify_mark: what the gate watches (filesystems, mounts) and the verdict cache's ignore marks.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -40,9 +40,8 @@ Napi::Value Gate::Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, 
   if (closed_) throw Napi::Error::New(env, "gate: closed");
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "gate: mark path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  bool is_dir_mark = kind_flags == 0;
-  unsigned int child = is_dir_mark ? FAN_EVENT_ON_CHILD : 0;
-  unsigned int only_dir = is_dir_mark ? FAN_MARK_ONLYDIR : 0;
+  // No directory marks: every inode mark of the gate group is an ignore mark, which ForgetAllLocked relies on.
+  const unsigned int child = 0, only_dir = 0;
   uint64_t change_mask = kind_flags == FAN_MARK_MOUNT ? kChangeMaskMount : kChangeMaskFs;
 
   if (!add) {
@@ -95,9 +94,7 @@ Napi::Value Gate::Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, 
 }
 
 Napi::Value Gate::MarkMount(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_MOUNT, true); }
-Napi::Value Gate::MarkDirectory(const Napi::CallbackInfo &info) { return Mark(info, 0, true); }
 Napi::Value Gate::UnmarkMount(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_MOUNT, false); }
-Napi::Value Gate::UnmarkDirectory(const Napi::CallbackInfo &info) { return Mark(info, 0, false); }
 
 // fanotify_mark takes no O_PATH descriptor, but a path through /proc/self/fd resolves to the inode without opening
 // it: that is how the reader thread drops an ignore mark knowing only a handle.
@@ -143,14 +140,27 @@ bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
   return false;
 }
 
-// Forget, never assume: drop every cached verdict and every ignore mark we know of. Called with mu_ held.
+// Forget, never assume: drop every cached verdict and every ignore mark. Called with mu_ held.
+// The gate group's inode marks are all ignore marks of ours (verdicts, outside inodes; every guard is a filesystem
+// mark), and the table no longer knows every one of them (a sweep drops entries whose mark stays): one
+// FAN_MARK_FLUSH of the group's inode marks removes them all, however many. Filesystem marks stay.
 void Gate::ForgetAllLocked() {
-  for (auto &kv : table_) {
-    if (kv.second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(kv.first.dev, kv.second.handle_type, kv.second.handle);
+  size_t known = outside_.size();
+  for (auto &kv : table_) known += kv.second.verdict == Verdict::Allowed;
+  if (fanotify_mark(gate_fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr) == 0) {
+    c_.mark_flushes++;
+    c_.marks_removed += known;
+    outside_.clear();
+  } else {
+    // Cannot happen on a live group; if it does, remove what we know of one by one.
+    for (auto &kv : table_) {
+      if (kv.second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(kv.first.dev, kv.second.handle_type, kv.second.handle);
+    }
+    ForgetOutsideLocked();
   }
   table_.clear();
-  ForgetOutsideLocked();
   budgets_.clear();
+  sweep_at_ = max_allowed_;
 }
 
 }  // namespace blessd

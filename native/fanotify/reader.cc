@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -17,6 +18,7 @@
 #include "fanotify/compat.h"
 #include "fanotify/gate.h"
 #include "proc/task.h"
+#include "tags/settle.h"
 
 namespace blessd {
 
@@ -34,10 +36,14 @@ std::string fd_path(int fd) {
 }  // namespace
 
 void Gate::Run() {
+  pthread_setname_np(pthread_self(), "blessd-gate");  // so that top, perf and bench/gate can tell it apart
   struct pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {gate_fd_, POLLIN, 0}, {change_fd_, POLLIN, 0}};
   nfds_t nfds = change_fd_ >= 0 ? 3 : 2;
+  held_.reserve(kMaxHeld);
+  held_again_.reserve(kMaxHeld);
   while (!stopping_) {
-    int r = poll(fds, nfds, PollTimeoutMs());
+    struct timespec timeout;
+    int r = ppoll(fds, nfds, PollTimeout(timeout), nullptr);
     if (r < 0 && errno != EINTR) break;
     if (stopping_) break;
     SkipStoppedTime();  // before anything new is forwarded: only the deadlines that waited through a stop move
@@ -50,10 +56,12 @@ void Gate::Run() {
     // brought up to date before the events that may ask it (after a stop of this process, both queues are full).
     if (nfds == 3 && (fds[2].revents & POLLIN)) ReadChangeGroup(*batch);
     if (fds[1].revents & POLLIN) ReadGateGroup(*batch);
+    RetryHeld(*batch);
     ExpireDeadlines(*batch);
     if (batch->empty()) delete batch;
     else Deliver(batch);
   }
+  AnswerHeld();
 }
 
 // While a deadline is pending the reader looks at its clock at least every kLookEveryMs: a stop of the process then
@@ -63,16 +71,23 @@ constexpr int64_t kLookEveryMs = 250;
 // a runnable thread waits tens of ms for a CPU, and a read of tags can block in I/O for a while; a second is neither.
 constexpr int64_t kStopMinNs = 1000 * 1000000LL;
 
-int Gate::PollTimeoutMs() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (deadlines_.empty()) {
-    poll_timeout_ns_ = -1;
-    return -1;
+// How long ppoll may sleep: until the earliest deadline (looking at least every kLookEveryMs); a few tens of µs
+// while events are held (their accessors are about to fall asleep); forever when nothing waits.
+const struct timespec *Gate::PollTimeout(struct timespec &ts) {
+  int64_t ns = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!deadlines_.empty()) {
+      int64_t ms = (deadlines_.top().first - now_ns()) / 1000000 + 1;
+      ns = (ms < 0 ? 0 : std::min<int64_t>(ms, kLookEveryMs)) * 1000000LL;
+    }
   }
-  int64_t ms = (deadlines_.top().first - now_ns()) / 1000000 + 1;
-  ms = ms < 0 ? 0 : std::min<int64_t>(ms, kLookEveryMs);
-  poll_timeout_ns_ = ms * 1000000LL;
-  return (int)ms;
+  if (!held_.empty()) ns = ns < 0 ? kHeldPollNs : std::min<int64_t>(ns, kHeldPollNs);
+  poll_timeout_ns_ = ns;
+  if (ns < 0) return nullptr;
+  ts.tv_sec = ns / 1000000000LL;
+  ts.tv_nsec = ns % 1000000000LL;
+  return &ts;
 }
 
 static int64_t thread_cpu_ns() {
@@ -236,20 +251,27 @@ void Gate::HandleOverflow(std::vector<OutEvent> &batch) {
 }
 
 // The order in which one gate event is judged (each step answers and closes, or falls through):
-//   1. our own process, exempt processes                         → allow
-//   2. a write-family syscall on an fd that writes this inode,
-//      or an open for writing only                                → allow (writers are never blocked by their writes)
-//   3. the verdict table: Denied                                 → its refusal, opens included (read mode too)
-//                         Allowed, once pending changes are read and the file's stamp still matches → allow
-//   4. an access whose deadline already passed, judgement pending → the same answer at once
-//   5. Miss: an open in read mode → allow now, notice to JS; anything else waits for JS (within the caps)
-void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch) {
+//   1. our own process, exempt processes, inodes outside every tree → allow
+//   2. a write-family syscall on an fd that writes this inode     → allow (writers are never blocked by their writes)
+//      (an mmap(PROT_WRITE, MAP_SHARED) is remembered: every later access of that inode is judged anew)
+//   3. the verdict table: Allowed, once pending changes are read and the file's stamp still matches → allow
+//   4. the file's valid tags settle it allowed (restart, reload, a swept entry or evicted mark) → allow, cached, marked
+//   5. an open for writing only                                   → allow
+//   6. the verdict table: Denied, or the tags settle it denied    → the refusal, opens included (read mode too)
+//   7. an access whose deadline already passed, judgement pending → the same answer at once
+//   8. Miss: an open in read mode → allow now, notice to JS; anything else waits for JS (within the caps)
+// Reading /proc/<tid>/syscall is the dearest step (tens of µs, and the accessor may not have fallen asleep yet):
+// for an open it is read only where it changes the answer (5 and 8; an allow is an allow), and an accessor still on
+// its way to sleep never makes the reader wait — its event is set aside and judged again after the batch (Hold).
+void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector<OutEvent> &batch, int64_t held_since) {
   if (md->vers != FANOTIFY_METADATA_VERSION) return;
   if (md->mask & FAN_Q_OVERFLOW) return HandleOverflow(batch);
   const int fd = md->fd;
   if (fd < 0) return;  // FAN_NOFD: nothing to answer with
   const bool perm = md->mask & kPermMask;
-  if (md->mask & FAN_OPEN_EXEC_PERM) c_.exec_perm++;
+  if (held_since != 0) {
+    // judged again after being set aside: counted when it came
+  } else if (md->mask & FAN_OPEN_EXEC_PERM) c_.exec_perm++;
   else if (md->mask & FAN_OPEN_PERM) c_.open_perm++;
   else if (md->mask & FAN_PRE_ACCESS) c_.pre_access++;
   else c_.open_notice++;
@@ -273,6 +295,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   enum { Miss, Answer } fast = Miss;
   uint32_t response = 0;
   bool dirty = false;    // changed since its last verdict: its tags are being cleared, only JS may judge it
+  bool denied = false;   // the table holds a deny: `response` is the refusal, unless the accessor only writes
   bool outside = false;  // outside every tree guard: remember it (trees.cc)
   if (have_key && TreeCheckpoint(fd, key, md->mask, outside)) {
     WriteResponse(fd, FAN_ALLOW);
@@ -299,10 +322,11 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   }
 
   // 2. Pre-content events fire on write() and ftruncate() too: the accessor's blocked syscall says which (O(1)).
-  // An open for writing only cannot read either (no read(), no mmap): it passes in both modes, denied file or not,
-  // so that a writer can always replace content. Whether an opener writes is read while it still sits in open().
-  int accmode = is_open && fast == Miss ? task_open_accmode(tid) : -1;
-  const TaskAccess access = fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) ? task_access(tid, key.dev, key.ino) : TaskAccess::Read;
+  TaskAccess access = fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) ? task_access(tid, key.dev, key.ino, false) : TaskAccess::Read;
+  if (access == TaskAccess::NotYet) {
+    if (Hold(md, held_since)) return;
+    access = TaskAccess::Read;  // held long enough (or no room): it waits for the verdict like a read
+  }
   if (access == TaskAccess::SharedWriteMap) {
     std::lock_guard<std::mutex> lock(mu_);
     c_.shared_write_maps++;
@@ -313,10 +337,6 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
     fast = Answer;
     response = FAN_ALLOW;
     c_.fast_writer++;
-  } else if (fast == Miss && accmode == O_WRONLY) {
-    fast = Answer;
-    response = FAN_ALLOW;
-    c_.fast_writer++;  // no notice either: its writes dirty the file, and the rescan follows its close
   }
 
   // 3. The verdict table. An Allowed entry seen here means the kernel dropped its ignore mark — evicted, refused
@@ -350,10 +370,8 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
         break;
       }
       if (it->second.verdict == Verdict::Denied) {
-        fast = Answer;
+        denied = true;  // refused below, once we know the opener does not merely write
         response = it->second.response;
-        c_.fast_denied++;
-        if (is_open) c_.open_refused++;
         break;
       }
       if (pass == 0 && change_fd_ >= 0) {
@@ -362,6 +380,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
         fast = Answer;
         response = FAN_ALLOW;
         c_.fast_allowed++;
+        it->second.hit = true;  // its ignore mark does not silence it: keep it through the next sweep
         // Re-add the missing ignore mark, at most every 100 ms per inode.
         int64_t now = now_ns();
         if (now - it->second.mark_retry_ns > 100000000LL) {
@@ -384,11 +403,49 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
     return;
   }
 
-  // A file whose valid tags settle the verdict is answered here (restart, reload, evicted mark) — a deny tag
-  // refuses even the open in read mode — before any fallback answer; else JS decides.
-  if (have_key && !dirty && SettleByTags(md, fd, key, perm, batch)) return;
+  // 4. A file whose valid tags settle the verdict is answered here (restart, reload, a swept entry or evicted
+  // mark) — a deny tag refuses even the open in read mode — before any fallback answer; else JS decides. Changes
+  // still queued are read first: a write that dropped the ignore mark also queued its modify record, which turns
+  // the inode dirty in the table (its tags may not be cleared yet).
+  Settlement settled = Settlement::Unknown;
+  uint32_t tags_refusal = 0;
+  if (have_key && !dirty && !denied && tag_policy_ready_.load(std::memory_order_relaxed)) {
+    if (change_fd_ >= 0) {
+      ReadChangeGroup(batch);
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = table_.find(key);
+      dirty = it != table_.end() && it->second.verdict == Verdict::Dirty;
+    }
+    if (!dirty) settled = SettleByTags(fd, key, perm, tags_refusal);
+    if (settled == Settlement::Allowed) return;  // answered, cached, marked and closed
+  }
 
-  // 4. The deadline bounds an access, not an event: once it answered, this inode's later events get that answer
+  // 5. An open for writing only cannot read (no read(), no mmap): it passes in both modes, denied file or not, so
+  // that a writer can always replace content. Whether an opener writes is read while it still sits in open() —
+  // only here, where the answer depends on it.
+  int accmode = is_open ? task_open_accmode(tid, false) : -1;
+  if (accmode == kAccmodeNotYet) {
+    if (Hold(md, held_since)) return;
+    accmode = -1;
+  }
+  if (accmode == O_WRONLY) {
+    if (perm) WriteResponse(fd, FAN_ALLOW);
+    close(fd);
+    c_.fast_writer++;  // no notice either: its writes dirty the file, and the rescan follows its close
+    return;
+  }
+
+  // 6. Known denied, by the table or by the file's tags.
+  if (denied) {
+    if (perm) WriteResponse(fd, response);
+    c_.fast_denied++;
+    if (is_open) c_.open_refused++;
+    close(fd);
+    return;
+  }
+  if (settled == Settlement::Denied) return DenyByTags(md, fd, key, perm, tags_refusal, batch);
+
+  // 7. The deadline bounds an access, not an event: once it answered, this inode's later events get that answer
   // at once while JS has not given a verdict (a multi-MiB read under a stalled scanner costs one deadline, not one
   // per read()).
   OutEvent rec{EventKind::Fallback};
@@ -415,7 +472,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
     return;
   }
 
-  // 5. Miss: nothing cached answers this event.
+  // 8. Miss: nothing cached answers this event.
   if (is_open && !open_waits) {
     // Read mode: the open passes now (its reads will wait); the notice lets JS start judging early — not for an
     // O_RDWR opener: its writes will dirty the file anyway, and its first read judges.
@@ -464,6 +521,42 @@ void Gate::SharedMapRejudge(int fd, const InodeKey &key, int32_t tid, std::vecto
   }
   c_.change_forwarded++;
   batch.push_back(std::move(ev));
+}
+
+// Set an event aside whose accessor has not fallen asleep in its syscall yet (HandleGateEvent steps 2 and 5): it is
+// judged again from the start after this batch, for at most kHoldNs since it came; then (or with no room left) its
+// accessor counts as a reader. The reader thread goes on with the other events meanwhile instead of sleeping.
+bool Gate::Hold(const struct fanotify_event_metadata *md, int64_t held_since) {
+  const int64_t now = now_ns();
+  if (held_since != 0 && now - held_since >= kHoldNs) {
+    c_.held_expired++;
+    return false;
+  }
+  if (held_.size() >= kMaxHeld || md->event_len > sizeof(HeldEvent::bytes)) return false;
+  HeldEvent &h = held_.emplace_back();
+  memcpy(h.bytes, md, md->event_len);
+  h.since_ns = held_since != 0 ? held_since : now;
+  if (held_since == 0) c_.held++;
+  return true;
+}
+
+// The events set aside, judged again in arrival order (each may be set aside once more, keeping its first time).
+void Gate::RetryHeld(std::vector<OutEvent> &batch) {
+  if (held_.empty()) return;
+  held_again_.swap(held_);  // both keep their capacity: no allocation per round
+  for (HeldEvent &h : held_again_) HandleGateEvent(reinterpret_cast<const struct fanotify_event_metadata *>(h.bytes), batch, h.since_ns);
+  held_again_.clear();
+}
+
+// The thread is stopping: nothing set aside may stay unanswered (allow, as closing the group would).
+void Gate::AnswerHeld() {
+  for (HeldEvent &h : held_) {
+    auto *md = reinterpret_cast<const struct fanotify_event_metadata *>(h.bytes);
+    if (md->mask & kPermMask) WriteResponse(md->fd, FAN_ALLOW);
+    close(md->fd);
+    c_.at_close++;
+  }
+  held_.clear();
 }
 
 // An open notice (read mode): JS may start judging before the first read. A writer's open starts nothing (its

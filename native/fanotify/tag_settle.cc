@@ -1,6 +1,7 @@
 // The reader thread's use of native/tags: on a miss, a file whose valid tags settle the verdict is answered here,
 // cached in the verdict table (and, when allowed, given its ignore mark), without waking JS. Denied files still
-// reach JS once, as a 'settled' notice, so that the deny is logged with its scanner, reason and accessor.
+// reach JS once, as a 'settled' notice, so that the deny is logged with its scanner, reason and accessor — after
+// the reader asked whether the accessor merely writes (reader.cc step 4): a writer may replace a denied file.
 // Nothing here opens a file: the tags and the stamp are read through the event fd the kernel gave us.
 #include <fcntl.h>
 #include <time.h>
@@ -16,40 +17,53 @@ namespace blessd {
 Napi::Value Gate::SetTagPolicy(const Napi::CallbackInfo &info) {
   auto policy = tag_policy_from_js(info.Env(), info[0]);
   std::lock_guard<std::mutex> lock(mu_);
+  tag_policy_ready_ = policy != nullptr;
   tag_policy_ = std::move(policy);
   return info.Env().Undefined();
 }
 
-bool Gate::SettleByTags(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool perm, std::vector<OutEvent> &batch) {
+Settlement Gate::SettleByTags(int fd, const InodeKey &key, bool perm, uint32_t &deny_response) {
   std::shared_ptr<const GateTagPolicy> policy;
   {
     std::lock_guard<std::mutex> lock(mu_);
     policy = tag_policy_;
   }
-  if (!policy) return false;
-  Settlement s = settle_by_tags(fd, *policy, wall_clock_ms());
-  if (s == Settlement::Unknown) return false;
-
+  if (!policy) return Settlement::Unknown;
+  struct stat st;
+  uint32_t gen = 0;
+  Settlement s = settle_by_tags(fd, *policy, wall_clock_ms(), &st, &gen);
+  if (s != Settlement::Allowed) {
+    if (s == Settlement::Denied) deny_response = policy->deny_response;
+    return s;
+  }
   // Counted before the answer, so that whoever the answer wakes sees the count (an atomic add: no wait).
-  (s == Settlement::Allowed ? c_.tags_allowed : c_.tags_denied)++;
-  if (s == Settlement::Allowed) {
-    if (perm) WriteResponse(fd, FAN_ALLOW);  // then the answer: the accessor is waiting
-    VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
-    AddIgnoreMark(fd);
+  c_.tags_allowed++;
+  // Cached and marked before the answer: the accessor's next step (the read after this open) would otherwise race
+  // the mark and cost a second event, a second wake-up of this thread and of the accessor (bench/warm's restart
+  // row counts them). The mark and the entry cost a few µs here; that second event costs tens.
+  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW, &st, gen);  // the stamp the tags were judged against
+  e.hit = !AddIgnoreMark(fd);
+  {
     std::lock_guard<std::mutex> lock(mu_);
     RememberLocked(key, std::move(e));
-    close(fd);
-    return true;
   }
+  if (perm) WriteResponse(fd, FAN_ALLOW);
+  close(fd);
+  return s;
+}
 
-  if (perm) WriteResponse(fd, policy->deny_response);
-  VerdictEntry e = EntryOf(fd, Verdict::Denied, policy->deny_response);
+// The file's tags settle it denied (SettleByTags said so, and the accessor does not merely write): refuse, cache
+// the deny, and hand the event to JS once so that the deny is logged with its scanner, reason and accessor.
+void Gate::DenyByTags(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool perm, uint32_t response, std::vector<OutEvent> &batch) {
+  c_.tags_denied++;
+  if (perm) WriteResponse(fd, response);
+  VerdictEntry e = EntryOf(fd, Verdict::Denied, response);
   std::lock_guard<std::mutex> lock(mu_);
   RememberLocked(key, std::move(e));
   if (pending_.size() + held_notices_ >= max_pending_) {
     c_.notices_dropped++;  // answered and cached; only the log line is lost, and counted
     close(fd);
-    return true;
+    return;
   }
   held_notices_++;
   OutEvent ev{EventKind::Settled};
@@ -59,7 +73,6 @@ bool Gate::SettleByTags(const struct fanotify_event_metadata *md, int fd, const 
   ev.dev = key.dev;
   ev.ino = key.ino;
   batch.push_back(std::move(ev));
-  return true;
 }
 
 }  // namespace blessd

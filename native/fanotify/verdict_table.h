@@ -31,6 +31,7 @@ struct VerdictEntry {
   bool gen_known = false;
   uint32_t response = 0;         // for Denied
   int64_t mark_retry_ns = 0;     // last time the reader re-added a refused ignore mark (Allowed)
+  bool hit = false;              // Allowed: the table answered an event of it, so its ignore mark does not silence it
   // The file as it was when the verdict was cached. An Allowed entry whose file changed since is not trusted (a write
   // may be racing its change record); a Denied entry survives a close-after-write that changed nothing.
   bool stamp_known = false;

@@ -35,31 +35,36 @@ ssize_t read_small(const char *path, char *buf, size_t size) {
   return n;
 }
 
+enum class SyscallState : uint8_t { Known, Running, Unknown };
+
 // "nr a0 a1 a2 a3 a4 a5 sp pc" (hex arguments); "running" or "-1 sp pc" when the task is not in a syscall.
 // "running" also shows in the moment between the accessor queueing its event (which wakes us) and falling asleep
-// to wait for the answer, longer when it is preempted there on a loaded machine: look again, within a bound.
-bool read_syscall(pid_t tid, long &nr, unsigned long args[6]) {
+// to wait for the answer, longer when it is preempted there on a loaded machine: with `wait`, look again, within a
+// bound; without, say Running and let the caller come back.
+SyscallState read_syscall(pid_t tid, long &nr, unsigned long args[6], bool wait) {
   char path[48], buf[256];
   snprintf(path, sizeof path, "/proc/%d/syscall", (int)tid);
   for (int attempt = 0;; attempt++) {
-    if (read_small(path, buf, sizeof buf) <= 0) return false;
-    if (buf[0] != 'r' || attempt >= kRunningAttempts) break;
+    if (read_small(path, buf, sizeof buf) <= 0) return SyscallState::Unknown;
+    if (buf[0] != 'r') break;
+    if (!wait) return SyscallState::Running;
+    if (attempt >= kRunningAttempts) return SyscallState::Unknown;
     if (attempt < 16) sched_yield();
     else {
       struct timespec pause = {0, 100000};  // 100 µs; kRunningAttempts bounds the whole wait to about 5 ms
       nanosleep(&pause, nullptr);
     }
   }
-  if (buf[0] < '0' || buf[0] > '9') return false;  // still "running", or -1: not blocked in a syscall
+  if (buf[0] < '0' || buf[0] > '9') return SyscallState::Unknown;  // -1: not blocked in a syscall
   char *p = buf;
   nr = strtol(p, &p, 10);
   for (int i = 0; i < 6; i++) {
     char *q;
     args[i] = strtoul(p, &q, 16);
-    if (q == p) return false;
+    if (q == p) return SyscallState::Unknown;
     p = q;
   }
-  return true;
+  return SyscallState::Known;
 }
 
 // fd `fd` of task `tid` is open on (dev, ino); with `for_write`, also with O_WRONLY or O_RDWR.
@@ -82,10 +87,12 @@ bool fd_on_inode(pid_t tid, unsigned long fd, uint64_t dev, uint64_t ino, bool f
 
 }  // namespace
 
-TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino) {
+TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino, bool wait) {
   long nr;
   unsigned long a[6];
-  if (!read_syscall(tid, nr, a)) return TaskAccess::Read;
+  SyscallState state = read_syscall(tid, nr, a, wait);
+  if (state == SyscallState::Running) return TaskAccess::NotYet;
+  if (state != SyscallState::Known) return TaskAccess::Read;
   switch (nr) {
     case SYS_write:
     case SYS_pwrite64:
@@ -112,10 +119,12 @@ TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino) {
   }
 }
 
-int task_open_accmode(pid_t tid) {
+int task_open_accmode(pid_t tid, bool wait) {
   long nr;
   unsigned long a[6];
-  if (!read_syscall(tid, nr, a)) return -1;
+  SyscallState state = read_syscall(tid, nr, a, wait);
+  if (state == SyscallState::Running) return kAccmodeNotYet;
+  if (state != SyscallState::Known) return -1;
   unsigned long flags;
   if (nr == SYS_openat) flags = a[2];
 #ifdef SYS_open

@@ -29,11 +29,13 @@ std::string mtime_ns(const struct timespec &t) {
 }
 }  // namespace
 
-bool read_stamp(int fd, FileStamp &out) {
+bool read_stamp(int fd, FileStamp &out, struct stat *st_out, uint32_t *gen_out) {
   struct stat st;
   if (fstat(fd, &st) != 0) return false;
   unsigned int gen = 0;
   if (ioctl(fd, FS_IOC_GETVERSION, &gen) != 0) gen = 0;  // no inode generation here (tmpfs): 0, as stamp.ts says
+  if (st_out) *st_out = st;
+  if (gen_out) *gen_out = gen;
   out.ino = u64(st.st_ino);
   out.igen = u64(gen);
   out.size = u64((unsigned long long)st.st_size);

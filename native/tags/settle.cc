@@ -7,7 +7,7 @@
 
 namespace blessd {
 
-Settlement settle_by_tags(int fd, const TagPolicy &policy, int64_t now_ms) {
+Settlement settle_by_tags(int fd, const TagPolicy &policy, int64_t now_ms, struct stat *st, uint32_t *gen) {
   if (policy.rules.empty()) return Settlement::Unknown;
   std::vector<TagAnswer> answers(policy.rules.size(), TagAnswer::None);
   for (size_t i = 0; i < policy.rules.size(); i++) answers[i] = policy.rules[i].constant;
@@ -15,7 +15,7 @@ Settlement settle_by_tags(int fd, const TagPolicy &policy, int64_t now_ms) {
   tags.clear();
   if (!read_tags(fd, policy.ns, tags)) return Settlement::Unknown;
   FileStamp stamp;
-  if (!read_stamp(fd, stamp)) return Settlement::Unknown;
+  if (!read_stamp(fd, stamp, st, gen)) return Settlement::Unknown;
   // Every tag of the namespace is judged (not only the stack's): in ctime mode the newest of our writes, whoever's,
   // says whether the inode was touched after we last left it (src/tags/ctime.ts judgeCtime).
   std::vector<TagAnswer> found(policy.rules.size(), TagAnswer::None);

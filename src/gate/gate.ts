@@ -102,6 +102,9 @@ function checkOptions(o: GateOptions) {
   if (o.maxPendingPerUid !== undefined && !(Number.isInteger(o.maxPendingPerUid) && o.maxPendingPerUid >= 1 && o.maxPendingPerUid <= (o.maxPending ?? 4096))) {
     throw new RangeError('gate: options.maxPendingPerUid must be an integer from 1 to maxPending');
   }
+  if (o.maxAllowedEntries !== undefined && !(Number.isInteger(o.maxAllowedEntries) && o.maxAllowedEntries >= 1 && o.maxAllowedEntries <= 10_000_000)) {
+    throw new RangeError('gate: options.maxAllowedEntries must be an integer from 1 to 10000000');
+  }
   if (o.deadlineAnswer !== undefined && !['retry', 'deny', 'allow'].includes(o.deadlineAnswer)) throw new TypeError("gate: options.deadlineAnswer must be 'retry', 'deny' or 'allow'");
 }
 

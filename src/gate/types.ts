@@ -75,6 +75,12 @@ export interface GateOptions {
   maxPending?: number;
   /** Permission events of one uid held at once; beyond it that uid gets retryResponse. Default maxPending / 4. */
   maxPendingPerUid?: number;
+  /**
+   * Allowed verdicts the native table grows by before a sweep drops those no event asked for since the last sweep
+   * (their ignore mark keeps the kernel silent; a dropped one that comes back is settled by its tags or by JS).
+   * Denied and dirty entries are never swept. Default 65536.
+   */
+  maxAllowedEntries?: number;
   /** Pids whose accesses are allowed at once (besides our own process). */
   exemptPids?: number[];
   /** Effective uids whose accesses are allowed at once. */
@@ -150,6 +156,16 @@ export interface GateStats {
   verdictTableSize: number;
   ignoreMarksAdded: number;
   ignoreMarksRemoved: number;
+  ignoreMarksRefused: number;
+  /** Events set aside because their accessor had not yet fallen asleep when asked whether it writes; those that
+   * were then treated as reads after the 5 ms bound. */
+  heldForSyscall: number;
+  heldExpired: number;
+  /** FAN_MARK_FLUSH calls (forget everything: overflow, generation bump, reload): every ignore mark at once. */
+  ignoreMarkFlushes: number;
+  /** Allowed entries dropped by sweeps of the verdict table, and how many sweeps ran. */
+  verdictTableSwept: number;
+  verdictTableSweeps: number;
   /** Tree guards: inodes answered as outside every tree, checks made on the native thread and their total cost. */
   trees: { fastOutside: number; checks: number; checkNs: number; outside: number; changesDropped: number; forgetOnMove: number; relinkedAtOpen: number; checkpoints: number };
   /** Forwarded-event answer latency by JS (kernel read → answer), HDR-style µs buckets: read with src/gate/latency.ts. */
@@ -159,14 +175,11 @@ export interface GateStats {
 export interface NativeGate {
   markFilesystem(path: string, mode: WaitMode): MarkResult;
   markMount(path: string, mode: WaitMode): MarkResult;
-  /** One directory and its direct children (FAN_EVENT_ON_CHILD); trees are walked in JS. */
-  markDirectory(path: string, mode: WaitMode): MarkResult;
   /** A filesystem mark on the filesystem of `path`, judging only inodes linked below the directory `path` (native/fanotify/trees.cc). */
   markTree(path: string, mode: WaitMode): MarkResult;
   unmarkTree(path: string): void;
   unmarkFilesystem(path: string): void;
   unmarkMount(path: string): void;
-  unmarkDirectory(path: string): void;
   /** Answer a forwarded permission event. Returns false if it was already answered (deadline, close). keepFd: JS takes the fd and must close it. */
   answer(id: number, response: number, keepFd?: boolean): boolean;
   /** Give back the fd of an open notice. */
