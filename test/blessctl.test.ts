@@ -110,7 +110,7 @@ t0('blessctl stats --by process|path|uid: who waited, what was scanned and denie
   for (let i = 0; i < 3; i++) t.is((await runChild('/usr/bin/head', ['-c', '10', join(h.dir, `f${i}.txt`)])).stdout, `f${i}\n`);
   const ctl = (...args: string[]) => runChild(process.execPath, [BLESSCTL, ...args, '--socket', h.socket], { timeoutMs: 30_000 });
 
-  const procs = JSON.parse((await ctl('stats', '--by', 'process', '--json')).stdout) as { key: string; waits: number; denied: number; waitedMs: number }[];
+  const procs = JSON.parse((await ctl('stats', '--by', 'process', '--json')).stdout) as { key: string; waits: number; denied: number; waitedMs: number; judged: number; scans: number; scanMs: number }[];
   const cat = procs.find((r) => r.key === '/usr/bin/cat');
   const head = procs.find((r) => r.key === '/usr/bin/head');
   t.truthy(cat, JSON.stringify(procs));
@@ -119,6 +119,11 @@ t0('blessctl stats --by process|path|uid: who waited, what was scanned and denie
   t.is(head!.denied, 0);
   t.true(head!.waits >= 3);
   t.true(head!.waitedMs > 0);
+  // The files whose verdict a process waited for, and the scans they took, count for it.
+  t.like(head, { judged: 3, scans: 3 });
+  t.true(head!.scanMs > 0);
+  t.like(cat, { judged: 1, scans: 1 });
+  t.true(h.notices.length >= 4 && h.notices.every((n) => !('accessors' in n)), 'who waited is not told to subscribers');
 
   const paths = JSON.parse((await ctl('stats', '--by', 'path', '--top', '50', '--json')).stdout) as { key: string; scans: number; judged: number; denied: number }[];
   t.like(paths.find((r) => r.key === join(h.dir, 'eicar.com')), { scans: 1, judged: 1, denied: 1 });

@@ -52,6 +52,11 @@ interface Who {
 export class CostBook {
   private readonly tables: Record<CostAxis, Table>;
   private readonly who = new Map<number, Who>();
+  /**
+   * Scans of a path not yet charged to anyone: a scan does not know who waits for it, the verdict does. Charged to
+   * the accessors that waited for the path's next verdict (judged), then dropped. Bounded like the tables.
+   */
+  private readonly unpaid = new Map<string, { scans: number; scanMs: number }>();
 
   constructor(cap = 10_000) {
     this.tables = { process: new Table(cap), path: new Table(cap), uid: new Table(cap) };
@@ -72,6 +77,11 @@ export class CostBook {
     const p = this.tables.path.row(path);
     p.scans++;
     p.scanMs += ms;
+    if (pids.length === 0) {
+      if (this.unpaid.size >= 4096 && !this.unpaid.has(path)) this.unpaid.clear();
+      const u = this.unpaid.get(path) ?? { scans: 0, scanMs: 0 };
+      this.unpaid.set(path, { scans: u.scans + 1, scanMs: u.scanMs + ms });
+    }
     for (const pid of new Set(pids)) {
       const w = this.whoIs(pid);
       for (const r of [this.tables.process.row(w.exe), this.tables.uid.row(w.uid)]) {
@@ -81,15 +91,26 @@ export class CostBook {
     }
   }
 
-  /** A verdict on `path`, for the accessors that were waiting. */
+  /** A verdict on `path`, for the accessors that were waiting: the file, and the scans it took, count for them. */
   judged(path: string, verdict: 'allow' | 'deny', pids: readonly number[]): void {
     const p = this.tables.path.row(path);
     p.judged++;
     if (verdict === 'deny') p.denied++;
+    const owed = this.unpaid.get(path);
+    this.unpaid.delete(path);
+    const charged = new Set<CostRow>();
     for (const pid of new Set(pids)) {
       const w = this.whoIs(pid);
-      this.tables.process.row(w.exe).judged++;
-      this.tables.uid.row(w.uid).judged++;
+      for (const r of [this.tables.process.row(w.exe), this.tables.uid.row(w.uid)]) {
+        // Two waiting processes of one executable (or uid) share the file: it counts once for that row.
+        if (charged.has(r)) continue;
+        charged.add(r);
+        r.judged++;
+        if (owed) {
+          r.scans += owed.scans;
+          r.scanMs += owed.scanMs;
+        }
+      }
     }
   }
 

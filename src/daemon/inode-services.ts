@@ -98,8 +98,9 @@ export function inodeServices(d: DaemonParts): InodeServices {
         /* gone */
       }
     },
-    notify: (kind, detail) => {
-      if (kind === 'verdict' && typeof detail.path === 'string' && (detail.verdict === 'allow' || detail.verdict === 'deny')) d.costs.judged(detail.path, detail.verdict, []);
+    notify: (kind, { accessors, ...detail }) => {
+      // Who waited is the cost table's business only: subscribers may be of another uid.
+      if (kind === 'verdict' && typeof detail.path === 'string' && (detail.verdict === 'allow' || detail.verdict === 'deny')) d.costs.judged(detail.path, detail.verdict, Array.isArray(accessors) ? (accessors as number[]) : []);
       d.emit(buildNotice(kind, detail, d.fsids));
     },
     logDenied: ({ path, decidedBy, reason, waiters }) => {

@@ -28,7 +28,7 @@ export function concludeAllow(c: Verdicted): void {
   const keep = cacheable(c);
   if (keep) c.services.bless(c.fd);
   for (const w of c.waiting) c.services.answer(w, 'allow');
-  c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'allow', decidedBy: c.verdict?.decidedBy, ...(keep ? {} : { transient: true }) });
+  c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'allow', decidedBy: c.verdict?.decidedBy, accessors: c.waiting.map((w) => w.pid), ...(keep ? {} : { transient: true }) });
 }
 
 export function concludeDeny(c: Verdicted): void {
@@ -36,5 +36,5 @@ export function concludeDeny(c: Verdicted): void {
   if (keep) c.services.condemn(c.fd);
   for (const w of c.waiting) c.services.answer(w, 'deny');
   c.services.logDenied({ path: c.path, decidedBy: c.verdict?.decidedBy, reason: c.verdict?.reason, waiters: c.waiting });
-  c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'deny', decidedBy: c.verdict?.decidedBy, reason: c.verdict?.reason, ...(keep ? {} : { transient: true }) });
+  c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'deny', decidedBy: c.verdict?.decidedBy, reason: c.verdict?.reason, accessors: c.waiting.map((w) => w.pid), ...(keep ? {} : { transient: true }) });
 }

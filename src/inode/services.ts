@@ -53,7 +53,10 @@ export interface InodeServices {
   bless(fd: number): void;
   condemn(fd: number): void;
   forget(fd: number): void;
-  /** A file went from (partly) scanned to dirty, or got a verdict. `detail.fd` (the machine's) identifies the file for subscribers. */
+  /**
+   * A file went from (partly) scanned to dirty, or got a verdict. `detail.fd` (the machine's) identifies the file for
+   * subscribers; `detail.accessors` (pids that waited for a verdict) are for the cost table, never sent on.
+   */
   notify(kind: 'dirty' | 'verdict', detail: Record<string, unknown>): void;
   logDenied(detail: { path: string; decidedBy?: string; reason?: string; waiters: Waiter[] }): void;
   /**
