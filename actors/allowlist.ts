@@ -13,14 +13,6 @@ import { noOtherKeys, optionsObject, stringArray, globsOption } from './common/o
 const NAME = 'allowlist';
 const SELINUX_XATTR = 'security.selinux';
 
-type GetXattr = (fd: number, name: string) => Buffer | null;
-
-/** The addon is loaded only when labels are configured: path rules work without it (and in any process). */
-async function xattrReader(): Promise<GetXattr> {
-  const { native } = await import('../src/gate/addon.js');
-  return (fd, name) => native.getXattr(fd, name);
-}
-
 /** The kernel stores the label NUL-terminated. */
 function label(value: Buffer | null): string | null {
   if (!value) return null;
@@ -29,7 +21,7 @@ function label(value: Buffer | null): string | null {
 }
 
 const allowlist: ActorModule = {
-  manifest: { name: NAME, version: '1.0.0' },
+  manifest: { api: 1, name: NAME, version: '1.0.0' },
 
   async init(raw): Promise<ActorInstance> {
     const options = optionsObject(NAME, raw);
@@ -41,22 +33,15 @@ const allowlist: ActorModule = {
     }
     const pathMatches = globsOption(NAME, 'paths', paths);
     const labelMatches = globsOption(NAME, 'selinux', labels);
-    const getXattr = labels.length > 0 ? await xattrReader() : null;
 
     return {
       // The rules are the whole rule set: a changed list is a new generation.
       generation: createHash('sha256').update(JSON.stringify({ paths, selinux: labels })).digest('hex'),
       async scan(file: ScanFile): Promise<Answer> {
         if (pathMatches(file.path)) return { answer: 'allow', reason: 'safe' };
-        if (getXattr) {
-          let value: string | null = null;
-          try {
-            value = label(getXattr(file.fd, SELINUX_XATTR));
-          } catch (err) {
-            // No SELinux on this filesystem: the label rules simply do not apply.
-            const code = (err as { code?: string }).code;
-            if (code !== 'EOPNOTSUPP' && code !== 'ENODATA') throw err;
-          }
+        if (labels.length > 0) {
+          // No label (no SELinux on this filesystem) is null: the label rules simply do not apply.
+          const value = label(await file.xattr(SELINUX_XATTR));
           if (value !== null && labelMatches(value)) return { answer: 'allow', reason: 'safe' };
         }
         return { answer: 'ok' };

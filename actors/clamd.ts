@@ -25,21 +25,17 @@
 // checked to be a process named clamd) is reported through helperPids() and exempted by the daemon; until it
 // has been reported once for the current connection, this worker sends INSTREAM over the same unix socket.
 import { readFileSync } from 'node:fs';
-import type { ActorContext, ActorInstance, ActorModule, ScanFile } from '../src/pool/actor.js';
+import type { ActorContext, ActorInstance, ActorModule, ScanFile, UnixSockets } from '../src/pool/actor.js';
 import type { Answer } from '../src/policy/answer.js';
 import { ActorError } from './common/errors.js';
 import { noOtherKeys, optionsObject, positiveInteger } from './common/options.js';
 import { ClamdClient } from './clamd/client.js';
 import { parseScanReply } from './clamd/reply.js';
-import { ClamdError, type ClamdSession, type FdPassing, type Transport } from './clamd/session.js';
+import { ClamdError, type ClamdSession, type Transport } from './clamd/session.js';
 
 const NAME = 'clamd';
 const UNREACHABLE = 'clamd:unreachable';
 const KNOWN = ['socket', 'host', 'port', 'timeoutMs', 'connectTimeoutMs', 'maxConcurrent', 'streamMaxLength', 'chunkSize', 'versionIntervalMs', 'idleMs', 'backoffMaxMs', 'fildes'];
-
-interface Addon extends FdPassing {
-  peerCred(socketFd: number): { pid: number; uid: number; gid: number };
-}
 
 function transportOf(options: Record<string, unknown>): Transport {
   const { socket, host, port } = options;
@@ -69,7 +65,7 @@ function processName(pid: number): string | undefined {
 const lastVersion = new Map<string, string>();
 
 const clamd: ActorModule = {
-  manifest: { name: NAME, version: '1.0.0' },
+  manifest: { api: 1, name: NAME, version: '1.0.0' },
 
   async init(raw, context?: ActorContext): Promise<ActorInstance> {
     const options = optionsObject(NAME, raw);
@@ -82,7 +78,9 @@ const clamd: ActorModule = {
     const chunkSize = Math.min(int('chunkSize', 256 * 1024), streamMaxLength);
     const versionIntervalMs = int('versionIntervalMs', 60_000);
     if (options['fildes'] !== undefined && typeof options['fildes'] !== 'boolean') throw new ActorError('ACTOR_OPTIONS', `${NAME}: options.fildes must be true or false`);
-    const fildes = transport.kind === 'unix' && options['fildes'] !== false;
+    // Descriptor passing through what the daemon lends (context.unix); initialised by hand without it, INSTREAM.
+    const unix: UnixSockets | undefined = context?.unix;
+    const fildes = transport.kind === 'unix' && options['fildes'] !== false && unix !== undefined;
     const client = new ClamdClient({
       transport,
       timeoutMs,
@@ -91,8 +89,6 @@ const clamd: ActorModule = {
       idleMs: int('idleMs', 10_000),
       backoffMaxMs: int('backoffMaxMs', 1_000),
     });
-    // The addon only for descriptor passing: a TCP clamd needs nothing native.
-    const addon: Addon | undefined = fildes ? ((await import('../src/gate/addon.js')).native as Addon) : undefined;
     const scanner = context?.name ?? NAME;
 
     /** clamd's pid behind a session, once per session; undefined if the listener is not clamd (socket activation). */
@@ -101,7 +97,7 @@ const clamd: ActorModule = {
       let pid = peers.get(s);
       if (pid === undefined) {
         try {
-          const cred = addon!.peerCred(s.fd);
+          const cred = unix!.peerCred(s.fd);
           pid = cred.pid > 1 && processName(cred.pid) === 'clamd' ? cred.pid : null;
         } catch {
           pid = null;
@@ -157,7 +153,7 @@ const clamd: ActorModule = {
       async scan(file: ScanFile): Promise<Answer> {
         const reply = await client.run((s) => {
           const pid = fildes ? peerPid(s) : undefined;
-          if (pid !== undefined && reported.has(pid)) return s.fildes(file.fd, addon!);
+          if (pid !== undefined && reported.has(pid)) return s.fildes(file.fd, unix!);
           if (file.size > streamMaxLength) {
             throw new ClamdError('CLAMD_TOO_LARGE', `${file.path} is ${file.size} bytes, over clamd's StreamMaxLength (${streamMaxLength})`);
           }

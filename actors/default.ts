@@ -9,7 +9,7 @@ import { noOtherKeys, optionsObject } from './common/options.js';
 const NAME = 'default';
 
 const defaultActor: ActorModule = {
-  manifest: { name: NAME, version: '1.0.0' },
+  manifest: { api: 1, name: NAME, version: '1.0.0' },
 
   init(raw): ActorInstance {
     const options = optionsObject(NAME, raw);

@@ -29,7 +29,7 @@ function reasonFrom(stdout: string): string {
 }
 
 const exec: ActorModule = {
-  manifest: { name: NAME, version: '1.0.0' },
+  manifest: { api: 1, name: NAME, version: '1.0.0' },
 
   async init(raw, context): Promise<ActorInstance> {
     const options = optionsObject(NAME, raw);

@@ -14,7 +14,7 @@ import { noOtherKeys, optionsObject, stringArray, globsOption } from './common/o
 const NAME = 'expected';
 
 const expected: ActorModule = {
-  manifest: { name: NAME, version: '1.0.0' },
+  manifest: { api: 1, name: NAME, version: '1.0.0' },
 
   init(raw): ActorInstance {
     const options = optionsObject(NAME, raw);

@@ -14,7 +14,7 @@ const NAME = 'signature';
 const DEFAULT_CHUNK = 1 << 20;
 
 const signature: ActorModule = {
-  manifest: { name: NAME, version: '2.0.0' },
+  manifest: { api: 1, name: NAME, version: '2.0.0' },
 
   async init(raw): Promise<ActorInstance> {
     const options = optionsObject(NAME, raw);

@@ -36,7 +36,7 @@ function parse(raw: unknown) {
 }
 
 const yara: ActorModule = {
-  manifest: { name: NAME, version: '1.0.0' },
+  manifest: { api: 1, name: NAME, version: '1.0.0' },
 
   async init(raw, context): Promise<ActorInstance> {
     const o = parse(raw);

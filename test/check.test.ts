@@ -23,7 +23,7 @@ test('a missing guard path, a missing database, an actor that does not load: eac
   const cfg = join(d, 'config.yaml');
   await mkdir(join(d, 'guarded'));
   // An actor that loads but refuses its options at init, as a real one would.
-  await writeFile(join(d, 'broken-actor.js'), `export default { manifest: { name: 'broken', version: '1.0.0' }, init() { throw new Error('rules.yar:3: syntax error'); } };\n`);
+  await writeFile(join(d, 'broken-actor.js'), `export default { manifest: { api: 1, name: 'broken', version: '1.0.0' }, init() { throw new Error('rules.yar:3: syntax error'); } };\n`);
   await writeFile(
     cfg,
     `stateDir: ${join(d, 'state')}

@@ -4,7 +4,7 @@
 import type { ActorModule } from '../../src/pool/actor.js';
 
 const denyWord: ActorModule = {
-  manifest: { name: 'deny-word', version: '1.0.0' },
+  manifest: { api: 1, name: 'deny-word', version: '1.0.0' },
   init(options) {
     const word = options['word'];
     if (typeof word !== 'string' || word.length === 0) throw new Error('deny-word: options.word must be a non-empty string');

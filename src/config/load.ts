@@ -9,7 +9,7 @@ import { globToRegExp } from './glob.js';
 import { DEADLINE_MAX_MS, TIMER_MAX_MS, fdBudgetProblem } from './limits.js';
 import { Reader, closest, type Slot } from './reader.js';
 import {
-  BUILTIN_ACTORS,
+  builtinActors,
   CONTROLS,
   DENY_ERRNOS,
   GUARD_KINDS,
@@ -240,9 +240,10 @@ function readStackEntry(r: Reader, item: Slot): (StackEntry & { nameSlot: Slot }
   const m = r.map(item, ENTRY_KEYS);
   if (!m) return undefined;
   const actorSlot = m.get('actor');
+  const BUILTIN_ACTORS = builtinActors(); // read per entry: a module dropped into actors/ counts at the next load
   if (!actorSlot) r.problem(item, `${item.path}.actor`, `required: a built-in (${BUILTIN_ACTORS.join(', ')}) or a path to a .js module`);
   const written = r.string(actorSlot, '');
-  const builtin = (BUILTIN_ACTORS as readonly string[]).includes(written);
+  const builtin = BUILTIN_ACTORS.includes(written);
   let actor = written;
   let defaultName = written;
   if (written && !builtin) {

@@ -1,13 +1,18 @@
 // The typed, fully defaulted shape of config.yaml. Sizes are bytes, durations milliseconds, paths absolute.
 // The loader (load.ts) is the only producer; everything it returns is deeply frozen.
 import type { WaitMode } from '../gate/types.js';
+import { builtInActorNames } from '../pool/built-ins.js';
 
 export const CONTROLS = ['required', 'requisite', 'sufficient', 'optional', 'observe'] as const;
 export type Control = (typeof CONTROLS)[number];
 
-/** Actors that ship with blessd; anything else in `actor:` must be a path to a .js module. */
-export const BUILTIN_ACTORS = ['signature', 'allowlist', 'exec', 'default', 'expected', 'clamd', 'yara', 'remote'] as const;
-export type BuiltinActor = (typeof BUILTIN_ACTORS)[number];
+/**
+ * Actors that ship with blessd: every module in actors/ (src/pool/built-ins.ts), and `remote` (out-of-process
+ * scanners, answered by the daemon). Anything else in `actor:` must be a path to a .js module.
+ */
+export function builtinActors(): readonly string[] {
+  return [...builtInActorNames(), 'remote'];
+}
 
 export const ON_FAILURE = ['deny', 'ok', 'retry'] as const;
 export type OnFailure = (typeof ON_FAILURE)[number];

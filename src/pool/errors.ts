@@ -5,7 +5,8 @@ export type PoolErrorCode =
   | 'POOL_OPTIONS' // a bad constructor option
   | 'POOL_CLOSED' // the pool was closed before or during the call
   | 'POOL_LOAD' // an actor could not be loaded (describe/generation)
-  | 'POOL_TIMEOUT'; // loading an actor took longer than loadTimeoutMs
+  | 'POOL_TIMEOUT' // loading an actor took longer than loadTimeoutMs
+  | 'POOL_ACTOR_API'; // a module that does not follow actor API v1 (manifest.api, init, what init returned)
 
 export class PoolError extends BlessdError<PoolErrorCode> {
   constructor(code: PoolErrorCode, message: string, options?: { cause?: unknown }) {

@@ -7,18 +7,22 @@
 // reloaded (SIGHUP, `blessctl reload`) reaches every worker at its next task, not only the one that described it.
 // A load for a fresh generation ("describe" at start and reload) never trusts the slot. The old instance is retired
 // (close()) once its replacement loaded; a failed load keeps the old one, so a broken database at reload changes
-// nothing in the workers. What this file must not do: load twice for tasks that arrive together, or reload again
-// and again when the disk no longer holds the expected generation (one attempt per expected generation).
+// nothing in the workers. At the pool's close every instance of the worker is retired (retireAll). What this file
+// must not do: load twice for tasks that arrive together, or reload again and again when the disk no longer holds
+// the expected generation (one attempt per expected generation).
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ActorInstance, ActorModule } from './actor.js';
+import { ACTOR_API, type ActorInstance, type ActorModule } from './actor.js';
+import { checkActorInstance, checkActorModule } from './actor-api.js';
+import { BUILT_IN_ACTORS_DIR } from './built-ins.js';
+import { unixSockets } from './file-facts.js';
 import type { WorkerEntry } from './tasks.js';
 
 const BUILT_IN = /^[a-z][a-z0-9_-]*$/;
 
 /** The URL to import for an entry's `actor` string. Relative paths are taken from the daemon's cwd. */
 export function actorModuleUrl(actor: string): string {
-  if (BUILT_IN.test(actor)) return new URL(`../../actors/${actor}.js`, import.meta.url).href;
+  if (BUILT_IN.test(actor)) return new URL(`${actor}.js`, BUILT_IN_ACTORS_DIR).href;
   if (actor.startsWith('file:')) return actor;
   return pathToFileURL(isAbsolute(actor) ? actor : resolve(actor)).href;
 }
@@ -35,16 +39,6 @@ export function holds(loaded: LoadedActor, g: string): boolean {
   return loaded.loadedGeneration === g || loaded.instance.generation === g;
 }
 
-function isActorModule(m: unknown): m is ActorModule {
-  const mod = m as Partial<ActorModule> | undefined;
-  return !!mod && typeof mod === 'object' && typeof mod.init === 'function' && !!mod.manifest && typeof mod.manifest.name === 'string';
-}
-
-function isActorInstance(i: unknown): i is ActorInstance {
-  const inst = i as Partial<ActorInstance> | undefined;
-  return !!inst && typeof inst === 'object' && typeof inst.scan === 'function' && typeof inst.generation === 'string';
-}
-
 async function load(entry: WorkerEntry): Promise<LoadedActor> {
   const url = actorModuleUrl(entry.actor);
   let imported: { default?: unknown };
@@ -53,19 +47,15 @@ async function load(entry: WorkerEntry): Promise<LoadedActor> {
   } catch (err) {
     throw new Error(`${entry.name}: cannot load actor ${entry.actor}: ${(err as Error).message}`, { cause: err });
   }
-  const module = imported.default;
-  if (!isActorModule(module)) {
-    throw new Error(`${entry.name}: ${entry.actor} is not an actor module (its default export needs manifest and init)`);
-  }
-  let instance: unknown;
+  const where = `${entry.name}: ${entry.actor}`;
+  const module = checkActorModule(imported.default, where);
+  let raw: unknown;
   try {
-    instance = await module.init(entry.options ?? {}, { name: entry.name });
+    raw = await module.init(entry.options ?? {}, { name: entry.name, api: ACTOR_API, unix: await unixSockets() });
   } catch (err) {
     throw new Error(`${entry.name}: ${(err as Error).message}`, { cause: err });
   }
-  if (!isActorInstance(instance)) {
-    throw new Error(`${entry.name}: ${entry.actor} init() must return { generation: string, scan() }`);
-  }
+  const instance = checkActorInstance(raw, where);
   return { module, instance, loadedGeneration: instance.generation };
 }
 
@@ -84,18 +74,49 @@ function slotKey(entry: WorkerEntry): string {
   return `${entry.actor}\0${entry.name}\0${JSON.stringify(entry.options ?? {})}`;
 }
 
+/** Instances whose close() ran or is running: a reload and the pool's close can meet on one instance. */
+const retired = new WeakSet<ActorInstance>();
+
 async function retire(old: LoadedActor): Promise<void> {
+  if (retired.has(old.instance)) return;
+  retired.add(old.instance);
   try {
     await old.instance.close?.();
   } catch {
-    // A close() that throws cannot un-retire the instance; the new one is in place either way.
+    // A close() that throws cannot un-retire the instance; the new one is in place (or the worker ends) either way.
   }
+}
+
+/**
+ * The pool is closing: retire every instance this worker holds (a load still in flight too, once it is done), and
+ * forget them. Resolves once every close() has returned; the caller bounds the wait.
+ */
+export async function retireAll(): Promise<number> {
+  const instances: Promise<LoadedActor | undefined>[] = [];
+  for (const slot of slots.values()) {
+    if (slot.current) instances.push(Promise.resolve(slot.current));
+    if (slot.loading) instances.push(slot.loading.catch(() => undefined));
+  }
+  slots.clear();
+  const loaded = [...new Set((await Promise.all(instances)).filter((l): l is LoadedActor => l !== undefined))];
+  await Promise.all(loaded.map(retire));
+  return loaded.length;
+}
+
+let firstLoad: (() => void) | undefined;
+
+/** Called once, when this worker first holds a loaded actor (worker.ts tells the pool, which waits for it at close). */
+export function onFirstLoad(listener: () => void): void {
+  firstLoad = listener;
 }
 
 function reloadInto(slot: Slot, entry: WorkerEntry): Promise<LoadedActor> {
   if (slot.loading) return slot.loading;
   const loading = load(entry).then(
     (next) => {
+      const first = firstLoad;
+      firstLoad = undefined;
+      first?.();
       const old = slot.current;
       slot.current = next;
       slot.triedFor.clear();

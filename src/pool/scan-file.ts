@@ -2,6 +2,7 @@
 // actors in any number of worker threads can read the same fd at once. The fd is NOT ours: never close it here.
 import { read } from 'node:fs';
 import type { ScanFile } from './actor.js';
+import { statOf, xattrNamesOf, xattrOf } from './file-facts.js';
 
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
 /** A process-group slot whose program is being spawned (pid not known yet). */
@@ -52,6 +53,9 @@ export function fdScanFile(init: ScanFileInit): ScanFile {
     fd,
     size,
     path,
+    stat: () => statOf(fd),
+    xattr: (name) => xattrOf(fd, name),
+    xattrNames: () => xattrNamesOf(fd),
     trackProcessGroup() {
       // Lock-free: a slot goes 0 -> SPAWNING (-1) -> pgid -> 0 here; the main thread only takes entries back
       // (exchange to 0) when it kills the groups, and finds a SPAWNING one by the marker in the environment.

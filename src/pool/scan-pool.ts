@@ -10,6 +10,7 @@
 // The waiting opener is bounded by the gate's deadline, not by this one.
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
@@ -32,6 +33,8 @@ export interface ScanPoolOptions {
   chunkSize?: number;
   /** Deadline for loading an actor in describe()/generation() (default 60 s). */
   loadTimeoutMs?: number;
+  /** How long close() waits for the workers to run their actors' close() hooks (default 2 s). */
+  closeTimeoutMs?: number;
   /**
    * An actor reported helper processes (ActorInstance.helperPids): called as the result arrives, before anything
    * awaits it, so the daemon can exempt them before the worker's next task lets them read.
@@ -119,6 +122,7 @@ const DEADLINE = Symbol('deadline');
 
 let markers = 0;
 const nextMarker = () => `${process.pid}.${++markers}`;
+let pools = 0;
 
 function isFailure(r: WorkerResult): r is WorkerFailure {
   return 'error' in r;
@@ -145,6 +149,9 @@ export class ScanPool {
   /** Reaps the killed programs of given-up scans (reaper.ts). */
   readonly reaper = new Reaper();
   private closed = false;
+  private readonly closeTimeoutMs: number;
+  /** Where close() asks the workers to retire their actors (worker.ts). */
+  private readonly retireChannel = `blessd-pool-retire.${process.pid}.${++pools}`;
 
   constructor(options: ScanPoolOptions) {
     if (!positiveInteger(options?.threads)) throw new PoolError('POOL_OPTIONS', 'ScanPool: options.threads must be a positive integer');
@@ -154,8 +161,12 @@ export class ScanPool {
     if (options.loadTimeoutMs !== undefined && !positiveInteger(options.loadTimeoutMs)) {
       throw new PoolError('POOL_OPTIONS', 'ScanPool: options.loadTimeoutMs must be a positive integer');
     }
+    if (options.closeTimeoutMs !== undefined && !positiveInteger(options.closeTimeoutMs)) {
+      throw new PoolError('POOL_OPTIONS', 'ScanPool: options.closeTimeoutMs must be a positive integer');
+    }
     this.chunkSize = options.chunkSize;
     this.loadTimeoutMs = options.loadTimeoutMs ?? 60_000;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
     this.threads = options.threads;
     this.onHelperPids = options.onHelperPids;
     this.piscina = new Piscina({
@@ -168,6 +179,7 @@ export class ScanPool {
       // callbacks of actors are never frozen between tasks).
       atomics: 'async',
       execArgv: workerExecArgv(),
+      workerData: { retireChannel: this.retireChannel },
     });
     this.piscina.on('workerCreate', () => this.watchWorkers());
   }
@@ -284,10 +296,14 @@ export class ScanPool {
     return { threads: this.piscina.threads.length, queued, running: Math.max(0, this.inFlight.size - queued), utilization: this.piscina.utilization };
   }
 
-  /** Stop every worker at once; scans in flight reject with POOL_CLOSED. Actors' close() hooks are not run. */
+  /**
+   * Stop every worker; scans in flight reject with POOL_CLOSED. First each worker retires its actors (their close()
+   * hooks), within closeTimeoutMs: a worker stuck in a synchronous scan cannot, and is destroyed with the rest.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.retireActors();
     // destroy(), not close(): close() waits for running tasks (a hanging actor: for ever), and aborting them
     // first would make Piscina start replacement workers only to terminate them at once.
     const destroyed = this.piscina.destroy();
@@ -302,6 +318,28 @@ export class ScanPool {
     for (const task of [...tasks, ...this.givenUp.keys()]) killGroups(task.started, task.marker, this.reaper);
     this.givenUp.clear();
     await this.reaper.close();
+  }
+
+  /** Ask every worker to run its actors' close() hooks; resolves when all answered, or at closeTimeoutMs. */
+  private retireActors(): Promise<void> {
+    const expected = this.piscina.threads.length;
+    if (expected === 0) return Promise.resolve();
+    const channel = new BroadcastChannel(this.retireChannel);
+    return new Promise<void>((resolve) => {
+      const answered = new Set<number>();
+      const done = () => {
+        clearTimeout(timer);
+        channel.close();
+        resolve();
+      };
+      const timer = setTimeout(done, this.closeTimeoutMs);
+      channel.onmessage = (ev) => {
+        const id = ((ev as MessageEvent).data as { retired?: unknown } | null)?.retired;
+        if (typeof id === 'number') answered.add(id);
+        if (answered.size >= expected) done();
+      };
+      channel.postMessage('retire');
+    });
   }
 
   /** Run one task with a deadline: the worker's result, 'timeout', or the Error a dead worker left. */

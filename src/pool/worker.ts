@@ -3,12 +3,46 @@
 // Never throws to Piscina for actor problems: those come back as structured failures, so that the main thread can
 // tell a broken actor ('load', 'crash') from a dead worker (which Piscina reports by rejecting).
 // The scanned fd belongs to the daemon and is shared by all threads: nothing here closes it.
-import { loadActor } from './load-actor.js';
+import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import { loadActor, onFirstLoad, retireAll } from './load-actor.js';
 import { failure, scanWith, withHelpers } from './actor-scan.js';
 import { judgeBatch } from './judge-batch.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type WorkerResult, type WorkerTask } from './tasks.js';
 
+// The pool's close asks every worker on its channel to retire its actors (their close() hooks) before it destroys
+// the threads; a channel, not a task, because Piscina cannot address one task to each worker. A worker says that
+// it holds actors once it loaded one (the pool then waits for its answer at close; a fresh replacement holds
+// none): on the channel at once, and on its next result, so that the pool knows before its caller can close it
+// (the two ways are not ordered with each other). The channel must not keep a worker alive: unref'd.
+const retireChannelName = (workerData as { retireChannel?: unknown } | undefined)?.retireChannel;
+const channel = typeof retireChannelName === 'string' ? new BroadcastChannel(retireChannelName) : undefined;
+let holding = false;
+let announced = false;
+if (channel) {
+  channel.onmessage = (ev) => {
+    if ((ev as MessageEvent).data !== 'retire') return;
+    retireAll().then(
+      (instances) => channel.postMessage({ retired: threadId, instances }),
+      () => channel.postMessage({ retired: threadId, instances: 0 }),
+    );
+  };
+  channel.unref(); // after onmessage, which refs it again
+}
+onFirstLoad(() => {
+  holding = true;
+  channel?.postMessage({ holding: threadId }); // for a close that comes while this very task still runs
+});
+
 export default async function run(task: WorkerTask): Promise<WorkerResult> {
+  const result = await runTask(task);
+  if (holding && !announced) {
+    announced = true;
+    (result as { holder?: number }).holder = threadId;
+  }
+  return result;
+}
+
+async function runTask(task: WorkerTask): Promise<WorkerResult> {
   if (task.op === 'judge') return judgeBatch(task);
   // A load's deadline counts the load; a scan's counts from the scan (an actor loading its databases in a fresh
   // worker is not the file's fault).
