@@ -282,11 +282,11 @@ function readStackEntry(r: Reader, item: Slot): (StackEntry & { nameSlot: Slot }
 
 /**
  * Actors get their options as written and do not know where config.yaml lives, so the documented path options
- * of the built-ins are made absolute here (signature: databases, exec: program, allowlist: file, clamd: socket, yara: rules).
+ * of the built-ins are made absolute here (signature: databases, exec: program, allowlist: file, clamd: socket, yara: rules, integrity: baseline).
  * Other relative options can be resolved by the actor against entry.baseDir.
  */
 function resolveBuiltinPaths(actor: string, options: Record<string, unknown>, baseDir: string): Record<string, unknown> {
-  const keys: Record<string, string[]> = { signature: ['databases'], exec: ['program'], allowlist: ['file'], clamd: ['socket'], yara: ['rules'] };
+  const keys: Record<string, string[]> = { signature: ['databases'], exec: ['program'], allowlist: ['file'], clamd: ['socket'], yara: ['rules'], integrity: ['baseline'] };
   const out = { ...options };
   const abs = (v: unknown): unknown => (typeof v === 'string' && v !== '' && !isAbsolute(v) ? resolve(baseDir, v) : v);
   for (const key of keys[actor] ?? []) {

@@ -2,6 +2,7 @@
 // tags and generation work offline (on the files and the state directory); the others talk to the running
 // daemon over its control socket (generation bump too, when a daemon answers).
 import type { Command } from '../command.js';
+import { baselineCommand } from './baseline.js';
 import { explainCommand } from './explain.js';
 import { generationCommand } from './generation.js';
 import { reloadCommand } from './reload.js';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   explainCommand,
   subscribeCommand,
   generationCommand,
+  baselineCommand,
   reloadCommand,
   waitReadyCommand,
 ];
