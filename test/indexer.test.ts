@@ -1,6 +1,7 @@
 // The indexer example (examples/indexer): an observe entry in a real daemon keeps a full-text SQLite index of the
 // guarded files, tags what it indexed, never gates (EICAR is still denied by signature, text passes at once), and
-// indexes a file again after it changed; examples/indexer/search.js finds the files by their words.
+// indexes a file again after it changed; follow.js, subscribed to dirty notices, hides a file's old words from
+// search.js from the first write on, until the new content is indexed.
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,7 +10,8 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { EICAR } from './helpers/actor-files.js';
 import { runChild } from './helpers/child.js';
-import { REPO, withDaemon } from './helpers/daemon-harness.js';
+import { REPO } from './helpers/daemon-harness.js';
+import { lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
 import { until } from './helpers/until.js';
 
@@ -20,6 +22,7 @@ const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: 
 };
 const INDEXER = join(REPO, 'examples/indexer/index.js');
 const SEARCH = join(REPO, 'examples/indexer/search.js');
+const FOLLOW = join(REPO, 'examples/indexer/follow.js');
 const BLESSCTL = join(REPO, 'dist/src/cli/blessctl.js');
 
 test('ext4: the indexer example indexes what blessd hands it, as an observe entry, and again after a change', async (t) => {
@@ -27,7 +30,7 @@ test('ext4: the indexer example indexes what blessd hands it, as an observe entr
   const work = await mkdtemp(join(tmpdir(), 'blessd-index-'));
   t.teardown(() => rm(work, { recursive: true, force: true }));
   const database = join(work, 'index.sqlite');
-  const h = await withDaemon(t, 'ext4', {
+  const h = await withNotify(t, 'ext4', {
     stack: `  - actor: signature
     options: { databases: [${join(REPO, 'signatures')}] }
   - actor: ${INDEXER}
@@ -43,8 +46,8 @@ test('ext4: the indexer example indexes what blessd hands it, as an observe entr
     },
   });
   const notes = join(h.dir, 'notes.txt');
-  const search = async (q: string) => {
-    const r = await runChild('node', [SEARCH, database, q], { timeoutMs: 20_000 });
+  const search = async (q: string, ...flags: string[]) => {
+    const r = await runChild('node', [SEARCH, database, q, ...flags], { timeoutMs: 20_000 });
     if (r.code !== 0) throw new Error(`search ${q}: ${r.stderr}`);
     return r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[0]);
   };
@@ -69,6 +72,18 @@ test('ext4: the indexer example indexes what blessd hands it, as an observe entr
   const tags = await runChild('node', [BLESSCTL, 'tags', notes, '--json', '--key', h.config.tags.keyFile, '--state-dir', h.state], { timeoutMs: 20_000 });
   const index = (JSON.parse(tags.stdout) as { tags: { scanner: string; judgement: string; answer: string }[] }).tags.find((x) => x.scanner === 'index');
   t.like(index, { judgement: 'valid', answer: 'ok' });
+
+  // A writer that keeps the file open: the first write is a dirty notice; the rescan waits for the close.
+  const follow = lineChild(t, 'node', [FOLLOW, h.socket, database]);
+  await follow.waitFor((l) => l === 'following', 15_000, 'follow.js subscribed');
+  const writer = lineChild(t, 'sh', ['-c', `exec 3>>${notes}; printf 'sneaky words\\n' >&3; echo written; read _; exec 3>&-`]);
+  await writer.waitFor((l) => l === 'written', 10_000, 'the writer wrote');
+  await follow.waitFor((l) => l === `stale ${notes}`, 15_000, 'follow.js marking notes.txt stale');
+  t.deepEqual(await search('fox'), [], 'a changed file is not found by words it may no longer hold');
+  t.deepEqual(await search('fox', '--stale'), [notes]);
+  writer.child.stdin!.end('\n'); // the writer closes: blessd judges the new content, the indexer indexes it
+  await until(async () => (await search('sneaky')).includes(notes), 'the appended words indexed after the close', 20_000, 100);
+  t.deepEqual(await search('fox'), [notes]);
 
   writeFileSync(notes, 'jumps over the lazy dog\n');
   t.is((await runChild('cat', [notes])).stdout, 'jumps over the lazy dog\n');

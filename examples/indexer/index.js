@@ -41,7 +41,7 @@ const indexer = {
     }
     const db = openIndex(database);
     const upsert = db.transaction((row, body) => {
-      db.prepare('INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, sha256, kind, indexed_at) VALUES (@path, @dev, @ino, @size, @mtime_ns, @sha256, @kind, @indexed_at)').run(row);
+      db.prepare('INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, sha256, kind, indexed_at, stale) VALUES (@path, @dev, @ino, @size, @mtime_ns, @sha256, @kind, @indexed_at, 0)').run(row);
       db.prepare('DELETE FROM content WHERE path = ?').run(row.path);
       if (body !== null) db.prepare('INSERT INTO content (path, body) VALUES (?, ?)').run(row.path, body);
     });

@@ -1,5 +1,6 @@
-// The index: one row per file in `files` (what was indexed, of which content), its text in the FTS5 table
-// `content`. Shared by the actor (writes) and search.js (reads).
+// The index: one row per file in `files` (what was indexed, of which content; `stale` = 1 once follow.js heard
+// that the content changed, until the actor indexes it again), its text in the FTS5 table `content`. Shared by
+// the actor and follow.js (writes) and search.js (reads).
 import Database from 'better-sqlite3';
 
 export const SCHEMA_VERSION = 1;
@@ -13,7 +14,7 @@ export function openIndex(path, { readonly = false } = {}) {
   db.exec(`
     CREATE TABLE IF NOT EXISTS files (
       path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime_ns TEXT, sha256 TEXT,
-      kind TEXT NOT NULL, indexed_at INTEGER NOT NULL);
+      kind TEXT NOT NULL, indexed_at INTEGER NOT NULL, stale INTEGER NOT NULL DEFAULT 0);
     CREATE VIRTUAL TABLE IF NOT EXISTS content USING fts5(path UNINDEXED, body);
   `);
   return db;
