@@ -81,6 +81,22 @@ test('close() runs in every worker at the pool close, and for the old instance a
   t.deepEqual(closes.filter((l) => l.startsWith('close b')).map((l) => l.split(' ')[2]).sort(), threadsA);
 });
 
+test('a scan in flight when the pool closes rejects with POOL_CLOSED, even when its actor\'s close() failed it', async (t) => {
+  const d = await tmp(t);
+  const log = join(d, 'log');
+  const path = join(d, 'f');
+  writeFileSync(path, 'x');
+  const fd = openSync(path, 'r');
+  t.teardown(() => closeSync(fd));
+  const pool = new ScanPool({ threads: 1, loadTimeoutMs: 20_000 });
+  const inFlight = pool.scan({ fd, size: 1, path }, { name: 'v1', actor: V1, options: { log, hold: true } }, { timeoutMs: 20_000 });
+  inFlight.catch(() => {});
+  await waitFor('the scan to be held in its worker', () => lines(log).some((l) => l.startsWith('holding')), 10_000);
+  await pool.close();
+  await t.throwsAsync(inFlight, { code: 'POOL_CLOSED' } as never);
+  t.true(lines(log).some((l) => l.startsWith('close a')), lines(log).join('\n'));
+});
+
 test('ScanFile gives fstat and the xattrs of the scanned descriptor (real tmpfs, user.* xattrs)', async (t) => {
   if (!isRoot()) return t.pass('needs root to mount a scratch tmpfs');
   const scratch = await makeScratch('tmpfs', 8);

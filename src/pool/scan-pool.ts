@@ -152,6 +152,11 @@ export class ScanPool {
   private readonly closeTimeoutMs: number;
   /** Where close() asks the workers to retire their actors (worker.ts). */
   private readonly retireChannel = `blessd-pool-retire.${process.pid}.${++pools}`;
+  /** The main side of it: workers answer the close here. Holders: workers that loaded an actor (thread ids). */
+  private readonly channel: BroadcastChannel;
+  private readonly holders = new Set<number>();
+  private readonly retired = new Set<number>();
+  private onRetired: (() => void) | undefined;
 
   constructor(options: ScanPoolOptions) {
     if (!positiveInteger(options?.threads)) throw new PoolError('POOL_OPTIONS', 'ScanPool: options.threads must be a positive integer');
@@ -166,7 +171,18 @@ export class ScanPool {
     }
     this.chunkSize = options.chunkSize;
     this.loadTimeoutMs = options.loadTimeoutMs ?? 60_000;
-    this.closeTimeoutMs = options.closeTimeoutMs ?? 2_000;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 1_000;
+    // Made only once the options passed: a constructor that throws must leave nothing open.
+    this.channel = new BroadcastChannel(this.retireChannel);
+    this.channel.onmessage = (ev) => {
+      const m = (ev as MessageEvent).data as { holding?: unknown; retired?: unknown } | null;
+      if (typeof m?.holding === 'number') this.holders.add(m.holding);
+      if (typeof m?.retired === 'number') {
+        this.retired.add(m.retired);
+        this.onRetired?.();
+      }
+    };
+    this.channel.unref(); // after onmessage, which refs the channel again: an unclosed pool must not hold the process
     this.threads = options.threads;
     this.onHelperPids = options.onHelperPids;
     this.piscina = new Piscina({
@@ -320,25 +336,29 @@ export class ScanPool {
     await this.reaper.close();
   }
 
-  /** Ask every worker to run its actors' close() hooks; resolves when all answered, or at closeTimeoutMs. */
+  /**
+   * Ask every worker to run its actors' close() hooks; resolves when every live worker that holds actors answered,
+   * or at closeTimeoutMs (a worker stuck in a synchronous scan never answers).
+   */
   private retireActors(): Promise<void> {
-    const expected = this.piscina.threads.length;
-    if (expected === 0) return Promise.resolve();
-    const channel = new BroadcastChannel(this.retireChannel);
+    const live = new Set(this.piscina.threads.map((w) => w.threadId));
+    const expected = [...this.holders].filter((id) => live.has(id));
+    if (expected.length === 0) {
+      this.channel.close();
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
-      const answered = new Set<number>();
       const done = () => {
         clearTimeout(timer);
-        channel.close();
+        this.onRetired = undefined;
+        this.channel.close();
         resolve();
       };
       const timer = setTimeout(done, this.closeTimeoutMs);
-      channel.onmessage = (ev) => {
-        const id = ((ev as MessageEvent).data as { retired?: unknown } | null)?.retired;
-        if (typeof id === 'number') answered.add(id);
-        if (answered.size >= expected) done();
+      this.onRetired = () => {
+        if (expected.every((id) => this.retired.has(id))) done();
       };
-      channel.postMessage('retire');
+      this.channel.postMessage('retire');
     });
   }
 
@@ -365,6 +385,11 @@ export class ScanPool {
     this.inFlight.set(ac, task);
     try {
       const result = await this.piscina.run(task, { signal: ac as unknown as AbortSignal });
+      // Closing: the actors are being retired under this task (their close() may have failed it). Whatever it
+      // answered is not a verdict; the caller gets POOL_CLOSED, as for a task cut off by the close.
+      if (this.closed) throw new PoolError('POOL_CLOSED', 'the scan pool was closed');
+      const holder = (result as { holder?: number }).holder; // worker.ts: the first result after a load says so
+      if (holder !== undefined) this.holders.add(holder);
       const pids = (result as { helperPids?: number[] }).helperPids;
       if (pids && entryName !== undefined && this.onHelperPids) {
         try {
@@ -375,6 +400,7 @@ export class ScanPool {
       }
       return result;
     } catch (err) {
+      if (err instanceof PoolError && err.code === 'POOL_CLOSED' && !ac.aborted) throw err; // answered during the close
       // The task is given up (deadline, the caller's abort, close) or its worker died: whatever its actor started
       // goes with it. A worker that returned normally has released its groups itself.
       this.giveUp(task);
