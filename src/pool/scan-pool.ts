@@ -340,14 +340,16 @@ export class ScanPool {
    * Ask every worker to run its actors' close() hooks; resolves when every live worker that holds actors answered,
    * or at closeTimeoutMs (a worker stuck in a synchronous scan never answers).
    */
-  private retireActors(): Promise<void> {
+  private async retireActors(): Promise<void> {
+    // One turn of the event loop first: a worker's "holding" already posted is then dispatched here.
+    await new Promise((r) => setImmediate(r));
     const live = new Set(this.piscina.threads.map((w) => w.threadId));
-    const expected = [...this.holders].filter((id) => live.has(id));
-    if (expected.length === 0) {
+    const expected = () => [...this.holders].filter((id) => live.has(id));
+    if (expected().length === 0) {
       this.channel.close();
-      return Promise.resolve();
+      return;
     }
-    return new Promise<void>((resolve) => {
+    await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.onRetired = undefined;
@@ -355,8 +357,9 @@ export class ScanPool {
         resolve();
       };
       const timer = setTimeout(done, this.closeTimeoutMs);
+      // Re-read on each answer: a holder heard of during the wait is waited for too.
       this.onRetired = () => {
-        if (expected.every((id) => this.retired.has(id))) done();
+        if (expected().every((id) => this.retired.has(id))) done();
       };
       this.channel.postMessage('retire');
     });
