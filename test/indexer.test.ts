@@ -13,7 +13,7 @@ import { runChild } from './helpers/child.js';
 import { REPO } from './helpers/daemon-harness.js';
 import { lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
-import { until } from './helpers/until.js';
+import { waitFor } from './helpers/wait.js';
 
 // better-sqlite3 ships no types; the test reads the index the way search.js does.
 const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string, opts: { readonly: boolean }) => {
@@ -64,7 +64,7 @@ test('ext4: the indexer example indexes what blessd hands it, as an observe entr
   t.is((await runChild('cat', [join(h.dir, 'logo.bin')])).code, 0);
   t.regex((await runChild('cat', [join(h.dir, 'eicar.com')])).stderr, /Operation not permitted/);
   // The gate never waits for an observe entry: its rows arrive when its scans are done.
-  await until(async () => (await search('fox')).includes(notes), 'notes.txt in the index', 20_000, 100);
+  await waitFor('notes.txt in the index', async () => (await search('fox')).includes(notes), 20_000, 100);
   t.deepEqual(await search('fox'), [notes]);
   t.deepEqual(await search('lazy'), []);
 
@@ -82,12 +82,12 @@ test('ext4: the indexer example indexes what blessd hands it, as an observe entr
   t.deepEqual(await search('fox'), [], 'a changed file is not found by words it may no longer hold');
   t.deepEqual(await search('fox', '--stale'), [notes]);
   writer.child.stdin!.end('\n'); // the writer closes: blessd judges the new content, the indexer indexes it
-  await until(async () => (await search('sneaky')).includes(notes), 'the appended words indexed after the close', 20_000, 100);
+  await waitFor('the appended words indexed after the close', async () => (await search('sneaky')).includes(notes), 20_000, 100);
   t.deepEqual(await search('fox'), [notes]);
 
   writeFileSync(notes, 'jumps over the lazy dog\n');
   t.is((await runChild('cat', [notes])).stdout, 'jumps over the lazy dog\n');
-  await until(async () => (await search('lazy')).includes(notes), 'the changed notes.txt indexed again', 20_000, 100);
+  await waitFor('the changed notes.txt indexed again', async () => (await search('lazy')).includes(notes), 20_000, 100);
   t.deepEqual(await search('fox'), []);
   // Binaries are indexed by metadata only (no text row), each file once.
   t.deepEqual(rows(), [

@@ -14,7 +14,7 @@ import { runChild } from './helpers/child.js';
 import { REPO, withDaemon } from './helpers/daemon-harness.js';
 import { lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
-import { until } from './helpers/until.js';
+import { waitFor } from './helpers/wait.js';
 
 const BLESSCTL = join(REPO, 'dist/src/cli/blessctl.js');
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -72,7 +72,7 @@ test('ext4: a baselined file that changed is denied with both digests, the watch
   t.regex(up.stdout, /app\.conf: recorded from the daemon's integrity tag/);
   t.regex(readFileSync(baseline, 'utf8'), new RegExp(`^${sha('setting=2 evil\n')} 15 \\d+:\\d+ ${conf}$`, 'm'));
   // The actor looks at its baseline every refreshMs: a new one is a new generation, and the file is judged again.
-  await until(async () => (await runChild('cat', [conf])).stdout === 'setting=2 evil\n', 'the updated baseline to let the accepted content through', 15_000, 100);
+  await waitFor('the updated baseline to let the accepted content through', async () => (await runChild('cat', [conf])).stdout === 'setting=2 evil\n', 15_000, 100);
   t.pass();
 });
 
