@@ -73,6 +73,7 @@ test('defaults fill everything not written', (t) => {
     retryErrno: 'EAGAIN',
     whileWriting: 'wait',
     audit: false,
+    sharedMapSweep: 2000,
   });
   t.deepEqual(c.exempt, { uids: [], executables: [], paths: [], pathMatchers: [] });
   t.deepEqual(c.pool, { threads: 2, scanTimeout: 20_000, rescanDebounce: 200, queuePerUid: 1024 });
