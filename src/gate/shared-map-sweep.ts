@@ -8,7 +8,7 @@
 // Owns: the timer, one sweep at a time, the parsing of maps lines.
 // Must not: open a mapped file (the native side resolves the map_files link, no open, no event), block the main
 // thread (async reads only), or look at our own process.
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 
 export interface SweepResult {
   processes: number;
@@ -47,15 +47,37 @@ export interface SharedMapTarget {
   pruneSharedMaps(started?: number): number;
 }
 
+// One buffer per sweep for every maps file (never shared between sweeps: the thread pool writes into it while
+// another sweep's continuation could read it): /proc reports size 0, so readFile would grow its way up in small
+// reads, each a thread-pool round trip. A process's maps rarely pass a few hundred KiB.
+async function readMaps(pid: string, chunk: Buffer): Promise<string> {
+  let fh;
+  try {
+    fh = await open(`/proc/${pid}/maps`, 'r');
+    let text = '';
+    for (;;) {
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return text;
+      text += chunk.toString('latin1', 0, bytesRead);
+    }
+  } catch {
+    return ''; // gone, or not ours to read
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
 /** One sweep over every process but `self`; inodes no longer mapped shared-writable are let go at its end. */
-export async function sweepSharedMaps(devs: ReadonlySet<number>, gate: SharedMapTarget, self = process.pid): Promise<SweepResult> {
+export async function sweepSharedMaps(devs: ReadonlySet<number>, gate: SharedMapTarget, self = process.pid, cancelled = () => false): Promise<SweepResult> {
   const t0 = performance.now();
   const r: SweepResult = { processes: 0, mappings: 0, flagged: 0, ms: 0 };
   if (devs.size === 0) return r;
   const started = gate.pruneSharedMaps();
+  const chunk = Buffer.allocUnsafe(1 << 20);
   for (const name of await readdir('/proc')) {
     if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57 || Number(name) === self) continue;
-    const maps = await readFile(`/proc/${name}/maps`, 'latin1').catch(() => '');
+    const maps = await readMaps(name, chunk);
+    if (cancelled()) return r; // the gate may be closed by now
     if (!maps) continue; // gone, or a kernel thread
     r.processes++;
     // Nearly every process has no shared writable mapping: two substring searches skip it without splitting lines.
@@ -73,7 +95,8 @@ export async function sweepSharedMaps(devs: ReadonlySet<number>, gate: SharedMap
 }
 
 export interface SharedMapSweep {
-  /** Resolves after the sweep running now (if any) ends; no more start. */
+  /** No more sweeps; resolves when the running one (if any) has stopped, or after 1 s: a read of some process's maps
+   * can wait on its mmap lock, and a stop must not wait on a process. */
   stop(): Promise<void>;
   /** The last sweep's result (status, tests). */
   last(): SweepResult | undefined;
@@ -91,7 +114,7 @@ export function startSharedMapSweep(o: {
   let last: SweepResult | undefined;
   const tick = () => {
     if (stopped || running) return;
-    running = sweepSharedMaps(o.devs(), o.gate)
+    running = sweepSharedMaps(o.devs(), o.gate, process.pid, () => stopped)
       .then((r) => {
         last = r;
         if (r.flagged > 0) o.onFlagged(r);
@@ -105,7 +128,9 @@ export function startSharedMapSweep(o: {
     async stop() {
       stopped = true;
       clearInterval(timer);
-      await running;
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([running, new Promise<void>((r) => (bound = setTimeout(r, 1000)))]);
+      clearTimeout(bound);
     },
     last: () => last,
   };
