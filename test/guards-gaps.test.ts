@@ -47,8 +47,12 @@ t0('gap: an fd opened before the guard reads denied content (no pre-content even
   t.true(r.stdout.includes(MARKER), `today the old fd reads the content: ${r.stdout} ${r.stderr}`);
 });
 
-t0('gap: a file mapped shared-writable while silent (blessed, ignore mark): stores are served to other readers until munmap', async (t) => {
-  const h = await withDaemon(t, 'ext4');
+/**
+ * As the attacker: blessed first (a read), then opened for write, mapped MAP_SHARED, closed — all silent (exp11
+ * A2–A4) — and EICAR stored through the mapping; `beforeRead` runs between the store and another process's read.
+ */
+async function silentMapping(t: ExecutionContext, gate: string, beforeRead: (h: Awaited<ReturnType<typeof withDaemon>>) => Promise<void>) {
+  const h = await withDaemon(t, 'ext4', { gate });
   await openToEveryone(h.dir);
   const a = await makeAttacker(t);
   const file = join(h.dir, 'mapped.txt');
@@ -59,14 +63,33 @@ t0('gap: a file mapped shared-writable while silent (blessed, ignore mark): stor
       `wait(${JSON.stringify(join(h.dir, 'go1'))})\nm[0:68] = ${JSON.stringify(EICAR.toString('latin1'))}.encode('latin1')\nprint('stored')\nwait(${JSON.stringify(join(h.dir, 'go2'))})\n`,
   );
   await printed(p, 'mapped');
-  // Blessed before it was opened for write and mapped: neither raised an event (exp11 A2–A4); this read is silent.
-  t.is((await a.run('cat', [file])).stdout, '0'.repeat(68));
+  t.is((await a.run('cat', [file])).stdout, '0'.repeat(68), 'the clean content is served');
   await writeFile(join(h.dir, 'go1'), '');
   await printed(p, 'stored');
-  const r = await a.run('cat', [file]);
-  t.true(r.stdout.includes(MARKER), `today the stores are served (no event, ignore mark kept): ${r.stdout} ${r.stderr}`);
+  await beforeRead(h);
+  const r = await a.run('cat', [file], { timeoutMs: 60_000 });
   await writeFile(join(h.dir, 'go2'), '');
   await p.done;
+  return { r, h };
+}
+
+t0('gap with gate.sharedMapSweep: 0s: a file mapped shared-writable while silent (blessed) serves its stores until munmap', async (t) => {
+  const { r } = await silentMapping(t, '  sharedMapSweep: 0s', async () => {});
+  t.true(r.stdout.includes(MARKER), `no event, ignore mark kept: the stores are served: ${r.stdout} ${r.stderr}`);
+});
+
+t0('mitigated by the sweep: a file mapped shared-writable while silent is found in /proc/<pid>/maps and its stores are refused', async (t) => {
+  const { r, h } = await silentMapping(t, '  sharedMapSweep: 200ms', async (h) => {
+    // The sweep found the mapping (a counter, bounded: the test fails if it never does).
+    const until = Date.now() + 15_000;
+    while (h.daemon.stats().gate.sharedMapsSwept < 1) {
+      if (Date.now() > until) throw new Error('no sweep found the mapping within 15 s');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  });
+  t.false(r.stdout.includes(MARKER), `EICAR stored through the mapping was served: ${r.stdout}`);
+  t.not(r.code, 0, 'the read is refused');
+  t.true(h.daemon.stats().gate.sharedMapRejudged >= 1);
 });
 
 t0('gap: a running program on a read-mode guard can be written (ETXTBSY is lost under pre-content watch)', async (t) => {

@@ -294,6 +294,51 @@ Napi::Value Gate::ForgetInode(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// A shared writable mapping found in /proc/<pid>/maps by the sweep (src/gate/shared-map-sweep.ts): `path` is its
+// /proc/<pid>/map_files/<range> link, which stat and fanotify_mark resolve to the inode without opening it (no
+// event, and no open of a file a user controls). From now on the inode is judged at every access, as one whose
+// mmap the reader thread saw, and its ignore mark goes. 1: newly followed; 0: followed already; -1: not a regular
+// file, gone, or the set is full.
+Napi::Value Gate::FlagSharedMap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Napi::Number::New(env, -1);
+  InodeKey key{(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = shared_maps_.find(key);
+    if (it != shared_maps_.end()) {
+      it->second = now_ns();  // still mapped: the prune after this sweep keeps it
+      return Napi::Number::New(env, 0);
+    }
+    if (shared_maps_.size() >= kMaxSharedMaps) {
+      c_.shared_maps_untracked++;
+      return Napi::Number::New(env, -1);
+    }
+    shared_maps_.emplace(key, now_ns());
+    c_.shared_maps_swept++;
+    table_.erase(key);
+  }
+  RemoveIgnoreMark(AT_FDCWD, path.c_str());
+  return Napi::Number::New(env, 1);
+}
+
+// The end of a sweep that began at `started` (a value of sweepStart()): inodes neither found by it nor seen mapped
+// since it began are no longer mapped shared-writable; their accesses are trusted again once judged. Returns how
+// many stay followed. Called with no argument, returns the clock to pass (the sweep's start).
+Napi::Value Gate::PruneSharedMaps(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) return Napi::Number::New(env, (double)now_ns());
+  const int64_t started = (int64_t)info[0].As<Napi::Number>().DoubleValue();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = shared_maps_.begin(); it != shared_maps_.end();) {
+    if (it->second < started) it = shared_maps_.erase(it);
+    else ++it;
+  }
+  return Napi::Number::New(env, (double)shared_maps_.size());
+}
+
 Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
   std::lock_guard<std::mutex> lock(mu_);
   ForgetAllLocked();
@@ -337,6 +382,7 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("sharedWriteMaps", (double)c_.shared_write_maps);
   o.Set("sharedMapRejudged", (double)c_.shared_map_rejudged);
   o.Set("sharedMapsUntracked", (double)c_.shared_maps_untracked);
+  o.Set("sharedMapsSwept", (double)c_.shared_maps_swept);
   o.Set("closeUnchanged", (double)c_.close_unchanged);
   o.Set("forwarded", (double)c_.forwarded);
   o.Set("answeredByJs", (double)c_.by_js);
@@ -509,6 +555,8 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::Forget>("forget"),
                          InstanceMethod<&Gate::ForgetAll>("forgetAll"),
                          InstanceMethod<&Gate::ForgetInode>("forgetInode"),
+                         InstanceMethod<&Gate::FlagSharedMap>("flagSharedMap"),
+                         InstanceMethod<&Gate::PruneSharedMaps>("pruneSharedMaps"),
                          InstanceMethod<&Gate::SetExempt>("setExempt"),
                          InstanceMethod<&Gate::Stats>("stats"),
                          InstanceMethod<&Gate::Close>("close"),

@@ -119,7 +119,7 @@ struct Counters {
   std::atomic<uint64_t> stops_seen{0}, stopped_ms{0};  // the reader found itself stopped (SIGSTOP, a stall): deadlines moved
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
-  std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0};
+  std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
   std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
@@ -146,6 +146,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Forget(const Napi::CallbackInfo &info);
   Napi::Value ForgetAll(const Napi::CallbackInfo &info);
   Napi::Value ForgetInode(const Napi::CallbackInfo &info);
+  Napi::Value FlagSharedMap(const Napi::CallbackInfo &info);
+  Napi::Value PruneSharedMaps(const Napi::CallbackInfo &info);
   Napi::Value SetExempt(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
@@ -276,10 +278,12 @@ class Gate : public Napi::ObjectWrap<Gate> {
   std::shared_ptr<const GateTagPolicy> tag_policy_;  // null: every miss goes to JS
   std::atomic<bool> tag_policy_ready_{false};         // tag_policy_ is set: worth reading changes before settling
   std::unordered_map<InodeKey, OutsideEntry, InodeKeyHash> outside_;  // inodes outside every tree (trees.cc)
-  // Inodes someone mapped MAP_SHARED + PROT_WRITE (seen in the mmap's pre-content event), until a close-after-write:
-  // stores through such a mapping change content without an event or a time change (exp11), so no cached verdict
-  // or tag of theirs is trusted — every access judges the content as it is (reader.cc, SharedMapRejudge).
-  std::unordered_set<InodeKey, InodeKeyHash> shared_maps_;
+  // Inodes someone mapped MAP_SHARED + PROT_WRITE (seen in the mmap's pre-content event, or by the /proc sweep),
+  // with when that was last seen: stores through such a mapping change content without an event or a time change
+  // (exp11), so no cached verdict or tag of theirs is trusted — every access judges the content as it is (reader.cc,
+  // SharedMapRejudge). Only a sweep that no longer finds the mapping ends it (PruneSharedMaps): a close-after-write
+  // does not, since the change group's record of an earlier close can be read after the gate group's mmap event.
+  std::unordered_map<InodeKey, int64_t, InodeKeyHash> shared_maps_;
   static constexpr size_t kMaxSharedMaps = 1 << 16;
 
   std::mutex trees_mu_;  // guards guarded_; taken after mu_, never before it

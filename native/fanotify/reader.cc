@@ -330,7 +330,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   if (access == TaskAccess::SharedWriteMap) {
     std::lock_guard<std::mutex> lock(mu_);
     c_.shared_write_maps++;
-    if (shared_maps_.size() < kMaxSharedMaps) shared_maps_.insert(key);
+    if (shared_maps_.size() < kMaxSharedMaps || shared_maps_.count(key)) shared_maps_[key] = now_ns();
     else c_.shared_maps_untracked++;
   }
   if (access == TaskAccess::Write) {
@@ -484,7 +484,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   ForwardPermission(md, fd, key, batch);
 }
 
-// An inode with a shared writable mapping, accessed: stores through the mapping raise no event, and one to a page
+// An inode with a shared writable mapping (until a sweep finds it no more), accessed: stores through the mapping raise no event, and one to a page
 // already written through it does not even move ctime (exp11), so neither the table nor the tags can vouch for the
 // content. Make it dirty here, as a modify would (the table entry, and a change record ahead of the access in this
 // batch: JS clears the tags and judges the content as it is now). The kernel keeps its ignore mark off meanwhile
@@ -807,8 +807,6 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
         // Stores through a shared mapping clear nothing in the kernel and raise no modify: an entry that is not
         // dirty at close-after-write may still carry its ignore mark. Drop it ourselves.
         bool was_dirty = it != table_.end() && it->second.verdict == Verdict::Dirty;
-        // The last reference to a write-open file went (a mapping's ends at munmap): trusted again once judged.
-        if (md->mask & FAN_CLOSE_WRITE) shared_maps_.erase(key);
         if (!was_dirty) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
         if (it != table_.end()) table_.erase(it);
         budgets_.erase(key);

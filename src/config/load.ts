@@ -140,7 +140,7 @@ function readGuards(r: Reader, slot: Slot | undefined, root: Slot): Guard[] {
 }
 
 function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
-  const m = section(r, slot, ['deadline', 'accessDeadline', 'onDeadline', 'maxPending', 'maxPendingPerUid', 'denyErrno', 'retryErrno', 'whileWriting', 'audit']);
+  const m = section(r, slot, ['deadline', 'accessDeadline', 'onDeadline', 'maxPending', 'maxPendingPerUid', 'denyErrno', 'retryErrno', 'whileWriting', 'audit', 'sharedMapSweep']);
   const pendingSlot = m?.get('maxPending');
   let maxPending = r.int(pendingSlot, 4096, 1);
   // Read from this process, not assumed: `blessd run` under a lower ulimit would fail reads with EMFILE.
@@ -172,6 +172,7 @@ function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
     retryErrno: r.oneOf(m?.get('retryErrno'), DENY_ERRNOS, 'EAGAIN'),
     whileWriting: r.oneOf(m?.get('whileWriting'), ['wait', 'allow'] as const, 'wait'),
     audit: r.bool(m?.get('audit'), false),
+    sharedMapSweep: r.duration(m?.get('sharedMapSweep'), 2000, 0, TIMER_LIMITS.timer),
   };
 }
 

@@ -89,6 +89,8 @@ export interface Config {
     retryErrno: DenyErrno;
     whileWriting: 'wait' | 'allow';
     audit: boolean;
+    /** How often /proc/<pid>/maps is swept for shared writable mappings of guarded files (ms); 0: never. */
+    sharedMapSweep: number;
   };
   exempt: {
     uids: readonly number[];

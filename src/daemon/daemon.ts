@@ -20,6 +20,7 @@ import { Crawl } from './crawl.js';
 import { unsupportedFilesystem } from '../gate/fs-support.js';
 import { GuardedSet } from './guarded.js';
 import { publishGuards, unpublishGuards } from './published-guards.js';
+import { startSharedMapSweep, type SharedMapSweep } from '../gate/shared-map-sweep.js';
 import { makeDemoTree } from './demo.js';
 import { Dispatch } from './dispatch.js';
 import { explainFile } from './explain.js';
@@ -41,6 +42,7 @@ export class Daemon extends EventEmitter {
   /** Out-of-process scanners registered on the control socket (src/notify). */
   readonly remote: RemoteScanners;
   private guards: DaemonStats['guards'] = [];
+  private sharedMaps?: SharedMapSweep;
   /** What the guards cover, for on-demand judging (guarded.ts). */
   private readonly guarded = new GuardedSet();
   /** Where to publish what this daemon guards, for the preload library (published-guards.ts); none by default. */
@@ -156,6 +158,15 @@ export class Daemon extends EventEmitter {
       if (!d.mountFds.has(mark.fsid)) d.mountFds.set(mark.fsid, openSync(g.path, 'r'));
       d.fsids.set(mark.dev, mark.fsid);
       d.log.info({ path: g.path, kind: g.kind, mode: mark.mode, covers: mark.covers, root: mark.root, note: mark.note }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
+    }
+    if (c.gate.sharedMapSweep > 0) {
+      this.sharedMaps = startSharedMapSweep({
+        periodMs: c.gate.sharedMapSweep,
+        devs: () => new Set(d.fsids.keys()),
+        gate: d.gate.native,
+        onError: (err) => d.log.warn({ err }, 'shared-mapping sweep failed'),
+        onFlagged: (r) => d.log.info({ ...r }, 'shared writable mappings of guarded files found: judged at every access from now on'),
+      });
     }
     if (this.guardsFile) {
       try {
@@ -309,6 +320,7 @@ export class Daemon extends EventEmitter {
     this.generationWatch.stop();
     if (this.guardsFile) unpublishGuards(this.guardsFile);
     this.crawl?.stop();
+    await this.sharedMaps?.stop();
     d.gate?.close();
     d.judgeQueue?.close();
     d.registry?.stopAll();

@@ -120,10 +120,12 @@ export interface GateStats {
   noticesFromWriters: number;
   /** Allowed entries not trusted because the file's stamp changed since the bless. */
   staleAllowed: number;
-  /** mmap(PROT_WRITE, MAP_SHARED) calls seen (pre-content event); their inodes are judged anew at every access until a close-after-write. */
+  /** mmap(PROT_WRITE, MAP_SHARED) calls seen (pre-content event); their inodes are judged anew at every access until a sweep no longer finds the mapping. */
   sharedWriteMaps: number;
   /** Accesses to such an inode, each made dirty and judged as it is. */
   sharedMapRejudged: number;
+  /** Shared writable mappings found by the /proc/<pid>/maps sweep (files that were silent when mapped). */
+  sharedMapsSwept: number;
   /** Shared writable mappings not tracked because the set was full (65,536 inodes). */
   sharedMapsUntracked: number;
   /** Close-after-write records of denied files that changed nothing: the deny stays. */
@@ -192,6 +194,10 @@ export interface NativeGate {
   forget(fd: number): void;
   /** Drop the cached verdict (and ignore mark) of an inode known by identity only. */
   forgetInode(dev: number, ino: number): boolean;
+  /** Follow the inode behind /proc/<pid>/map_files/<range> (a shared writable mapping): judged at every access from now on, its ignore mark dropped. 1 newly, 0 already, -1 not followed. */
+  flagSharedMap(mapFile: string): number;
+  /** No argument: the clock a sweep starts at. With it: stop following shared-mapped inodes not seen since then; returns how many stay. */
+  pruneSharedMaps(started?: number): number;
   /** Drop every cached verdict and ignore mark. */
   forgetAll(): void;
   setExempt(pids: number[], uids: number[]): void;
