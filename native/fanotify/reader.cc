@@ -787,8 +787,9 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
           ForgetAllLocked();
           it = table_.end();
         }
-        // A bless that raced this write may have added its ignore mark after the write: drop it.
-        if (it != table_.end() && it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
+        // A bless that raced this write may have added its ignore mark after the write: drop it — also when the
+        // inode has no entry, since a sweep may have dropped that bless's entry already (once per write session).
+        if (it == table_.end() || it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
         if (it == table_.end()) it = table_.emplace(key, VerdictEntry{}).first;
         it->second.verdict = Verdict::Dirty;
         budgets_.erase(key);
