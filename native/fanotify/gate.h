@@ -220,10 +220,14 @@ class Gate : public Napi::ObjectWrap<Gate> {
   struct HeldEvent {
     alignas(8) char bytes[128];  // a fanotify_event_metadata and its info records
     int64_t since_ns = 0;
+    int64_t next_ns = 0;   // when to ask again
+    int64_t delay_ns = 0;  // the wait before that (doubles: a preempted accessor may need a while to be scheduled)
   };
   static constexpr size_t kMaxHeld = 1024;
-  static constexpr int64_t kHoldNs = 5000000;    // the bound task_access's own wait used to have
-  static constexpr int64_t kHeldPollNs = 20000;  // how soon to look again while events are held
+  static constexpr int64_t kHoldNs = 5000000;         // the bound task_access's own wait used to have
+  static constexpr int64_t kHeldPollNs = 20000;       // the first look again, 20 µs after
+  static constexpr int64_t kHeldMaxDelayNs = 640000;  // at most this between two looks
+  int64_t held_delay_ns_ = 0;                         // RetryHeld: the delay of the event being judged again
   bool Hold(const struct fanotify_event_metadata *md, int64_t held_since);
   void RetryHeld(std::vector<OutEvent> &batch);
   void AnswerHeld();

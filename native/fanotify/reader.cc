@@ -71,8 +71,8 @@ constexpr int64_t kLookEveryMs = 250;
 // a runnable thread waits tens of ms for a CPU, and a read of tags can block in I/O for a while; a second is neither.
 constexpr int64_t kStopMinNs = 1000 * 1000000LL;
 
-// How long ppoll may sleep: until the earliest deadline (looking at least every kLookEveryMs); a few tens of µs
-// while events are held (their accessors are about to fall asleep); forever when nothing waits.
+// How long ppoll may sleep: until the earliest deadline (looking at least every kLookEveryMs); until the next look
+// at a held event (their accessors are about to fall asleep); forever when nothing waits.
 const struct timespec *Gate::PollTimeout(struct timespec &ts) {
   int64_t ns = -1;
   {
@@ -82,7 +82,12 @@ const struct timespec *Gate::PollTimeout(struct timespec &ts) {
       ns = (ms < 0 ? 0 : std::min<int64_t>(ms, kLookEveryMs)) * 1000000LL;
     }
   }
-  if (!held_.empty()) ns = ns < 0 ? kHeldPollNs : std::min<int64_t>(ns, kHeldPollNs);
+  if (!held_.empty()) {
+    int64_t soonest = INT64_MAX;
+    for (const HeldEvent &h : held_) soonest = std::min(soonest, h.next_ns);
+    int64_t wait = std::max<int64_t>(0, soonest - now_ns());
+    ns = ns < 0 ? wait : std::min<int64_t>(ns, wait);
+  }
   poll_timeout_ns_ = ns;
   if (ns < 0) return nullptr;
   ts.tv_sec = ns / 1000000000LL;
@@ -536,6 +541,9 @@ bool Gate::Hold(const struct fanotify_event_metadata *md, int64_t held_since) {
   HeldEvent &h = held_.emplace_back();
   memcpy(h.bytes, md, md->event_len);
   h.since_ns = held_since != 0 ? held_since : now;
+  // Each look costs /proc reads, on the CPU the accessor needs to reach its sleep: look again soon, then less often.
+  h.delay_ns = held_since != 0 && held_delay_ns_ > 0 ? std::min<int64_t>(held_delay_ns_ * 2, kHeldMaxDelayNs) : kHeldPollNs;
+  h.next_ns = now + h.delay_ns;
   if (held_since == 0) c_.held++;
   return true;
 }
@@ -544,7 +552,16 @@ bool Gate::Hold(const struct fanotify_event_metadata *md, int64_t held_since) {
 void Gate::RetryHeld(std::vector<OutEvent> &batch) {
   if (held_.empty()) return;
   held_again_.swap(held_);  // both keep their capacity: no allocation per round
-  for (HeldEvent &h : held_again_) HandleGateEvent(reinterpret_cast<const struct fanotify_event_metadata *>(h.bytes), batch, h.since_ns);
+  const int64_t now = now_ns();
+  for (HeldEvent &h : held_again_) {
+    if (h.next_ns > now) {
+      held_.push_back(h);  // not its time yet
+      continue;
+    }
+    held_delay_ns_ = h.delay_ns;
+    HandleGateEvent(reinterpret_cast<const struct fanotify_event_metadata *>(h.bytes), batch, h.since_ns);
+  }
+  held_delay_ns_ = 0;
   held_again_.clear();
 }
 
@@ -787,8 +804,9 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
           ForgetAllLocked();
           it = table_.end();
         }
-        // A bless that raced this write may have added its ignore mark after the write: drop it.
-        if (it != table_.end() && it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
+        // A bless that raced this write may have added its ignore mark after the write: drop it — also when the
+        // inode has no entry, since a sweep may have dropped that bless's entry already (once per write session).
+        if (it == table_.end() || it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
         if (it == table_.end()) it = table_.emplace(key, VerdictEntry{}).first;
         it->second.verdict = Verdict::Dirty;
         budgets_.erase(key);
