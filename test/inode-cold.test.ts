@@ -117,7 +117,7 @@ class Services implements InodeServices {
 }
 
 const reader = (id: number, uid = 1000): Waiter => ({ id, pid: 1000 + id, access: 'read', uid });
-const judged = (answers: [string, Answer][], more: Partial<JudgedFile> = {}): JudgedFile => ({ path: '/x', answers, transient: [], slow: [], scans: [{ name: 'signature', ms: 1, totalMs: 2 }], tagErrors: [], fromTags: false, ...more });
+const judged = (answers: [string, Answer][], more: Partial<JudgedFile> = {}): JudgedFile => ({ path: '/x', answers, transient: [], slow: [], scans: [{ name: 'signature', ms: 1, totalMs: 2 }], uncounted: [], tagErrors: [], fromTags: false, ...more });
 const done = (svc: Services, i: number, r: JudgedFile | JudgeFailure) => svc.jobs[i]!.job.done(r);
 
 /** A real descriptor (the registry dups it when a machine takes over), closed at teardown. */
