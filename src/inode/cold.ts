@@ -9,6 +9,7 @@
 // it. Every waiter it holds is answered: at the verdict, by the machine it is handed to, or by the gate at shutdown.
 // It must not: decide anything the stack did not (the verdict is the stack's, from the worker's answers), or cache
 // a verdict that rests on a failure (conclude.ts).
+import { readlinkQuiet } from '../daemon/fs-quiet.js';
 import type { Answer } from '../policy/answer.js';
 import type { JudgeFailure, JudgeJob } from '../pool/judge-queue.js';
 import type { JudgedFile } from '../pool/tasks.js';
@@ -126,6 +127,8 @@ export class ColdInode {
       this.handedOver = true;
       return this.closeWhenFree();
     }
+    // No judgement came back, so no path either: logs and notices name the file all the same (display only).
+    this.path = readlinkQuiet(`/proc/self/fd/${this.fd}`) ?? this.path;
     const answers = this.services.readAnswersNow(this.fd);
     for (const name of this.services.needed(answers)) {
       const res = this.services.failureAnswer(name, r.failed, r.message, this.retried);

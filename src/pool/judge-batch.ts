@@ -225,6 +225,9 @@ async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner,
   } catch (err) {
     return { kind: 'error', code: 'load', message: (err as Error).message };
   }
+  // pool.scanTimeout counts from the moment a scanner starts on a file (docs/config.md): the tag work before it
+  // (reading, leasing) is not the scan's time. The batch's deadline is from its latest start or end.
+  new Float64Array(ctx.task.started, 0, 2)[SLOT_BEGUN] = Date.now();
   const r = await scanWith(s.name, loaded.instance, { fd, size, path, chunkSize: ctx.task.chunkSize, groups: ctx.groups, marker: ctx.task.marker });
   if (r.helperPids) ctx.helperPids[s.name] = r.helperPids;
   if ('error' in r) return { kind: 'error', code: r.error.code, message: r.error.message };
