@@ -75,7 +75,7 @@ test('defaults fill everything not written', (t) => {
     audit: false,
   });
   t.deepEqual(c.exempt, { uids: [], executables: [], paths: [], pathMatchers: [] });
-  t.deepEqual(c.pool, { threads: 2, scanTimeout: 20_000, rescanDebounce: 200, queuePerUid: 1024 });
+  t.deepEqual(c.pool, { threads: 2, scanTimeout: 20_000, rescanDebounce: 200, rescan: 'onClose', queuePerUid: 1024 });
   t.deepEqual(c.mustPass, { dir: null, control: 'required', position: 'beforeDefault' });
   t.deepEqual(c.socket, { path: '/run/blessd.sock', group: null, mode: 0o660 });
   t.deepEqual(c.crawl, { enabled: false, filesPerSecond: 100, pauseOnBattery: true });
