@@ -99,7 +99,9 @@ class Services implements InodeServices {
     this.answered.push([w.id, verdict]);
     this.record(`answer ${w.id} ${verdict}`);
   }
+  failBless = false;
   bless() {
+    if (this.failBless) throw new Error('bless broke');
     this.record('bless');
   }
   condemn() {
@@ -117,7 +119,7 @@ class Services implements InodeServices {
 }
 
 const reader = (id: number, uid = 1000): Waiter => ({ id, pid: 1000 + id, access: 'read', uid });
-const judged = (answers: [string, Answer][], more: Partial<JudgedFile> = {}): JudgedFile => ({ path: '/x', answers, transient: [], slow: [], scans: [{ name: 'signature', ms: 1, totalMs: 2 }], tagErrors: [], fromTags: false, ...more });
+const judged = (answers: [string, Answer][], more: Partial<JudgedFile> = {}): JudgedFile => ({ path: '/x', answers, transient: [], slow: [], scans: [{ name: 'signature', ms: 1, totalMs: 2 }], uncounted: [], tagErrors: [], fromTags: false, ...more });
 const done = (svc: Services, i: number, r: JudgedFile | JudgeFailure) => svc.jobs[i]!.job.done(r);
 
 /** A real descriptor (the registry dups it when a machine takes over), closed at teardown. */
@@ -212,4 +214,18 @@ test('every waiter of a cold judgement counts for its own uid, and asks for that
   done(svc, 0, judged([DEFAULT, ['signature', { answer: 'ok' }]]));
   t.is(registry.liveOf(1000), 0);
   t.is(registry.liveOf(2000), 0);
+});
+
+test('a bug while concluding answers every waiter at once with what the deadline would, and ends the judgement', async (t) => {
+  const svc = new Services();
+  const ended: string[] = [];
+  const registry = new InodeRegistry(svc, (key, state) => ended.push(`${key} ${state}`));
+  registry.ensure('1:6', 11, { uid: 1000, waiter: reader(1) });
+  registry.access('1:6', reader(2));
+  svc.failBless = true;
+  t.notThrows(() => done(svc, 0, judged([DEFAULT, ['signature', { answer: 'ok' }]])));
+  t.deepEqual(svc.answered, [[1, 'fallback'], [2, 'fallback']]);
+  t.true(svc.calls.includes('notify verdict error'));
+  t.deepEqual(ended, ['1:6 error']);
+  t.false(registry.has('1:6'));
 });

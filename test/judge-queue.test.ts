@@ -19,7 +19,7 @@ class Pool {
   }
 }
 
-const file = (fd: number): JudgedFile => ({ path: `/f${fd}`, answers: [], transient: [], slow: [], scans: [], tagErrors: [], fromTags: true });
+const file = (fd: number): JudgedFile => ({ path: `/f${fd}`, answers: [], transient: [], slow: [], scans: [], uncounted: [], tagErrors: [], fromTags: true });
 const POLICY = {} as JudgePolicy;
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -249,7 +249,7 @@ export class Daemon extends EventEmitter {
     const d = this.d;
     return {
       gate: d.gate.native.stats(),
-      scans: { ...d.counters.scans },
+      scans: d.scansStarted(),
       scanDurations: d.scanDurations.snapshot(),
       verdicts: { ...d.counters.verdicts },
       machines: d.registry.size,

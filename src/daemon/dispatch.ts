@@ -114,7 +114,7 @@ export class Dispatch {
         const full = d.registry.liveOf(uid) >= d.config.pool.queuePerUid;
         const settled = () => !d.nativeSettles && this.settler.settle(fd, undefined, key);
         if (full || settled()) closeQuiet(fd);
-        else if (!d.registry.ensure(key, fd, { uid })) closeQuiet(fd);
+        else if (!d.registry.ensure(key, fd, { uid, opener: ev.pid })) closeQuiet(fd);
       } catch (err) {
         closeQuiet(fd);
         d.log.error({ err }, 'could not start judging an opened file; its first read will');

@@ -115,8 +115,9 @@ export function inodeServices(d: DaemonParts): InodeServices {
     judgeAlsoFor: (job, uid) => d.judgeQueue.alsoFor(job, uid),
     judged: (file) => {
       let ms = 0;
+      // Scans are counted in the workers as they start (scan-counter.ts); only slotless ones here.
+      for (const name of file.uncounted) d.counters.scans[name] = (d.counters.scans[name] ?? 0) + 1;
       for (const s of file.scans) {
-        d.counters.scans[s.name] = (d.counters.scans[s.name] ?? 0) + 1;
         d.scanDurations.observe(s.name, s.totalMs / 1000);
         ms += s.totalMs;
       }

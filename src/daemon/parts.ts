@@ -11,6 +11,7 @@ import type { InodeServices } from '../inode/services.js';
 import { RemoteScanners } from '../notify/remote-scanners.js';
 import type { ScanPool } from '../pool/scan-pool.js';
 import type { JudgeQueue } from '../pool/judge-queue.js';
+import { ScanCounter } from '../pool/scan-counter.js';
 import type { JudgePolicy } from '../pool/tasks.js';
 import type { TagStore } from '../tags/index.js';
 import type { Logger } from './logger.js';
@@ -32,6 +33,8 @@ export class DaemonParts {
   /** The gate's reader thread settles misses from their tags (a tag policy is set): JS need not read them again. */
   nativeSettles = false;
   readonly counters: Counters = { scans: {}, verdicts: { allow: 0, deny: 0 }, errors: 0, refusedPerUid: 0 };
+  /** Scans the workers started on the cold path, counted as they start (added to counters.scans in stats). */
+  readonly scanCounter = new ScanCounter();
   readonly fsids = new Map<number, string>(); // st_dev -> fsid hex, for notices
   readonly mountFds = new Map<string, number>(); // fsid -> directory fd, for open_by_handle_at
   /** Out-of-process scanners registered on the control socket (src/notify). */
@@ -65,7 +68,14 @@ export class DaemonParts {
 
   /** The stack a worker judges with, or null where the cold path does not serve it (stack-state.ts). */
   judgePolicy(): JudgePolicy | null {
-    return this.stack.judgePolicy(this.config, this.tagKey, this.tags.namespace);
+    return this.stack.judgePolicy(this.config, this.tagKey, this.tags.namespace, this.scanCounter);
+  }
+
+  /** Scans started per scanner: the main thread's (slow path, remote) and the workers' (cold path). */
+  scansStarted(): Record<string, number> {
+    const out = { ...this.counters.scans };
+    for (const [name, n] of Object.entries(this.scanCounter.snapshot())) out[name] = (out[name] ?? 0) + n;
+    return out;
   }
 
   /** What an answer without a verdict gives (gate.onDeadline): never allow unless configured. */

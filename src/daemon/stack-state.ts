@@ -6,6 +6,7 @@
 import type { Config, StackEntry } from '../config/types.js';
 import type { NativeTagPolicy } from '../gate/types.js';
 import type { JudgePolicy } from '../pool/tasks.js';
+import type { ScanCounter } from '../pool/scan-counter.js';
 import type { Answer } from '../policy/answer.js';
 import { effectiveStack } from '../policy/must-pass.js';
 import type { ScanPool } from '../pool/scan-pool.js';
@@ -151,7 +152,7 @@ export class StackState {
    * the generations or the config change. Null where the cold path does not serve the stack (src/inode/cold.ts):
    * observe entries (they scan in the background lane), remote scanners (served on the socket), content stamps.
    */
-  judgePolicy(c: Config, key: Buffer, namespace: 'trusted' | 'user'): JudgePolicy | null {
+  judgePolicy(c: Config, key: Buffer, namespace: 'trusted' | 'user', counter?: ScanCounter): JudgePolicy | null {
     const hit = this.judgeCache;
     if (hit && hit.stack === this.stack && hit.generations === this.generations && hit.config === c && hit.key === key) return hit.policy;
     let policy: JudgePolicy | null = null;
@@ -176,10 +177,12 @@ export class StackState {
               onError: e.onError,
               onTimeout: e.onTimeout,
               onTooLarge: e.onTooLarge,
+              ...(counter && { counter: counter.slot(e.name) }),
             };
           }),
         tags: { namespace, key: new Uint8Array(key), leaseMs: c.tags.lease, stampMode: c.tags.stamp },
         timeoutMs: c.pool.scanTimeout,
+        ...(counter && { scanCounts: counter.shared }),
       };
     }
     this.judgeCache = { stack: this.stack, generations: this.generations, config: c, key, policy };

@@ -9,13 +9,14 @@
 // it. Every waiter it holds is answered: at the verdict, by the machine it is handed to, or by the gate at shutdown.
 // It must not: decide anything the stack did not (the verdict is the stack's, from the worker's answers), or cache
 // a verdict that rests on a failure (conclude.ts).
+import { readlinkQuiet } from '../daemon/fs-quiet.js';
 import type { Answer } from '../policy/answer.js';
 import type { JudgeFailure, JudgeJob } from '../pool/judge-queue.js';
 import type { JudgedFile } from '../pool/tasks.js';
 import { concludeAllow, concludeDeny } from './conclude.js';
 import type { InodeServices, StackVerdict, Waiter } from './services.js';
 
-export type ColdEnd = 'blessed' | 'denied';
+export type ColdEnd = 'blessed' | 'denied' | 'error';
 
 export class ColdInode {
   readonly waiting: Waiter[] = [];
@@ -26,6 +27,7 @@ export class ColdInode {
   /** The pool may still read the descriptor until the job is done. */
   private jobDone = false;
   private concluded = false;
+  private ended = false;
   private handedOver = false;
   private closed = false;
   private slowLeft = 0;
@@ -40,6 +42,8 @@ export class ColdInode {
     private readonly uid: number,
     private readonly end: (state: ColdEnd) => void,
     first?: Waiter,
+    /** The process whose open notice started it: the verdict is for it, even if its read came after. */
+    private readonly opener?: number,
   ) {
     this.path = `fd:${fd}`;
     if (first) this.waiting.push(first);
@@ -81,13 +85,41 @@ export class ColdInode {
     if (job !== this.job) return;
     this.jobDone = true;
     if (this.handedOver) return this.closeWhenFree();
-    if ('failed' in r) return this.onFailed(r);
-    this.path = r.path;
-    this.services.judged(r);
-    this.answers = new Map(r.answers);
-    this.transient = r.transient;
-    for (const name of r.slow) this.scanSlowly(name);
-    this.decide();
+    this.guarded(() => {
+      if ('failed' in r) return this.onFailed(r);
+      this.path = r.path;
+      this.services.judged(r);
+      this.answers = new Map(r.answers);
+      this.transient = r.transient;
+      for (const name of r.slow) this.scanSlowly(name);
+      this.decide();
+    });
+  }
+
+  /**
+   * A bug here must not leave the waiters to the deadline: they get what the deadline would answer, now, and the
+   * judgement ends (as a machine that fails does, registry.ts).
+   */
+  private guarded(step: () => void) {
+    try {
+      step();
+    } catch (err) {
+      // Whoever is still listed may not have been answered (a second answer to one event is refused harmlessly).
+      for (const w of this.waiting.splice(0)) {
+        try {
+          this.services.answer(w, 'fallback');
+        } catch {
+          /* the gate's deadline answers it */
+        }
+      }
+      if (this.ended) return;
+      this.concluded = true;
+      this.cancel.aborted = true;
+      this.services.notify('verdict', { fd: this.fd, path: this.path, verdict: 'error', error: String(err) });
+      this.closeWhenFree();
+      this.ended = true;
+      this.end('error');
+    }
   }
 
   /** The file's batch failed while it went alone (its scan timed out, its worker died): the entries' policies say. */
@@ -97,6 +129,8 @@ export class ColdInode {
       this.handedOver = true;
       return this.closeWhenFree();
     }
+    // No judgement came back, so no path either: logs and notices name the file all the same (display only).
+    this.path = readlinkQuiet(`/proc/self/fd/${this.fd}`) ?? this.path;
     const answers = this.services.readAnswersNow(this.fd);
     for (const name of this.services.needed(answers)) {
       const res = this.services.failureAnswer(name, r.failed, r.message, this.retried);
@@ -120,18 +154,22 @@ export class ColdInode {
       (res) => {
         this.slowLeft--;
         if (this.cancel.aborted || this.concluded) return;
-        this.answers.set(res.name, res.answer);
-        this.transient = this.transient.filter((n) => n !== name);
-        if (res.transient) this.transient.push(name);
-        this.decide();
+        this.guarded(() => {
+          this.answers.set(res.name, res.answer);
+          this.transient = this.transient.filter((n) => n !== name);
+          if (res.transient) this.transient.push(name);
+          this.decide();
+        });
       },
       (err: Error) => {
         this.slowLeft--;
         if (this.cancel.aborted || this.concluded) return;
-        // A scanner that broke outside its failure policy counts as a deny: fail closed.
-        this.answers.set(name, { answer: 'deny', reason: `scanner failed: ${err.message}` });
-        if (!this.transient.includes(name)) this.transient.push(name);
-        this.decide();
+        this.guarded(() => {
+          // A scanner that broke outside its failure policy counts as a deny: fail closed.
+          this.answers.set(name, { answer: 'deny', reason: `scanner failed: ${err?.message ?? String(err)}` });
+          if (!this.transient.includes(name)) this.transient.push(name);
+          this.decide();
+        });
       },
     );
   }
@@ -145,11 +183,12 @@ export class ColdInode {
     }
     this.concluded = true;
     this.cancel.aborted = true; // slow scans still running write their tags; their answers are not needed
-    const c = { services: this.services, fd: this.fd, path: this.path, waiting: this.waiting, verdict, transient: this.transient };
+    const c = { services: this.services, fd: this.fd, path: this.path, waiting: this.waiting, verdict, transient: this.transient, ...(this.opener !== undefined && { openers: [this.opener] }) };
     if (verdict.verdict === 'allow') concludeAllow(c);
     else concludeDeny(c);
     this.waiting.length = 0;
     this.closeWhenFree();
+    this.ended = true;
     this.end(verdict.verdict === 'allow' ? 'blessed' : 'denied');
   }
 

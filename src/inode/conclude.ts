@@ -10,7 +10,11 @@ export interface Verdicted {
   verdict?: StackVerdict;
   /** Scanners whose answer stands in for a failure (a timeout, a crash...). */
   transient: string[];
+  /** Processes the judgement was for besides its waiters (the opener whose open notice started it), for costs. */
+  openers?: number[];
 }
+
+const accessorsOf = (c: Verdicted): number[] => [...new Set([...c.waiting.map((w) => w.pid), ...(c.openers ?? [])])];
 
 /**
  * Whether the verdict may outlive the accesses it answers (ignore mark, native verdict table). Not when it rests on
@@ -28,7 +32,7 @@ export function concludeAllow(c: Verdicted): void {
   const keep = cacheable(c);
   if (keep) c.services.bless(c.fd);
   for (const w of c.waiting) c.services.answer(w, 'allow');
-  c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'allow', decidedBy: c.verdict?.decidedBy, accessors: c.waiting.map((w) => w.pid), ...(keep ? {} : { transient: true }) });
+  c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'allow', decidedBy: c.verdict?.decidedBy, accessors: accessorsOf(c), ...(keep ? {} : { transient: true }) });
 }
 
 export function concludeDeny(c: Verdicted): void {
@@ -36,5 +40,5 @@ export function concludeDeny(c: Verdicted): void {
   if (keep) c.services.condemn(c.fd);
   for (const w of c.waiting) c.services.answer(w, 'deny');
   c.services.logDenied({ path: c.path, decidedBy: c.verdict?.decidedBy, reason: c.verdict?.reason, waiters: c.waiting });
-  c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'deny', decidedBy: c.verdict?.decidedBy, reason: c.verdict?.reason, accessors: c.waiting.map((w) => w.pid), ...(keep ? {} : { transient: true }) });
+  c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'deny', decidedBy: c.verdict?.decidedBy, reason: c.verdict?.reason, accessors: accessorsOf(c), ...(keep ? {} : { transient: true }) });
 }

@@ -15,6 +15,7 @@ import { evaluate, neededScanners } from '../policy/stack.js';
 import { TagStore } from '../tags/store.js';
 import { scanWith } from './actor-scan.js';
 import { resolveFailure, RETRY } from './failure.js';
+import { countScan } from './scan-counter.js';
 import { loadActor, type LoadedActor } from './load-actor.js';
 import type { ScanOutcome } from './scan-pool.js';
 import { SLOT_BEGUN, SLOT_GROUPS_AT, SLOT_PICKED, type JudgedFile, type JudgePolicy, type JudgeResult, type JudgeScanner, type JudgeTask } from './tasks.js';
@@ -96,7 +97,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   } catch {
     /* no readable tags (no xattr support, a vanished file): judge by scanning */
   }
-  const out: JudgedFile = { path, answers: [], transient: [], slow: [], scans: [], tagErrors: [], fromTags: false };
+  const out: JudgedFile = { path, answers: [], transient: [], slow: [], scans: [], uncounted: [], tagErrors: [], fromTags: false };
   if (evaluate(policy.rules, answers).verdict !== 'pending') {
     out.answers = [...answers];
     out.fromTags = true;
@@ -215,12 +216,18 @@ async function scanOne(fd: number, name: string, path: string, ctx: BatchContext
 }
 
 async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner, ctx: BatchContext, out: JudgedFile): Promise<ScanOutcome> {
+  // Counted as it starts (the main thread sees a scan in flight); a scanner without a slot is counted on return.
+  if (s.counter !== undefined && s.counter >= 0 && ctx.task.policy.scanCounts) countScan(ctx.task.policy.scanCounts, s.counter);
+  else out.uncounted.push(s.name);
   let loaded: LoadedActor;
   try {
     loaded = await actorOf(s);
   } catch (err) {
     return { kind: 'error', code: 'load', message: (err as Error).message };
   }
+  // pool.scanTimeout counts from the moment a scanner starts on a file (docs/config.md): the tag work before it
+  // (reading, leasing) is not the scan's time. The batch's deadline is from its latest start or end.
+  new Float64Array(ctx.task.started, 0, 2)[SLOT_BEGUN] = Date.now();
   const r = await scanWith(s.name, loaded.instance, { fd, size, path, chunkSize: ctx.task.chunkSize, groups: ctx.groups, marker: ctx.task.marker });
   if (r.helperPids) ctx.helperPids[s.name] = r.helperPids;
   if ('error' in r) return { kind: 'error', code: r.error.code, message: r.error.message };

@@ -87,6 +87,8 @@ export type WorkerResult = LoadResult | ScanResult | WorkerFailure | JudgeResult
 /** A scanner of the stack as a judge task needs it: its actor, and what its failures answer (the entry's policy). */
 export interface JudgeScanner extends WorkerEntry {
   maxSize?: number;
+  /** Its slot in `JudgePolicy.scanCounts` (scan-counter.ts); -1 or absent: counted by the main thread. */
+  counter?: number;
   onError: FailureAction;
   onTimeout: FailureAction;
   onTooLarge: FailureAction;
@@ -104,6 +106,8 @@ export interface JudgePolicy {
   tags: { namespace: 'trusted' | 'user'; key: Uint8Array; leaseMs: number; stampMode: 'ctime' | 'mtime' };
   /** Bound of a scan that goes on after its file's verdict (a slower scanner writing its tag). */
   timeoutMs: number;
+  /** Scans started per scanner slot, counted by the workers as each starts (scan-counter.ts). */
+  scanCounts?: SharedArrayBuffer;
 }
 
 /**
@@ -133,6 +137,8 @@ export interface JudgedFile {
   slow: string[];
   /** Scans run: the actor's own time (ms), and the whole of it from the lease to the result tag written (totalMs). */
   scans: { name: string; ms: number; totalMs: number }[];
+  /** Scan attempts of scanners without a shared counter slot (JudgeScanner.counter): the main thread counts them. */
+  uncounted: string[];
   /** Tags that could not be written (no room, no support): the answer holds in memory only. */
   tagErrors: { name: string; message: string }[];
   /** Tags alone decided it: nothing was scanned. */
