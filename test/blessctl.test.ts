@@ -7,7 +7,7 @@ import { EICAR } from '../src/daemon/demo.js';
 import { REPO } from './helpers/daemon-harness.js';
 import { lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, within } from './helpers/wait.js';
 
 const BLESSCTL = join(REPO, 'dist/src/cli/blessctl.js');
 const t0 = isRoot() ? test.serial : test.skip;
@@ -23,7 +23,7 @@ t0('subscribe --count N ends quietly with 0; top takes durations; stats shows pe
   await waitFor('the subscriber to register', async () => ((await probe.request('status')) as { queues: { subscribers: unknown[] } }).queues.subscribers.length > 0);
   await appendFile(join(h.dir, 'a.txt'), 'more\n');
   await sub.waitFor((l) => /dirty\s+.*a\.txt/.test(l), 10_000, 'the dirty notice');
-  const code = await new Promise<number | null>((r) => (sub.child.exitCode !== null ? r(sub.child.exitCode) : sub.child.on('exit', (c) => r(c))));
+  const code = await within('blessctl subscribe --count 1 to exit', new Promise<number | null>((r) => (sub.child.exitCode !== null ? r(sub.child.exitCode) : sub.child.on('exit', (c) => r(c)))));
   t.is(code, 0);
   t.is(sub.stderr(), '', 'no "the daemon closed the connection" after our own --count end');
 

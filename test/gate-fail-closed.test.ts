@@ -67,6 +67,8 @@ t0("one uid past its share gets EAGAIN at once, never content; another uid's rea
   t.is(r.stdout, 'other user\n');
   t.true(r.ms < AT_ONCE_MS, `another uid waited ${r.ms} ms (the deadline is ${DEADLINE_MS} ms)`);
 
+  // Fallback records reach JS after the native thread answered: the accessor may be done before its record arrives.
+  await waitFor('a fallback record of the uid-share refusals', () => h.events.some((e) => e.kind === 'fallback' && e.why === 'uid-share'));
   const records = h.events.filter((e) => e.kind === 'fallback' && e.why === 'uid-share');
   t.true(records.length >= 1 && records.length <= 20, `fallback records: ${records.length}`);
   t.is(records[0]!.uid, atk.uid);
@@ -113,7 +115,7 @@ t0('held open notices never crowd out permission events; past maxPending the ans
   t.is(r2.stdout, '');
   t.true(r2.ms < AT_ONCE_MS, `refused at once, not at the deadline (${r2.ms} ms)`);
   t.true(h.gate.native.stats().answeredOverload >= 1);
-  t.true(h.events.some((e) => e.kind === 'fallback' && e.why === 'overload' && e.path === late));
+  await waitFor('the fallback record of the overload refusal', () => h.events.some((e) => e.kind === 'fallback' && e.why === 'overload' && e.path === late));
   for (const c of held) c.kill();
   holder.kill();
 });
@@ -134,6 +136,7 @@ t0('a deadline never releases a cached deny, even with deadlineAnswer allow; the
   t.is(r.stdout, '');
   t.true(r.ms >= 350, `answered by the deadline (${r.ms} ms)`);
   t.is(h.gate.native.stats().deadlineKeptDeny, 1);
+  await waitFor('a fallback record for the deadline answer', () => h.events.some((e) => e.kind === 'fallback' && e.why === 'deadline'));
   const rec = h.events.find((e) => e.kind === 'fallback' && e.why === 'deadline');
   t.truthy(rec, 'a fallback record for the deadline answer');
   t.is(rec!.path, bad);
@@ -169,5 +172,5 @@ t0('with deadlineAnswer allow, cat of a 4 MiB unjudged file costs one deadline, 
   t.is(r.stdout.trim(), String(4 << 20));
   t.true(r.ms < base.ms + 4 * 500, `cat took ${r.ms} ms, ${base.ms} ms unguarded (one 500 ms deadline per read would be ~16 s)`);
   t.true(h.gate.native.stats().answeredAccessDeadline >= 1);
-  t.true(h.events.some((e) => e.kind === 'fallback' && e.why === 'access-deadline'));
+  await waitFor('a fallback record of the access deadline', () => h.events.some((e) => e.kind === 'fallback' && e.why === 'access-deadline'));
 });

@@ -14,6 +14,7 @@ import { runChild } from './helpers/child.js';
 import { REPO, withDaemon } from './helpers/daemon-harness.js';
 import { lineChild } from './helpers/notify-harness.js';
 import { isRoot, makeScratch } from './helpers/scratch.js';
+import { within } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 const BLESSD = join(REPO, 'dist/src/cli/blessd.js');
@@ -144,6 +145,6 @@ stack:
   t.regex(r.body, /^blessd_pending_permission_events 0$/m);
   const exited = new Promise<number | null>((resolve) => d.child.on('exit', (c) => resolve(c)));
   d.child.kill('SIGTERM');
-  t.is(await exited, 0, d.stderr());
+  t.is(await within('blessd to exit after SIGTERM', exited, 15_000), 0, d.stderr());
   await t.throwsAsync(get({ socketPath: sock }), { code: 'ENOENT' });
 });

@@ -11,7 +11,9 @@ import { isRoot, makeScratch } from './helpers/scratch.js';
 const t0 = isRoot() ? test.serial : test.skip;
 
 t0('scan outside every guard judges and tags nothing; inside, it judges', async (t) => {
-  const h = await withNotify(t, 'tmpfs');
+  // Written before the daemon starts: a write under its eyes would be rescanned after its close, and that scan could
+  // land before the count below is read (it did, on a loaded machine).
+  const h = await withNotify(t, 'tmpfs', { prepare: (d) => writeFile(join(d, 'eicar.com'), EICAR) });
   const outside = await makeScratch('tmpfs', 8); // a private mount that no guard covers
   t.teardown(() => outside.cleanup());
   const stray = join(outside.dir, 'eicar.com');

@@ -10,7 +10,8 @@ import { EICAR } from '../src/daemon/demo.js';
 import { runChild, startChild } from './helpers/child.js';
 import { withDaemon } from './helpers/daemon-harness.js';
 import { isRoot } from './helpers/scratch.js';
-import { waitFor } from './helpers/wait.js';
+import { lineChild } from './helpers/notify-harness.js';
+import { waitFor, waitHeld, within } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 
@@ -50,10 +51,14 @@ t0('ext4: with rescan onRead a reader held while the file is written gets its re
   const h = await withDaemon(t, 'ext4', { rescan: 'onRead', prepare: (d) => writeFile(join(d, 'busy.txt'), 'v1\n') });
   const file = join(h.dir, 'busy.txt');
   t.is((await runChild('cat', [file])).stdout, 'v1\n');
-  const writer = startChild('python3', ['-c', `import os,time\nfd=os.open(${JSON.stringify(file)},os.O_WRONLY|os.O_APPEND)\nos.write(fd,b'v2\\n')\nprint('wrote',flush=True)\ntime.sleep(1)\nos.close(fd)`]);
-  await new Promise<void>((r) => writer.child.stdout!.once('data', () => r()));
-  const r = await runChild('cat', [file], { timeoutMs: 15_000 });
+  // The writer closes when told (a line on its stdin), once the reader is seen held: the order is the test.
+  const writer = lineChild(t, 'python3', ['-c', `import os,sys\nfd=os.open(${JSON.stringify(file)},os.O_WRONLY|os.O_APPEND)\nos.write(fd,b'v2\\n')\nprint('wrote',flush=True)\nsys.stdin.readline()\nos.close(fd)\nprint('closed',flush=True)`]);
+  await writer.waitFor((l) => l === 'wrote', 10_000, 'the write');
+  const reader = startChild('cat', [file], 15_000);
+  await waitHeld(reader.child.pid!, 'the reader held while the writer is open', { syscall: ['read', 'pread64'] });
+  t.is(writer.child.exitCode, null, 'the writer still holds its fd');
+  writer.child.stdin!.write('close\n');
+  await writer.waitFor((l) => l === 'closed', 10_000, 'the close');
+  const r = await within('the reader after the close and the rescan', reader.done, 20_000);
   t.is(r.stdout, 'v1\nv2\n', 'read after the writer closed and the rescan passed');
-  t.true(r.ms >= 500, `the reader waited for the close: ${r.ms} ms`);
-  await writer.done;
 });

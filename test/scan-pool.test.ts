@@ -61,8 +61,11 @@ test('three actors scan one file in parallel, each in its own task', async (t) =
   ]);
   for (const o of outcomes) if (o.kind === 'answer') t.regex(o.generation, /^[0-9a-f]{64}$/);
 
-  // Overlap, measured by the actors themselves: every scan started before any ended.
-  const sleepy = (n: number): PoolEntry => ({ name: `sleepy${n}`, actor: fixture('sleepy-actor'), options: { ms: 300, n } });
+  // Overlap, measured by the actors themselves: every scan started before any ended. They meet first (each waits
+  // until all three run), so a late worker on a loaded machine is waited for, and scans run in turn never meet.
+  const meet = join(dir.dir, 'meet');
+  (await import('node:fs')).mkdirSync(meet);
+  const sleepy = (n: number): PoolEntry => ({ name: `sleepy${n}`, actor: fixture('sleepy-actor'), options: { ms: 50, n, meet, of: 3 } });
   const runs = await Promise.all([1, 2, 3].map((n) => pool.scan(f, sleepy(n), { timeoutMs: 20_000 })));
   const spans = runs.map((o) => {
     t.is(o.kind, 'answer');

@@ -10,6 +10,7 @@ import { runChild } from './helpers/child.js';
 import { REPO } from './helpers/daemon-harness.js';
 import { lineChild, PYTHON } from './helpers/notify-harness.js';
 import { isRoot, makeScratch } from './helpers/scratch.js';
+import { within } from './helpers/wait.js';
 
 const run = promisify(execFile);
 const BLESSD = join(REPO, 'dist/src/cli/blessd.js');
@@ -71,7 +72,7 @@ stack:
   const exited = new Promise<number | null>((resolve) => d.child.on('exit', (code) => resolve(code)));
   const beforeStop = messages().length;
   d.child.kill('SIGTERM');
-  t.is(await exited, 0, d.stderr());
+  t.is(await within('blessd to exit after SIGTERM', exited, 15_000), 0, d.stderr());
   await waitMessage(/^STOPPING=1/, beforeStop, 'STOPPING=1');
 });
 
