@@ -62,6 +62,9 @@ class Services implements InodeServices {
   judged() {
     this.record('judged');
   }
+  releaseLeases(fd: number, names: string[]) {
+    this.record(`release ${fd} ${names.join(',')}`);
+  }
   readAnswersNow() {
     return new Map([DEFAULT]);
   }
@@ -180,6 +183,7 @@ test('a judgement whose batch failed is answered by the entry policy: retried on
   registry.ensure('1:3', 8, { uid: 1000, waiter: reader(1) });
   done(svc, 0, { failed: 'timeout', message: 'no file of the batch judged within 5000 ms' });
   t.is(svc.jobs.length, 2, 'onTimeout: retry sends it once more');
+  t.true(svc.calls.includes('release 8 signature'), `the dead worker's leases are given back before the retry (${svc.calls.join(', ')})`);
   t.true(svc.jobs[1]!.job.solo === true, 'alone, so that its failure is its own');
   t.deepEqual(svc.answered, []);
   done(svc, 1, { failed: 'timeout', message: 'again' });

@@ -104,6 +104,7 @@ class RecordingServices implements InodeServices {
   }
   judgeAlsoFor() {}
   judged() {}
+  releaseLeases() {}
   readAnswersNow() {
     return new Map(this.tagAnswers);
   }

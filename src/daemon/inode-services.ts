@@ -124,6 +124,15 @@ export function inodeServices(d: DaemonParts): InodeServices {
       if (file.scans.length > 0) d.costs.scanned(file.path, ms, []);
       for (const e of file.tagErrors) d.log.warn({ scanner: e.name, err: e.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart');
     },
+    releaseLeases: (fd, names) => {
+      for (const name of names) {
+        try {
+          d.tags.releaseHeld(fd, name);
+        } catch {
+          /* a file without tag support, or gone: there is no lease to give back */
+        }
+      }
+    },
     readAnswersNow: (fd) => {
       try {
         return d.stack.answersOf(d.tags.readSync(fd, d.stack.generations));

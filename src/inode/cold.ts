@@ -131,6 +131,9 @@ export class ColdInode {
     }
     // No judgement came back, so no path either: logs and notices name the file all the same (display only).
     this.path = readlinkQuiet(`/proc/self/fd/${this.fd}`) ?? this.path;
+    // The worker that held this file's leases is gone with its tokens: give them back here, or the file would look
+    // busy (and every later reader wait) until the lease expires.
+    this.services.releaseLeases(this.fd, this.services.needed(this.services.readAnswersNow(this.fd)));
     const answers = this.services.readAnswersNow(this.fd);
     for (const name of this.services.needed(answers)) {
       const res = this.services.failureAnswer(name, r.failed, r.message, this.retried);

@@ -70,6 +70,8 @@ export interface InodeServices {
   judgeAlsoFor(job: JudgeJob, uid: number): void;
   /** A cold judgement came back: counters, costs, tag-write warnings. */
   judged(file: JudgedFile): void;
+  /** Remove this process's leases of these scanners on the file (their worker is gone); never throws. */
+  releaseLeases(fd: number, names: string[]): void;
   /** Answers valid tags give now, plus the constant ones; never throws (no readable tags: the constants). */
   readAnswersNow(fd: number): Map<string, Answer>;
   /** What a failure of this scanner answers by its entry's policy; undefined: retry (once). */

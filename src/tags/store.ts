@@ -226,6 +226,22 @@ export class TagStore {
     return xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
   }
 
+  /**
+   * Give back a lease of this process whose token is lost: its scan ran in a pool worker that was destroyed (timed
+   * out, crashed), so no abort() can come. Only a scanning tag with a valid MAC naming this holder is removed; a
+   * scan of this process still running on the file then finds its lease gone and drops its result (no wrong tag).
+   */
+  releaseHeld(fd: number, scanner: string): boolean {
+    const name = tagName(this.namespace, scanner);
+    const current = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
+    if (current === null) return false;
+    const decoded = decodeTag(current);
+    if (!decoded.ok || decoded.tag.value.kind !== 'scanning' || decoded.tag.value.holder !== this.holder) return false;
+    if (!verifyTag(decoded.tag, this.#key, name, scanner)) return false;
+    this.#leases.delete(decoded.tag.value.token);
+    return xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
+  }
+
   /** Dirty: remove every scanned-by.* tag, in both namespaces. Returns the names removed. */
   clear(target: number | string): string[] {
     return clearTags(target);
