@@ -10,6 +10,7 @@ import { evaluate, neededScanners, type StackRule } from '../src/policy/stack.js
 import { resolveFailure, RETRY, type FailurePolicy } from '../src/pool/failure.js';
 import type { JudgeFailure, JudgeJob } from '../src/pool/judge-queue.js';
 import type { JudgedFile } from '../src/pool/tasks.js';
+import { Recorder } from './helpers/recorder.js';
 
 const STACK: StackRule[] = [
   { name: 'signature', control: 'required' },
@@ -17,8 +18,7 @@ const STACK: StackRule[] = [
 ];
 const DEFAULT: [string, Answer] = ['default', { answer: 'allow', reason: 'default' }];
 
-class Services implements InodeServices {
-  readonly calls: string[] = [];
+class Services extends Recorder implements InodeServices {
   readonly answered: [number, string][] = [];
   readonly jobs: { job: JudgeJob; uid: number }[] = [];
   readonly also: [JudgeJob, number][] = [];
@@ -28,27 +28,9 @@ class Services implements InodeServices {
   rescan: 'onClose' | 'onRead' = 'onClose';
   coldPath = true;
   policy: FailurePolicy = { onError: 'deny', onTimeout: 'retry', onTooLarge: 'deny' };
-  private watchers: (() => void)[] = [];
 
-  constructor(readonly stack: StackRule[] = STACK) {}
-
-  private record(call: string) {
-    this.calls.push(call);
-    for (const w of this.watchers.splice(0)) w();
-  }
-
-  until(pred: () => boolean, what: string, ms = 5_000): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; calls: ${this.calls.join(', ')}`)), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(timer);
-          resolve();
-        } else this.watchers.push(check);
-      };
-      this.watchers.push(check);
-    });
+  constructor(readonly stack: StackRule[] = STACK) {
+    super();
   }
 
   judge(job: JudgeJob, uid: number) {

@@ -8,6 +8,7 @@ import { InodeRegistry } from '../src/inode/registry.js';
 import type { InodeServices, ScanResult, StackVerdict, Waiter } from '../src/inode/services.js';
 import type { Answer } from '../src/policy/answer.js';
 import { evaluate, neededScanners, type StackRule } from '../src/policy/stack.js';
+import { Recorder } from './helpers/recorder.js';
 
 interface PendingScan {
   name: string;
@@ -16,8 +17,7 @@ interface PendingScan {
   reject: (e: Error) => void;
 }
 
-class RecordingServices implements InodeServices {
-  readonly calls: string[] = [];
+class RecordingServices extends Recorder implements InodeServices {
   readonly answered: [number, string][] = [];
   readonly scans: PendingScan[] = [];
   evaluations = 0;
@@ -28,28 +28,9 @@ class RecordingServices implements InodeServices {
   /** Set to make readAnswers wait for the test. */
   tagsGate?: Promise<void>;
   failEvaluate = false;
-  private watchers: (() => void)[] = [];
 
-  constructor(readonly stack: StackRule[]) {}
-
-  private record(call: string) {
-    this.calls.push(call);
-    for (const w of this.watchers.splice(0)) w();
-  }
-
-  /** Resolves once `pred` holds (checked after every recorded request); fails the test after `ms`. */
-  until(pred: () => boolean, what: string, ms = 5_000): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; calls: ${this.calls.join(', ')}`)), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(timer);
-          resolve();
-        } else this.watchers.push(check);
-      };
-      this.watchers.push(check);
-    });
+  constructor(readonly stack: StackRule[]) {
+    super();
   }
 
   async readAnswers(): Promise<Map<string, Answer>> {
