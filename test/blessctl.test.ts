@@ -4,7 +4,7 @@ import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runChild } from './helpers/child.js';
 import { EICAR } from '../src/daemon/demo.js';
-import { REPO } from './helpers/daemon-harness.js';
+import { FIXTURES, REPO } from './helpers/daemon-harness.js';
 import { lineChild, withNotify } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
@@ -140,7 +140,14 @@ t0('blessctl stats --by process|path|uid: who waited, what was scanned and denie
 });
 
 t0('blessctl top shows, per interval, the processes whose accesses waited for a judgement and were denied', async (t) => {
+  // Each scan takes 500 ms: an open notice starts the judgement at once, and without a slow scan it can end before
+  // the opener's read arrives — that read then never waits (and is not a row of `top`), which is right but racy here.
   const h = await withNotify(t, 'ext4', {
+    stack: `  - actor: ${join(FIXTURES, 'word-actor.js')}
+    name: slow
+    options: { word: EICAR-STANDARD-ANTIVIRUS-TEST-FILE, ms: 500 }
+  - actor: default
+    options: { answer: allow }`,
     prepare: async (d) => {
       await writeFile(join(d, 'eicar.com'), EICAR);
       for (let i = 0; i < 3; i++) await writeFile(join(d, `f${i}.txt`), `f${i}\n`);
