@@ -10,7 +10,7 @@ import { evaluate, neededScanners, type StackRule } from '../src/policy/stack.js
 import { resolveFailure, RETRY, type FailurePolicy } from '../src/pool/failure.js';
 import type { JudgeFailure, JudgeJob } from '../src/pool/judge-queue.js';
 import type { JudgedFile } from '../src/pool/tasks.js';
-import { Recorder } from './helpers/recorder.js';
+import { VerdictRecorder } from './helpers/recorder.js';
 
 const STACK: StackRule[] = [
   { name: 'signature', control: 'required' },
@@ -18,8 +18,7 @@ const STACK: StackRule[] = [
 ];
 const DEFAULT: [string, Answer] = ['default', { answer: 'allow', reason: 'default' }];
 
-class Services extends Recorder implements InodeServices {
-  readonly answered: [number, string][] = [];
+class Services extends VerdictRecorder implements InodeServices {
   readonly jobs: { job: JudgeJob; uid: number }[] = [];
   readonly also: [JudgeJob, number][] = [];
   readonly scans: { name: string; resolve: (r: ScanResult) => void }[] = [];
@@ -80,26 +79,10 @@ class Services extends Recorder implements InodeServices {
     this.record('clearTags');
     return [];
   }
-  answer(w: Waiter, verdict: string) {
-    this.answered.push([w.id, verdict]);
-    this.record(`answer ${w.id} ${verdict}`);
-  }
   failBless = false;
-  bless() {
+  override bless() {
     if (this.failBless) throw new Error('bless broke');
-    this.record('bless');
-  }
-  condemn() {
-    this.record('condemn');
-  }
-  forget() {
-    this.record('forget');
-  }
-  notify(kind: string, detail: Record<string, unknown>) {
-    this.record(`notify ${kind}${detail['verdict'] ? ' ' + String(detail['verdict']) : ''}`);
-  }
-  logDenied(d: { reason?: string }) {
-    this.record(`logDenied ${d.reason}`);
+    super.bless();
   }
 }
 

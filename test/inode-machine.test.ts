@@ -8,7 +8,7 @@ import { InodeRegistry } from '../src/inode/registry.js';
 import type { InodeServices, ScanResult, StackVerdict, Waiter } from '../src/inode/services.js';
 import type { Answer } from '../src/policy/answer.js';
 import { evaluate, neededScanners, type StackRule } from '../src/policy/stack.js';
-import { Recorder } from './helpers/recorder.js';
+import { VerdictRecorder } from './helpers/recorder.js';
 
 interface PendingScan {
   name: string;
@@ -17,8 +17,7 @@ interface PendingScan {
   reject: (e: Error) => void;
 }
 
-class RecordingServices extends Recorder implements InodeServices {
-  readonly answered: [number, string][] = [];
+class RecordingServices extends VerdictRecorder implements InodeServices {
   readonly scans: PendingScan[] = [];
   evaluations = 0;
   whileWriting: 'wait' | 'allow' = 'wait';
@@ -58,25 +57,6 @@ class RecordingServices extends Recorder implements InodeServices {
   clearTags() {
     this.record('clearTags');
     return [];
-  }
-  answer(w: Waiter, verdict: string) {
-    this.answered.push([w.id, verdict]);
-    this.record(`answer ${w.id} ${verdict}`);
-  }
-  bless() {
-    this.record('bless');
-  }
-  condemn() {
-    this.record('condemn');
-  }
-  forget() {
-    this.record('forget');
-  }
-  notify(kind: string, detail: Record<string, unknown>) {
-    this.record(`notify ${kind}${detail['verdict'] ? ' ' + String(detail['verdict']) : ''}`);
-  }
-  logDenied(d: { reason?: string }) {
-    this.record(`logDenied ${d.reason}`);
   }
   // The cold path (cold.ts) is off here: every judgement is a machine. test/inode-cold.test.ts drives the other.
   coldPath = false;

@@ -1,5 +1,6 @@
 // The recording half of the fake InodeServices in the inode unit tests: each request the code under test makes is
 // recorded by name, and a test waits for the one it expects with a bound that fails it.
+import type { Waiter } from '../../src/inode/services.js';
 export class Recorder {
   readonly calls: string[] = [];
   private watchers: (() => void)[] = [];
@@ -22,5 +23,30 @@ export class Recorder {
       };
       this.watchers.push(check);
     });
+  }
+}
+
+/** The answers and verdict side effects both inode unit tests' fakes record the same way. */
+export class VerdictRecorder extends Recorder {
+  readonly answered: [number, string][] = [];
+
+  answer(w: Waiter, verdict: string) {
+    this.answered.push([w.id, verdict]);
+    this.record(`answer ${w.id} ${verdict}`);
+  }
+  bless() {
+    this.record('bless');
+  }
+  condemn() {
+    this.record('condemn');
+  }
+  forget() {
+    this.record('forget');
+  }
+  notify(kind: string, detail: Record<string, unknown>) {
+    this.record(`notify ${kind}${detail['verdict'] ? ' ' + String(detail['verdict']) : ''}`);
+  }
+  logDenied(d: { reason?: string }) {
+    this.record(`logDenied ${d.reason}`);
   }
 }
