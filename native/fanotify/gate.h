@@ -224,7 +224,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
     int64_t delay_ns = 0;  // the wait before that (doubles: a preempted accessor may need a while to be scheduled)
   };
   static constexpr size_t kMaxHeld = 1024;
-  static constexpr int64_t kHoldNs = 5000000;         // the bound task_access's own wait used to have
+  static constexpr int64_t kHoldNs = 5000000;         // a set-aside event counts as a read after this (a preempted accessor)
   static constexpr int64_t kHeldPollNs = 20000;       // the first look again, 20 µs after
   static constexpr int64_t kHeldMaxDelayNs = 640000;  // at most this between two looks
   int64_t held_delay_ns_ = 0;                         // RetryHeld: the delay of the event being judged again

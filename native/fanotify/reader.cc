@@ -327,7 +327,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   }
 
   // 2. Pre-content events fire on write() and ftruncate() too: the accessor's blocked syscall says which (O(1)).
-  TaskAccess access = fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) ? task_access(tid, key.dev, key.ino, false) : TaskAccess::Read;
+  TaskAccess access = fast == Miss && have_key && (md->mask & FAN_PRE_ACCESS) ? task_access(tid, key.dev, key.ino) : TaskAccess::Read;
   if (access == TaskAccess::NotYet) {
     if (Hold(md, held_since)) return;
     access = TaskAccess::Read;  // held long enough (or no room): it waits for the verdict like a read
@@ -428,7 +428,7 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
   // 5. An open for writing only cannot read (no read(), no mmap): it passes in both modes, denied file or not, so
   // that a writer can always replace content. Whether an opener writes is read while it still sits in open() —
   // only here, where the answer depends on it.
-  int accmode = is_open ? task_open_accmode(tid, false) : -1;
+  int accmode = is_open ? task_open_accmode(tid) : -1;
   if (accmode == kAccmodeNotYet) {
     if (Hold(md, held_since)) return;
     accmode = -1;

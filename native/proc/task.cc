@@ -11,9 +11,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sched.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
@@ -22,8 +20,6 @@
 namespace blessd {
 
 namespace {
-
-constexpr int kRunningAttempts = 16 + 50;
 
 ssize_t read_small(const char *path, char *buf, size_t size) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -39,22 +35,13 @@ enum class SyscallState : uint8_t { Known, Running, Unknown };
 
 // "nr a0 a1 a2 a3 a4 a5 sp pc" (hex arguments); "running" or "-1 sp pc" when the task is not in a syscall.
 // "running" also shows in the moment between the accessor queueing its event (which wakes us) and falling asleep
-// to wait for the answer, longer when it is preempted there on a loaded machine: with `wait`, look again, within a
-// bound; without, say Running and let the caller come back.
-SyscallState read_syscall(pid_t tid, long &nr, unsigned long args[6], bool wait) {
+// to wait for the answer, longer when it is preempted there on a loaded machine: say Running, and the caller asks
+// again a moment later (the reader thread sets the event aside instead of sleeping on it).
+SyscallState read_syscall(pid_t tid, long &nr, unsigned long args[6]) {
   char path[48], buf[256];
   snprintf(path, sizeof path, "/proc/%d/syscall", (int)tid);
-  for (int attempt = 0;; attempt++) {
-    if (read_small(path, buf, sizeof buf) <= 0) return SyscallState::Unknown;
-    if (buf[0] != 'r') break;
-    if (!wait) return SyscallState::Running;
-    if (attempt >= kRunningAttempts) return SyscallState::Unknown;
-    if (attempt < 16) sched_yield();
-    else {
-      struct timespec pause = {0, 100000};  // 100 µs; kRunningAttempts bounds the whole wait to about 5 ms
-      nanosleep(&pause, nullptr);
-    }
-  }
+  if (read_small(path, buf, sizeof buf) <= 0) return SyscallState::Unknown;
+  if (buf[0] == 'r') return SyscallState::Running;
   if (buf[0] < '0' || buf[0] > '9') return SyscallState::Unknown;  // -1: not blocked in a syscall
   char *p = buf;
   nr = strtol(p, &p, 10);
@@ -87,10 +74,10 @@ bool fd_on_inode(pid_t tid, unsigned long fd, uint64_t dev, uint64_t ino, bool f
 
 }  // namespace
 
-TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino, bool wait) {
+TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino) {
   long nr;
   unsigned long a[6];
-  SyscallState state = read_syscall(tid, nr, a, wait);
+  SyscallState state = read_syscall(tid, nr, a);
   if (state == SyscallState::Running) return TaskAccess::NotYet;
   if (state != SyscallState::Known) return TaskAccess::Read;
   switch (nr) {
@@ -119,10 +106,10 @@ TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino, bool wait) {
   }
 }
 
-int task_open_accmode(pid_t tid, bool wait) {
+int task_open_accmode(pid_t tid) {
   long nr;
   unsigned long a[6];
-  SyscallState state = read_syscall(tid, nr, a, wait);
+  SyscallState state = read_syscall(tid, nr, a);
   if (state == SyscallState::Running) return kAccmodeNotYet;
   if (state != SyscallState::Known) return -1;
   unsigned long flags;

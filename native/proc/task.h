@@ -12,20 +12,19 @@ enum class TaskAccess : uint8_t {
   Read,   // everything else — reads, mmap, sendfile/splice, execve, io_uring, a task we cannot read: waits
   SharedWriteMap,  // mmap(PROT_WRITE, MAP_SHARED) of this inode through a write fd: waits like a read, and its later
                    // stores change content with no event (docs/kernel.md, exp11)
-  NotYet,  // (wait = false only) the task has not fallen asleep in its syscall yet: ask again a moment later
+  NotYet,  // the task has not fallen asleep in its syscall yet: ask again a moment later
 };
 
 // Classify the access of task `tid`, blocked on (dev, ino), from /proc/<tid>/syscall and /proc/<tid>/fdinfo/<fd>.
-// A task that just queued its event may still be running on its way to sleep: with `wait`, it is read again for
-// about 5 ms and then counts as a Read; without, the answer is NotYet at once, and the caller asks again later
-// (the reader thread goes on with other events meanwhile instead of sleeping on this one).
-TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino, bool wait = true);
+// A task that just queued its event may still be running on its way to sleep: the answer is then NotYet, and the
+// caller asks again later (the reader thread goes on with other events meanwhile instead of sleeping on this one).
+TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino);
 
 // The access mode (O_RDONLY, O_WRONLY or O_RDWR) an opener blocked in open()/openat()/creat() asks for, from the
 // flags register; -1 when the task is in another syscall (execve, openat2 whose flags live in memory) or unreadable;
-// kAccmodeNotYet when `wait` is false and the task is still running (as for task_access).
+// kAccmodeNotYet when the task is still running (as for task_access).
 constexpr int kAccmodeNotYet = -2;
-int task_open_accmode(pid_t tid, bool wait = true);
+int task_open_accmode(pid_t tid);
 
 // Thread group id and real uid of a task, from /proc/<tid>/status. False if the task is gone.
 bool task_identity(pid_t tid, pid_t &tgid, uint32_t &uid);
