@@ -29,6 +29,9 @@ export function sharedWritable(maps: string, devs: ReadonlySet<number>): { range
   const out: { range: string; dev: number; ino: number }[] = [];
   for (const line of maps.split('\n')) {
     // "lo-hi perms offset major:minor inode path"; perms like "rw-s": writable and shared, nothing else matters.
+    // Most lines are private mappings: look at the two perm letters before splitting the line (main thread).
+    const sp = line.indexOf(' ');
+    if (sp < 0 || line.charCodeAt(sp + 2) !== 0x77 /* w */ || line.charCodeAt(sp + 4) !== 0x73 /* s */) continue;
     const f = line.split(/\s+/, 5);
     if (f.length < 5 || f[1][1] !== 'w' || f[1][3] !== 's') continue;
     const [major, minor] = f[3].split(':').map((x) => parseInt(x, 16));
