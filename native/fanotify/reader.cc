@@ -442,9 +442,10 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
 
   // 6. Known denied, by the table or by the file's tags.
   if (denied) {
-    if (perm) WriteResponse(fd, response);
+    // Counted before the answer: the answered process (and whoever waits for it) may read the stats at once.
     c_.fast_denied++;
     if (is_open) c_.open_refused++;
+    if (perm) WriteResponse(fd, response);
     close(fd);
     return;
   }
