@@ -152,14 +152,8 @@ t0('a web server asked for a file known to be bad answers an error status, not 2
   await writeFile(join(h.dir, 'ok.txt'), 'fine\n');
   t.not((await atk.run('cat', [bad!])).code, 0, 'the first read is denied: the deny is now known');
   const server = atk.start('python3', ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', h.dir]);
-  const started = Date.now();
-  let port = 0;
-  while (!port) {
-    const m = /port (\d+)/.exec(server.output());
-    if (m) port = Number(m[1]);
-    else if (Date.now() - started > 20_000) return t.fail('http.server did not start: ' + server.output());
-    else await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(`http.server to print its port (${server.output()})`, () => /port (\d+)/.test(server.output()), 20_000);
+  const port = Number(/port (\d+)/.exec(server.output())![1]);
   const ok = await httpGet(port, '/ok.txt');
   t.is(ok.status, 200);
   t.is(ok.body, 'fine\n');
@@ -190,11 +184,7 @@ fds=[os.open(p, os.O_RDONLY) for _ in range(4) for p in paths]
 print('held', len(fds), flush=True)
 time.sleep(120)`,
   ]);
-  const started = Date.now();
-  while (!holder.output().includes('held 10000')) {
-    if (Date.now() - started > 60_000) return t.fail('the attacker could not hold 10,000 opens: ' + holder.output());
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor('the attacker to hold 10,000 opens', () => holder.output().includes('held 10000'), 60_000);
   const eicars = await ownFiles(h.dir, 'x', 20, atk, () => EICAR);
   const reads = await Promise.all(eicars.map((p) => atk.run('cat', [p], { timeoutMs: 60_000 })));
   for (const r of reads) t.false(r.stdout.includes('EICAR-STANDARD'), 'EICAR served under the flood of opens');

@@ -9,6 +9,7 @@ import { EICAR } from './helpers/actor-files.js';
 import { makeAttacker, openToEveryone, type Attacker } from './helpers/attacker.js';
 import { FIXTURES, REPO, withDaemon, type DaemonHarness } from './helpers/daemon-harness.js';
 import { isRoot } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 const EICAR_TEXT = EICAR.toString('latin1');
@@ -147,14 +148,7 @@ while time.time()<end:
   i+=1`,
     ]),
   );
-  const started = Date.now();
-  while (!fats.every((f) => f.output().includes('fds 19000'))) {
-    if (Date.now() - started > 20_000) {
-      t.fail('the fat processes did not open their fds: ' + fats.map((f) => f.output()).join('\n'));
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor('the fat processes to open their fds', () => fats.every((f) => f.output().includes('fds 19000')), 20_000);
   const before = h.daemon.stats().gate;
   const loaded = await readAll('load');
   const after = h.daemon.stats().gate;

@@ -9,6 +9,7 @@ import { EICAR } from '../src/daemon/demo.js';
 import { FIXTURES, withDaemon } from './helpers/daemon-harness.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { isRoot } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 
@@ -74,11 +75,7 @@ t0('ext4: one uid floods unjudged reads; its excess gets EAGAIN at once, and ano
   const victim = await makeAttacker(t, 'vic');
   const flood = flooder.start('python3', ['-c', FLOODER, join(h.dir, 'flood'), String(FLOOD)]);
   // The flood is on once the flooder holds its bound of files in judgement (a counter, with a bound that fails).
-  const until = Date.now() + 30_000;
-  while (h.daemon.stats().machines < BOUND * 0.9) {
-    if (Date.now() > until) return t.fail(`the flood never built up: ${JSON.stringify(h.daemon.stats().machines)} machines`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor(`the flood to build up (${BOUND * 0.9} files in judgement)`, () => h.daemon.stats().machines >= BOUND * 0.9, 30_000);
   const backlogMs = (BOUND * SCAN_MS) / 2; // what a first-come queue would make the victim wait, at least
   const files = [...Array.from({ length: 10 }, (_, i) => join(h.dir, 'mine', `v${i}`)), join(h.dir, 'mine', 'bad.com')];
   let lag = 0;

@@ -10,6 +10,7 @@ import { EICAR } from './helpers/actor-files.js';
 import { makeAttacker, openToEveryone, type Attacker } from './helpers/attacker.js';
 import { withDaemon } from './helpers/daemon-harness.js';
 import { isRoot, makeScratch } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 if (!isRoot()) console.log('known-gap tests skipped: they need root');
@@ -17,11 +18,7 @@ const MARKER = 'EICAR-STANDARD-ANTIVIRUS-TEST-FILE';
 
 /** Resolves when the attacker's process has printed `line`; fails the test after `ms`. */
 async function printed(p: { output(): string }, line: string, ms = 10_000) {
-  const until = Date.now() + ms;
-  while (!p.output().includes(line)) {
-    if (Date.now() > until) throw new Error(`no "${line}" within ${ms} ms: ${p.output()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(`"${line}" from the attacker's process`, () => p.output().includes(line), ms, 10);
 }
 
 /** A python3 program as the attacker that waits for `go` files the test creates (bounded: 15 s each). */
@@ -81,11 +78,7 @@ t0('gap with gate.sharedMapSweep: 0s: a file mapped shared-writable while silent
 t0('mitigated by the sweep: a file mapped shared-writable while silent is found in /proc/<pid>/maps and its stores are refused', async (t) => {
   const { r, h } = await silentMapping(t, '  sharedMapSweep: 200ms', async (h) => {
     // The sweep found the mapping (a counter, bounded: the test fails if it never does).
-    const until = Date.now() + 15_000;
-    while (h.daemon.stats().gate.sharedMapsSwept < 1) {
-      if (Date.now() > until) throw new Error('no sweep found the mapping within 15 s');
-      await new Promise((res) => setTimeout(res, 20));
-    }
+    await waitFor('a sweep to find the mapping', () => h.daemon.stats().gate.sharedMapsSwept >= 1, 15_000);
   });
   t.false(r.stdout.includes(MARKER), `EICAR stored through the mapping was served: ${r.stdout}`);
   t.not(r.code, 0, 'the read is refused');
