@@ -45,10 +45,15 @@ struct RangeInfo {
   uint64_t count;
 };
 
-// What a read-mode guard asks of the gate group: the read/mmap and exec wait. The open is a permission event too,
-// answered on the reader thread: refused at once when the verdict is already deny (a server can then answer an error
-// before it sends headers), allowed at once otherwise, and then a notice that starts the scan early.
-constexpr uint64_t kReadModeMask = FAN_OPEN_PERM | FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM;
+// What a read-mode guard asks of the gate group: the read/mmap and exec wait, and nothing else — one blocking event
+// per cold access (an open would be a second one, costing the machine as much again: docs/kernel.md). What the open
+// event gave us is kept where it is needed, per inode or per filesystem: a denied inode's own mark asks for its opens
+// (kDenyOpenMask), so that a known-bad file is still refused at open; a filesystem with tree guards asks for every
+// open as the checkpoint where a link or move into a tree is caught (trees.cc).
+constexpr uint64_t kReadModeMask = FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM;
+// The inode mark of a denied inode on a read-mode filesystem (not evictable: a deny must not go with the inode
+// cache; removed when the verdict goes — forget, dirty, bless).
+constexpr uint64_t kDenyOpenMask = FAN_OPEN_PERM;
 // Open mode, where the filesystem has no pre-content events or the guard asks for it: the open itself waits.
 constexpr uint64_t kOpenModeMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
 // The verdict cache's ignore mask: everything either mode could ask about this inode.

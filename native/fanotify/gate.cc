@@ -192,6 +192,12 @@ Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
   InodeKey key;
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
   VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
+  {
+    // A deny mark is not evictable: it would refuse the evictable ignore mark (EEXIST). It goes first.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = table_.find(key);
+    if (it != table_.end()) DropDenyOpenMarkLocked(it->second, key, fd);
+  }
   bool marked = AddIgnoreMark(fd);
   e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
   std::lock_guard<std::mutex> lock(mu_);
@@ -213,7 +219,7 @@ VerdictEntry Gate::EntryOf(int fd, Verdict verdict, uint32_t response, const str
     e.gen_known = generation_of_fd(fd, e.gen);
     if (fstat(fd, &st) == 0) take_stamp(e, st);
   }
-  if (verdict == Verdict::Allowed) {
+  if (verdict != Verdict::Dirty) {  // Allowed: removes the ignore mark later; Denied: the deny mark
     char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
     auto *fh = reinterpret_cast<struct file_handle *>(storage);
     fh->handle_bytes = MAX_HANDLE_SZ;
@@ -229,7 +235,15 @@ VerdictEntry Gate::EntryOf(int fd, Verdict verdict, uint32_t response, const str
 void Gate::RememberLocked(const InodeKey &key, VerdictEntry &&e) {
   if (table_.size() >= sweep_at_) SweepTableLocked();
   if (table_.size() >= max_entries_) ForgetAllLocked();
-  table_[key] = std::move(e);
+  auto it = table_.find(key);
+  if (it != table_.end()) {
+    // A deny replaced by another verdict drops its open mark; a deny again keeps it (the new entry says so).
+    if (e.open_marked) it->second.open_marked = false;
+    DropDenyOpenMarkLocked(it->second, key, -1);
+    it->second = std::move(e);
+  } else {
+    table_.emplace(key, std::move(e));
+  }
   budgets_.erase(key);  // a verdict ends the access budget of a deadline answer
 }
 
@@ -266,6 +280,7 @@ Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
   // A denied file must keep asking: drop any ignore mark it may still carry.
   RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
+  e.open_marked = AddDenyOpenMarkLocked(fd, key);
   RememberLocked(key, std::move(e));
   return env.Undefined();
 }
@@ -277,7 +292,11 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
   RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
-  table_.erase(key);
+  auto it = table_.find(key);
+  if (it != table_.end()) {
+    DropDenyOpenMarkLocked(it->second, key, fd);
+    table_.erase(it);
+  }
   budgets_.erase(key);
   return env.Undefined();
 }
@@ -290,6 +309,7 @@ Napi::Value Gate::ForgetInode(const Napi::CallbackInfo &info) {
   auto it = table_.find(key);
   if (it == table_.end()) return Napi::Boolean::New(info.Env(), false);
   if (it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(key.dev, it->second.handle_type, it->second.handle);
+  DropDenyOpenMarkLocked(it->second, key, -1);
   table_.erase(it);
   return Napi::Boolean::New(info.Env(), true);
 }
@@ -318,7 +338,11 @@ Napi::Value Gate::FlagSharedMap(const Napi::CallbackInfo &info) {
     }
     shared_maps_.emplace(key, now_ns());
     c_.shared_maps_swept++;
-    table_.erase(key);
+    auto entry = table_.find(key);
+    if (entry != table_.end()) {
+      DropDenyOpenMarkLocked(entry->second, key, -1);
+      table_.erase(entry);
+    }
   }
   RemoveIgnoreMark(AT_FDCWD, path.c_str());
   return Napi::Number::New(env, 1);
@@ -407,6 +431,9 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("ignoreMarksRemoved", (double)c_.marks_removed);
   o.Set("ignoreMarksRefused", (double)c_.marks_refused);
   o.Set("ignoreMarkFlushes", (double)c_.mark_flushes);
+  o.Set("denyMarksAdded", (double)c_.deny_marks_added);
+  o.Set("denyMarksRemoved", (double)c_.deny_marks_removed);
+  o.Set("denyMarksRefused", (double)c_.deny_marks_refused);
   o.Set("verdictTableSwept", (double)c_.swept);
   o.Set("verdictTableSweeps", (double)c_.sweeps);
   Napi::Object trees = Napi::Object::New(env);

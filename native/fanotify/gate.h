@@ -119,6 +119,7 @@ struct Counters {
   std::atomic<uint64_t> stops_seen{0}, stopped_ms{0};  // the reader found itself stopped (SIGSTOP, a stall): deadlines moved
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
+  std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
   std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
@@ -157,6 +158,10 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, bool add);
   void RememberFilesystem(const std::string &path);
   bool RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::string &handle);
+  bool RemoveMarkByHandle(uint64_t dev, int handle_type, const std::string &handle, bool deny);
+  bool AddDenyOpenMarkLocked(int fd, const InodeKey &key);
+  bool RemoveDenyOpenMark(int dfd, const char *path);
+  void DropDenyOpenMarkLocked(VerdictEntry &e, const InodeKey &key, int fd);
   void ForgetAllLocked();
   bool AddIgnoreMark(int fd);
   // gate.cc: one verdict entry for the open file (generation, stamp, and for Allowed the handle that removes its

@@ -97,8 +97,8 @@ Napi::Value Gate::MarkMount(const Napi::CallbackInfo &info) { return Mark(info, 
 Napi::Value Gate::UnmarkMount(const Napi::CallbackInfo &info) { return Mark(info, FAN_MARK_MOUNT, false); }
 
 // fanotify_mark takes no O_PATH descriptor, but a path through /proc/self/fd resolves to the inode without opening
-// it: that is how the reader thread drops an ignore mark knowing only a handle.
-bool Gate::RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::string &handle) {
+// it: that is how the reader thread drops an ignore or deny mark knowing only a handle.
+bool Gate::RemoveMarkByHandle(uint64_t dev, int handle_type, const std::string &handle, bool deny) {
   if (handle.empty()) return false;
   auto it = mount_fd_by_dev_.find(dev);
   if (it == mount_fd_by_dev_.end()) return false;
@@ -112,9 +112,43 @@ bool Gate::RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::st
   if (fd < 0) return false;
   char path[40];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  bool removed = RemoveIgnoreMark(AT_FDCWD, path);
+  bool removed = deny ? RemoveDenyOpenMark(AT_FDCWD, path) : RemoveIgnoreMark(AT_FDCWD, path);
   close(fd);
   return removed;
+}
+
+bool Gate::RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::string &handle) {
+  return RemoveMarkByHandle(dev, handle_type, handle, false);
+}
+
+// A denied inode on a read-mode filesystem asks for its own opens: the filesystem mark no longer does (one blocking
+// event per cold access), and a server must still be refused at open (it can then answer an error before it sends
+// headers). Not evictable: an evicted mark would let the next open through, and only the read would be refused.
+// Open-mode filesystems ask for every open already. Called with mu_ held; true if the inode carries the mark now.
+bool Gate::AddDenyOpenMarkLocked(int fd, const InodeKey &key) {
+  if (open_wait_devs_.count(key.dev)) return false;
+  if (fanotify_mark(gate_fd_, FAN_MARK_ADD, kDenyOpenMask, fd, nullptr) != 0) {
+    c_.deny_marks_refused++;  // the reads are still refused by the table; only the open passes
+    return false;
+  }
+  c_.deny_marks_added++;
+  return true;
+}
+
+// The verdict went (forget, dirty, bless): the inode stops asking at open. With no ignore bits either, the kernel
+// destroys the mark, so an evictable ignore mark can take its place (a non-evictable one would refuse it: EEXIST).
+bool Gate::RemoveDenyOpenMark(int dfd, const char *path) {
+  if (fanotify_mark(gate_fd_, FAN_MARK_REMOVE, kDenyOpenMask, dfd, path) != 0) return false;
+  c_.deny_marks_removed++;
+  return true;
+}
+
+// Called with mu_ held, when entry `e` of `key` leaves the table or stops being a deny. `fd` (or -1) names the inode.
+void Gate::DropDenyOpenMarkLocked(VerdictEntry &e, const InodeKey &key, int fd) {
+  if (!e.open_marked) return;
+  e.open_marked = false;
+  if (fd >= 0) RemoveDenyOpenMark(fd, nullptr);
+  else RemoveMarkByHandle(key.dev, e.handle_type, e.handle, true);
 }
 
 // The verdict cache's ignore mark. Filesystems without pre-content events refuse FAN_PRE_ACCESS even in an ignore
@@ -141,8 +175,8 @@ bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
 }
 
 // Forget, never assume: drop every cached verdict and every ignore mark. Called with mu_ held.
-// The gate group's inode marks are all ignore marks of ours (verdicts, outside inodes; every guard is a filesystem
-// mark), and the table no longer knows every one of them (a sweep drops entries whose mark stays): one
+// The gate group's inode marks are all ours (ignore marks of verdicts and outside inodes, deny marks of denied
+// inodes; every guard is a filesystem mark), and the table no longer knows every one of them (a sweep drops entries whose mark stays): one
 // FAN_MARK_FLUSH of the group's inode marks removes them all, however many. Filesystem marks stay.
 void Gate::ForgetAllLocked() {
   size_t known = outside_.size();
@@ -155,6 +189,7 @@ void Gate::ForgetAllLocked() {
     // Cannot happen on a live group; if it does, remove what we know of one by one.
     for (auto &kv : table_) {
       if (kv.second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(kv.first.dev, kv.second.handle_type, kv.second.handle);
+      DropDenyOpenMarkLocked(kv.second, kv.first, -1);
     }
     ForgetOutsideLocked();
   }

@@ -264,7 +264,7 @@ void Gate::HandleOverflow(std::vector<OutEvent> &batch) {
 //   5. an open for writing only                                   → allow
 //   6. the verdict table: Denied, or the tags settle it denied    → the refusal, opens included (read mode too)
 //   7. an access whose deadline already passed, judgement pending → the same answer at once
-//   8. Miss: an open in read mode → allow now, notice to JS; anything else waits for JS (within the caps)
+//   8. Miss: an open in read mode → allow; anything else waits for JS (within the caps)
 // Reading /proc/<tid>/syscall is the dearest step (tens of µs, and the accessor may not have fallen asleep yet):
 // for an open it is read only where it changes the answer (5 and 8; an allow is an allow), and an accessor still on
 // its way to sleep never makes the reader wait — its event is set aside and judged again after the batch (Hold).
@@ -480,11 +480,12 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
 
   // 8. Miss: nothing cached answers this event.
   if (is_open && !open_waits) {
-    // Read mode: the open passes now (its reads will wait); the notice lets JS start judging early — not for an
-    // O_RDWR opener: its writes will dirty the file anyway, and its first read judges.
+    // Read mode: an open asks only where a deny mark or a tree checkpoint made it ask (compat.h), and a miss
+    // passes — its reads wait. No notice: the judgement starts at the first read (one wake-up of JS per file).
     WriteResponse(fd, FAN_ALLOW);
     c_.open_allowed++;
-    return ForwardOpenNotice(md, fd, key, accmode == O_RDWR, batch);
+    close(fd);
+    return;
   }
   if (!perm) return ForwardOpenNotice(md, fd, key, false, batch);
   ForwardPermission(md, fd, key, batch);
@@ -521,6 +522,7 @@ void Gate::SharedMapRejudge(int fd, const InodeKey &key, int32_t tid, std::vecto
     std::lock_guard<std::mutex> lock(mu_);
     auto it = table_.find(key);
     if (it == table_.end()) it = table_.emplace(key, VerdictEntry{}).first;
+    DropDenyOpenMarkLocked(it->second, key, fd);
     it->second = VerdictEntry{};
     it->second.verdict = Verdict::Dirty;
     c_.shared_map_rejudged++;
@@ -809,6 +811,7 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
         // inode has no entry, since a sweep may have dropped that bless's entry already (once per write session).
         if (it == table_.end() || it->second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
         if (it == table_.end()) it = table_.emplace(key, VerdictEntry{}).first;
+        DropDenyOpenMarkLocked(it->second, key, -1);  // new content: no verdict refuses its opens
         it->second.verdict = Verdict::Dirty;
         budgets_.erase(key);
       } else if (!is_dir && (md->mask & (FAN_MODIFY | FAN_CLOSE_WRITE))) {
@@ -827,7 +830,10 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
         // dirty at close-after-write may still carry its ignore mark. Drop it ourselves.
         bool was_dirty = it != table_.end() && it->second.verdict == Verdict::Dirty;
         if (!was_dirty) RemoveIgnoreMarkByHandle(ev.dev, ev.handle_type, ev.handle);
-        if (it != table_.end()) table_.erase(it);
+        if (it != table_.end()) {
+          DropDenyOpenMarkLocked(it->second, key, -1);
+          table_.erase(it);
+        }
         budgets_.erase(key);
       } else if (md->mask & FAN_DELETE_SELF) {
         if (it != table_.end()) table_.erase(it);

@@ -59,6 +59,7 @@ void Gate::DenyByTags(const struct fanotify_event_metadata *md, int fd, const In
   if (perm) WriteResponse(fd, response);
   VerdictEntry e = EntryOf(fd, Verdict::Denied, response);
   std::lock_guard<std::mutex> lock(mu_);
+  e.open_marked = AddDenyOpenMarkLocked(fd, key);  // its next open is refused too (marks.cc)
   RememberLocked(key, std::move(e));
   if (pending_.size() + held_notices_ >= max_pending_) {
     c_.notices_dropped++;  // answered and cached; only the log line is lost, and counted

@@ -189,8 +189,8 @@ bool Gate::TreeMiss(int fd, const InodeKey &key, uint64_t mask, bool &remember_o
   return false;
 }
 
-// FAN_OPEN_PERM on a read-mode filesystem with tree guards exists only as the checkpoint: it never waits for a
-// verdict (the read does), whatever the verdict table says — a writer may open a denied file to replace it.
+// FAN_OPEN_PERM on a read-mode filesystem with tree guards exists as the checkpoint: it never waits for a verdict
+// (the read does). Only a deny the table holds is judged on by the caller, as on any read-mode guard.
 // Returns true when the event is such a checkpoint; it is then answered allow by the caller.
 bool Gate::TreeCheckpoint(int fd, const InodeKey &key, uint64_t mask, bool &remember_outside) {
   if (!(mask & FAN_OPEN_PERM) || (mask & FAN_OPEN_EXEC_PERM)) return false;
@@ -201,6 +201,13 @@ bool Gate::TreeCheckpoint(int fd, const InodeKey &key, uint64_t mask, bool &reme
   }
   TreeMiss(fd, key, mask, remember_outside);
   c_.tree_checkpoints++;
+  {
+    // A known deny is refused at open here too, as on a filesystem guard (its deny mark asks for this very open):
+    // the caller judges it on (a writer's open still passes, HandleGateEvent step 5).
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = table_.find(key);
+    if (it != table_.end() && it->second.verdict == Verdict::Denied) return false;
+  }
   return true;
 }
 
@@ -366,8 +373,14 @@ Napi::Value Gate::Unguard(const Napi::CallbackInfo &info, bool tree) {
     last = g->second.roots.empty() && !g->second.whole;
     if (last) guarded_.erase(g);
   }
-  if (last) return Mark(info, FAN_MARK_FILESYSTEM, false);
-  return env.Undefined();
+  if (!last) return env.Undefined();
+  {
+    // The filesystem is no longer guarded: its denied inodes stop asking at open (marks.cc, deny marks).
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto &kv : table_)
+      if (kv.first.dev == (uint64_t)st.st_dev) DropDenyOpenMarkLocked(kv.second, kv.first, -1);
+  }
+  return Mark(info, FAN_MARK_FILESYSTEM, false);
 }
 
 Napi::Value Gate::MarkFilesystem(const Napi::CallbackInfo &info) { return Guard(info, false); }

@@ -36,7 +36,8 @@ struct VerdictEntry {
   // may be racing its change record); a Denied entry survives a close-after-write that changed nothing.
   bool stamp_known = false;
   int64_t mtime_ns = 0, ctime_ns = 0, size = 0;
-  int handle_type = 0;           // for removing the ignore mark later without holding an fd
+  bool open_marked = false;      // Denied: the inode carries our FAN_OPEN_PERM mark (kDenyOpenMask), to remove with it
+  int handle_type = 0;           // for removing the ignore or deny mark later without holding an fd
   std::string handle;            // file handle bytes (empty when unknown)
 };
 

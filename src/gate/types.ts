@@ -113,7 +113,8 @@ export interface GateStats {
   /** Misses the reader thread settled from the file's valid tags (native/tags), without JS. */
   fastTagsAllowed: number;
   fastTagsDenied: number;
-  /** Read mode: opens answered on the native thread (allowed; refused when the table holds a deny). */
+  /** Read mode: opens answered on the native thread — only those a deny mark or a tree checkpoint asks about
+   * (allowed; refused when the table holds a deny). */
   openAllowed: number;
   openRefused: number;
   /** Opens for write in read mode: no notice (the rescan follows the close). */
@@ -165,6 +166,11 @@ export interface GateStats {
   heldExpired: number;
   /** FAN_MARK_FLUSH calls (forget everything: overflow, generation bump, reload): every ignore mark at once. */
   ignoreMarkFlushes: number;
+  /** Read mode: FAN_OPEN_PERM inode marks put on denied inodes (their opens are refused), removed when the verdict
+   * went (forget, a change, a bless), and refused by the kernel (the open then passes; its reads are still refused). */
+  denyMarksAdded: number;
+  denyMarksRemoved: number;
+  denyMarksRefused: number;
   /** Allowed entries dropped by sweeps of the verdict table, and how many sweeps ran. */
   verdictTableSwept: number;
   verdictTableSweeps: number;
