@@ -3,8 +3,10 @@
 // Latency, one run, one ext4 image: no gate (baseline); gate with every file blessed (the kernel's ignore-mark check
 // only); gate answering every event from JS (the round trip through the reader thread and the main thread).
 // Throughput: THREADS accessor threads (bench/native/parallel-read.c) over unblessed files for a few seconds, every
-// read a permission event that JS answers (and every open a notice JS releases); rounds of [no gate, gate]
-// interleaved. Forwarded events/s = events JS answered / wall time, read from the gate's own counters.
+// read a permission event that JS answers; rounds of [no gate, C listener, gate] interleaved. The C listener
+// (bench/native/floor.c, cold) is the floor: the same read-mode filesystem mark, every event answered allow at once
+// on its own thread. Forwarded events/s = events JS answered / wall time, read from the gate's own counters; the
+// floor's = events it answered / wall time.
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -15,6 +17,7 @@ import { FAN_ALLOW, type GateEvent } from '../src/gate/types.js';
 import { makeScratch } from '../test/helpers/scratch.js';
 import { latencyDelta, latencyPercentile } from '../src/gate/latency.js';
 import { envInts, median, printTable, writeResult, runMain, note } from './lib/report.js';
+import { startFloor } from './lib/native.js';
 
 const run = promisify(execFile);
 const FILES = Number(process.env.BENCH_FILES ?? 2000);
@@ -32,6 +35,8 @@ async function main() {
   await run('gcc', ['-O2', '-o', bin, join(process.cwd(), 'bench/native/open-read.c')]);
   const flood = join(scratch.base, 'parallel-read');
   await run('gcc', ['-O2', '-Wall', '-o', flood, join(process.cwd(), 'bench/native/parallel-read.c'), '-lpthread']);
+  const floor = join(scratch.base, 'floor');
+  await run('gcc', ['-O2', '-Wall', '-o', floor, join(process.cwd(), 'bench/native/floor.c'), '-lpthread']);
   const dir = join(scratch.dir, 'files');
   await mkdir(dir);
   const body = Buffer.alloc(4096, 0x42);
@@ -86,7 +91,7 @@ async function main() {
     } finally {
       gate.close();
     }
-    for (const threads of THREADS) tput.push(await throughput(flood, dir, scratch.dir, threads));
+    for (const threads of THREADS) tput.push(await throughput(flood, floor, dir, scratch.dir, threads));
   } finally {
     await scratch.cleanup();
   }
@@ -108,7 +113,10 @@ async function main() {
       'no gate accesses/s': r.plainPerS.toFixed(0),
       'gate accesses/s': r.gatePerS.toFixed(0),
       '× no gate': (r.gatePerS / r.plainPerS).toFixed(3) + '×',
+      'C listener accesses/s': r.floorPerS.toFixed(0),
+      'C listener events/s': r.floorEventsPerS.toFixed(0),
       'forwarded events/s': r.forwardedPerS.toFixed(0),
+      '× C listener': (r.forwardedPerS / Math.max(1, r.floorEventsPerS)).toFixed(3) + '×',
       'events per JS batch': r.perBatch.toFixed(1),
       'answer p50 / p99 µs': `${r.p50} / ${r.p99}`,
       'reader CPU %': r.readerCpu.toFixed(0),
@@ -118,13 +126,15 @@ async function main() {
       'not by JS': r.notByJs,
     })),
   );
-  note('forwarded events/s: permission events JS answered (gate.stats().answeredByJs) per second of wall time; CPU µs per event: the reader thread\'s and the main thread\'s CPU time (/proc/self/task) per forwarded event, open notices included; held for syscall: events set aside because the accessor was not asleep yet when asked whether it writes (summed over rounds); "not by JS": deadline or overload answers in those rounds (should be 0)');
+  note('C listener events/s: permission events the C listener (bench/native/floor.c cold: blessd\'s read-mode filesystem mark, no ignore marks, every event answered allow at once) answered per second of wall time, the floor for forwarded events/s; forwarded events/s: permission events JS answered (gate.stats().answeredByJs) per second of wall time; CPU µs per event: the reader thread\'s and the main thread\'s CPU time (/proc/self/task) per forwarded event, open notices included; held for syscall: events set aside because the accessor was not asleep yet when asked whether it writes (summed over rounds); "not by JS": deadline or overload answers in those rounds (should be 0)');
   console.log('written', writeResult('gate', { files: FILES, rounds: ROUNDS, rows: rows.map((r) => ({ row: r.row, ...r.s, ratio: r.s.median_us / base, events: r.events, roundTripP99: (r as any).roundTripP99 })), throughput: tput }));
 }
 
 interface Throughput {
   threads: number;
   plainPerS: number;
+  floorPerS: number;
+  floorEventsPerS: number;
   gatePerS: number;
   forwardedPerS: number;
   perBatch: number;
@@ -153,10 +163,12 @@ function threadCpu(): Map<string, number> {
   return out;
 }
 
-/** Rounds of [no gate, gate answering every event from JS]: medians of accesses/s and forwarded events/s. */
-async function throughput(bin: string, dir: string, mountDir: string, threads: number): Promise<Throughput> {
+/** Rounds of [no gate, C listener, gate answering every event from JS]: medians of accesses/s and events/s. */
+async function throughput(bin: string, floorBin: string, dir: string, mountDir: string, threads: number): Promise<Throughput> {
   const pass = async () => JSON.parse((await run(bin, [dir, String(FILES), String(threads), String(FLOOD_S)], { timeout: (FLOOD_S + 60) * 1000 })).stdout) as { accesses: number; errors: number; elapsed_s: number };
   const plain: number[] = [];
+  const floorAccesses: number[] = [];
+  const floorEvents: number[] = [];
   const gated: number[] = [];
   const forwarded: number[] = [];
   const perBatch: number[] = [];
@@ -170,6 +182,15 @@ async function throughput(bin: string, dir: string, mountDir: string, threads: n
     const p = await pass();
     if (p.errors > 0) throw new Error(`parallel-read: ${p.errors} failed accesses without a gate`);
     plain.push(p.accesses / p.elapsed_s);
+    const listener = await startFloor({ floor: floorBin }, mountDir, (FLOOD_S + 120) * 1000, 'cold');
+    let f;
+    try {
+      f = await pass();
+    } finally {
+      floorEvents.push((await listener.stop()) / (f?.elapsed_s ?? 1));
+    }
+    if (f.errors > 0) throw new Error(`parallel-read: ${f.errors} failed accesses under the C listener`);
+    floorAccesses.push(f.accesses / f.elapsed_s);
     let batches = 0;
     let events = 0;
     const gate = new Gate({
@@ -210,6 +231,8 @@ async function throughput(bin: string, dir: string, mountDir: string, threads: n
   return {
     threads,
     plainPerS: median(plain),
+    floorPerS: median(floorAccesses),
+    floorEventsPerS: median(floorEvents),
     gatePerS: median(gated),
     forwardedPerS: median(forwarded),
     perBatch: median(perBatch),

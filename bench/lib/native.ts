@@ -115,10 +115,13 @@ export interface Floor {
   stop(): Promise<number>;
 }
 
-/** The kernel's floor (floor.c): a gate-like group with an ignore mark on every file under dir. Killed after limit. */
-export function startFloor(tools: Tools, dir: string, limitMs = 600_000): Promise<Floor> {
+/**
+ * The kernel's floor (floor.c): a gate-like group with an ignore mark on every file under dir ('blessed'), or with
+ * blessd's read-mode mark and no ignore mark, answering every event at once ('cold'). Killed after limit.
+ */
+export function startFloor(tools: Pick<Tools, 'floor'>, dir: string, limitMs = 600_000, shape: 'blessed' | 'cold' = 'blessed'): Promise<Floor> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tools.floor, [dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(tools.floor, shape === 'cold' ? [dir, 'cold'] : [dir], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     const kill = setTimeout(() => child.kill('SIGKILL'), limitMs);

@@ -1,8 +1,11 @@
-/* The kernel's floor for a blessed file: a fanotify group set up like blessd's gate in read mode (pre-content class,
- * a filesystem mark for open notices, pre-access and exec) with an evictable ignore mark on every regular file under
- * DIR — the verdict cache, and nothing else. A thread answers "allow" to any event that still arrives and counts it.
- * Prints "ready FILES" once every mark is placed; on stdin EOF prints "events N" and exits (closing the group
- * removes every mark). */
+/* The kernel's floor, in two shapes.
+ * `floor DIR` (blessed): a fanotify group set up like blessd's gate in read mode (pre-content class, a filesystem mark
+ * for open notices, pre-access and exec) with an evictable ignore mark on every regular file under DIR — the verdict
+ * cache, and nothing else.
+ * `floor DIR cold`: the same group with blessd's read-mode filesystem mark (pre-access and exec, no open event) and no
+ * ignore mark: every read is a permission event, answered at once — what any listener costs per forwarded event.
+ * A thread answers "allow" to any event that arrives and counts it. Prints "ready FILES" once every mark is placed;
+ * on stdin EOF prints "events N" and exits (closing the group removes every mark). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/fanotify.h>
 #include <unistd.h>
 
@@ -62,22 +66,24 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: floor DIR\n");
+  if (argc < 2 || (argc > 2 && strcmp(argv[2], "cold") != 0)) {
+    fprintf(stderr, "usage: floor DIR [cold]\n");
     return 2;
   }
+  const int cold = argc > 2;
   gate = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS, O_RDONLY | O_LARGEFILE | O_CLOEXEC | O_NOATIME);
   if (gate < 0) {
     perror("fanotify_init");
     return 1;
   }
-  if (fanotify_mark(gate, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN | FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM, AT_FDCWD, argv[1]) < 0) {
+  const unsigned long long mask = cold ? FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM : FAN_OPEN | FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM;
+  if (fanotify_mark(gate, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, argv[1]) < 0) {
     perror("fanotify_mark(filesystem)");
     return 1;
   }
   pthread_t t;
   pthread_create(&t, NULL, reader, NULL);
-  nftw(argv[1], visit, 64, FTW_PHYS | FTW_MOUNT);
+  if (!cold) nftw(argv[1], visit, 64, FTW_PHYS | FTW_MOUNT);
   usleep(100000); /* let the walk's own open notices drain, then count only what the bench causes */
   atomic_store(&events, 0);
   printf("ready %ld\n", files);

@@ -3,7 +3,7 @@
 // Owns two fanotify groups: the gate group (permission events, each with an fd the kernel opened for us) and the
 // change group (notifications with file handles). A reader thread polls both plus a wake-up eventfd; it answers
 // alone what it can (our own process, exempt pids/uids, inodes in the verdict table, writers' own writes, opens in
-// read mode, accesses whose deadline already passed) and hands the rest to JS in batches through one
+// read mode — a denied inode's, refused, and a tree checkpoint's —, accesses whose deadline already passed) and hands the rest to JS in batches through one
 // ThreadSafeFunction. Every answer that is not a verdict (deadline, overload, a uid past its share) is also sent to
 // JS as a small 'fallback' record, rate-limited here, so that it is logged.
 //
@@ -12,7 +12,8 @@
 //    (answer()), by the deadline on the reader thread, or by close(). Its fd stays open until
 //    it is answered AND JS released it (answer() releases unless keepFd, in which case JS owns and closes the fd).
 //  - An 'open' notice fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held fds).
-//    In read mode the notice is a FAN_OPEN_PERM event that the reader thread already answered.
+//    Only a FAN_OPEN notification becomes one, and no mark asks for it: read mode's filesystem mark raises no open
+//    event, and the opens a deny mark or a tree checkpoint raise are answered on the reader thread, without a notice.
 //  - Events refused for overload (the global cap, or one uid's share) are answered and closed on the reader thread.
 //  - An event set aside while its accessor was still running (HeldEvent) stays the reader thread's: answered and
 //    closed there when asked again, or with allow when the thread stops (AnswerHeld), like everything pending.
