@@ -1,6 +1,6 @@
 // The native verdict table under growth and restarts: sweeps drop Allowed entries (their ignore mark keeps the
 // kernel silent) but never a deny; forgetting everything flushes the marks of swept entries too; a file settled by
-// its tags on the reader thread costs one event (its mark is in place before the open is answered); and a writer
+// its tags on the reader thread costs one event (its mark is in place before the first read is answered); and a writer
 // still passes a file whose tags say deny.
 import test, { type ExecutionContext } from 'ava';
 import { closeSync, openSync, statSync, writeFileSync } from 'node:fs';
@@ -164,7 +164,7 @@ const policy = (key: Buffer): NativeTagPolicy => ({
   ],
 });
 
-t0('ext4: a file settled by its tags costs one event: its ignore mark is in place before its open is answered', async (t) => {
+t0('ext4: a file settled by its tags costs one event: its ignore mark is in place before its first read is answered', async (t) => {
   const key = randomBytes(32);
   const names = Array.from({ length: 200 }, (_, i) => `t${i}`);
   const h = await gateOn(
@@ -183,8 +183,8 @@ t0('ext4: a file settled by its tags costs one event: its ignore mark is in plac
   const s = h.gate.native.stats();
   t.is(s.fastTagsAllowed, 200, 'every file settled on the reader thread');
   t.is(s.forwarded, 0, 'none reached JS');
-  t.is(s.events.openPerm, 200, 'one event per file: its open');
-  t.is(s.events.preAccess, 0, 'no read raced the ignore mark');
+  t.is(s.events.openPerm, 0, 'read mode: opens raise no event');
+  t.is(s.events.preAccess, 200, 'one event per file, its first read: no later read raced the ignore mark');
 });
 
 t0('tmpfs (open mode): a writer opens a file whose tags say deny; a reader is refused', async (t) => {
