@@ -126,7 +126,7 @@ async function main() {
       'not by JS': r.notByJs,
     })),
   );
-  note('C listener events/s: permission events the C listener (bench/native/floor.c cold: blessd\'s read-mode filesystem mark, no ignore marks, every event answered allow at once) answered per second of wall time, the floor for forwarded events/s; forwarded events/s: permission events JS answered (gate.stats().answeredByJs) per second of wall time; CPU µs per event: the reader thread\'s and the main thread\'s CPU time (/proc/self/task) per forwarded event, open notices included; held for syscall: events set aside because the accessor was not asleep yet when asked whether it writes (summed over rounds); "not by JS": deadline or overload answers in those rounds (should be 0)');
+  note('C listener events/s: permission events the C listener (bench/native/floor.c cold: blessd\'s read-mode filesystem mark, no ignore marks, every event answered allow at once) answered per second of wall time, the floor for forwarded events/s; forwarded events/s: permission events JS answered (gate.stats().answeredByJs) per second of wall time; CPU µs per event: the reader thread\'s and the main thread\'s CPU time (/proc/self/task) per forwarded event; held for syscall: events set aside because the accessor was not asleep yet when asked whether it writes (summed over rounds); "not by JS": deadline or overload answers in those rounds (should be 0)');
   console.log('written', writeResult('gate', { files: FILES, rounds: ROUNDS, rows: rows.map((r) => ({ row: r.row, ...r.s, ratio: r.s.median_us / base, events: r.events, roundTripP99: (r as any).roundTripP99 })), throughput: tput }));
 }
 

@@ -168,3 +168,22 @@ t0('ext4 read mode: a deny forgotten (forgetAll, forget) drops its open mark; a 
   t.is(s1.events.preAccess - s0.events.preAccess, barrier, 'only the barrier read of settle() raised events');
   t.true(s1.denyMarksRemoved > s0.denyMarksRemoved);
 });
+
+t0('ext4 read mode, tree guard: the open checkpoint refuses a denied file at open too; a writer still opens it', async (t) => {
+  const h = await withGate(t, 'ext4', {
+    kind: 'tree',
+    prepare: (d) => writeFile(join(d, 'bad.bin'), 'bad content\n'),
+    onEvent: (e, hh) => {
+      if (e.kind !== 'perm') return;
+      hh.gate.native.condemn(e.fd, EPERM);
+      hh.gate.native.answer(e.id, EPERM);
+    },
+  });
+  t.is(h.mode, 'read');
+  const file = join(h.scratch.dir, 'bad.bin');
+  t.is((await access(file, 'read')).stdout.trim(), `io ${EPERM_NO}`, 'judged at the first read');
+  const s0 = h.gate.native.stats();
+  t.is((await access(file, 'read')).stdout.trim(), `open ${EPERM_NO}`, 'known denied: refused at the checkpoint open');
+  t.is(h.gate.native.stats().openRefused - s0.openRefused, 1);
+  t.is((await access(file, 'write')).stdout.trim(), 'ok 14', 'a writer opens and writes it');
+});
