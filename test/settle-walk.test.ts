@@ -150,17 +150,19 @@ t0('ext4: the walk enters no symlink and no mount inside a guard', async (t) => 
 t0('ext4: a stop in the middle of a slow walk ends at once and leaves nothing held', async (t) => {
   const names = Array.from({ length: 400 }, (_, i) => `f${i}.txt`);
   const h = await withDaemon(t, 'ext4', {
-    settleWalk: '{ enabled: true, filesPerSecond: 20 }',
+    settleWalk: '{ enabled: true, filesPerSecond: 1 }',
     prepare: async (d) => {
       for (const n of names) await writeFile(join(d, n), `clean ${n}\n`);
     },
   });
-  await waitFor('the walk under way', () => walkOf(h).walked >= 3);
+  // Just after its second file: the walk now waits a whole second for its next one, and the stop must cut that short.
+  await waitFor('the walk under way', () => walkOf(h).walked >= 2, 10_000, 5);
   t.is(walkThreads(), 1, 'one walk thread');
   const started = performance.now();
   await h.stop();
   const ms = performance.now() - started;
-  t.true(ms < 2000, `stopped in ${ms.toFixed(0)} ms mid-walk (the walk had ~20 s to go)`);
+  t.true(ms < 600, `stopped in ${ms.toFixed(0)} ms mid-walk (the walk had ~400 s to go, its next file ~1 s away)`);
+  t.log(`stopped in ${ms.toFixed(0)} ms`);
   t.is(walkThreads(), 0, 'the walk thread is gone');
   // No group left: a read of a file nobody judged passes without a daemon to ask.
   t.is((await runChild('cat', [join(h.dir, 'f399.txt')])).stdout, 'clean f399.txt\n');
