@@ -65,6 +65,7 @@ async function main() {
   const events = { floor: 0, blessd: 0, blessdForwarded: 0 };
   const rowEvents = new Map<string, number>(); // restart rows: events seen while the row was measured
   const walkSeconds: number[] = [];
+  const walkCpuUsPerFile: number[] = []; // the daemon's CPU (all threads) from start to walk done, per file walked
   let blessd: Blessd | undefined;
   try {
     const tools = await buildTools(fs.base);
@@ -80,6 +81,7 @@ async function main() {
     const restartRow = async (row: Row, o: typeof opts, waitWalk: boolean) => {
       blessd = await Blessd.start(o);
       if (waitWalk) {
+        const cpu0 = await blessd.cpuSeconds();
         const t0 = performance.now();
         const until = t0 + 300_000;
         for (;;) {
@@ -89,6 +91,8 @@ async function main() {
           await new Promise((r) => setTimeout(r, 20));
         }
         walkSeconds.push((performance.now() - t0) / 1000);
+        const w = (await blessd.stats()).gate.settleWalk;
+        walkCpuUsPerFile.push((((await blessd.cpuSeconds()) - cpu0) * 1e6) / Math.max(1, w.walked));
       }
       const before = totalEvents(await blessd.stats());
       for (const s of SETS) add(row, s.name, await measure(tools, fs.dir, s, fs.base));
@@ -145,7 +149,7 @@ async function main() {
     const counts = SETS.map((s) => `${s.count} × ${s.name}`).join(', ');
     printTable(`bench/warm: open+read whole file+close, ${counts}; ${CYCLES} interleaved cycles; ${kind} image`, table);
     note(`events seen: summed over all sets and cycles (0 = the kernel answered everything from ignore marks)`);
-    note(`settle walk (default rate), start to done: ${walkSeconds.map((s) => s.toFixed(2)).join(', ')} s per cycle`);
+    note(`settle walk (default rate), start to done: ${walkSeconds.map((s) => s.toFixed(2)).join(', ')} s per cycle; daemon CPU (all threads, polling included) per file walked: ${walkCpuUsPerFile.map((u) => u.toFixed(1)).join(', ')} µs`);
     note(`blessd first pass (scans every file, not a row): ${firstPassS.toFixed(1)} s; verdicts ${JSON.stringify(afterFirst.verdicts)}; scans ${JSON.stringify(afterFirst.scans)}`);
 
     // The restart row answers another question (and would dwarf the others): table only.
@@ -154,7 +158,7 @@ async function main() {
       values: SETS.map((s) => rows.find((r) => r.row === name && r.set === s.name)!.cell.median_us / base(s.name).median_us),
     }));
     const chart = writeChart('warm', barChart({ title: `Warm path: median open+read+close per file (${kind})`, yLabel: '× no daemon', categories: SETS.map((s) => s.name), series, reference: { value: 1, label: 'no daemon' } }));
-    const file = writeResult('warm', { fs: kind, cycles: CYCLES, sets: SETS, firstPassS, firstPassStats: afterFirst, events, rowEvents: Object.fromEntries(rowEvents), walkSeconds, rows: rows.map((r) => ({ ...r, ratio: r.cell.median_us / base(r.set).median_us })), raw: Object.fromEntries(cells) });
+    const file = writeResult('warm', { fs: kind, cycles: CYCLES, sets: SETS, firstPassS, firstPassStats: afterFirst, events, rowEvents: Object.fromEntries(rowEvents), walkSeconds, walkCpuUsPerFile, rows: rows.map((r) => ({ ...r, ratio: r.cell.median_us / base(r.set).median_us })), raw: Object.fromEntries(cells) });
     console.log('written', file, chart);
   } finally {
     await blessd?.stop().catch(() => {});

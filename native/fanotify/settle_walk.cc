@@ -118,6 +118,18 @@ void Gate::SettleWalkRun() {
     }
     w_.state = 1;
     w_.runs++;
+    bool have_policy;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      have_policy = tag_policy_ != nullptr;
+    }
+    if (!have_policy) {
+      // Content stamps, or no stack yet: no tag settles anything here, every file waits for its access anyway.
+      done = run;
+      w_.completed++;
+      w_.state = 2;
+      continue;
+    }
     // The places to walk, each as a directory fd of our own: tree roots, or the guard path of a filesystem guard.
     std::vector<int> roots;
     {
