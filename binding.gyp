@@ -16,6 +16,7 @@
         "native/socket/peercred.cc",
         "native/socket/datagram.cc",
         "native/fanotify/tag_settle.cc",
+        "native/fanotify/settle_walk.cc",
         "native/tags/verify.cc",
         "native/tags/read.cc",
         "native/tags/settle.cc",

@@ -74,6 +74,7 @@ test('defaults fill everything not written', (t) => {
     whileWriting: 'wait',
     audit: false,
     sharedMapSweep: 2000,
+    settleWalk: { enabled: true, filesPerSecond: 5000 },
   });
   t.deepEqual(c.exempt, { uids: [], executables: [], paths: [], pathMatchers: [] });
   t.deepEqual(c.pool, { threads: 2, scanTimeout: 20_000, rescanDebounce: 200, queuePerUid: 1024, rescan: 'onClose' });
@@ -192,6 +193,8 @@ const BAD: [string, string, RegExp][] = [
   ['bad size string', `guards:\n  - path: /srv\nstack:\n  - actor: default\n    maxSize: 12 furlongs\n`, /config\.yaml:5:5: stack\[0\]\.maxSize: must be a size .* \(got "12 furlongs"\)/],
   ['bad duration string', `${MINIMAL}gate:\n  deadline: soon\n`, /config\.yaml:7:3: gate\.deadline: must be a duration/],
   ['per-uid share above maxPending', `${MINIMAL}gate:\n  maxPending: 100\n  maxPendingPerUid: 200\n`, /config\.yaml:8:3: gate\.maxPendingPerUid: must not exceed gate\.maxPending/],
+  ['settle walk rate of zero', `${MINIMAL}gate:\n  settleWalk: { filesPerSecond: 0 }\n`, /config\.yaml:7:\d+: gate\.settleWalk\.filesPerSecond: /],
+  ['settle walk unknown key', `${MINIMAL}gate:\n  settleWalk:\n    enable: true\n`, /config\.yaml:8:5: gate\.settleWalk\.enable: unknown key \(did you mean "enabled"\?\)/],
   ['accessDeadline above an hour', `${MINIMAL}gate:\n  accessDeadline: 2h\n`, /config\.yaml:7:3: gate\.accessDeadline: must be at most 1h/],
   ['onDeadline unknown', `${MINIMAL}gate:\n  onDeadline: maybe\n`, /config\.yaml:7:3: gate\.onDeadline: /],
   ['YAML syntax error', `guards:\n  - path: /srv\nstack: [\n  - actor: default\n`, /config\.yaml:\d+:\d+: YAML: /],

@@ -28,6 +28,8 @@ export interface BlessdOptions {
   logLevel?: string;
   /** Record every scan's timing (scanTimes()); costs memory in the daemon, so only the cold bench turns it on. */
   recordScans?: boolean;
+  /** gate.settleWalk (blessd's default when unset). */
+  settleWalk?: { enabled: boolean; filesPerSecond?: number };
   /** Write a V8 CPU profile of the daemon process (and its workers) into this directory (BENCH_PROFILE). */
   profileDir?: string;
 }
@@ -44,7 +46,7 @@ guards:
     wait: ${o.wait ?? 'read'}
 gate:
   deadline: 60s
-pool:
+${o.settleWalk ? `  settleWalk: { enabled: ${o.settleWalk.enabled}${o.settleWalk.filesPerSecond ? `, filesPerSecond: ${o.settleWalk.filesPerSecond}` : ''} }\n` : ''}pool:
   threads: ${o.threads ?? 2}
   scanTimeout: ${o.scanTimeoutMs ?? 60_000}ms
   rescanDebounce: ${o.rescanDebounceMs ?? 200}ms

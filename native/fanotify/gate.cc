@@ -364,8 +364,11 @@ Napi::Value Gate::PruneSharedMaps(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ForgetAllLocked();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ForgetAllLocked();
+  }
+  RequestSettleWalk();  // what the walk settled is gone too: settle it again, ahead of the accesses
   return info.Env().Undefined();
 }
 
@@ -446,6 +449,7 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   trees.Set("relinkedAtOpen", (double)c_.tree_relinked);
   trees.Set("checkpoints", (double)c_.tree_checkpoints);
   o.Set("trees", trees);
+  o.Set("settleWalk", SettleWalkStats(env));
   {
     std::lock_guard<std::mutex> lock(mu_);
     size_t waiting = 0;
@@ -465,6 +469,7 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
 void Gate::Shutdown() {
   if (closed_) return;
   closed_ = true;
+  StopSettleWalk();  // first: its own opens may wait for the reader thread
   stopping_ = true;
   uint64_t one = 1;
   if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the thread also checks stopping_ each wake */ }
@@ -588,6 +593,7 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::Stats>("stats"),
                          InstanceMethod<&Gate::Close>("close"),
                          InstanceMethod<&Gate::SetTagPolicy>("setTagPolicy"),
+                         InstanceMethod<&Gate::SettleWalk>("settleWalk"),
                      });
 }
 

@@ -24,6 +24,7 @@
 #include <fcntl.h>  // struct file_handle
 #include <napi.h>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -154,6 +155,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
   Napi::Value SetTagPolicy(const Napi::CallbackInfo &info);  // tag_settle.cc
+  Napi::Value SettleWalk(const Napi::CallbackInfo &info);    // settle_walk.cc
 
   // marks.cc
   Napi::Value Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, bool add);
@@ -306,6 +308,31 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Counters c_;
 
   void SharedMapRejudge(int fd, const InodeKey &key, int32_t tid, std::vector<OutEvent> &batch);
+
+  // settle_walk.cc — the background settle walk: files whose valid tags settle them get their table entry (and,
+  // allowed, their ignore mark) before anyone accesses them. Lock order: mu_ before walk_mu_; never mu_ under it.
+  void RequestSettleWalk();  // the table was forgotten whole (JS forgetAll, overflow): walk again, if enabled
+  void StopSettleWalk();     // Shutdown, before the reader thread stops (it answers the walk's own opens)
+  void SettleWalkRun();
+  bool SettleWalkTree(int root, uint64_t run);
+  void SettleWalkFile(int fd);
+  bool WalkWait(int64_t ns, uint64_t run);
+  Napi::Object SettleWalkStats(Napi::Env env);
+  struct WalkControl {
+    bool enabled = false, stop = false;
+    uint64_t requested = 0;  // bumped per request; a walk under way starts over when it moves
+    std::atomic<int64_t> interval_ns{1000000};
+  };
+  struct WalkCounters {
+    std::atomic<int> state{0};  // 0 idle, 1 walking, 2 done
+    std::atomic<uint64_t> runs{0}, completed{0}, walked{0}, allowed{0}, denied{0}, unsettled{0}, known{0}, changed{0};
+    std::atomic<uint64_t> skipped{0}, errors{0}, paused_ms{0};
+  };
+  std::mutex walk_mu_;  // guards walk_ (but its interval) and walk_thread_'s start
+  std::condition_variable walk_cv_;
+  WalkControl walk_;
+  WalkCounters w_;
+  std::thread walk_thread_;
 };
 
 int64_t now_ns();

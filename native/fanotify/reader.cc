@@ -250,8 +250,11 @@ bool Gate::IsExempt(int32_t tid) {
 // A kernel queue overflowed: events were lost, so nothing cached can be trusted. Forget, never assume.
 void Gate::HandleOverflow(std::vector<OutEvent> &batch) {
   c_.overflows++;
-  std::lock_guard<std::mutex> lock(mu_);
-  ForgetAllLocked();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ForgetAllLocked();
+  }
+  RequestSettleWalk();  // settle_walk.cc: what tags settle is settled again ahead of the accesses
   batch.push_back(OutEvent{EventKind::Overflow});
 }
 

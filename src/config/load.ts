@@ -140,7 +140,7 @@ function readGuards(r: Reader, slot: Slot | undefined, root: Slot): Guard[] {
 }
 
 function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
-  const m = section(r, slot, ['deadline', 'accessDeadline', 'onDeadline', 'maxPending', 'maxPendingPerUid', 'denyErrno', 'retryErrno', 'whileWriting', 'audit', 'sharedMapSweep']);
+  const m = section(r, slot, ['deadline', 'accessDeadline', 'onDeadline', 'maxPending', 'maxPendingPerUid', 'denyErrno', 'retryErrno', 'whileWriting', 'audit', 'sharedMapSweep', 'settleWalk']);
   const pendingSlot = m?.get('maxPending');
   let maxPending = r.int(pendingSlot, 4096, 1);
   // Read from this process, not assumed: `blessd run` under a lower ulimit would fail reads with EMFILE.
@@ -173,6 +173,15 @@ function readGate(r: Reader, slot: Slot | undefined): Config['gate'] {
     whileWriting: r.oneOf(m?.get('whileWriting'), ['wait', 'allow'] as const, 'wait'),
     audit: r.bool(m?.get('audit'), false),
     sharedMapSweep: r.duration(m?.get('sharedMapSweep'), 2000, 0, TIMER_LIMITS.timer),
+    settleWalk: readSettleWalk(r, m?.get('settleWalk')),
+  };
+}
+
+function readSettleWalk(r: Reader, slot: Slot | undefined): Config['gate']['settleWalk'] {
+  const m = section(r, slot, ['enabled', 'filesPerSecond']);
+  return {
+    enabled: r.bool(m?.get('enabled'), true),
+    filesPerSecond: r.int(m?.get('filesPerSecond'), 5000, 1, 10_000_000),
   };
 }
 

@@ -91,6 +91,8 @@ export interface Config {
     audit: boolean;
     /** How often /proc/<pid>/maps is swept for shared writable mappings of guarded files (ms); 0: never. */
     sharedMapSweep: number;
+    /** The native walk that settles files by their valid tags after a start, before anyone accesses them. */
+    settleWalk: { enabled: boolean; filesPerSecond: number };
   };
   exempt: {
     uids: readonly number[];

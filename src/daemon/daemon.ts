@@ -159,6 +159,8 @@ export class Daemon extends EventEmitter {
       d.fsids.set(mark.dev, mark.fsid);
       d.log.info({ path: g.path, kind: g.kind, mode: mark.mode, covers: mark.covers, root: mark.root, note: mark.note }, mark.fallback ? `guarding (${mark.fallback})` : 'guarding');
     }
+    // Files whose tags settle them get their entry (and ignore mark) now, on a native thread, not at first access.
+    if (c.gate.settleWalk.enabled) d.gate.native.settleWalk({ filesPerSecond: c.gate.settleWalk.filesPerSecond });
     if (c.gate.sharedMapSweep > 0) {
       this.sharedMaps = startSharedMapSweep({
         periodMs: c.gate.sharedMapSweep,

@@ -178,6 +178,32 @@ export interface GateStats {
   trees: { fastOutside: number; checks: number; checkNs: number; outside: number; changesDropped: number; forgetOnMove: number; relinkedAtOpen: number; checkpoints: number };
   /** Forwarded-event answer latency by JS (kernel read → answer), HDR-style µs buckets: read with src/gate/latency.ts. */
   latencyUs: number[];
+  /** The background settle walk (native/fanotify/settle_walk.cc). */
+  settleWalk: SettleWalkStats;
+}
+
+/** What the settle walk did, summed over its walks. `completed` counts walks that went through every guard. */
+export interface SettleWalkStats {
+  state: 'off' | 'idle' | 'walking' | 'done';
+  filesPerSecond: number;
+  runs: number;
+  completed: number;
+  /** Regular files opened and judged by their tags. */
+  walked: number;
+  /** Given their table entry and ignore mark (allowed) or their table entry (denied) by the walk. */
+  settledAllowed: number;
+  settledDenied: number;
+  /** Tags missing, stale or undecided: left for their first access. */
+  unsettled: number;
+  /** Already in the verdict table (settled by an access, dirty, shared-mapped): left as they were. */
+  known: number;
+  /** Changed between the tag check and the mark: left for their first access. */
+  changed: number;
+  /** Not regular files, symlinks, mount points: not entered. */
+  skipped: number;
+  errors: number;
+  /** Time spent waiting because forwarded events were pending. */
+  pausedMs: number;
 }
 
 export interface NativeGate {
@@ -209,6 +235,8 @@ export interface NativeGate {
   setExempt(pids: number[], uids: number[]): void;
   /** What the reader thread settles misses with (native/tags); null: every miss goes to JS. */
   setTagPolicy(policy: NativeTagPolicy | null): void;
+  /** Turn on the background settle walk: it walks the guards now, and again after every forgetAll or overflow. */
+  settleWalk(options: { filesPerSecond: number }): void;
   stats(): GateStats;
   /** Answer everything pending (allow: closing the group would), stop the thread, close the groups. Idempotent. */
   close(): void;

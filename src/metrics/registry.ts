@@ -72,6 +72,18 @@ export function daemonRegistry(stats: Stats): Registry {
   ]);
   gauge('blessd_pending_permission_events', 'Permission events waiting for an answer now.', [], (s) => [[{}, s.gate.pendingNow]]);
   gauge('blessd_held_fds', 'Event descriptors the gate holds now (waiting events and open notices).', [], (s) => [[{}, s.gate.heldFds]]);
+  counter('blessd_settle_walk_files_total', 'Regular files the settle walk looked at, by what became of them.', ['outcome'], (s) => {
+    const w = s.gate.settleWalk;
+    return [
+      [{ outcome: 'allowed' }, w.settledAllowed],
+      [{ outcome: 'denied' }, w.settledDenied],
+      [{ outcome: 'unsettled' }, w.unsettled],
+      [{ outcome: 'known' }, w.known],
+      [{ outcome: 'changed' }, w.changed],
+    ];
+  });
+  counter('blessd_settle_walk_skipped_total', 'Entries the settle walk did not enter: symlinks, mount points, devices, fifos.', [], (s) => [[{}, s.gate.settleWalk.skipped]]);
+  counter('blessd_settle_walks_completed_total', 'Settle walks that went through every guard.', [], (s) => [[{}, s.gate.settleWalk.completed]]);
   gauge('blessd_verdict_table_entries', 'Inodes in the native verdict table.', [], (s) => [[{}, s.gate.verdictTableSize]]);
   counter('blessd_scans_total', 'Scans run, by scanner.', ['scanner'], (s) => Object.entries(s.scans).map(([scanner, n]) => [{ scanner }, n]));
   counter('blessd_verdicts_total', 'Verdicts reached, by verdict.', ['verdict'], (s) => [

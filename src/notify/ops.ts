@@ -235,6 +235,7 @@ function status(state: ServerState) {
     pool: { threads: control.pool().threads, utilization: control.pool().utilization },
     stack: control.stack().map((e) => ({ name: e.name, control: e.control, actor: e.actor, origin: e.origin })),
     verdictTable: g.verdictTableSize,
+    settleWalk: g.settleWalk,
   };
 }
 

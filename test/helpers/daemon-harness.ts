@@ -42,6 +42,8 @@ export async function withDaemon(
     rescan?: 'onClose' | 'onRead';
     whileWriting?: 'wait' | 'allow';
     guardsFile?: string;
+    /** gate.settleWalk as a YAML flow mapping; off unless asked for, so that counts of first accesses stay exact. */
+    settleWalk?: string;
     prepare?: (dir: string) => Promise<void>;
   } = {},
 ): Promise<DaemonHarness> {
@@ -63,6 +65,7 @@ guards:
 gate:
   deadline: ${opts.deadline ?? '20s'}
   whileWriting: ${opts.whileWriting ?? 'wait'}
+  settleWalk: ${opts.settleWalk ?? '{ enabled: false }'}
 ${opts.gate ?? ''}
 pool:
   threads: 2

@@ -9,6 +9,13 @@ events, live inode machines, the scan queues (pool, out-of-process scanners, sub
 
 ${SOCKET_USAGE}`;
 
+/** The native settle walk's progress (native/fanotify/settle_walk.cc); older daemons do not report it. */
+function settleWalkLine(w: any): string {
+  if (!w) return 'settle walk: not reported';
+  if (w.state === 'off') return 'settle walk: off';
+  return `settle walk: ${w.state} (${w.completed} of ${w.runs} walks complete): ${w.walked} files walked, ${w.settledAllowed} allowed and ${w.settledDenied} denied by their tags, ${w.unsettled} left for their access, ${w.known + w.changed} known or changed, ${w.skipped} skipped`;
+}
+
 export const statusCommand: Command = {
   name: 'status',
   summary: 'status                      what the running daemon is doing',
@@ -34,6 +41,7 @@ export const statusCommand: Command = {
       `verdicts: ${c.verdicts.allow} allowed, ${c.verdicts.deny} denied; scans: ${Object.entries(c.scans).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}; errors ${c.errors}; overflows ${c.overflows}`,
       `pending: ${s.pending.permissionEvents} permission events waiting (${s.pending.heldFds} fds held); ${s.machines.live} inode machines (${Object.entries(s.machines.states).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'})`,
       `pool: ${s.pool.threads} threads, ${s.queues.pool.running} scans running, ${s.queues.pool.queued} queued, utilization ${(s.pool.utilization * 100).toFixed(0)}%`,
+      settleWalkLine(s.settleWalk),
       '',
       table(['STACK', 'CONTROL', 'ACTOR', 'FROM'], s.stack.map((e: any) => [e.name, e.control, e.actor, printable(e.origin)])),
     ];
