@@ -141,3 +141,31 @@ test('a read error is thrown with its code, as readSync throws it (the actor tur
     closeSync(fd);
   }
 });
+
+test('the Vectorscan stream is reused from file to file: nothing carries over (a pattern split across two files, a halted scan, a read error)', async (t) => {
+  const d = withDir(t);
+  const pattern = Buffer.from('Blessd.Pass.Carry');
+  const engine = await engineOf(d, 'carry.ndb', [`Carry:0:*:${pattern.toString('hex')}`]);
+  const firstHalf = d.write('a.bin', Buffer.concat([Buffer.alloc(100, 0x2e), pattern.subarray(0, 8)]));
+  const secondHalf = d.write('b.bin', Buffer.concat([pattern.subarray(8), Buffer.alloc(100, 0x2e)]));
+  const whole = d.write('whole.bin', Buffer.concat([Buffer.alloc(10, 0x2e), pattern, Buffer.alloc(10, 0x2e)]));
+  const dirFd = openSync(d.dir, 'r');
+  t.teardown(() => closeSync(dirFd));
+  for (const path of ['native', 'js'] as const) {
+    const scan = (file: string) => {
+      const fd = openSync(file, 'r');
+      try {
+        return path === 'native' ? engine.scan(fd, readFileSync(file).length) : engine.scanInJs(fd, readFileSync(file).length);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    t.is(scan(firstHalf), null, path);
+    t.is(scan(secondHalf), null, `${path}: the first file's tail must not complete a match in the second`);
+    t.is(scan(whole), 'Carry', path);
+    t.is(scan(secondHalf), null, `${path}: after a halted scan`);
+    t.is(scan(firstHalf), null, path);
+    t.throws(() => (path === 'native' ? engine.scan(dirFd, 100) : engine.scanInJs(dirFd, 100)));
+    t.is(scan(secondHalf), null, `${path}: after a scan abandoned by a read error`);
+  }
+});

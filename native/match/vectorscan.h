@@ -37,7 +37,9 @@ class BodyMatcher : public Napi::ObjectWrap<BodyMatcher> {
 
   hs_database_t* db_ = nullptr;
   hs_scratch_t* scratch_ = nullptr;
-  hs_stream_t* stream_ = nullptr;
+  hs_stream_t* stream_ = nullptr;  // kept from file to file (hs_reset_stream), freed with the matcher
+  bool open_ = false;              // a file is being scanned: begun, not yet ended
+  bool dirty_ = false;             // the stream has seen bytes since its last reset
   std::vector<Check> checks_;
   double size_ = 0, entry_ = -1;
   int32_t type_ = 0;
