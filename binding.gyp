@@ -49,7 +49,7 @@
     },
     {
       "target_name": "blessd_match",
-      "sources": ["native/match/vectorscan.cc"],
+      "sources": ["native/match/module.cc", "native/match/vectorscan.cc", "native/match/pass.cc", "native/digest/digests.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "libraries": ["-lhs"],

@@ -1,12 +1,17 @@
 // bench/engine: the `signature` engine's own speed, against ClamAV on the same files and the same databases, in the
 // same run. One question per table:
-//  1. one 4 KiB scan with the shipped databases (µs per scan; baseline: reading the same 4 KiB);
+//  1. one 4 KiB scan with the shipped databases (µs per scan; baseline: reading the same 4 KiB; and the engine's
+//     JS path, scanInJs, that the native pass replaced);
 //  2. MB/s per core on files ≥ 1 MiB: 1,000,000 SHA-256 / MD5 hash signatures, 10,000 body patterns — blessd's
-//     engine in this process vs clamscan (CPU time minus its own load time) vs clamd (its CPU time for SCAN);
-//     and, for body patterns, the JavaScript Aho–Corasick blessd used before (literal patterns, as many as fit);
+//     engine in this process (native pass, and its JS path) vs clamscan (CPU time minus its own load time) vs clamd
+//     (its CPU time for SCAN); for hash databases the digest alone, by Node (JS loop of readSync + Hash.update) and
+//     by a C loop of pread + EVP (bench/native/digest-floor.c, the floor for reading a file); for body patterns,
+//     the JavaScript Aho–Corasick blessd used before (literal patterns, as many as fit);
+//  2b. OpenSSL's own ceiling (`openssl speed -evp`, one cached buffer, no read);
 //  3. loading 1,000,000 hash signatures: time and peak RSS of a fresh process.
 // Databases are written here by hand (no freshclam). Files are random bytes: nothing matches, every byte is read.
 // Run it under the machine's bench lock: `flock /work/bench.lock npm run bench:engine`.
+// ENGINE_CLAMAV=0 leaves out clamscan and clamd (minutes of database loading), ENGINE_LOAD=0 table 3.
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
@@ -29,6 +34,8 @@ const SMALL_FILES = 2000;
 const HASH_SIGS = 1_000_000;
 const BODY_SIGS = 10_000;
 const ROUNDS = Number(process.env.ENGINE_ROUNDS ?? 3);
+const WITH_CLAMAV = process.env.ENGINE_CLAMAV !== '0';
+const WITH_LOAD = process.env.ENGINE_LOAD !== '0';
 
 const cpuNow = () => {
   const u = process.cpuUsage();
@@ -66,14 +73,15 @@ async function writeBodyDb(path: string, n = BODY_SIGS, literalOnly = false): Pr
 }
 
 /** blessd's engine over the files, single-threaded in this process: CPU seconds and wall seconds. */
-function engineScan(engine: SignatureEngine, files: string[]): { cpu: number; wall: number; hits: number } {
+function engineScan(engine: SignatureEngine, files: string[], path: 'native' | 'js' = 'native'): { cpu: number; wall: number; hits: number } {
   let hits = 0;
   const c0 = cpuNow();
   const w0 = performance.now();
   for (const f of files) {
     const fd = openSync(f, 'r');
     try {
-      if (engine.scan(fd, statSync(f).size)) hits++;
+      const size = statSync(f).size;
+      if (path === 'native' ? engine.scan(fd, size) : engine.scanInJs(fd, size)) hits++;
     } finally {
       closeSync(fd);
     }
@@ -150,6 +158,18 @@ async function startClamd(dir: string, databases: string): Promise<Clamd> {
   };
 }
 
+/** bench/native/digest-floor.c, built here; null (the column stays empty) without OpenSSL's headers (libssl-dev). */
+async function buildDigestFloor(dir: string): Promise<string | null> {
+  const bin = join(dir, 'digest-floor');
+  try {
+    await run('gcc', ['-O2', '-Wall', '-o', bin, join(process.cwd(), 'bench', 'native', 'digest-floor.c'), '-lcrypto']);
+    return bin;
+  } catch (err) {
+    note(`digest-floor not built (needs gcc and libssl-dev): ${(err as Error).message.split('\n')[0]}`);
+    return null;
+  }
+}
+
 async function main() {
   const base = await mkdtemp(join(tmpdir(), 'blessd-bench-engine-'));
   const clamds: Clamd[] = [];
@@ -197,9 +217,17 @@ async function main() {
 
     // ---- 1. one 4 KiB scan, shipped databases --------------------------------------------------------------
     const shippedEngine = new SignatureEngine(await loadDatabases([shipped]), 1 << 20);
+    // A ClamAV-like set for the same files: every 4 KiB file is hashed (an MD5 .hdb naming that size) and streamed
+    // through 10,000 body patterns, so the crossings and allocations per file show.
+    const md5Small = join(await mk('md5-4k'), 'small.hdb');
+    await writeFile(md5Small, Array.from({ length: 1000 }, (_, i) => `${randomHex(16)}:4096:Bench.Small.${i}`).join('\n') + '\n');
+    const fullEngine = new SignatureEngine(await loadDatabases([shipped, dbs['body-10k']!, md5Small]), 1 << 20);
+    const perFull: number[] = [];
+    const perFullJs: number[] = [];
     const fds = small.map((p) => openSync(p, 'r'));
     const buf = Buffer.allocUnsafe(4096);
     const perScan: number[] = [];
+    const perJs: number[] = [];
     const perRead: number[] = [];
     for (let r = 0; r < ROUNDS * 3; r++) {
       let c0 = cpuNow();
@@ -208,14 +236,28 @@ async function main() {
       c0 = cpuNow();
       for (const fd of fds) shippedEngine.scan(fd, 4096);
       perScan.push(((cpuNow() - c0) * 1e6) / fds.length);
+      c0 = cpuNow();
+      for (const fd of fds) shippedEngine.scanInJs(fd, 4096);
+      perJs.push(((cpuNow() - c0) * 1e6) / fds.length);
+      c0 = cpuNow();
+      for (const fd of fds) fullEngine.scan(fd, 4096);
+      perFull.push(((cpuNow() - c0) * 1e6) / fds.length);
+      c0 = cpuNow();
+      for (const fd of fds) fullEngine.scanInJs(fd, 4096);
+      perFullJs.push(((cpuNow() - c0) * 1e6) / fds.length);
     }
     for (const fd of fds) closeSync(fd);
     const scanUs = median(perScan);
+    const jsUs = median(perJs);
     const readUs = median(perRead);
     printTable(`bench/engine 1: one 4 KiB scan, shipped databases (${SMALL_FILES} files, ${ROUNDS * 3} interleaved rounds, CPU µs)`, [
       { row: 'pread of the 4 KiB (floor)', 'µs per file': readUs.toFixed(1), '× floor': '1.00×' },
-      { row: 'signature engine scan', 'µs per file': scanUs.toFixed(1), '× floor': `${(scanUs / readUs).toFixed(2)}×` },
+      { row: 'signature engine scan (native pass)', 'µs per file': scanUs.toFixed(1), '× floor': `${(scanUs / readUs).toFixed(2)}×` },
+      { row: 'signature engine, JS path (before)', 'µs per file': jsUs.toFixed(1), '× floor': `${(jsUs / readUs).toFixed(2)}×` },
+      { row: '+ 10,000 body patterns + MD5 of every file: native pass', 'µs per file': median(perFull).toFixed(1), '× floor': `${(median(perFull) / readUs).toFixed(2)}×` },
+      { row: '+ 10,000 body patterns + MD5 of every file: JS path', 'µs per file': median(perFullJs).toFixed(1), '× floor': `${(median(perFullJs) / readUs).toFixed(2)}×` },
     ]);
+    const floorBin = await buildDigestFloor(base);
 
     // ---- 2. throughput per core ------------------------------------------------------------------------------
     const rows: Record<string, string | number>[] = [];
@@ -223,9 +265,11 @@ async function main() {
     for (const name of ['sha256-1M', 'md5-1M', 'body-10k', 'body-3k-literal']) {
       const engine = new SignatureEngine(await loadDatabases([dbs[name]!]), 1 << 20);
       const probeHit = name.endsWith('-1M') ? engineScan(engine, [probeFile]).hits : null;
-      const clamd = await startClamd(join(base, `clamd-${name}`), dbs[name]!);
-      clamds.push(clamd);
+      const clamd = WITH_CLAMAV ? await startClamd(join(base, `clamd-${name}`), dbs[name]!) : null;
+      if (clamd) clamds.push(clamd);
       const ours: number[] = [];
+      const jsPath: number[] = [];
+      const cFloor: number[] = [];
       const scan: number[] = [];
       const daemon: number[] = [];
       const js: number[] = [];
@@ -235,12 +279,19 @@ async function main() {
       for (let r = 0; r < ROUNDS; r++) {
         const e = engineScan(engine, large);
         ours.push(totalMB / e.cpu);
-        const c = await clamscanCpu(dbs[name]!, large, empty);
-        scan.push(totalMB / c.cpu);
-        const before = await cpuSeconds(clamd.pid);
-        const reply = await clamd.scan(filesDir);
-        if (!/OK/.test(reply)) throw new Error(`clamd: ${reply}`);
-        daemon.push(totalMB / Math.max(0.001, (await cpuSeconds(clamd.pid)) - before));
+        jsPath.push(totalMB / engineScan(engine, large, 'js').cpu);
+        if (clamd) {
+          const c = await clamscanCpu(dbs[name]!, large, empty);
+          scan.push(totalMB / c.cpu);
+          const before = await cpuSeconds(clamd.pid);
+          const reply = await clamd.scan(filesDir);
+          if (!/OK/.test(reply)) throw new Error(`clamd: ${reply}`);
+          daemon.push(totalMB / Math.max(0.001, (await cpuSeconds(clamd.pid)) - before));
+        }
+        if (algo && floorBin) {
+          const { stdout } = await run(floorBin, [algo, String(1 << 20), ...large]);
+          cFloor.push(Number(stdout.split(' ')[0]));
+        }
         if (algo) {
           // The floor for a hash database: the same digest over the same bytes, nothing else.
           const c0 = cpuNow();
@@ -267,21 +318,27 @@ async function main() {
         }
       }
       const o = median(ours);
-      const s = median(scan);
-      const d = median(daemon);
+      const s = clamd ? median(scan) : NaN;
+      const d = clamd ? median(daemon) : NaN;
+      const j = median(jsPath);
+      const cf = cFloor.length > 0 ? median(cFloor) : NaN;
       rows.push({
         database: name,
         'blessd MB/s/core': o.toFixed(0),
-        'digest alone MB/s': algo ? median(digestOnly).toFixed(0) : '',
-        '× digest alone': algo ? `${(o / median(digestOnly)!).toFixed(2)}×` : '',
-        'clamscan MB/s/core': s.toFixed(0),
-        'clamd MB/s/core': d.toFixed(0),
-        '× clamd': `${(o / d).toFixed(1)}×`,
+        'JS path (before) MB/s': j.toFixed(0),
+        '× JS path': `${(o / j).toFixed(2)}×`,
+        'node digest alone MB/s': algo ? median(digestOnly).toFixed(0) : '',
+        '× node digest': algo ? `${(o / median(digestOnly)!).toFixed(2)}×` : '',
+        'C pread+EVP MB/s': algo && Number.isFinite(cf) ? cf.toFixed(0) : '',
+        '× C loop': algo && Number.isFinite(cf) ? `${(o / cf).toFixed(2)}×` : '',
+        'clamscan MB/s/core': clamd ? s.toFixed(0) : 'skipped',
+        'clamd MB/s/core': clamd ? d.toFixed(0) : 'skipped',
+        '× clamd': clamd ? `${(o / d).toFixed(1)}×` : '',
         'JS Aho–Corasick MB/s': ac ? median(js).toFixed(0) : '',
         'probe found': probeHit === null ? '' : probeHit === 1 ? 'yes' : 'NO',
       });
-      data[name] = { ours, scan, daemon, js, digestOnly };
-      await clamd.stop();
+      data[name] = { ours, jsPath, cFloor, scan, daemon, js, digestOnly };
+      await clamd?.stop();
     }
     printTable(`bench/engine 2: MB/s per core (CPU time), ${LARGE_FILES} × 16 MiB random files, ${ROUNDS} interleaved rounds, medians`, rows);
     // The ceiling of a hash database is the digest itself: OpenSSL's own loop over one cached 1 MiB buffer.
@@ -291,14 +348,20 @@ async function main() {
       const m = new RegExp(`^${algo}\\s+([0-9.]+)k`, 'm').exec(stdout);
       const row = rows.find((r) => r['database'] === `${algo}-1M`);
       const ceiling = m ? (Number(m[1]) * 1000) / 1e6 : NaN;
-      ceilings.push({ algo, 'openssl speed MB/s (1 MiB blocks)': Number.isFinite(ceiling) ? ceiling.toFixed(0) : 'n/a', 'blessd MB/s/core': String(row?.['blessd MB/s/core'] ?? ''), '× openssl': Number.isFinite(ceiling) && row ? `${(Number(row['blessd MB/s/core']) / ceiling).toFixed(2)}×` : '' });
+      ceilings.push({
+        algo,
+        'openssl speed MB/s (1 MiB blocks)': Number.isFinite(ceiling) ? ceiling.toFixed(0) : 'n/a',
+        'C pread+EVP MB/s': String(row?.['C pread+EVP MB/s'] ?? ''),
+        'blessd MB/s/core': String(row?.['blessd MB/s/core'] ?? ''),
+        '× openssl': Number.isFinite(ceiling) && row ? `${(Number(row['blessd MB/s/core']) / ceiling).toFixed(2)}×` : '',
+      });
     }
     printTable('bench/engine 2b: the digest ceiling, same run (openssl speed -evp ALGO -bytes 1048576, one core)', ceilings);
-    note('blessd: the signature engine in this process, one thread. clamscan: its CPU minus its CPU for the same database on an empty file. clamd: its CPU for zSCAN of the directory (MaxThreads 1).');
+    note('blessd: the signature engine in this process, one thread (native pass; JS path = scanInJs, the engine before it). node digest alone: readSync + Hash.update over the same files. C pread+EVP: bench/native/digest-floor.c, the same reads and digest with no JS (the system libcrypto, the same OpenSSL 3.0 series as Node\'s). clamscan: its CPU minus its CPU for the same database on an empty file. clamd: its CPU for zSCAN of the directory (MaxThreads 1).');
 
     // ---- 3. loading a million hash signatures ------------------------------------------------------------------
     const loads: Record<string, string | number>[] = [];
-    for (const name of ['sha256-1M', 'md5-1M', 'body-10k']) {
+    for (const name of WITH_LOAD ? ['sha256-1M', 'md5-1M', 'body-10k'] : []) {
       const times: number[] = [];
       const cpus: number[] = [];
       const rss: number[] = [];
@@ -311,10 +374,10 @@ async function main() {
       }
       loads.push({ database: name, 'load s (wall)': (median(times) / 1000).toFixed(2), 'load s (CPU)': (median(cpus) / 1000).toFixed(2), 'peak RSS MB (whole process)': median(rss).toFixed(0) });
     }
-    printTable(`bench/engine 3: loading in a fresh process (${ROUNDS} rounds, medians)`, loads);
+    if (WITH_LOAD) printTable(`bench/engine 3: loading in a fresh process (${ROUNDS} rounds, medians)`, loads);
     const loadAvg = (await import('node:os')).loadavg();
     note(`load average during the run: ${loadAvg.map((x) => x.toFixed(1)).join(' / ')} (2 cores, shared with other work)`);
-    const file = writeResult('engine', { scan4k: { scanUs, readUs, perScan, perRead }, throughput: rows, ceilings, raw: data, loads, loadAvg });
+    const file = writeResult('engine', { scan4k: { scanUs, jsUs, readUs, perScan, perJs, perRead, perFull, perFullJs }, throughput: rows, ceilings, raw: data, loads, loadAvg });
     console.log('written', file);
   } finally {
     for (const c of clamds) await c.stop().catch(() => {});

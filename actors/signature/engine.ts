@@ -1,11 +1,15 @@
 // Overview — one file through every signature, in one pass (the hot path of the `signature` actor).
 //
 // Owns the per-worker matching state built from the loaded databases: plain-hex patterns at a fixed offset inside
-// the first chunk (compared in JS, no search), every other body pattern in one Vectorscan stream (offset and
+// the first chunk (compared in place, no search), every other body pattern in one Vectorscan stream (offset and
 // target-type checks decided in the native match callback), one digest per algorithm that some hash signature of
 // this file's size needs (whole-file hashes cost nothing for a file of a size no signature names), and PE section
-// hashes for PE files. Reads are synchronous preads into one reused buffer: this worker thread has nothing else to
-// do meanwhile, and a hop through libuv's pool per read was 70 % of a 4 KiB scan (profile in docs/bench.md).
+// hashes for PE files. The read loop, the digests and the stream run in C++ in one call per file
+// (native/match/pass.cc): a 1 MiB chunk is read once and hashed and matched while it is in cache, and a 4 KiB file
+// costs one crossing instead of seven. Reads are synchronous preads into one reused buffer: this worker thread has
+// nothing else to do meanwhile, and a hop through libuv's pool per read was 70 % of a 4 KiB scan (docs/bench.md).
+// What the pass finds is decided here: the hash tables, .ign2 names and allow-lists stay in JS. scanInJs() is the
+// same engine written in JS alone, kept as the reference that test/signature-pass.test.ts holds the pass to.
 // Must not: keep a chunk past the next read (the buffer is reused), read past the size the daemon stamped, or
 // decide "allowed" for a file an allow-list (.fp/.sfp) does not name in full.
 import { createHash, type Hash } from 'node:crypto';
@@ -13,8 +17,8 @@ import { readSync } from 'node:fs';
 import { literalExpression } from './body-pattern.js';
 import type { BodySignature, Databases, HashTables } from './database.js';
 import { fileLayout, TARGET, type FileLayout } from './file-type.js';
-import type { HashAlgo } from './hash-table.js';
-import { match, type BodyMatcher } from './vectorscan.js';
+import type { HashAlgo, HashTable } from './hash-table.js';
+import { match, PASS, type BodyMatcher, type ScanPass } from './vectorscan.js';
 
 interface Anchored {
   at: number;
@@ -38,6 +42,12 @@ export class SignatureEngine {
   private readonly buffer: Buffer;
   private readonly ignored: Set<string>;
   private readonly skip: ((name: string) => boolean) | undefined;
+  private readonly pass: ScanPass;
+  private readonly passState = new Float64Array(PASS.state.slots);
+  private readonly digestViews: Record<HashAlgo, Buffer>;
+  /** Per algorithm, its bit in the pass's digest mask and the tables that may want it. */
+  private readonly fileTables: [number, HashTable][];
+  private readonly allowTables: [number, HashTable][];
   /** Patterns Vectorscan refused (named in warnings), so that one bad line does not cost the rest. */
   readonly dropped: string[] = [];
 
@@ -45,11 +55,12 @@ export class SignatureEngine {
     private readonly db: Databases,
     chunkSize: number,
   ) {
-    this.buffer = Buffer.allocUnsafe(chunkSize);
+    this.buffer = Buffer.allocUnsafeSlow(chunkSize);
     this.ignored = db.ignored;
     this.skip = db.ignored.size > 0 ? (name) => db.ignored.has(name) : undefined;
     for (const b of db.bodies) {
       const o = b.offset;
+      if (this.ignored.has(b.name)) continue;
       if (b.body.literal && b.target === TARGET.any && o.kind === 'absolute' && o.lo === o.hi && o.lo + b.body.literal.length <= chunkSize) {
         this.anchored.push({ at: o.lo, bytes: b.body.literal, name: b.name });
       } else this.streamed.push(b);
@@ -58,6 +69,23 @@ export class SignatureEngine {
     this.matcher = this.compile();
     this.needsLayout =
       db.sections.size > 0 || this.streamed.some((b) => b.target !== TARGET.any || b.offset.kind === 'entry');
+    const digests = Buffer.alloc(PASS.digestBytes);
+    const view = (algo: HashAlgo) => digests.subarray(PASS.digestAt[algo][0], PASS.digestAt[algo][1]);
+    this.digestViews = { md5: view('md5'), sha1: view('sha1'), sha256: view('sha256') };
+    this.fileTables = [...db.files].map(([algo, t]) => [PASS.digestBit[algo], t]);
+    this.allowTables = [...db.allow].map(([algo, t]) => [PASS.digestBit[algo], t]);
+    const ends = new Uint32Array(this.anchored.length);
+    let end = 0;
+    this.anchored.forEach((a, i) => (ends[i] = end += a.bytes.length));
+    this.pass = new match.ScanPass(
+      this.buffer,
+      digests,
+      this.passState,
+      this.matcher,
+      Float64Array.from(this.anchored, (a) => a.at),
+      ends,
+      Buffer.concat(this.anchored.map((a) => a.bytes)),
+    );
   }
 
   private compile(): BodyMatcher | null {
@@ -94,6 +122,42 @@ export class SignatureEngine {
 
   /** The name of the first signature that matches the file, or null. */
   scan(fd: number, size: number): string | null {
+    const { db, pass } = this;
+    let fileMask = 0;
+    let allowMask = 0;
+    for (const [bit, t] of this.fileTables) if (t.wants(size)) fileMask |= bit;
+    for (const [bit, t] of this.allowTables) if (t.wants(size)) allowMask |= bit;
+    const checkAllow = allowMask !== 0;
+    let layout: FileLayout | null = null;
+    let head = -1;
+    if (this.needsLayout && size > 0) {
+      head = pass.head(fd, size);
+      layout = fileLayout(fd, size, this.buffer.subarray(0, head));
+    }
+    const kind = pass.run(fd, size, fileMask | allowMask, checkAllow ? PASS.flags.keepReadingAfterHit : 0, layout?.entry ?? -1, layout?.type ?? TARGET.any, head);
+    const state = this.passState;
+    const hit = kind === PASS.hit.none ? null : kind === PASS.hit.anchored ? this.anchored[state[PASS.state.hitIndex]!]!.name : this.streamed[state[PASS.state.hitIndex]!]!.name;
+    const views = this.digestViews;
+    if (checkAllow && state[PASS.state.position] === size) {
+      for (const [algo, t] of db.allow) if (allowMask & PASS.digestBit[algo] && t.lookup(views[algo], size)) return null; // a known-good file: never denied
+    }
+    if (hit) return hit;
+    if (fileMask !== 0) {
+      for (const [algo, t] of db.files) {
+        if (!(fileMask & PASS.digestBit[algo])) continue;
+        const found = t.lookup(views[algo], size, this.skip);
+        if (found) return found.name;
+      }
+    }
+    if (layout && layout.type === TARGET.pe && db.sections.size > 0) return this.sectionHit(fd, layout);
+    return null;
+  }
+
+  /**
+   * The same engine in JS alone (Node's Hash objects, the JS chunk loop, the matcher chunk by chunk): the reference
+   * the native pass is tested against, and bench/engine's baseline. Not used by the actor.
+   */
+  scanInJs(fd: number, size: number): string | null {
     const { db, buffer } = this;
     const hashes = new Map<HashAlgo, Hash>();
     const want = (tables: HashTables) => {
@@ -137,9 +201,6 @@ export class SignatureEngine {
       const i = matcher.end();
       if (i >= 0) hit = this.streamed[i]!.name;
     } else if (matcher && !first) matcher.end();
-    if (first && matcher) {
-      // An empty file: patterns cannot match, but the stream API wants begin/end pairs only when used.
-    }
 
     const digests = new Map<HashAlgo, Buffer>();
     for (const [algo, h] of hashes) digests.set(algo, h.digest());
@@ -161,7 +222,8 @@ export class SignatureEngine {
 
   private anchoredHit(chunk: Buffer): string | null {
     for (const a of this.anchored) {
-      if (a.at + a.bytes.length > chunk.length) break; // sorted by offset: the rest start later still
+      if (a.at >= chunk.length) break; // sorted by offset: the rest start later still
+      if (a.at + a.bytes.length > chunk.length) continue; // a shorter one further on may still fit
       if (chunk[a.at] === a.bytes[0] && chunk.compare(a.bytes, 0, a.bytes.length, a.at, a.at + a.bytes.length) === 0 && !this.ignored.has(a.name)) return a.name;
     }
     return null;
