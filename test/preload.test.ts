@@ -361,3 +361,18 @@ root('the config and key are found where the issue says: $XDG_CONFIG_HOME, else 
   t.is(statSync(join(home, '.local', 'state', 'blessd')).mode & 0o777, 0o700);
   t.false(existsSync(join(lab.stateDir, 'blessd', 'key')), 'not in the lab state dir the other tests use');
 });
+
+root('a new scanner program makes older tags stale (its generation is in the tag): the next read scans again', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const program = lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const f = lab.file('a.txt', 'a\n');
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.is(lab.scans().length, 1, 'same program: the tag holds');
+  appendFileSync(program, '# a new version of the scanner\n');
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.is(lab.scans().length, 2, 'new program: the tag is stale');
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.is(lab.scans().length, 2, 'and the new tag holds');
+});
