@@ -53,7 +53,7 @@ root('read, pread, readv, preadv, mmap, sendfile, copy_file_range, splice and st
   t.deepEqual(lines, ['read', 'pread', 'readv', 'preadv', 'mmap', 'sendfile', 'copy_file_range', 'splice', 'fopen'].map((n) => `${n} errno 1`));
 });
 
-root('exec of a flagged program is refused (execv, posix_spawn, fexecve, execveat), a clean one runs', async (t) => {
+root('exec of a flagged program is refused (execve, execv, posix_spawn, fexecve, execveat), a clean one runs', async (t) => {
   const lab = await makePreloadLab(t, 'tmpfs');
   lab.scanner('sig', EICAR_SCANNER);
   lab.config();
@@ -73,7 +73,7 @@ root('exec of a flagged program is refused (execv, posix_spawn, fexecve, execvea
     '  libc.execveat(-100, p.encode(), argv, None, 0)',
     // -100: AT_FDCWD
     '  raise OSError(ctypes.get_errno(), "execveat")',
-    'for name, call in [("posix_spawn", lambda: spawn(B)), ("fexecve", lambda: os.execve(os.open(B, os.O_RDONLY), [B], os.environ)), ("execveat", lambda: execveat(B)), ("execv", lambda: os.execv(B, [B]))]:',
+    'for name, call in [("posix_spawn", lambda: spawn(B)), ("fexecve", lambda: os.execve(os.open(B, os.O_RDONLY), [B], os.environ)), ("execveat", lambda: execveat(B)), ("execve", lambda: os.execve(B, [B], os.environ)), ("execv", lambda: os.execv(B, [B]))]:',
     '  try:',
     '    call(); print(name, "RAN")',
     '  except OSError as e:',
@@ -82,7 +82,7 @@ root('exec of a flagged program is refused (execv, posix_spawn, fexecve, execvea
     'os.execv(G, [G])',
   ]);
   const r = await lab.run('python3', ['-c', script]);
-  t.is(r.stdout, 'posix_spawn errno 1\nfexecve errno 1\nexecveat errno 1\nexecv errno 1\nRAN\n', r.stderr);
+  t.is(r.stdout, 'posix_spawn errno 1\nfexecve errno 1\nexecveat errno 1\nexecve errno 1\nexecv errno 1\nRAN\n', r.stderr);
 });
 
 root('errno is left as it was by a gated read that passes (scan and tag on the way)', async (t) => {

@@ -74,6 +74,13 @@ fs.promises.readFile(${JSON.stringify(bad)}, 'utf8').then((d) => console.log(d),
     t.not(again.code, 0);
     t.false(again.stdout.includes('EICAR'));
     t.is(lab.scans().length, 2);
+    // The stale tag was replaced (XATTR_REPLACE) by the new verdict, which the store reads as valid.
+    const fd2 = openSync(f, 'r');
+    t.teardown(() => closeSync(fd2));
+    const now = store.readSync(fd2, { [SIG]: await lab.generation(program, SIG) }).tags;
+    t.is(now.length, 1);
+    t.is(now[0]!.judgement, 'valid', now[0]!.detail);
+    t.like(now[0]!.value, { kind: 'result', answer: 'deny' });
   });
 }
 
@@ -248,7 +255,9 @@ root('a scanner that cannot run is an error answered per onError, said once on s
   t.is(denied.stdout, 'still here\n');
   t.is(denied.stderr.match(/gone: .*no-such-scanner exited with code 127/g)?.length, 2, 'once per program (two cats)');
   lab.config(`stack:\n  - name: gone\n    program: ${missing}\n    onError: ok\n  - default: allow\n`);
-  t.is((await lab.run('cat', [a, b])).stdout, 'a\nb\n');
+  const passed = await lab.run('cat', [a, b]);
+  t.is(passed.stdout, 'a\nb\n');
+  t.is(passed.stderr.match(/gone: .*no-such-scanner exited with code 127 .*answered per the entry's onError\/onTimeout: ok/g)?.length, 1, `once for two files: ${passed.stderr}`);
 });
 
 root('config errors name file:line:col and the key, for each kind of mistake', async (t) => {
@@ -316,4 +325,54 @@ root('a key that others can read is refused (said once); the library still gates
   t.teardown(() => closeSync(fd));
   const { native } = await import('../src/gate/addon.js');
   t.deepEqual(native.listXattr(fd), []);
+});
+
+root('the config and key are found where the issue says: $XDG_CONFIG_HOME, else ~/.config; the key in $XDG_STATE_HOME, else ~/.local/state, created 0600', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const { chownSync, copyFileSync, mkdirSync, statSync } = await import('node:fs');
+  const home = join(lab.dir, 'home');
+  const xdg = join(lab.dir, 'xdg');
+  for (const dir of [home, join(home, '.config', 'blessd'), join(xdg, 'blessd')]) mkdirSync(dir, { recursive: true });
+  for (const dir of [home, join(home, '.config'), join(home, '.config', 'blessd'), xdg, join(xdg, 'blessd')]) chownSync(dir, lab.user.uid, lab.user.gid);
+  const bad = lab.file('eicar.com', EICAR);
+  // BLESSD_PRELOAD_CONFIG and XDG_STATE_HOME empty: as if unset (the lab sets them otherwise)
+  const unset = { BLESSD_PRELOAD_CONFIG: '', XDG_STATE_HOME: '', HOME: home };
+
+  const none = await lab.run('cat', [bad], { env: unset });
+  t.is(none.stdout, EICAR, 'no config file: the library does nothing');
+  t.is(lab.scans().length, 0);
+
+  copyFileSync(lab.configPath, join(xdg, 'blessd', 'preload.yaml'));
+  const viaXdg = await lab.run('cat', [bad], { env: { ...unset, XDG_CONFIG_HOME: xdg } });
+  t.is(viaXdg.stdout, '', 'the config in $XDG_CONFIG_HOME/blessd/preload.yaml gates');
+  t.regex(viaXdg.stderr, /Operation not permitted/);
+  t.is(lab.scans().length, 1);
+
+  copyFileSync(lab.configPath, join(home, '.config', 'blessd', 'preload.yaml'));
+  const clean = lab.file('clean.txt', 'clean\n');
+  const viaHome = await lab.run('cat', [clean], { env: unset });
+  t.is(viaHome.stdout, 'clean\n');
+  t.is(lab.scans().length, 2, 'the config in ~/.config/blessd/preload.yaml gates');
+  const key = statSync(join(home, '.local', 'state', 'blessd', 'key'));
+  t.is(key.mode & 0o777, 0o600, 'the key is created 0600');
+  t.is(key.uid, lab.user.uid);
+  t.is(statSync(join(home, '.local', 'state', 'blessd')).mode & 0o777, 0o700);
+  t.false(existsSync(join(lab.stateDir, 'blessd', 'key')), 'not in the lab state dir the other tests use');
+});
+
+root('a new scanner program makes older tags stale (its generation is in the tag): the next read scans again', async (t) => {
+  const lab = await makePreloadLab(t, 'tmpfs');
+  const program = lab.scanner(SIG, EICAR_SCANNER);
+  lab.config();
+  const f = lab.file('a.txt', 'a\n');
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.is(lab.scans().length, 1, 'same program: the tag holds');
+  appendFileSync(program, '# a new version of the scanner\n');
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.is(lab.scans().length, 2, 'new program: the tag is stale');
+  t.is((await lab.run('cat', [f])).stdout, 'a\n');
+  t.is(lab.scans().length, 2, 'and the new tag holds');
 });
