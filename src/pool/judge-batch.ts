@@ -8,10 +8,10 @@
 // hold the batch) and content that changed under the scan (its change event is on the way; the main thread's
 // scan-service retries). It never closes a descriptor (they are the daemon's), never answers the kernel, and never
 // throws to Piscina: a failure of an actor is an answer by the entry's failure policy, as on the main thread.
-import { fstatSync, readlinkSync } from 'node:fs';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
+import { readStamp } from '../tags/stamp.js';
 import { TagStore } from '../tags/store.js';
 import { scanWith } from './actor-scan.js';
 import { resolveFailure, RETRY } from './failure.js';
@@ -34,12 +34,9 @@ function storeFor(t: JudgePolicy['tags']): TagStore {
   return store;
 }
 
+/** For display (logs, notices, the cost table): native, one readlinkat on a kept /proc/self/fd (fd_path.cc says why). */
 function pathOf(fd: number): string {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return `fd:${fd}`;
-  }
+  return native.fdPath(fd) ?? `fd:${fd}`;
 }
 
 type Scanned = { kind: 'answer'; answer: Answer; transient: boolean } | { kind: 'slow' };
@@ -163,7 +160,7 @@ async function scanOne(fd: number, name: string, path: string, ctx: BatchContext
   if (!s) return { kind: 'slow' }; // not a pool actor (a remote scanner): the main thread serves it
   const { store, task } = ctx;
   const generation = task.policy.generations[name] ?? '';
-  const size = fstatSync(fd).size;
+  const size = Number(readStamp(fd).size); // one native call, no Stats object (stamp.ts); a throw fails closed above
   if (s.maxSize !== undefined && size > s.maxSize) {
     // A policy on the size, not a failure: no tag (it would outlive a change of maxSize), but cacheable.
     const resolved = resolveFailure({ kind: 'error', code: 'too-large', message: `${name}: ${path} is ${size} bytes, over the limit of ${s.maxSize}` }, s);
