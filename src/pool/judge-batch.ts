@@ -15,6 +15,7 @@ import { readStamp } from '../tags/stamp.js';
 import { TagStore } from '../tags/store.js';
 import { scanWith } from './actor-scan.js';
 import { resolveFailure, RETRY } from './failure.js';
+import { policyOf } from './policy-wire.js';
 import { countScan } from './scan-counter.js';
 import { loadActor, type LoadedActor } from './load-actor.js';
 import type { ScanOutcome } from './scan-pool.js';
@@ -35,6 +36,18 @@ function storeFor(t: JudgePolicy['tags']): TagStore {
 }
 
 /** For display (logs, notices, the cost table): native, one readlinkat on a kept /proc/self/fd (fd_path.cc says why). */
+/** What every batch under one policy shares: its tag store and its scanners by name, found once per policy. */
+const derived = new WeakMap<JudgePolicy, { store: TagStore; scanners: Map<string, JudgeScanner> }>();
+
+function derivedOf(policy: JudgePolicy): { store: TagStore; scanners: Map<string, JudgeScanner> } {
+  let d = derived.get(policy);
+  if (!d) {
+    d = { store: storeFor(policy.tags), scanners: new Map(policy.scanners.map((s) => [s.name, s])) };
+    derived.set(policy, d);
+  }
+  return d;
+}
+
 function pathOf(fd: number): string {
   return native.fdPath(fd) ?? `fd:${fd}`;
 }
@@ -43,6 +56,7 @@ type Scanned = { kind: 'answer'; answer: Answer; transient: boolean } | { kind: 
 
 interface BatchContext {
   task: JudgeTask;
+  policy: JudgePolicy;
   store: TagStore;
   scanners: Map<string, JudgeScanner>;
   groups: Int32Array;
@@ -52,17 +66,18 @@ interface BatchContext {
 export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
   const times = new Float64Array(task.started, 0, 2);
   times[SLOT_PICKED] = Date.now();
+  const policy = policyOf(task.policy);
   const ctx: BatchContext = {
     task,
-    store: storeFor(task.policy.tags),
-    scanners: new Map(task.policy.scanners.map((s) => [s.name, s])),
+    policy,
+    ...derivedOf(policy),
     // The whole rest of the slot: the pool sized it for a process group per scan of every file of the batch.
     groups: new Int32Array(task.started, SLOT_GROUPS_AT),
     helperPids: {},
   };
   // Actors load before the deadline starts (a fresh worker loading databases is not the files' fault; the pool
   // bounds that by its load timeout). A load that fails is each scan's 'load' failure below.
-  await Promise.all(task.policy.scanners.map((s) => actorOf(s).catch(() => undefined)));
+  await Promise.all(policy.scanners.map((s) => actorOf(s).catch(() => undefined)));
   times[SLOT_BEGUN] = Date.now();
   const files = await Promise.all(
     task.fds.map((fd) =>
@@ -80,7 +95,7 @@ function actorOf(s: JudgeScanner): Promise<LoadedActor> {
 }
 
 async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
-  const { policy } = ctx.task;
+  const { policy } = ctx;
   const path = pathOf(fd);
   const answers = new Map<string, Answer>();
   for (const r of policy.rules) if (r.constant) answers.set(r.name, r.constant);
@@ -158,8 +173,8 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
 async function scanOne(fd: number, name: string, path: string, ctx: BatchContext, out: JudgedFile): Promise<Scanned> {
   const s = ctx.scanners.get(name);
   if (!s) return { kind: 'slow' }; // not a pool actor (a remote scanner): the main thread serves it
-  const { store, task } = ctx;
-  const generation = task.policy.generations[name] ?? '';
+  const { store, policy } = ctx;
+  const generation = policy.generations[name] ?? '';
   const size = Number(readStamp(fd).size); // one native call, no Stats object (stamp.ts); a throw fails closed above
   if (s.maxSize !== undefined && size > s.maxSize) {
     // A policy on the size, not a failure: no tag (it would outlive a change of maxSize), but cacheable.
@@ -214,7 +229,7 @@ async function scanOne(fd: number, name: string, path: string, ctx: BatchContext
 
 async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner, ctx: BatchContext, out: JudgedFile): Promise<ScanOutcome> {
   // Counted as it starts (the main thread sees a scan in flight); a scanner without a slot is counted on return.
-  if (s.counter !== undefined && s.counter >= 0 && ctx.task.policy.scanCounts) countScan(ctx.task.policy.scanCounts, s.counter);
+  if (s.counter !== undefined && s.counter >= 0 && ctx.policy.scanCounts) countScan(ctx.policy.scanCounts, s.counter);
   else out.uncounted.push(s.name);
   let loaded: LoadedActor;
   try {
