@@ -165,3 +165,18 @@ t0('a policy crosses to a worker once and is referred to by id: each batch is ju
   await pool.judge([fd], b);
   t.is(result(store, fd, b.generations, 'word'), 'deny');
 });
+
+t0("a scanner's maxSize is held to the file's stamped size in the worker: over it, the entry's onTooLarge answers and nothing is scanned", async (t) => {
+  const { pool, open } = await setup(t);
+  const p = policy({ scanners: [{ ...policy().scanners[0]!, maxSize: 100, onTooLarge: 'allow' }] });
+  const small = open('small.txt', 'BAD\n');
+  const large = open('large.txt', `BAD ${'x'.repeat(200)}\n`);
+  const r = await pool.judge([small, large], p);
+  if ('failed' in r) return t.fail(r.message);
+  const [s, l] = r.files;
+  t.deepEqual(new Map(s!.answers).get('word'), { answer: 'deny', reason: 'contains BAD' }, 'at 4 bytes it is scanned');
+  const big = new Map(l!.answers).get('word');
+  t.is(big?.answer, 'allow', 'onTooLarge answers');
+  t.regex(big?.reason ?? '', /too-large: word: .*large\.txt is 205 bytes, over the limit of 100/);
+  t.deepEqual(l!.scans, [], 'not scanned');
+});

@@ -100,8 +100,12 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   const answers = new Map<string, Answer>();
   for (const r of policy.rules) if (r.constant) answers.set(r.name, r.constant);
   const counted = new Set(policy.rules.map((r) => r.name));
+  // The size the scans read up to: from the stamp the tags were judged against (one fstat fewer per scanner).
+  let size: number | undefined;
   try {
-    for (const t of ctx.store.readSync(fd, policy.generations).tags) {
+    const report = ctx.store.readSync(fd, policy.generations);
+    size = Number(report.stamp.size);
+    for (const t of report.tags) {
       if (t.judgement === 'valid' && t.value?.kind === 'result' && counted.has(t.scanner)) {
         answers.set(t.scanner, t.value.reason === undefined ? { answer: t.value.answer } : { answer: t.value.answer, reason: t.value.reason });
       }
@@ -144,7 +148,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       settle();
     }
     for (const name of needed) {
-      const scanned = scanOne(scanFd, name, path, ctx, out);
+      const scanned = scanOne(scanFd, name, path, size, ctx, out);
       scanned.then(ended, ended);
       scanned.then(
         (r) => {
@@ -170,12 +174,12 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
 }
 
 /** Lease, scan (with the entry's failure policy), conditional result write: one scanner on one file. */
-async function scanOne(fd: number, name: string, path: string, ctx: BatchContext, out: JudgedFile): Promise<Scanned> {
+async function scanOne(fd: number, name: string, path: string, stamped: number | undefined, ctx: BatchContext, out: JudgedFile): Promise<Scanned> {
   const s = ctx.scanners.get(name);
   if (!s) return { kind: 'slow' }; // not a pool actor (a remote scanner): the main thread serves it
   const { store, policy } = ctx;
   const generation = policy.generations[name] ?? '';
-  const size = Number(readStamp(fd).size); // one native call, no Stats object (stamp.ts); a throw fails closed above
+  const size = stamped ?? Number(readStamp(fd).size); // native, no Stats object (stamp.ts); a throw fails closed above
   if (s.maxSize !== undefined && size > s.maxSize) {
     // A policy on the size, not a failure: no tag (it would outlive a change of maxSize), but cacheable.
     const resolved = resolveFailure({ kind: 'error', code: 'too-large', message: `${name}: ${path} is ${size} bytes, over the limit of ${s.maxSize}` }, s);
