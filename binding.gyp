@@ -20,7 +20,10 @@
         "native/tags/verify.cc",
         "native/tags/read.cc",
         "native/tags/settle.cc",
-        "native/tags/js.cc"
+        "native/tags/js.cc",
+        "native/tags/stamp.cc",
+        "native/proc/fd_path.cc",
+        "native/proc/thread_name.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -14,7 +14,7 @@ import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
 import { Blessd, type ScanTime } from './lib/blessd.js';
 import { barChart, lineChart, writeChart } from './lib/chart.js';
 import { access, buildTools, makeFiles, type Tools } from './lib/native.js';
-import { cpuSeconds, threadCpuSeconds } from './lib/proc.js';
+import { cpuSeconds, threadCpuSeconds, threadsCpu, threadSplit } from './lib/proc.js';
 import { envInt, envInts, FULL, hgrm, printTable, ratio, requireRoot, summarize, us, writeResult, writeText, type Summary, note, runMain } from './lib/report.js';
 import { writeSignatures } from './lib/signatures.js';
 import { clearTags } from './lib/tags.js';
@@ -44,6 +44,8 @@ interface Row {
   cpuS: number;
   /** The daemon's main thread alone (JS: dispatch, machines, tags, answers). */
   mainCpuS: number;
+  /** CPU seconds per thread kind (main, gate, pool1.., other): proc.ts threadSplit. */
+  threads: Record<string, number>;
   wallS: number;
 }
 
@@ -96,11 +98,13 @@ async function main() {
         const dir = join(fs.dir, s.dir);
         const cpu0 = await cpuSeconds(blessd.pid);
         const main0 = await threadCpuSeconds(blessd.pid);
+        const threads0 = await threadsCpu(blessd.pid);
         const t0 = performance.now();
         const total = await readAll(tools, dir, s.count, readers, fs.base);
         const wallS = (performance.now() - t0) / 1000;
         const cpuS = (await cpuSeconds(blessd.pid)) - cpu0;
         const mainCpuS = (await threadCpuSeconds(blessd.pid)) - main0;
+        const threads = threadSplit(blessd.pid, threads0, await threadsCpu(blessd.pid));
         // Scans of this set: the signature actor's time, and the slowest pool call of the file's scanners.
         const byPath = new Map<string, { scan: number; wall: number }>();
         for (const t of (await blessd.scanTimes()) as ScanTime[]) {
@@ -129,7 +133,7 @@ async function main() {
           rest.push(total[i] - wallUs);
           other.push(total[i] - scanUs);
         }
-        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, wallS };
+        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, threads, wallS };
         rows.push(row);
         const tag = `${s.dir}-r${readers}`;
         writeText(`cold-${tag}-total.hgrm`, hgrm(tot));
@@ -175,6 +179,23 @@ async function main() {
         'main-thread CPU/file': us((1e6 * r.mainCpuS) / filesIn(r)),
         unmatched: r.unmatched,
       })),
+    );
+    printTable(
+      'bench/cold: daemon CPU per file, by thread (µs of user + system CPU per file read; /proc/<pid>/task/*/stat)',
+      rows.map((r) => {
+        const perFile = (cpuS: number) => us((1e6 * cpuS) / filesIn(r));
+        const pools = Object.keys(r.threads).filter((k) => k.startsWith('pool'));
+        return {
+          readers: r.readers,
+          files: r.set,
+          'all threads': perFile(r.cpuS),
+          main: perFile(r.threads.main ?? 0),
+          'gate reader': perFile(r.threads.gate ?? 0),
+          ...Object.fromEntries(pools.map((k) => [k, perFile(r.threads[k]!)])),
+          'pool total': perFile(pools.reduce((a, k) => a + r.threads[k]!, 0)),
+          'node/V8 other': perFile(r.threads.other ?? 0),
+        };
+      }),
     );
     note('µs unless marked; "× no daemon": total p50 against a plain read of the same (cached) files in this run');
 

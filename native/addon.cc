@@ -10,6 +10,9 @@ void InitPeerCred(Napi::Env env, Napi::Object exports);
 void InitDatagram(Napi::Env env, Napi::Object exports);
 void InitTags(Napi::Env env, Napi::Object exports);
 void InitPidfd(Napi::Env env, Napi::Object exports);
+void InitTagStamp(Napi::Env env, Napi::Object exports);
+void InitFdPath(Napi::Env env, Napi::Object exports);
+void InitThreadName(Napi::Env env, Napi::Object exports);
 }  // namespace blessd
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -21,6 +24,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   blessd::InitDatagram(env, exports);
   blessd::InitTags(env, exports);
   blessd::InitPidfd(env, exports);
+  blessd::InitTagStamp(env, exports);
+  blessd::InitFdPath(env, exports);
+  blessd::InitThreadName(env, exports);
   return exports;
 }
 

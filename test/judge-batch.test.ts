@@ -146,3 +146,37 @@ t0('a batch that hangs is given up at its deadline, and every program its scans 
   await waitFor('every program of the batch gone', () => running() === 0, 10_000);
   t.pass();
 });
+
+t0('a policy crosses to a worker once and is referred to by id: each batch is judged with its own policy, old or new (a reload)', async (t) => {
+  const { pool, open, store } = await setup(t);
+  const a = policy(); // denies BAD
+  const b = policy({ generations: { word: 'word-GOOD#0' }, scanners: [{ ...a.scanners[0]!, options: { word: 'GOOD' }, generation: 'word-GOOD' }] });
+  const verdict = async (p: JudgePolicy, name: string) => {
+    const r = await pool.judge([open(name, 'GOOD, not BAD\n')], p);
+    if ('failed' in r) throw new Error(r.message);
+    return new Map(r.files[0]!.answers).get('word');
+  };
+  t.deepEqual(await verdict(a, 'a1.txt'), { answer: 'deny', reason: 'contains BAD' });
+  t.deepEqual(await verdict(a, 'a2.txt'), { answer: 'deny', reason: 'contains BAD' }, 'the same policy again (the worker has it by id)');
+  t.deepEqual(await verdict(b, 'b1.txt'), { answer: 'deny', reason: 'contains GOOD' }, 'a new policy object is a new policy');
+  t.deepEqual(await verdict(a, 'a3.txt'), { answer: 'deny', reason: 'contains BAD' }, 'a late batch of the old policy keeps its own');
+  // The tag key and generation travelled too: the result tag verifies with the main thread's store under b's generation.
+  const fd = open('b2.txt', 'GOOD\n');
+  await pool.judge([fd], b);
+  t.is(result(store, fd, b.generations, 'word'), 'deny');
+});
+
+t0("a scanner's maxSize is held to the file's stamped size in the worker: over it, the entry's onTooLarge answers and nothing is scanned", async (t) => {
+  const { pool, open } = await setup(t);
+  const p = policy({ scanners: [{ ...policy().scanners[0]!, maxSize: 100, onTooLarge: 'allow' }] });
+  const small = open('small.txt', 'BAD\n');
+  const large = open('large.txt', `BAD ${'x'.repeat(200)}\n`);
+  const r = await pool.judge([small, large], p);
+  if ('failed' in r) return t.fail(r.message);
+  const [s, l] = r.files;
+  t.deepEqual(new Map(s!.answers).get('word'), { answer: 'deny', reason: 'contains BAD' }, 'at 4 bytes it is scanned');
+  const big = new Map(l!.answers).get('word');
+  t.is(big?.answer, 'allow', 'onTooLarge answers');
+  t.regex(big?.reason ?? '', /too-large: word: .*large\.txt is 205 bytes, over the limit of 100/);
+  t.deepEqual(l!.scans, [], 'not scanned');
+});

@@ -24,6 +24,38 @@ export async function threadCpuSeconds(pid: number, tid = pid): Promise<number> 
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/** User + system CPU seconds of every thread of a process, by tid, with the thread's name (comm). */
+export async function threadsCpu(pid: number): Promise<Map<number, { name: string; cpuS: number }>> {
+  const out = new Map<number, { name: string; cpuS: number }>();
+  for (const t of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    // A thread may end between the listing and the read: it is simply left out.
+    const stat = await readFile(`/proc/${pid}/task/${t}/stat`, 'latin1').catch(() => '');
+    if (!stat) continue;
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(t), { name, cpuS: (Number(fields[11]) + Number(fields[12])) / CLK_TCK });
+  }
+  return out;
+}
+
+/**
+ * CPU seconds per kind of thread between two threadsCpu() snapshots: the main thread (tid = pid), the gate's reader
+ * thread ('blessd-gate'), each pool worker ('blessd-pool', in tid order: pool1, pool2, ...), and the rest (node's
+ * and V8's own helpers: GC, compiler, libuv). A thread born between the snapshots counts from zero.
+ */
+export function threadSplit(pid: number, before: Map<number, { name: string; cpuS: number }>, after: Map<number, { name: string; cpuS: number }>): Record<string, number> {
+  const out: Record<string, number> = { main: 0, gate: 0, other: 0 };
+  let pools = 0;
+  for (const [tid, t] of [...after].sort((a, b) => a[0] - b[0])) {
+    const d = t.cpuS - (before.get(tid)?.cpuS ?? 0);
+    if (tid === pid) out.main! += d;
+    else if (t.name === 'blessd-gate') out.gate! += d;
+    else if (t.name === 'blessd-pool') out[`pool${++pools}`] = d;
+    else out.other! += d;
+  }
+  return out;
+}
+
 /** Resident set size in bytes (VmRSS), and its high-water mark (VmHWM). */
 export async function memory(pid: number): Promise<{ rss: number; hwm: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'latin1');

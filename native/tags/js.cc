@@ -145,7 +145,21 @@ static Napi::Value TagsSettle(const Napi::CallbackInfo &info) {
   return Napi::String::New(env, s == Settlement::Allowed ? "allow" : s == Settlement::Denied ? "deny" : "unknown");
 }
 
+// tagMac(key: Buffer(32), xattrName, scanner, body) -> hex: the MAC of src/tags/mac.ts, from the one native
+// definition the reader thread verifies with (verify.cc tag_mac). The tag store signs and checks with it too: node's
+// createHmac builds an object and sets the key up per call, several times per scanned file (docs/bench.md).
+static Napi::Value TagMac(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer() || info[0].As<Napi::Buffer<char>>().Length() != 32) throw Napi::TypeError::New(env, "tagMac: key must be a Buffer of 32 bytes");
+  if (!info[1].IsString() || !info[2].IsString() || !info[3].IsString()) throw Napi::TypeError::New(env, "tagMac: xattrName, scanner and body must be strings");
+  auto k = info[0].As<Napi::Buffer<char>>();
+  std::string mac = tag_mac(std::string(k.Data(), k.Length()), info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::String>().Utf8Value());
+  if (mac.empty()) throw Napi::Error::New(env, "tagMac: HMAC-SHA-256 failed");
+  return Napi::String::New(env, mac);
+}
+
 void InitTags(Napi::Env env, Napi::Object exports) {
+  exports.Set("tagMac", Napi::Function::New(env, TagMac));
   exports.Set("tagsJudge", Napi::Function::New(env, TagsJudge));
   exports.Set("tagsSettle", Napi::Function::New(env, TagsSettle));
 }

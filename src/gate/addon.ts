@@ -44,6 +44,14 @@ export interface NativeAddon {
   pidfdOpen(pid: number): number;
   /** waitid(P_PIDFD, WNOHANG): 'reaped', 'running' (ask again), or 'gone' (reaped elsewhere). The caller closes the fd. */
   pidfdReap(fd: number): 'reaped' | 'running' | 'gone';
+  /** HMAC-SHA-256 of a tag, hex (native/tags/verify.cc tag_mac; src/tags/mac.ts says over what). */
+  tagMac(key: Buffer, xattrName: string, scanner: string, body: string): string;
+  /** fstat + FS_IOC_GETVERSION in one call (native/tags/stamp.cc): out = [ino, igen (0: none), size, mtime ns, ctime ns]. */
+  tagStamp(fd: number, out: BigInt64Array): void;
+  /** readlink of /proc/self/fd/<fd> (native/proc/fd_path.cc), for display only; null when there is none. */
+  fdPath(fd: number): string | null;
+  /** Name the calling thread (prctl PR_SET_NAME, first 15 bytes), for /proc, top and perf. */
+  setThreadName(name: string): void;
   Gate: NativeGateConstructor;
 }
 

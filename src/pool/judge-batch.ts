@@ -8,13 +8,14 @@
 // hold the batch) and content that changed under the scan (its change event is on the way; the main thread's
 // scan-service retries). It never closes a descriptor (they are the daemon's), never answers the kernel, and never
 // throws to Piscina: a failure of an actor is an answer by the entry's failure policy, as on the main thread.
-import { fstatSync, readlinkSync } from 'node:fs';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
+import { readStamp } from '../tags/stamp.js';
 import { TagStore } from '../tags/store.js';
 import { scanWith } from './actor-scan.js';
 import { resolveFailure, RETRY } from './failure.js';
+import { policyOf } from './policy-wire.js';
 import { countScan } from './scan-counter.js';
 import { loadActor, type LoadedActor } from './load-actor.js';
 import type { ScanOutcome } from './scan-pool.js';
@@ -34,18 +35,28 @@ function storeFor(t: JudgePolicy['tags']): TagStore {
   return store;
 }
 
-function pathOf(fd: number): string {
-  try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return `fd:${fd}`;
+/** For display (logs, notices, the cost table): native, one readlinkat on a kept /proc/self/fd (fd_path.cc says why). */
+/** What every batch under one policy shares: its tag store and its scanners by name, found once per policy. */
+const derived = new WeakMap<JudgePolicy, { store: TagStore; scanners: Map<string, JudgeScanner> }>();
+
+function derivedOf(policy: JudgePolicy): { store: TagStore; scanners: Map<string, JudgeScanner> } {
+  let d = derived.get(policy);
+  if (!d) {
+    d = { store: storeFor(policy.tags), scanners: new Map(policy.scanners.map((s) => [s.name, s])) };
+    derived.set(policy, d);
   }
+  return d;
+}
+
+function pathOf(fd: number): string {
+  return native.fdPath(fd) ?? `fd:${fd}`;
 }
 
 type Scanned = { kind: 'answer'; answer: Answer; transient: boolean } | { kind: 'slow' };
 
 interface BatchContext {
   task: JudgeTask;
+  policy: JudgePolicy;
   store: TagStore;
   scanners: Map<string, JudgeScanner>;
   groups: Int32Array;
@@ -55,17 +66,18 @@ interface BatchContext {
 export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
   const times = new Float64Array(task.started, 0, 2);
   times[SLOT_PICKED] = Date.now();
+  const policy = policyOf(task.policy);
   const ctx: BatchContext = {
     task,
-    store: storeFor(task.policy.tags),
-    scanners: new Map(task.policy.scanners.map((s) => [s.name, s])),
+    policy,
+    ...derivedOf(policy),
     // The whole rest of the slot: the pool sized it for a process group per scan of every file of the batch.
     groups: new Int32Array(task.started, SLOT_GROUPS_AT),
     helperPids: {},
   };
   // Actors load before the deadline starts (a fresh worker loading databases is not the files' fault; the pool
   // bounds that by its load timeout). A load that fails is each scan's 'load' failure below.
-  await Promise.all(task.policy.scanners.map((s) => actorOf(s).catch(() => undefined)));
+  await Promise.all(policy.scanners.map((s) => actorOf(s).catch(() => undefined)));
   times[SLOT_BEGUN] = Date.now();
   const files = await Promise.all(
     task.fds.map((fd) =>
@@ -83,13 +95,17 @@ function actorOf(s: JudgeScanner): Promise<LoadedActor> {
 }
 
 async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
-  const { policy } = ctx.task;
+  const { policy } = ctx;
   const path = pathOf(fd);
   const answers = new Map<string, Answer>();
   for (const r of policy.rules) if (r.constant) answers.set(r.name, r.constant);
   const counted = new Set(policy.rules.map((r) => r.name));
+  // The size the scans read up to: from the stamp the tags were judged against (one fstat fewer per scanner).
+  let size: number | undefined;
   try {
-    for (const t of ctx.store.readSync(fd, policy.generations).tags) {
+    const report = ctx.store.readSync(fd, policy.generations);
+    size = Number(report.stamp.size);
+    for (const t of report.tags) {
       if (t.judgement === 'valid' && t.value?.kind === 'result' && counted.has(t.scanner)) {
         answers.set(t.scanner, t.value.reason === undefined ? { answer: t.value.answer } : { answer: t.value.answer, reason: t.value.reason });
       }
@@ -132,7 +148,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       settle();
     }
     for (const name of needed) {
-      const scanned = scanOne(scanFd, name, path, ctx, out);
+      const scanned = scanOne(scanFd, name, path, size, ctx, out);
       scanned.then(ended, ended);
       scanned.then(
         (r) => {
@@ -158,12 +174,12 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
 }
 
 /** Lease, scan (with the entry's failure policy), conditional result write: one scanner on one file. */
-async function scanOne(fd: number, name: string, path: string, ctx: BatchContext, out: JudgedFile): Promise<Scanned> {
+async function scanOne(fd: number, name: string, path: string, stamped: number | undefined, ctx: BatchContext, out: JudgedFile): Promise<Scanned> {
   const s = ctx.scanners.get(name);
   if (!s) return { kind: 'slow' }; // not a pool actor (a remote scanner): the main thread serves it
-  const { store, task } = ctx;
-  const generation = task.policy.generations[name] ?? '';
-  const size = fstatSync(fd).size;
+  const { store, policy } = ctx;
+  const generation = policy.generations[name] ?? '';
+  const size = stamped ?? Number(readStamp(fd).size); // native, no Stats object (stamp.ts); a throw fails closed above
   if (s.maxSize !== undefined && size > s.maxSize) {
     // A policy on the size, not a failure: no tag (it would outlive a change of maxSize), but cacheable.
     const resolved = resolveFailure({ kind: 'error', code: 'too-large', message: `${name}: ${path} is ${size} bytes, over the limit of ${s.maxSize}` }, s);
@@ -217,7 +233,7 @@ async function scanOne(fd: number, name: string, path: string, ctx: BatchContext
 
 async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner, ctx: BatchContext, out: JudgedFile): Promise<ScanOutcome> {
   // Counted as it starts (the main thread sees a scan in flight); a scanner without a slot is counted on return.
-  if (s.counter !== undefined && s.counter >= 0 && ctx.task.policy.scanCounts) countScan(ctx.task.policy.scanCounts, s.counter);
+  if (s.counter !== undefined && s.counter >= 0 && ctx.policy.scanCounts) countScan(ctx.policy.scanCounts, s.counter);
   else out.uncounted.push(s.name);
   let loaded: LoadedActor;
   try {

@@ -16,6 +16,7 @@ import type { AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
 import { Cancel } from './cancel.js';
 import { PoolError } from './errors.js';
+import { policyRef } from './policy-wire.js';
 import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
@@ -288,7 +289,7 @@ export class ScanPool {
    */
   async judge(fds: number[], policy: JudgePolicy): Promise<JudgeResult | { failed: 'timeout' | 'crash'; message: string }> {
     // Room for a process group per scan of every file: the files of a batch scan at once.
-    const task: JudgeTask = { op: 'judge', fds, policy, chunkSize: this.chunkSize, started: startSlot(fds.length * policy.scanners.length), marker: nextMarker() };
+    const task: JudgeTask = { op: 'judge', fds, policy: policyRef(policy), chunkSize: this.chunkSize, started: startSlot(fds.length * policy.scanners.length), marker: nextMarker() };
     const r = await this.runTask(task, policy.timeoutMs);
     if (r === 'timeout') return { failed: 'timeout', message: `no file of the batch judged within ${policy.timeoutMs} ms` };
     if (r instanceof Error) return { failed: 'crash', message: `worker died judging a batch: ${r.message}` };

@@ -3,6 +3,7 @@ import type { Control } from '../config/types.js';
 import type { Answer, AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
 import type { FailureAction } from './failure.js';
+import type { PolicyRef } from './policy-wire.js';
 
 /** One entry of a scanner stack, as the pool needs it. */
 export interface PoolEntry {
@@ -119,7 +120,8 @@ export interface JudgeTask {
   op: 'judge';
   /** The daemon's descriptors (shared by every thread): never closed by the worker. */
   fds: number[];
-  policy: JudgePolicy;
+  /** The JudgePolicy, sent once and referred to by id after (policy-wire.ts). */
+  policy: PolicyRef;
   chunkSize?: number;
   started: SharedArrayBuffer;
   marker: string;

@@ -4,6 +4,7 @@
 // tell a broken actor ('load', 'crash') from a dead worker (which Piscina reports by rejecting).
 // The scanned fd belongs to the daemon and is shared by all threads: nothing here closes it.
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import { native } from '../gate/addon.js';
 import { loadActor, onFirstLoad, retireAll } from './load-actor.js';
 import { failure, scanWith, withHelpers } from './actor-scan.js';
 import { judgeBatch } from './judge-batch.js';
@@ -16,6 +17,8 @@ import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, 
 // (the two ways are not ordered with each other). The channel must not keep a worker alive: unref'd.
 const retireChannelName = (workerData as { retireChannel?: unknown } | undefined)?.retireChannel;
 const channel = typeof retireChannelName === 'string' ? new BroadcastChannel(retireChannelName) : undefined;
+// Named so that /proc/<pid>/task/*/comm, top, perf and bench/cold tell the pool's threads from node's own.
+native.setThreadName('blessd-pool');
 let holding = false;
 let announced = false;
 if (channel) {

@@ -2,7 +2,6 @@
 // (ino, inode generation) names the inode even across inode-number reuse; (size, mtime in ns) says "unchanged
 // since" — as far as mtime can say it: a writer may set mtime back (utimensat). ctime mode (ctime.ts, the default)
 // and content mode catch that.
-import { fstatSync } from 'node:fs';
 import { native } from '../gate/addon.js';
 import { TagError, messageOf } from './errors.js';
 
@@ -19,23 +18,23 @@ export function readStamp(fd: number): Stamp {
   return readStampAndCtime(fd).stamp;
 }
 
-/** The stamp and the inode's ctime (ns), from one fstat: ctime is checked apart from the stamp (ctime.ts says why). */
+/**
+ * The stamp and the inode's ctime (ns), from one native call (fstat + FS_IOC_GETVERSION, native/tags/stamp.cc):
+ * ctime is checked apart from the stamp (ctime.ts says why). Native because fstatSync builds a Stats object per
+ * call and this runs several times per scanned file (the worker profile in docs/bench.md).
+ */
 export function readStampAndCtime(fd: number): { stamp: Stamp; ctimeNs: bigint } {
-  let st;
   try {
-    st = fstatSync(fd, { bigint: true });
+    native.tagStamp(fd, slots);
   } catch (err) {
     throw new TagError('TAG_XATTR_IO', `fstat of fd ${fd}: ${messageOf(err)}`, err);
   }
-  let igen: number | null = null;
-  try {
-    igen = native.inodeGeneration(fd);
-  } catch {
-    // ENOTTY and friends: the filesystem keeps no inode generation. The other fields still bind the tag.
-    igen = null;
-  }
-  return { stamp: { ino: st.ino, igen: igen ?? 0, size: st.size, mtimeNs: st.mtimeNs }, ctimeNs: st.ctimeNs };
+  // ino as unsigned (st_ino is; overlayfs sets high bits). igen 0 where the filesystem keeps no inode generation (ENOTTY and friends): the other fields still bind the tag.
+  return { stamp: { ino: BigInt.asUintN(64, slots[0]!), igen: Number(slots[1]!), size: slots[2]!, mtimeNs: slots[3]! }, ctimeNs: slots[4]! };
 }
+
+/** Reused by every call of this thread (synchronous, so no two calls share it at once). */
+const slots = new BigInt64Array(5);
 
 export function sameStamp(a: Stamp, b: Stamp): boolean {
   return a.ino === b.ino && a.igen === b.igen && a.size === b.size && a.mtimeNs === b.mtimeNs;

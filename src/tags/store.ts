@@ -7,7 +7,6 @@
 // It never opens or closes fds: the caller owns them (the gate's event fd, or the daemon's own read-only open).
 // All calls on a file are synchronous syscalls except content digests, so nothing interleaves between a check and
 // the write that depends on it within this process; other processes are kept apart by the kernel (CREATE/REPLACE).
-import { randomBytes } from 'node:crypto';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { isAnswerKind } from '../policy/answer.js';
@@ -24,6 +23,7 @@ import { readStamp, readStampAndCtime, sameStamp, type Stamp } from './stamp.js'
 
 export type { TagReport } from './report.js';
 import { LOCK_STALE_MS, takeOver } from './takeover.js';
+import { leaseToken } from './token.js';
 
 /**
  * 'ctime' (default): the stamp, and the inode's ctime no later than our newest tag write (ctime.ts) — a change made
@@ -137,7 +137,7 @@ export class TagStore {
     for (let attempt = 0; attempt < MAX_BEGIN_ATTEMPTS; attempt++) {
       const stamp = readStamp(fd);
       const now = Date.now();
-      const token = randomBytes(16).toString('hex');
+      const token = leaseToken();
       const lease: ScanningTag = { kind: 'scanning', token, holder: this.holder, leaseUntil: now + this.leaseMs, stamp, time: now };
       const value = encodeTag(lease, this.#key, name, scanner);
       try {
