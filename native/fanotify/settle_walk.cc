@@ -297,6 +297,7 @@ void Gate::SettleWalkFile(int fd) {
       w_.known++;
       return;
     }
+    e.open_marked = AddDenyOpenMarkLocked(fd, key);  // refused at open too, as a deny settled at an access (marks.cc)
     RememberLocked(key, std::move(e));
     w_.denied++;
     return;
