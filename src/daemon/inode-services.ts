@@ -79,7 +79,9 @@ export function inodeServices(d: DaemonParts): InodeServices {
     },
     bless: (fd) => {
       try {
-        d.gate.native.bless(fd);
+        // On the gate's answer thread, ahead of the waiters' answers (concludeAllow answers after it): the main
+        // thread makes none of its syscalls (fstat, handle, mark).
+        d.gate.native.queueBless(fd);
       } catch (err) {
         d.log.warn({ err }, 'bless failed');
       }
