@@ -4,8 +4,10 @@
 // write() the dearest call on the main thread (143 µs per cold file with the close of the event fd, V8 profile in
 // docs/bench.md). answer() now only claims the event under mu_ (so the deadline, a second answer or close() cannot
 // answer it too), counts it, and queues it; this thread writes the queued responses in FIFO order, closes their fds
-// and drops their records. The main thread signals it only when it sleeps, so a JS turn that answers many events
-// pays one wake-up at most, and a busy thread takes whole batches.
+// and drops their records. Waking a sleeping thread costs the waker about as much as the write did, so the main
+// thread wakes it once per turn of its event loop (libuv check and prepare handles: after the I/O callbacks of a
+// turn, and before the loop sleeps), not once per answer; a busy thread takes whole batches without being woken.
+// If JS is stuck inside one turn, the reader thread kicks it when a queued answer's deadline comes (reader.cc).
 //
 // queueBless(fd) goes through the same queue: the ignore mark and the table entry of a passed file are written
 // here too, before any answer queued after them, so that an accessor woken by its allow finds the verdict cached.
@@ -14,6 +16,7 @@
 // claimed (queued) — the one answer of an event is decided under mu_, never here; hold answers_mu_ and mu_ at once.
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 #include "common/errors.h"
 #include "fanotify/compat.h"
 #include "fanotify/gate.h"
@@ -21,14 +24,55 @@
 namespace blessd {
 
 void Gate::QueueWork(const QueuedWork &w) {
+  std::lock_guard<std::mutex> lock(answers_mu_);
+  answers_.push_back(w);
+  answers_waiting_.store(true, std::memory_order_release);
+}
+
+void Gate::KickAnswers() {
+  if (!answers_waiting_.exchange(false, std::memory_order_acq_rel)) return;  // the common idle turn: no lock
   bool wake;
   {
     std::lock_guard<std::mutex> lock(answers_mu_);
-    answers_.push_back(w);
-    wake = answers_idle_;
-    answers_idle_ = false;  // one wake-up per sleep, however many are queued meanwhile
+    wake = answers_idle_ && !answers_.empty();
+    if (wake) answers_idle_ = false;  // one wake-up per sleep
   }
   if (wake) answers_cv_.notify_one();
+}
+
+struct Gate::FlushHandles {
+  uv_check_t check;
+  uv_prepare_t prepare;
+  Gate *gate;
+};
+
+// The handles are unreferenced: they never keep the process alive, they only run while something else does.
+void Gate::StartFlush(Napi::Env env) {
+  uv_loop_t *loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "gate: no event loop");
+  flush_ = new FlushHandles();
+  flush_->gate = this;
+  flush_->check.data = flush_->prepare.data = flush_;
+  uv_check_init(loop, &flush_->check);
+  uv_prepare_init(loop, &flush_->prepare);
+  uv_check_start(&flush_->check, [](uv_check_t *h) { static_cast<FlushHandles *>(h->data)->gate->KickAnswers(); });
+  uv_prepare_start(&flush_->prepare, [](uv_prepare_t *h) { static_cast<FlushHandles *>(h->data)->gate->KickAnswers(); });
+  uv_unref(reinterpret_cast<uv_handle_t *>(&flush_->check));
+  uv_unref(reinterpret_cast<uv_handle_t *>(&flush_->prepare));
+}
+
+// Main thread. The handles are freed once the loop has closed both (or leaked at process exit, if it never runs).
+void Gate::StopFlush() {
+  if (!flush_) return;
+  FlushHandles *f = flush_;
+  flush_ = nullptr;
+  uv_check_stop(&f->check);
+  uv_prepare_stop(&f->prepare);
+  f->gate = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t *>(&f->check), [](uv_handle_t *h) {
+    auto *ff = static_cast<FlushHandles *>(h->data);
+    uv_close(reinterpret_cast<uv_handle_t *>(&ff->prepare), [](uv_handle_t *hh) { delete static_cast<FlushHandles *>(hh->data); });
+  });
 }
 
 void Gate::BlessFd(int fd, bool &marked) {
@@ -54,6 +98,7 @@ void Gate::RunAnswers() {
       }
       if (answers_.empty()) return;  // stopping, and everything written
       answers_idle_ = false;
+      answers_waiting_.store(false, std::memory_order_relaxed);  // all of it is taken now
       work.swap(answers_);
     }
     // The writes first, outside every lock: each wakes its accessor, and the reader thread must not wait on mu_
@@ -83,6 +128,7 @@ void Gate::StopAnswers() {
     std::lock_guard<std::mutex> lock(answers_mu_);
     answers_stop_ = true;
   }
+  StopFlush();
   answers_cv_.notify_one();
   if (answer_thread_.joinable()) answer_thread_.join();
 }

@@ -102,6 +102,7 @@ Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_p
   tsfn_ = Napi::ThreadSafeFunction::New(env, o.Get("onEvents").As<Napi::Function>(), "blessd-gate", 0, 1);
   thread_ = std::thread([this] { Run(); });
   answer_thread_ = std::thread([this] { RunAnswers(); });
+  StartFlush(env);
   // If the process tears down without close(), still answer everything and join the thread.
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   hook_registered_ = true;

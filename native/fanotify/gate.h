@@ -261,6 +261,9 @@ class Gate : public Napi::ObjectWrap<Gate> {
     uint32_t response;
   };
   void QueueWork(const QueuedWork &w);
+  void KickAnswers();   // wake the answer thread if work waits for it (once per JS loop turn; the reader's deadlines)
+  void StartFlush(Napi::Env env);
+  void StopFlush();
   void RunAnswers();
   void StopAnswers();  // writes everything queued, then joins the thread
   void BlessFd(int fd, bool &marked);
@@ -269,6 +272,10 @@ class Gate : public Napi::ObjectWrap<Gate> {
   std::vector<QueuedWork> answers_;
   bool answers_stop_ = false, answers_idle_ = false;
   std::thread answer_thread_;
+  bool kick_answers_ = false;  // reader thread only: a queued answer's deadline came (ExpireDeadlines)
+  std::atomic<bool> answers_waiting_{false};  // queued and not yet handed over: KickAnswers has work
+  struct FlushHandles;
+  FlushHandles *flush_ = nullptr;  // the loop's check + prepare handles that call KickAnswers (main thread)
 
   // answering (gate.cc)
   void WriteResponse(int fd, uint32_t response);
