@@ -282,6 +282,15 @@ export class Daemon extends EventEmitter {
     }
   }
 
+  /**
+   * Verdict notices cost an fstat and a file handle per judged file: built only while someone hears them — a
+   * 'notice' listener besides the socket server, or what `heard` says (the server: a verdict subscriber, a scan
+   * request waiting). Until this is called, always.
+   */
+  verdictsHeardWhen(heard: () => boolean): void {
+    this.d.hearsVerdicts = () => this.listenerCount('notice') > 1 || heard();
+  }
+
   /** What the socket server may ask (src/notify/daemon-control.ts). */
   control(): DaemonControl {
     const d = this.d;
