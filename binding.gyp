@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/fanotify/gate.cc",
+        "native/fanotify/answers.cc",
         "native/fanotify/reader.cc",
         "native/fanotify/marks.cc",
         "native/fanotify/trees.cc",

@@ -101,6 +101,8 @@ Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_p
 
   tsfn_ = Napi::ThreadSafeFunction::New(env, o.Get("onEvents").As<Napi::Function>(), "blessd-gate", 0, 1);
   thread_ = std::thread([this] { Run(); });
+  answer_thread_ = std::thread([this] { RunAnswers(); });
+  StartFlush(env);
   // If the process tears down without close(), still answer everything and join the thread.
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   hook_registered_ = true;
@@ -133,29 +135,42 @@ bool Gate::AnswerLocked(uint64_t id, Pending &p, uint32_t response) {
   return true;
 }
 
+// answer(id, response, keepFd): claimed here, under mu_, and counted; written by the answer thread (answers.cc),
+// which then closes the fd. keepFd (JS takes the fd) is answered here and now: the fd must not close before the write.
 Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   uint64_t id = (uint64_t)info[0].As<Napi::Number>().Int64Value();
   uint32_t response = info[1].As<Napi::Number>().Uint32Value();
   bool keep_fd = info.Length() > 2 && info[2].ToBoolean();
-  int fd_to_close = -1;
+  int fd_to_close = -1, fd_to_write = -1;
   bool answered_now = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pending_.find(id);
-    if (it == pending_.end()) return Napi::Boolean::New(env, false);
-    answered_now = AnswerLocked(id, it->second, response);
-    if (answered_now) {
+    if (it == pending_.end() || it->second.queued) return Napi::Boolean::New(env, false);
+    Pending &p = it->second;
+    if (!p.answered) {
+      answered_now = true;
+      // Counted before the answer is written: whoever the answer wakes may read the stats at once.
       c_.by_js++;
-      c_.latency[latency_bucket((now_ns() - it->second.forwarded_ns) / 1000)]++;
+      c_.latency[latency_bucket((now_ns() - p.forwarded_ns) / 1000)]++;
       // JS answered in time: this access's wait is over, and its deadline answer (if any) no longer stands.
-      budgets_.erase(it->second.key);
-      auto u = pending_by_uid_.find(it->second.uid);
+      budgets_.erase(p.key);
+      auto u = pending_by_uid_.find(p.uid);
       if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
-    }  // else the deadline answered it and already settled its budget and its uid's count
-    if (!keep_fd) fd_to_close = it->second.fd;
-    pending_.erase(it);
+      if (keep_fd) {
+        AnswerLocked(id, p, response);
+        pending_.erase(it);
+      } else {
+        p.answered = p.queued = true;  // nobody else answers it now; the answer thread writes, closes and drops it
+        fd_to_write = p.fd;
+      }
+    } else {  // the deadline answered it and already settled its budget and its uid's count
+      if (!keep_fd) fd_to_close = p.fd;
+      pending_.erase(it);
+    }
   }
+  if (fd_to_write >= 0) QueueWork({id, fd_to_write, response});
   if (fd_to_close >= 0) close(fd_to_close);
   return Napi::Boolean::New(env, answered_now);
 }
@@ -474,6 +489,7 @@ void Gate::Shutdown() {
   uint64_t one = 1;
   if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the thread also checks stopping_ each wake */ }
   if (thread_.joinable()) thread_.join();
+  StopAnswers();  // JS's answers first, as JS gave them; then allow for the rest
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto &kv : pending_) {
@@ -557,7 +573,7 @@ void Gate::Deliver(std::vector<OutEvent> *batch) {
     for (auto &e : *batch) {
       if (e.kind == EventKind::Perm) {
         auto it = pending_.find(e.id);
-        if (it != pending_.end()) {
+        if (it != pending_.end() && !it->second.queued) {
           AnswerLocked(e.id, it->second, FAN_ALLOW);
           close(it->second.fd);
           pending_.erase(it);
@@ -583,6 +599,7 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::Answer>("answer"),
                          InstanceMethod<&Gate::Release>("release"),
                          InstanceMethod<&Gate::Bless>("bless"),
+                         InstanceMethod<&Gate::QueueBless>("queueBless"),
                          InstanceMethod<&Gate::Condemn>("condemn"),
                          InstanceMethod<&Gate::Forget>("forget"),
                          InstanceMethod<&Gate::ForgetAll>("forgetAll"),

@@ -8,9 +8,12 @@
 // JS as a small 'fallback' record, rate-limited here, so that it is logged.
 //
 // Who answers and who closes:
-//  - A forwarded permission event is a Pending record. Exactly one answer is written for it, under `mu_`: by JS
+//  - A forwarded permission event is a Pending record. Exactly one answer is given to it, decided under `mu_`: by JS
 //    (answer()), by the deadline on the reader thread, or by close(). Its fd stays open until
 //    it is answered AND JS released it (answer() releases unless keepFd, in which case JS owns and closes the fd).
+//    JS's answers are claimed under `mu_` (Pending::queued: nobody else may answer it now) and written by the answer
+//    thread (answers.cc), which also closes the fd and drops the record; the main thread makes no syscall for them.
+//    close() lets that thread write everything queued before it answers the rest allow.
 //  - An 'open' notice fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held fds).
 //    Only a FAN_OPEN notification becomes one, and no mark asks for it: read mode's filesystem mark raises no open
 //    event, and the opens a deny mark or a tree checkpoint raise are answered on the reader thread, without a notice.
@@ -26,6 +29,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -81,6 +85,7 @@ struct Pending {
   int32_t tid;
   uint64_t mask;
   bool answered = false;
+  bool queued = false;  // answered by JS, not yet written: the answer thread owns the fd and drops the record
 };
 
 // One access's wait budget for an inode whose judgement is pending (the deadline bounds an access, not an event).
@@ -145,6 +150,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Answer(const Napi::CallbackInfo &info);
   Napi::Value Release(const Napi::CallbackInfo &info);
   Napi::Value Bless(const Napi::CallbackInfo &info);
+  Napi::Value QueueBless(const Napi::CallbackInfo &info);  // answers.cc
   Napi::Value Condemn(const Napi::CallbackInfo &info);
   Napi::Value Forget(const Napi::CallbackInfo &info);
   Napi::Value ForgetAll(const Napi::CallbackInfo &info);
@@ -247,6 +253,29 @@ class Gate : public Napi::ObjectWrap<Gate> {
   // nothing done yet (the accessor may be a writer); DenyByTags then refuses, caches and tells JS.
   Settlement SettleByTags(int fd, const InodeKey &key, bool perm, uint32_t &deny_response);
   void DenyByTags(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool perm, uint32_t response, std::vector<OutEvent> &batch);
+
+  // answers.cc — JS's answers (and the ignore marks of its blesses), written on their own thread in batches
+  struct QueuedWork {
+    uint64_t id;        // the Pending record answered; 0: a bless of `fd` (a descriptor of ours, closed after)
+    int fd;
+    uint32_t response;
+  };
+  void QueueWork(const QueuedWork &w);
+  void KickAnswers();   // wake the answer thread if work waits for it (once per JS loop turn; the reader's deadlines)
+  void StartFlush(Napi::Env env);
+  void StopFlush();
+  void RunAnswers();
+  void StopAnswers();  // writes everything queued, then joins the thread
+  void BlessFd(int fd, bool &marked);
+  std::mutex answers_mu_;  // guards the four below; never held together with mu_
+  std::condition_variable answers_cv_;
+  std::vector<QueuedWork> answers_;
+  bool answers_stop_ = false, answers_idle_ = false;
+  std::thread answer_thread_;
+  bool kick_answers_ = false;  // reader thread only: a queued answer's deadline came (ExpireDeadlines)
+  std::atomic<bool> answers_waiting_{false};  // queued and not yet handed over: KickAnswers has work
+  struct FlushHandles;
+  FlushHandles *flush_ = nullptr;  // the loop's check + prepare handles that call KickAnswers (main thread)
 
   // answering (gate.cc)
   void WriteResponse(int fd, uint32_t response);

@@ -58,6 +58,10 @@ void Gate::Run() {
     if (fds[1].revents & POLLIN) ReadGateGroup(*batch);
     RetryHeld(*batch);
     ExpireDeadlines(*batch);
+    if (kick_answers_) {  // after mu_ is released: the answer thread's lock is never taken under it
+      kick_answers_ = false;
+      KickAnswers();
+    }
     if (batch->empty()) delete batch;
     else Deliver(batch);
   }
@@ -150,6 +154,8 @@ void Gate::ExpireDeadlines(std::vector<OutEvent> &batch) {
     uint64_t id = deadlines_.top().second;
     deadlines_.pop();
     auto it = pending_.find(id);
+    // JS answered it and the answer thread has not written it yet: JS has not ended its turn since (answers.cc).
+    if (it != pending_.end() && it->second.queued) kick_answers_ = true;
     if (it == pending_.end() || it->second.answered) continue;
     Pending &p = it->second;
     uint32_t response = DeadlineAnswerLocked(p.key);

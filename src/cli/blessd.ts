@@ -103,6 +103,8 @@ async function run(config: Config, file: string): Promise<number> {
   let metrics: import('../metrics/server.js').MetricsServer | undefined;
   try {
     server = await NotifyServer.start({ control: daemon.control(), notices: daemon, socket: config.socket, log, reload });
+    const heard = server;
+    daemon.verdictsHeardWhen(() => heard.hearsVerdicts());
     if (config.metrics.listen) {
       const [{ MetricsServer }, { daemonRegistry }] = await Promise.all([import('../metrics/server.js'), import('../metrics/registry.js')]);
       metrics = await MetricsServer.start(config.metrics.listen, daemonRegistry(() => daemon.stats()), log);

@@ -63,6 +63,7 @@ export class Daemon extends EventEmitter {
   private constructor(config: Config, log: Logger) {
     super();
     this.d = new DaemonParts(config, log, (n: Notice) => this.emit('notice', n));
+    this.d.hearsVerdicts = () => this.listenerCount('notice') > 0;
     this.remote = this.d.remote;
     // A scanner joined or left the socket: it may read guarded files ungated, the stack follows, and cached
     // verdicts go (a new must-pass scanner has not seen the files blessed without it).
@@ -280,6 +281,15 @@ export class Daemon extends EventEmitter {
       d.stack.restore(before);
       throw err;
     }
+  }
+
+  /**
+   * Verdict notices cost an fstat and a file handle per judged file: built only while someone hears them — a
+   * 'notice' listener besides the socket server, or what `heard` says (the server: a verdict subscriber, a scan
+   * request waiting). Until this is called: while anyone listens to 'notice'.
+   */
+  verdictsHeardWhen(heard: () => boolean): void {
+    this.d.hearsVerdicts = () => this.listenerCount('notice') > 1 || heard();
   }
 
   /** What the socket server may ask (src/notify/daemon-control.ts). */

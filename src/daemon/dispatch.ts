@@ -67,7 +67,9 @@ export class Dispatch {
       return;
     }
     const key = inodeKey(ev.dev, ev.ino);
-    const uid = uidOf(ev.pid);
+    // The reader thread read the accessor's (real) uid already, for its own per-uid share: the same bucket here,
+    // and no stat of /proc on the main thread.
+    const uid = ev.uid ?? uidOf(ev.pid);
     const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask), since: performance.now(), uid };
     // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
     const nfsd = isNfsd(ev.pid);

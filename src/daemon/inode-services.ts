@@ -79,7 +79,9 @@ export function inodeServices(d: DaemonParts): InodeServices {
     },
     bless: (fd) => {
       try {
-        d.gate.native.bless(fd);
+        // On the gate's answer thread, ahead of the waiters' answers (concludeAllow answers after it): the main
+        // thread makes none of its syscalls (fstat, handle, mark).
+        d.gate.native.queueBless(fd);
       } catch (err) {
         d.log.warn({ err }, 'bless failed');
       }
@@ -101,6 +103,8 @@ export function inodeServices(d: DaemonParts): InodeServices {
     notify: (kind, { accessors, ...detail }) => {
       // Who waited is the cost table's business only: subscribers may be of another uid.
       if (kind === 'verdict' && typeof detail.path === 'string' && (detail.verdict === 'allow' || detail.verdict === 'deny')) d.costs.judged(detail.path, detail.verdict, Array.isArray(accessors) ? (accessors as number[]) : []);
+      // Nobody listens for verdicts (the common case): no identity to read, no notice to build.
+      if (kind === 'verdict' && !d.hearsVerdicts()) return;
       d.emit(buildNotice(kind, detail, d.fsids));
     },
     logDenied: ({ path, decidedBy, reason, waiters }) => {

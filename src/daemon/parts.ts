@@ -55,6 +55,8 @@ export class DaemonParts {
   readonly costs = new CostBook();
   /** How long scans took, per scanner (the metrics' scan-duration histogram). */
   readonly scanDurations = new ScanDurations();
+  /** Whether anyone hears verdict notices now (set by the Daemon: verdictsHeardWhen); if not, none is built. */
+  hearsVerdicts: () => boolean = () => true;
 
   constructor(
     /** Replaced by a reload (guards and gate settings kept). */

@@ -214,12 +214,18 @@ export interface NativeGate {
   unmarkTree(path: string): void;
   unmarkFilesystem(path: string): void;
   unmarkMount(path: string): void;
-  /** Answer a forwarded permission event. Returns false if it was already answered (deadline, close). keepFd: JS takes the fd and must close it. */
+  /**
+   * Answer a forwarded permission event. Returns false if it was already answered (deadline, close, an earlier
+   * answer). The answer is claimed and counted at once and written by the gate's answer thread (no syscall here);
+   * keepFd: written at once, and JS takes the fd and must close it.
+   */
   answer(id: number, response: number, keepFd?: boolean): boolean;
   /** Give back the fd of an open notice. */
   release(fd: number): void;
   /** Allow this inode from now on: native verdict table + evictable ignore mark. Returns whether the kernel mark was added. */
   bless(fd: number): boolean;
+  /** As bless, on the answer thread, before every answer given after it (the fd stays the caller's). */
+  queueBless(fd: number): void;
   /** Deny this inode from now on, on the native thread, with this response (FAN_DENY or denyErrno(e)). */
   condemn(fd: number, response: number): void;
   /** Drop the cached verdict and the ignore mark of this inode. */

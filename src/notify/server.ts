@@ -175,6 +175,13 @@ export class NotifyServer {
   }
 
   /** Every notice to every subscriber that wants it, encoded once. */
+  /** Whether a verdict notice would reach anyone now: a subscriber that asked for verdicts, or a scan request. */
+  hearsVerdicts(): boolean {
+    if (this.waiters.size > 0) return true;
+    for (const c of this.connections) if (c.subscription?.verdicts) return true;
+    return false;
+  }
+
   private fanOut(notice: Record<string, unknown>) {
     if (notice['event'] === 'verdict') this.waiters.deliver(notice);
     let line: string | undefined;

@@ -58,6 +58,11 @@ export class VerdictWaiters {
     });
   }
 
+  /** Someone waits for a verdict notice. */
+  get size(): number {
+    return this.waiting.size;
+  }
+
   /** A verdict notice: wake whoever waits for this inode. */
   deliver(notice: Record<string, unknown>) {
     if (this.waiting.size === 0 || typeof notice['dev'] !== 'number' || typeof notice['ino'] !== 'number') return;

@@ -1,0 +1,148 @@
+// Overview — the answer thread: JS's answers reach the kernel from here, not from the main thread.
+//
+// Why: writing a fanotify response wakes the blocked accessor, and on these VMs that wake-up (an IPI) made the
+// write() the dearest call on the main thread (143 µs per cold file with the close of the event fd, V8 profile in
+// docs/bench.md). answer() now only claims the event under mu_ (so the deadline, a second answer or close() cannot
+// answer it too), counts it, and queues it; this thread writes the queued responses in FIFO order, closes their fds
+// and drops their records. Waking a sleeping thread costs the waker about as much as the write did, so the main
+// thread wakes it once per turn of its event loop (libuv check and prepare handles: after the I/O callbacks of a
+// turn, and before the loop sleeps), not once per answer; a busy thread takes whole batches without being woken.
+// If JS is stuck inside one turn, the reader thread kicks it when a queued answer's deadline comes (reader.cc).
+//
+// queueBless(fd) goes through the same queue: the ignore mark and the table entry of a passed file are written
+// here too, before any answer queued after them, so that an accessor woken by its allow finds the verdict cached.
+//
+// Owns: the queued fds (each closed here after its answer or bless). Must not: answer anything it did not find
+// claimed (queued) — the one answer of an event is decided under mu_, never here; hold answers_mu_ and mu_ at once.
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+#include "common/errors.h"
+#include "fanotify/compat.h"
+#include "fanotify/gate.h"
+
+namespace blessd {
+
+void Gate::QueueWork(const QueuedWork &w) {
+  std::lock_guard<std::mutex> lock(answers_mu_);
+  answers_.push_back(w);
+  answers_waiting_.store(true, std::memory_order_release);
+}
+
+void Gate::KickAnswers() {
+  if (!answers_waiting_.exchange(false, std::memory_order_acq_rel)) return;  // the common idle turn: no lock
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(answers_mu_);
+    wake = answers_idle_ && !answers_.empty();
+    if (wake) answers_idle_ = false;  // one wake-up per sleep
+  }
+  if (wake) answers_cv_.notify_one();
+}
+
+struct Gate::FlushHandles {
+  uv_check_t check;
+  uv_prepare_t prepare;
+  Gate *gate;
+};
+
+// The handles are unreferenced: they never keep the process alive, they only run while something else does.
+void Gate::StartFlush(Napi::Env env) {
+  uv_loop_t *loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "gate: no event loop");
+  flush_ = new FlushHandles();
+  flush_->gate = this;
+  flush_->check.data = flush_->prepare.data = flush_;
+  uv_check_init(loop, &flush_->check);
+  uv_prepare_init(loop, &flush_->prepare);
+  uv_check_start(&flush_->check, [](uv_check_t *h) { static_cast<FlushHandles *>(h->data)->gate->KickAnswers(); });
+  uv_prepare_start(&flush_->prepare, [](uv_prepare_t *h) { static_cast<FlushHandles *>(h->data)->gate->KickAnswers(); });
+  uv_unref(reinterpret_cast<uv_handle_t *>(&flush_->check));
+  uv_unref(reinterpret_cast<uv_handle_t *>(&flush_->prepare));
+}
+
+// Main thread. The handles are freed once the loop has closed both (or leaked at process exit, if it never runs).
+void Gate::StopFlush() {
+  if (!flush_) return;
+  FlushHandles *f = flush_;
+  flush_ = nullptr;
+  uv_check_stop(&f->check);
+  uv_prepare_stop(&f->prepare);
+  f->gate = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t *>(&f->check), [](uv_handle_t *h) {
+    auto *ff = static_cast<FlushHandles *>(h->data);
+    uv_close(reinterpret_cast<uv_handle_t *>(&ff->prepare), [](uv_handle_t *hh) { delete static_cast<FlushHandles *>(hh->data); });
+  });
+}
+
+void Gate::BlessFd(int fd, bool &marked) {
+  InodeKey key;
+  marked = false;
+  if (!key_of_fd(fd, key)) return;
+  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
+  marked = AddIgnoreMark(fd);
+  e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
+  std::lock_guard<std::mutex> lock(mu_);
+  RememberLocked(key, std::move(e));
+}
+
+void Gate::RunAnswers() {
+  pthread_setname_np(pthread_self(), "blessd-answer");
+  std::vector<QueuedWork> work;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(answers_mu_);
+      while (answers_.empty() && !answers_stop_) {
+        answers_idle_ = true;
+        answers_cv_.wait(lock);
+      }
+      if (answers_.empty()) return;  // stopping, and everything written
+      answers_idle_ = false;
+      answers_waiting_.store(false, std::memory_order_relaxed);  // all of it is taken now
+      work.swap(answers_);
+    }
+    // The writes first, outside every lock: each wakes its accessor, and the reader thread must not wait on mu_
+    // meanwhile. The records stay in pending_ until then (their fds counted as held, never reused before the write).
+    for (const QueuedWork &w : work) {
+      if (w.id != 0) {
+        WriteResponse(w.fd, w.response);
+        continue;
+      }
+      bool marked;
+      BlessFd(w.fd, marked);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const QueuedWork &w : work)
+        if (w.id != 0) pending_.erase(w.id);
+    }
+    for (const QueuedWork &w : work) close(w.fd);
+    work.clear();
+  }
+}
+
+// Called by Shutdown after the reader thread is gone: whatever JS answered is written with its own answer (a deny
+// stays a deny) before the allow sweep answers the rest.
+void Gate::StopAnswers() {
+  {
+    std::lock_guard<std::mutex> lock(answers_mu_);
+    answers_stop_ = true;
+  }
+  StopFlush();
+  answers_cv_.notify_one();
+  if (answer_thread_.joinable()) answer_thread_.join();
+}
+
+// queueBless(fd): as bless(fd), on the answer thread, before every answer queued after it. The fd stays the
+// caller's (a dup is queued). Throws if the fd cannot be duplicated.
+Napi::Value Gate::QueueBless(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (closed_) return env.Undefined();
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) throw errno_error(env, errno, "dup", "fd " + std::to_string(fd));
+  QueueWork({0, own, 0});
+  return env.Undefined();
+}
+
+}  // namespace blessd

@@ -1,0 +1,106 @@
+// JS's answers are claimed on the main thread and written by the gate's answer thread (native/fanotify/answers.cc):
+// real fanotify on a private ext4 image, real reader processes.
+import test from 'ava';
+import { closeSync, openSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FAN_ALLOW, FAN_DENY, MASK, type GateEvent, type NativeGate } from '../src/gate/types.js';
+import { withGate } from './helpers/gate-harness.js';
+import { runChild } from './helpers/child.js';
+import { waitFor, within } from './helpers/wait.js';
+import { isRoot } from './helpers/scratch.js';
+
+const t0 = isRoot() ? test.serial : test.skip;
+if (!isRoot()) console.log('gate answer tests skipped: they need root (fanotify permission events, mounts)');
+
+/** Tens of ms of work queued for the answer thread (blesses of a file of our own): what JS answers next is still queued. */
+function backlog(gate: NativeGate, path: string) {
+  const busy = openSync(path, 'r');
+  try {
+    for (let i = 0; i < 2000; i++) gate.queueBless(busy);
+  } finally {
+    closeSync(busy);
+  }
+}
+
+const reads = (events: GateEvent[]) => events.filter((e) => e.kind === 'perm' && (e.mask & MASK.PRE_ACCESS) !== 0);
+
+t0('all waiters of one file answered in one JS turn get that answer once; a second answer is refused', async (t) => {
+  const h = await withGate(t, 'ext4', { prepare: async (d) => void (await Promise.all([writeFile(join(d, 'one.txt'), 'secret\n'), writeFile(join(d, 'busy'), 'busy\n')])) });
+  const file = join(h.scratch.dir, 'one.txt');
+  const runs = [1, 2, 3].map(() => runChild('cat', [file]));
+  await waitFor('three held reads', () => reads(h.events).length >= 3);
+  const before = h.gate.native.stats().answeredByJs;
+  backlog(h.gate.native, join(h.scratch.dir, 'busy'));
+  const ids = reads(h.events).map((e) => e.id);
+  for (const id of ids) t.true(h.gate.native.answer(id, FAN_DENY), 'claimed by this answer');
+  // Counted at the claim, before the write (still queued behind the backlog): what the answer wakes may read the stats at once.
+  t.is(h.gate.native.stats().answeredByJs, before + 3);
+  for (const id of ids) t.false(h.gate.native.answer(id, FAN_ALLOW), 'an event answered already is not answered again');
+  const results = await within('the denied readers', Promise.all(runs));
+  for (const r of results) {
+    t.regex(r.stderr, /Operation not permitted/);
+    t.is(r.stdout, '');
+  }
+  // The answer thread closes the event fds after it wrote their answers; the open notices are the harness's.
+  const notices = h.events.filter((e) => e.kind === 'open').length;
+  await waitFor('no permission event fd held', () => h.gate.native.stats().heldFds === notices);
+  t.is(h.gate.native.stats().pendingNow, 0);
+});
+
+t0('close() right after JS answered writes those answers as given (a deny stays a deny) and allows the rest', async (t) => {
+  const names = ['d0', 'd1', 'd2', 'd3', 'a0', 'a1'];
+  const h = await withGate(t, 'ext4', { prepare: async (d) => void (await Promise.all([...names, 'busy'].map((n) => writeFile(join(d, n), `${n}\n`)))) });
+  const runs = names.map((n) => runChild('cat', [join(h.scratch.dir, n)]));
+  await waitFor('six held reads', () => reads(h.events).length >= names.length);
+  // A backlog first (blesses of a file of our own: tens of ms of work for the answer thread), then the denies, then
+  // close(), all in one turn: the denies are still queued when close() begins, and must be written as given.
+  backlog(h.gate.native, join(h.scratch.dir, 'busy'));
+  for (const e of reads(h.events).slice(0, 4)) t.true(h.gate.native.answer(e.id, FAN_DENY));
+  h.gate.close();
+  const results = await within('the readers after close', Promise.all(runs));
+  const refused = results.filter((r) => /Operation not permitted/.test(r.stderr));
+  const served = results.filter((r) => r.code === 0);
+  t.is(refused.length, 4, 'every deny JS gave before close() holds');
+  t.is(served.length, 2, 'the unanswered ones are allowed by close()');
+  for (const r of refused) t.is(r.stdout, '');
+});
+
+t0('queueBless before an allow: the ignore mark is in place, the next reader of the file costs no event', async (t) => {
+  const h = await withGate(t, 'ext4', {
+    prepare: (d) => writeFile(join(d, 'b.txt'), 'blessed\n'),
+    onEvent: (e, hh) => {
+      if (e.kind === 'open') return hh.gate.native.release(e.fd);
+      if (e.kind !== 'perm') return;
+      hh.gate.native.queueBless(e.fd);
+      hh.gate.native.answer(e.id, FAN_ALLOW);
+    },
+  });
+  const file = join(h.scratch.dir, 'b.txt');
+  const marks = h.gate.native.stats().ignoreMarksAdded;
+  const first = await runChild('cat', [file]);
+  t.is(first.stdout, 'blessed\n');
+  t.is(reads(h.events).length, 1);
+  await waitFor('the queued bless added its mark', () => h.gate.native.stats().ignoreMarksAdded > marks);
+  const second = await runChild('cat', [file]);
+  t.is(second.stdout, 'blessed\n');
+  await h.settle();
+  t.is(reads(h.events).length, 1, 'the second read was silenced by the ignore mark');
+  t.true(h.gate.native.stats().verdictTableSize >= 1, 'and the table holds the verdict');
+});
+
+t0('JS stuck in the turn that answered: the reader thread has the answer written by its deadline, as JS gave it', async (t) => {
+  const h = await withGate(t, 'ext4', { deadlineMs: 1500, deadlineAnswer: 'allow', prepare: (d) => writeFile(join(d, 'stuck.txt'), 'stuck\n') });
+  const file = join(h.scratch.dir, 'stuck.txt');
+  // The reader times its own read: this process cannot watch the clock while it is stuck.
+  const run = runChild('python3', ['-c', `import os,sys,time\nfd=os.open(sys.argv[1],os.O_RDONLY)\nt=time.monotonic()\ntry:\n  os.read(fd,64); r='read'\nexcept OSError as e:\n  r=e.strerror\nprint(r, int((time.monotonic()-t)*1000))`, file]);
+  const ev = await h.next((e) => e.kind === 'perm' && (e.mask & MASK.PRE_ACCESS) !== 0);
+  t.true(h.gate.native.answer(ev.id, FAN_DENY));
+  // Stuck for 6 s in this very turn: neither the loop's check nor its prepare handle runs before the end of it.
+  // (The deadline is 1.5 s, not less: on a loaded machine JS must still get to answer before it.)
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 6000);
+  const r = await within('the stuck reader', run);
+  const [, what, ms] = /^(.*) (\d+)$/.exec(r.stdout.trim()) ?? [];
+  t.is(what, 'Operation not permitted', 'JS\'s deny, not the deadline\'s allow');
+  t.true(Number(ms) < 4500, `answered after ${ms} ms: at the deadline (1500 ms), not when JS came back (6000 ms)`);
+});
