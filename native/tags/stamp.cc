@@ -4,10 +4,9 @@
 // result write and its ctime check); the profile put fstat at the top of the pool workers' self time.
 // Owns nothing: the fd is the caller's. Must not: open, close or keep anything.
 #include <napi.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include "common/errors.h"
+#include "tags/read.h"
 
 namespace blessd {
 namespace {
@@ -24,12 +23,11 @@ Napi::Value TagStamp(const Napi::CallbackInfo &info) {
     throw Napi::TypeError::New(env, "tagStamp: out must be a BigInt64Array of at least 5 elements");
   int fd = info[0].As<Napi::Number>().Int32Value();
   auto out = info[1].As<Napi::TypedArrayOf<int64_t>>();
+  // The same fstat + generation the reader thread stamps with (tags/read.cc); a missing generation (tmpfs) is 0.
+  FileStamp stamp;
   struct stat st;
-  if (fstat(fd, &st) != 0) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
-  // Any failure of the ioctl means "no generation here" (tmpfs: ENOTTY), as stamp.ts always treated it: the other
-  // fields still bind the tag.
-  unsigned int gen = 0;  // the kernel writes an int-sized value despite the long in the macro
-  if (ioctl(fd, FS_IOC_GETVERSION, &gen) != 0) gen = 0;
+  uint32_t gen = 0;
+  if (!read_stamp(fd, stamp, &st, &gen)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
   out[kIno] = static_cast<int64_t>(st.st_ino);
   out[kIgen] = static_cast<int64_t>(gen);
   out[kSize] = static_cast<int64_t>(st.st_size);
