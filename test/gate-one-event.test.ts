@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { FAN_ALLOW, MASK, denyErrno, type GateEvent } from '../src/gate/types.js';
 import { withGate } from './helpers/gate-harness.js';
 import { runChild } from './helpers/child.js';
+import { waitFor } from './helpers/wait.js';
 import { isRoot } from './helpers/scratch.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
@@ -167,6 +168,17 @@ t0('ext4 read mode: a deny forgotten (forgetAll, forget) drops its open mark; a 
   t.is(s1.events.openPerm, s0.events.openPerm, 'its open no longer asks');
   t.is(s1.events.preAccess - s0.events.preAccess, barrier, 'only the barrier read of settle() raised events');
   t.true(s1.denyMarksRemoved > s0.denyMarksRemoved);
+  // The same through the answer thread's queued bless (what the daemon uses): denied again, then blessed queued.
+  h.gate.native.condemn(own, EPERM);
+  t.is((await access(file, 'read')).stdout.trim(), `open ${EPERM_NO}`, 'denied again: refused at open');
+  const q0 = h.gate.native.stats();
+  h.gate.native.queueBless(own);
+  await waitFor('the queued bless to drop the deny mark', () => h.gate.native.stats().denyMarksRemoved > q0.denyMarksRemoved, 10_000);
+  t.is((await access(file, 'read')).stdout.trim(), 'ok 3');
+  await h.settle();
+  const q1 = h.gate.native.stats();
+  t.is(judged, 3, 'blessed by the queue: not asked again');
+  t.is(q1.events.openPerm, q0.events.openPerm, 'its open no longer asks');
 });
 
 t0('ext4 read mode, tree guard: the open checkpoint refuses a denied file at open too; a writer still opens it', async (t) => {

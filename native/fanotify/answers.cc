@@ -80,6 +80,12 @@ void Gate::BlessFd(int fd, bool &marked) {
   marked = false;
   if (!key_of_fd(fd, key)) return;
   VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
+  {
+    // A deny mark is not evictable: it would refuse the evictable ignore mark (EEXIST). It goes first.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = table_.find(key);
+    if (it != table_.end()) DropDenyOpenMarkLocked(it->second, key, fd);
+  }
   marked = AddIgnoreMark(fd);
   e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
   std::lock_guard<std::mutex> lock(mu_);

@@ -206,17 +206,8 @@ Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   InodeKey key;
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
-  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
-  {
-    // A deny mark is not evictable: it would refuse the evictable ignore mark (EEXIST). It goes first.
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = table_.find(key);
-    if (it != table_.end()) DropDenyOpenMarkLocked(it->second, key, fd);
-  }
-  bool marked = AddIgnoreMark(fd);
-  e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
-  std::lock_guard<std::mutex> lock(mu_);
-  RememberLocked(key, std::move(e));
+  bool marked = false;
+  BlessFd(fd, marked);  // the same work as a queued bless (answers.cc), here and now
   return Napi::Boolean::New(env, marked);
 }
 
