@@ -12,6 +12,9 @@ command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
 # The signature actor's body matcher links Vectorscan (native/match/vectorscan.cc); the engine tests compare with ClamAV.
 [ -e /usr/include/hs/hs.h ] || need="$need libvectorscan-dev"
 command -v clamscan >/dev/null 2>&1 || need="$need clamav"
+# Fleet tests: one network namespace per host (test/helpers/netns.ts) and a private redis-server they start.
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
+command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "blessd tests need:$need (install them, or run the tests as root on Debian to have them installed)" >&2
