@@ -4,8 +4,9 @@
 // is unjudged again):
 //   no daemon   the victim's reads alone, for scale;
 //   no flood    blessd, the victim alone: the baseline every ratio is taken against;
-//   opens       the attacker holds BENCH_FLOOD_HELD unjudged opens and reads them from 64 threads (its excess gets
-//               EAGAIN and is read again, so its share of the queue stays full);
+//   opens       the attacker holds BENCH_FLOOD_HELD unjudged opens and reads them from BENCH_FLOOD_READERS threads
+//               (256), each read a pending permission event (in read mode the opens themselves raise none: what
+//               holds the daemon is one blocked read per thread); a refused read (EAGAIN) is tried again later;
 //   churn       the attacker rewrites its own files from 4 threads (truncate, write 4 KiB, close) and reads each
 //               back at once, so that every round of its loop costs the daemon a dirty transition and a scan.
 // In both flood phases a second attacker process races fresh EICAR files: it creates one and reads it at once, and
@@ -31,6 +32,7 @@ const ROUNDS = envInt('BENCH_FLOOD_ROUNDS', FULL ? 5 : 3);
 const VICTIM_FILES = envInt('BENCH_FLOOD_VICTIM', FULL ? 1000 : 300);
 const HELD = envInt('BENCH_FLOOD_HELD', 10_000);
 const CHURN_FILES = envInt('BENCH_FLOOD_CHURN', 256);
+const READERS = envInt('BENCH_FLOOD_READERS', 256);
 const THREADS = envInt('BENCH_THREADS', 2);
 const ALL_PHASES = ['no daemon', 'no flood', 'opens', 'churn'] as const;
 type Phase = (typeof ALL_PHASES)[number];
@@ -90,10 +92,11 @@ def count(k, n=1):
 def kind(e): return 'eagain' if e.errno == 11 else 'eperm' if e.errno == 1 else 'errno%d' % e.errno
 `;
 
-// Holds N unjudged opens, then reads each one from 64 threads until it passes; refused reads are tried again later.
+// Holds N unjudged opens, then reads each one from R threads until it passes; refused reads are tried again later.
 const OPENS = `${COMMON}
 s, hd = resource.getrlimit(resource.RLIMIT_NOFILE); resource.setrlimit(resource.RLIMIT_NOFILE, (hd, hd))
-d, n = sys.argv[1], int(sys.argv[2])
+d, n, r = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+threading.stack_size(256 * 1024)
 fds = [os.open('%s/f%07d' % (d, i), os.O_RDONLY) for i in range(n)]
 print('held %d' % len(fds), flush=True)
 todo = list(range(n)); t0 = time.monotonic()
@@ -107,7 +110,7 @@ def reader(k):
         except OSError as e:
             count(kind(e))
             with lock: todo.append(i)
-ts = [threading.Thread(target=reader, args=(k,)) for k in range(64)]
+ts = [threading.Thread(target=reader, args=(k,)) for k in range(r)]
 [t.start() for t in ts]
 print('reading', flush=True)
 [t.join() for t in ts]
@@ -319,11 +322,11 @@ async function main() {
         blessd = await Blessd.start(opts);
         const started: Attack[] = [];
         if (phase === 'opens') {
-          const a = startAttack(attacker, OPENS, [dirs.held, String(HELD)]);
+          const a = startAttack(attacker, OPENS, [dirs.held, String(HELD), String(READERS)]);
           started.push(a);
           await a.printed('reading', 120_000);
-          // On once the attacker's share of the queue is full: the daemon refuses it (EAGAIN) or holds many files.
-          await until(blessd, 'the open flood building up', (s) => refusals(s) > 0 || s.machines >= 500);
+          // On once the daemon is busy with the flood: its reads are being judged (or refused) by the hundreds.
+          await until(blessd, 'the read flood building up', (s) => refusals(s) > 0 || scans(s) >= 2 * READERS);
         } else if (phase === 'churn') {
           const a = startAttack(attacker, CHURN, [dirs.churn, String(CHURN_FILES)]);
           started.push(a);
