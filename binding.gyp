@@ -23,6 +23,7 @@
         "native/tags/settle.cc",
         "native/tags/js.cc",
         "native/tags/stamp.cc",
+        "native/tags/write.cc",
         "native/proc/fd_path.cc",
         "native/proc/thread_name.cc"
       ],

@@ -11,6 +11,7 @@ void InitDatagram(Napi::Env env, Napi::Object exports);
 void InitTags(Napi::Env env, Napi::Object exports);
 void InitPidfd(Napi::Env env, Napi::Object exports);
 void InitTagStamp(Napi::Env env, Napi::Object exports);
+void InitTagWrite(Napi::Env env, Napi::Object exports);
 void InitFdPath(Napi::Env env, Napi::Object exports);
 void InitThreadName(Napi::Env env, Napi::Object exports);
 }  // namespace blessd
@@ -25,6 +26,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   blessd::InitTags(env, exports);
   blessd::InitPidfd(env, exports);
   blessd::InitTagStamp(env, exports);
+  blessd::InitTagWrite(env, exports);
   blessd::InitFdPath(env, exports);
   blessd::InitThreadName(env, exports);
   return exports;

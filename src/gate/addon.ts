@@ -17,6 +17,9 @@ export interface PeerCred {
   gid: number;
 }
 
+/** A tag store's native writer (native/tags/write.cc): opaque, made by tagWriter. */
+export type TagWriterHandle = { readonly __tagWriter: unique symbol };
+
 export interface NativeAddon {
   getXattr(target: number | string, name: string): Buffer | null;
   setXattr(target: number | string, name: string, value: Buffer, flags?: number): void;
@@ -48,6 +51,18 @@ export interface NativeAddon {
   tagMac(key: Buffer, xattrName: string, scanner: string, body: string): string;
   /** fstat + FS_IOC_GETVERSION in one call (native/tags/stamp.cc): out = [ino, igen (0: none), size, mtime ns, ctime ns]. */
   tagStamp(fd: number, out: BigInt64Array): void;
+  /** The settings a TagStore writes leases and results with (native/tags/write.cc). */
+  tagWriter(options: { namespace: 'trusted' | 'user'; key: Buffer; holder: string; leaseMs: number; ctime: boolean }): TagWriterHandle;
+  /**
+   * Stamp + lease + XATTR_CREATE: the token when leased, or (a tag is already there) the token and lease value to
+   * take it over with. out = [ino, igen, size, mtime ns, ctime ns, lease end ms] of the stamp the lease binds.
+   */
+  tagBegin(writer: TagWriterHandle, fd: number, scanner: string, out: BigInt64Array): string | { token: string; value: Buffer };
+  /**
+   * The conditional result write over our lease: 0 written, 1 removed meanwhile (ENODATA), 2 stamp changed (lease
+   * given back), 3 the lease is not ours, 4 no tag and no own lease (`bound`: our lease's stamp, or null).
+   */
+  tagFinish(writer: TagWriterHandle, fd: number, scanner: string, token: string, answer: string, reason: string | undefined, generation: string, digest: string | undefined, bound: BigInt64Array | null): number;
   /** readlink of /proc/self/fd/<fd> (native/proc/fd_path.cc), for display only; null when there is none. */
   fdPath(fd: number): string | null;
   /** Name the calling thread (prctl PR_SET_NAME, first 15 bytes), for /proc, top and perf. */

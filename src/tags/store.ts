@@ -7,10 +7,10 @@
 // It never opens or closes fds: the caller owns them (the gate's event fd, or the daemon's own read-only open).
 // All calls on a file are synchronous syscalls except content digests, so nothing interleaves between a check and
 // the write that depends on it within this process; other processes are kept apart by the kernel (CREATE/REPLACE).
-import { native } from '../gate/addon.js';
+import { native, type TagWriterHandle } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { isAnswerKind } from '../policy/answer.js';
-import { decodeTag, encodeTag, verifyTag, type ScanningTag } from './codec.js';
+import { decodeTag, verifyTag } from './codec.js';
 import { digestFd } from './digest.js';
 import { TagError, errnoCode, messageOf } from './errors.js';
 import { holderState, selfHolder } from './holder.js';
@@ -18,12 +18,11 @@ import { judgeTag, type Generations, type JudgedTag, type Judgement } from './ju
 import { KEY_BYTES } from './key.js';
 import { isTagNamespace, parseTagName, tagName, type TagNamespace } from './names.js';
 import type { TagReport } from './report.js';
-import { judgeCtime, landedInTime } from './ctime.js';
-import { readStamp, readStampAndCtime, sameStamp, type Stamp } from './stamp.js';
+import { judgeCtime } from './ctime.js';
+import { readStampAndCtime, type Stamp } from './stamp.js';
 
 export type { TagReport } from './report.js';
 import { LOCK_STALE_MS, takeOver } from './takeover.js';
-import { leaseToken } from './token.js';
 
 /**
  * 'ctime' (default): the stamp, and the inode's ctime no later than our newest tag write (ctime.ts) — a change made
@@ -71,7 +70,31 @@ interface Lease {
 }
 
 const MAX_BEGIN_ATTEMPTS = 5;
-const MAX_CTIME_ATTEMPTS = 3;
+
+/** tagFinish's answers (native/tags/write.cc FinishCode). */
+const FINISH_WRITTEN = 0;
+const FINISH_REMOVED = 1;
+const FINISH_STAMP_CHANGED = 2;
+const FINISH_NOT_OURS = 3;
+
+/** Reused by every call of this thread (synchronous, so no two calls share them at once). */
+const beginSlots = new BigInt64Array(6);
+const boundSlots = new BigInt64Array(4);
+
+function stampOfSlots(s: BigInt64Array): Stamp {
+  return { ino: BigInt.asUintN(64, s[0]!), igen: Number(s[1]!), size: s[2]!, mtimeNs: s[3]! };
+}
+
+/** A native writer call: its own codes (TAG_*) stay theirs, a failed syscall is TAG_XATTR_IO naming the tag and fd. */
+function writeCall<T>(fn: () => T, what: string, fd: number): T {
+  try {
+    return fn();
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'TAG_FIELD_TOO_LONG' || code === 'TAG_BAD_SCANNER_NAME' || code === 'TAG_BAD_OPTION') throw new TagError(code, messageOf(err), err);
+    throw new TagError('TAG_XATTR_IO', `${what}${fd >= 0 ? ` on fd ${fd}` : ''}: ${messageOf(err)}`, err);
+  }
+}
 
 export class TagStore {
   readonly namespace: TagNamespace;
@@ -79,6 +102,8 @@ export class TagStore {
   readonly stampMode: StampMode;
   readonly holder: string;
   readonly #key: Buffer;
+  /** The native side of begin/finish (native/tags/write.cc): namespace, key, holder, lease length, stamp mode. */
+  readonly #writer: TagWriterHandle;
   /** Leases this store took and has not finished: token -> the stamp the scan is bound to. Every begin() that
    * leased must end in finish() or abort(), which remove the entry. */
   readonly #leases = new Map<string, Lease>();
@@ -96,6 +121,7 @@ export class TagStore {
     this.stampMode = stampMode;
     // A made-up identity (tests racing as other hosts) keeps the old host:pid form, which names no process here.
     this.holder = options.host !== undefined || options.pid !== undefined ? `${options.host ?? 'localhost'}:${options.pid ?? process.pid}` : selfHolder();
+    this.#writer = writeCall(() => native.tagWriter({ namespace: this.namespace, key: this.#key, holder: this.holder, leaseMs, ctime: stampMode === 'ctime' }), 'tag writer', -1);
   }
 
   /** Every tag of the configured namespace on the file, judged. Unparseable values are reported, never trusted. */
@@ -135,18 +161,16 @@ export class TagStore {
     const name = tagName(this.namespace, scanner);
     let replaced: Judgement | 'absent' = 'absent';
     for (let attempt = 0; attempt < MAX_BEGIN_ATTEMPTS; attempt++) {
-      const stamp = readStamp(fd);
-      const now = Date.now();
-      const token = leaseToken();
-      const lease: ScanningTag = { kind: 'scanning', token, holder: this.holder, leaseUntil: now + this.leaseMs, stamp, time: now };
-      const value = encodeTag(lease, this.#key, name, scanner);
-      try {
-        native.setXattr(fd, name, value, native.XATTR_CREATE);
-        this.#leases.set(token, { scanner, stamp });
-        return { status: 'leased', token, leaseUntil: lease.leaseUntil, stamp, replaced };
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw new TagError('TAG_XATTR_IO', `setxattr ${name} on fd ${fd}: ${messageOf(err)}`, err);
+      // Stamp, lease value, MAC and the XATTR_CREATE in one native call (native/tags/write.cc).
+      const leased = writeCall(() => native.tagBegin(this.#writer, fd, scanner, beginSlots), `lease ${name}`, fd);
+      const stamp = stampOfSlots(beginSlots);
+      const leaseUntil = Number(beginSlots[5]);
+      if (typeof leased === 'string') {
+        this.#leases.set(leased, { scanner, stamp });
+        return { status: 'leased', token: leased, leaseUntil, stamp, replaced };
       }
+      const { token, value } = leased;
+      const now = Date.now();
       const seen = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
       if (seen === null) continue; // removed meanwhile (dirty, or another taker): try to create again
       const judged = judgeTag({ name, namespace: this.namespace, scanner, raw: seen, key: this.#key, stamp, generations: generation === undefined ? {} : { [scanner]: generation }, now, holderState });
@@ -160,7 +184,7 @@ export class TagStore {
       if (taken.status === 'busy') return { status: 'busy', holder: taken.holder, leaseUntil: now + LOCK_STALE_MS, own: false };
       if (taken.status === 'taken') {
         this.#leases.set(token, { scanner, stamp });
-        return { status: 'leased', token, leaseUntil: lease.leaseUntil, stamp, replaced };
+        return { status: 'leased', token, leaseUntil, stamp, replaced };
       }
     }
     // Still contended after several rounds: someone else is working on it right now.
@@ -176,43 +200,36 @@ export class TagStore {
     if (!isAnswerKind(answer?.answer)) throw new TagError('TAG_BAD_OPTION', `finish ${name}: answer must be deny, ok or allow, got ${JSON.stringify(answer?.answer)}`);
     let digest = options.digest;
     if (this.stampMode === 'content' && digest === undefined) digest = await digestFd(fd);
-    // From here on no await: the checks and the write below see one state of this process.
+    // From here on no await: the checks and the write below are one native call (native/tags/write.cc): the lease
+    // still ours (token and MAC), the stamp unchanged since it was taken (else the lease is given back), the result
+    // with XATTR_REPLACE (ENODATA: a dirty transition removed the lease), and in ctime mode a write that landed late
+    // written again with a fresh time (ctime.ts). With the tag already gone, the result binds to our own lease's
+    // stamp and the kernel is the one arbiter of "removed meanwhile", whether that happened before the read or after.
     const ownLease = this.#leases.get(token);
     this.#leases.delete(token);
-    const current = xattrCall(() => native.getXattr(fd, name), `getxattr ${name}`, `fd ${fd}`);
-    let bound: Stamp | undefined = ownLease?.stamp;
-    if (current !== null) {
-      const decoded = decodeTag(current);
-      const mine = decoded.ok && decoded.tag.value.kind === 'scanning' && decoded.tag.value.token === token && verifyTag(decoded.tag, this.#key, name, scanner);
-      if (!mine) return { status: 'dropped', code: 'lease-lost', reason: `${name}: the lease is no longer ours (taken over or replaced)` };
-      bound = (decoded.tag.value as ScanningTag).stamp;
+    if (ownLease) {
+      boundSlots[0] = BigInt.asIntN(64, ownLease.stamp.ino);
+      boundSlots[1] = BigInt(ownLease.stamp.igen);
+      boundSlots[2] = ownLease.stamp.size;
+      boundSlots[3] = ownLease.stamp.mtimeNs;
     }
-    // current === null: the tag is gone. We still go on to XATTR_REPLACE and let the kernel say ENODATA; it is the
-    // one arbiter of "removed meanwhile", whether that happened before our read or after it.
-    if (bound === undefined) return { status: 'dropped', code: 'lease-lost', reason: `${name}: no lease with this token here, and no tag on the file` };
-    const now = readStamp(fd);
-    if (!sameStamp(bound, now)) {
-      // Our lease, bound to the old stamp, would block others until it expires: give it back.
-      if (current !== null) xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
-      return { status: 'dropped', code: 'stamp-changed', reason: `${name}: the file changed during the scan` };
+    const code = writeCall(
+      () => native.tagFinish(this.#writer, fd, scanner, token, answer.answer, answer.reason, generation, this.stampMode === 'content' ? digest : undefined, ownLease ? boundSlots : null),
+      `result ${name}`,
+      fd,
+    );
+    switch (code) {
+      case FINISH_WRITTEN:
+        return { status: 'written', reason: `${name}: ${answer.answer}` };
+      case FINISH_REMOVED:
+        return { status: 'dropped', code: 'ENODATA', reason: `${name}: removed by a dirty transition during the scan` };
+      case FINISH_STAMP_CHANGED:
+        return { status: 'dropped', code: 'stamp-changed', reason: `${name}: the file changed during the scan` };
+      case FINISH_NOT_OURS:
+        return { status: 'dropped', code: 'lease-lost', reason: `${name}: the lease is no longer ours (taken over or replaced)` };
+      default:
+        return { status: 'dropped', code: 'lease-lost', reason: `${name}: no lease with this token here, and no tag on the file` };
     }
-    // ctime mode: the write itself sets ctime, and must land within CTIME_SLACK_MS of the time it carries (a pause
-    // between the clock and the syscall would make the tag look older than the inode's change). Checked after the
-    // write; a late one is written again with a fresh time (ctime.ts).
-    for (let attempt = 1; ; attempt++) {
-      const time = Date.now();
-      const value = encodeTag({ kind: 'result', answer: answer.answer, reason: answer.reason, generation, stamp: bound, time, digest: this.stampMode === 'content' ? digest : undefined }, this.#key, name, scanner);
-      try {
-        native.setXattr(fd, name, value, native.XATTR_REPLACE);
-      } catch (err) {
-        if (errnoCode(err) === 'ENODATA') return { status: 'dropped', code: 'ENODATA', reason: `${name}: removed by a dirty transition during the scan` };
-        throw new TagError('TAG_XATTR_IO', `setxattr ${name} on fd ${fd}: ${messageOf(err)}`, err);
-      }
-      if (this.stampMode !== 'ctime' || attempt >= MAX_CTIME_ATTEMPTS) break;
-      const after = readStampAndCtime(fd);
-      if (!sameStamp(bound, after.stamp) || landedInTime(after.ctimeNs, time)) break; // a change: its event clears the tag
-    }
-    return { status: 'written', reason: `${name}: ${answer.answer}` };
   }
 
   /** Give a lease back without a result (scan failed or was cancelled). True if our scanning tag was removed. */
