@@ -35,30 +35,42 @@ function storeFor(t: JudgePolicy['tags']): TagStore {
   return store;
 }
 
-/** For display (logs, notices, the cost table): native, one readlinkat on a kept /proc/self/fd (fd_path.cc says why). */
-/** What every batch under one policy shares: its tag store and its scanners by name, found once per policy. */
-const derived = new WeakMap<JudgePolicy, { store: TagStore; scanners: Map<string, JudgeScanner> }>();
+/** What every batch under one policy shares, found once per policy: its tag store, its scanners by name, the names
+ * whose tags count (the stack's), and the constant answers every file starts from. */
+interface Derived {
+  store: TagStore;
+  scanners: Map<string, JudgeScanner>;
+  counted: Set<string>;
+  constants: [string, Answer][];
+}
+const derived = new WeakMap<JudgePolicy, Derived>();
 
-function derivedOf(policy: JudgePolicy): { store: TagStore; scanners: Map<string, JudgeScanner> } {
+function derivedOf(policy: JudgePolicy): Derived {
   let d = derived.get(policy);
   if (!d) {
-    d = { store: storeFor(policy.tags), scanners: new Map(policy.scanners.map((s) => [s.name, s])) };
+    d = {
+      store: storeFor(policy.tags),
+      scanners: new Map(policy.scanners.map((s) => [s.name, s])),
+      counted: new Set(policy.rules.map((r) => r.name)),
+      constants: policy.rules.flatMap((r): [string, Answer][] => (r.constant ? [[r.name, r.constant]] : [])),
+    };
     derived.set(policy, d);
   }
   return d;
 }
 
+/** For display (logs, notices, the cost table): native, one readlinkat on a kept /proc/self/fd (fd_path.cc says why). */
 function pathOf(fd: number): string {
   return native.fdPath(fd) ?? `fd:${fd}`;
 }
 
 type Scanned = { kind: 'answer'; answer: Answer; transient: boolean } | { kind: 'slow' };
 
-interface BatchContext {
+interface BatchContext extends Derived {
   task: JudgeTask;
   policy: JudgePolicy;
-  store: TagStore;
-  scanners: Map<string, JudgeScanner>;
+  /** The task's start times (SLOT_PICKED, SLOT_BEGUN). */
+  times: Float64Array;
   groups: Int32Array;
   helperPids: Record<string, number[]>;
 }
@@ -70,6 +82,7 @@ export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
   const ctx: BatchContext = {
     task,
     policy,
+    times,
     ...derivedOf(policy),
     // The whole rest of the slot: the pool sized it for a process group per scan of every file of the batch.
     groups: new Int32Array(task.started, SLOT_GROUPS_AT),
@@ -97,9 +110,8 @@ function actorOf(s: JudgeScanner): Promise<LoadedActor> {
 async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   const { policy } = ctx;
   const path = pathOf(fd);
-  const answers = new Map<string, Answer>();
-  for (const r of policy.rules) if (r.constant) answers.set(r.name, r.constant);
-  const counted = new Set(policy.rules.map((r) => r.name));
+  const answers = new Map<string, Answer>(ctx.constants);
+  const counted = ctx.counted;
   // The size the scans read up to: from the stamp the tags were judged against (one fstat fewer per scanner).
   let size: number | undefined;
   try {
@@ -120,6 +132,24 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
     return out;
   }
   const needed = neededScanners(policy.rules, answers);
+  if (needed.length === 1) {
+    // The usual cold file: one scanner to run. The same as the general case below with one scanner (handed back when
+    // it answers), without its promise and closures per file.
+    const name = needed[0]!;
+    try {
+      const r = await scanOne(fd, name, path, size, ctx, out);
+      if (r.kind === 'slow') out.slow = [name];
+      else {
+        answers.set(name, r.answer);
+        if (r.transient) out.transient = [name];
+      }
+    } catch (err) {
+      answers.set(name, { answer: 'deny', reason: `scanner failed: ${(err as Error)?.message ?? String(err)}` });
+      out.transient = [name];
+    }
+    out.answers = [...answers];
+    return out;
+  }
   const transient: string[] = [];
   const slow: string[] = [];
   // With several scanners the file may be handed back before the slower ones end, and the daemon then closes its
@@ -235,6 +265,7 @@ async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner,
   // Counted as it starts (the main thread sees a scan in flight); a scanner without a slot is counted on return.
   if (s.counter !== undefined && s.counter >= 0 && ctx.policy.scanCounts) countScan(ctx.policy.scanCounts, s.counter);
   else out.uncounted.push(s.name);
+  // Asked per scan, not once per batch: a reload during the batch retires the instance the batch began with.
   let loaded: LoadedActor;
   try {
     loaded = await actorOf(s);
@@ -243,7 +274,7 @@ async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner,
   }
   // pool.scanTimeout counts from the moment a scanner starts on a file (docs/config.md): the tag work before it
   // (reading, leasing) is not the scan's time. The batch's deadline is from its latest start or end.
-  new Float64Array(ctx.task.started, 0, 2)[SLOT_BEGUN] = Date.now();
+  ctx.times[SLOT_BEGUN] = Date.now();
   const r = await scanWith(s.name, loaded.instance, { fd, size, path, chunkSize: ctx.task.chunkSize, groups: ctx.groups, marker: ctx.task.marker });
   if (r.helperPids) ctx.helperPids[s.name] = r.helperPids;
   if ('error' in r) return { kind: 'error', code: r.error.code, message: r.error.message };
