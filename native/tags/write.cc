@@ -87,7 +87,8 @@ std::string cut_reason(const std::string &reason) {
   return enc;
 }
 
-// 16 CSPRNG bytes as 32 hex digits, from a pool refilled 4 KiB at a time (token.ts says why a pool).
+// 16 CSPRNG bytes as 32 hex digits, unguessable and unique per lease (only the holder that wrote a lease may replace
+// it with a result), from a pool refilled 4 KiB at a time: one call into OpenSSL's generator per 256 leases.
 std::string next_token() {
   thread_local unsigned char pool[4096];
   thread_local size_t used = sizeof pool;

@@ -2,7 +2,9 @@
 // - read: every scanned-by.* tag of the configured namespace on one file, decoded and judged;
 // - begin/finish/abort: the conditional bless (a lease written with XATTR_CREATE, the result written with
 //   XATTR_REPLACE after the stamp was checked again; a dirty transition in between removes the tag and the kernel
-//   answers ENODATA: the result is dropped);
+//   answers ENODATA: the result is dropped). The lease and the result write are one native call each
+//   (native/tags/write.cc, the one writer of both); what is judged stays here: the takeover of a tag already there
+//   (takeover.ts), which leases are ours (takeOwn), abort and releaseHeld;
 // - clear: what "dirty" does, every scanned-by.* tag in both namespaces.
 // It never opens or closes fds: the caller owns them (the gate's event fd, or the daemon's own read-only open).
 // All calls on a file are synchronous syscalls except content digests, so nothing interleaves between a check and
