@@ -128,6 +128,7 @@ struct Counters {
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
   std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
+  std::atomic<uint64_t> map_sweeps{0}, map_sweep_processes{0}, map_sweep_mappings{0}, map_sweep_us{0};  // the last sweep's
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
   std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
@@ -155,8 +156,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Forget(const Napi::CallbackInfo &info);
   Napi::Value ForgetAll(const Napi::CallbackInfo &info);
   Napi::Value ForgetInode(const Napi::CallbackInfo &info);
-  Napi::Value FlagSharedMap(const Napi::CallbackInfo &info);
-  Napi::Value PruneSharedMaps(const Napi::CallbackInfo &info);
+  Napi::Value SharedMapSweep(const Napi::CallbackInfo &info);  // map_sweep.cc
   Napi::Value SetExempt(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
@@ -337,6 +337,15 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Counters c_;
 
   void SharedMapRejudge(int fd, const InodeKey &key, int32_t tid, std::vector<OutEvent> &batch);
+  int FlagSharedMapPath(const char *path);          // gate.cc: follow the inode behind a map_files link
+  size_t PruneSharedMapsBefore(int64_t started);    // gate.cc: let go of inodes no sweep since `started` found
+
+  // map_sweep.cc — the /proc/<pid>/maps sweep on its own thread (shared writable mappings of silent files)
+  struct MapSweepControl;
+  static void MapSweepRun(std::shared_ptr<MapSweepControl> ctl);
+  void StopMapSweep();  // Shutdown: joins it, or leaves it behind (detached, cut off from the gate) after 1 s
+  std::shared_ptr<MapSweepControl> map_sweep_;
+  std::thread map_sweep_thread_;
 
   // settle_walk.cc — the background settle walk: files whose valid tags settle them get their table entry (and,
   // allowed, their ignore mark) before anyone accesses them. Lock order: mu_ before walk_mu_; never mu_ under it.

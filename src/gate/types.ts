@@ -127,6 +127,12 @@ export interface GateStats {
   sharedMapRejudged: number;
   /** Shared writable mappings found by the /proc/<pid>/maps sweep (files that were silent when mapped). */
   sharedMapsSwept: number;
+  /** Sweeps of /proc/<pid>/maps done (gate.sharedMapSweep), and the last one's processes read, shared writable
+   * mappings of guarded files found, and duration. */
+  sharedMapSweeps: number;
+  sharedMapSweepProcesses: number;
+  sharedMapSweepMappings: number;
+  sharedMapSweepMs: number;
   /** Shared writable mappings not tracked because the set was full (65,536 inodes). */
   sharedMapsUntracked: number;
   /** Close-after-write records of denied files that changed nothing: the deny stays. */
@@ -232,10 +238,12 @@ export interface NativeGate {
   forget(fd: number): void;
   /** Drop the cached verdict (and ignore mark) of an inode known by identity only. */
   forgetInode(dev: number, ino: number): boolean;
-  /** Follow the inode behind /proc/<pid>/map_files/<range> (a shared writable mapping): judged at every access from now on, its ignore mark dropped. 1 newly, 0 already, -1 not followed. */
-  flagSharedMap(mapFile: string): number;
-  /** No argument: the clock a sweep starts at. With it: stop following shared-mapped inodes not seen since then; returns how many stay. */
-  pruneSharedMaps(started?: number): number;
+  /**
+   * Sweep every other process's /proc/<pid>/maps now and every `periodMs`, on a native thread, for shared writable
+   * mappings of files on these devices (st_dev): each inode found is judged at every access from then on, its ignore
+   * mark dropped; one no sweep finds any more is let go. Called again: the new devices and period. Ends with close().
+   */
+  sharedMapSweep(o: { periodMs: number; devs: number[] }): void;
   /** Drop every cached verdict and ignore mark. */
   forgetAll(): void;
   setExempt(pids: number[], uids: number[]): void;
