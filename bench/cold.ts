@@ -47,6 +47,8 @@ interface Row {
   /** CPU seconds per thread kind (main, gate, pool1.., other): proc.ts threadSplit. */
   threads: Record<string, number>;
   wallS: number;
+  /** Files per judge message to the pool (the daemon's judgeQueue counters over the row). */
+  perBatch: number;
 }
 
 /** Run `readers` processes over disjoint slices of one set at once; per-file latencies in file order. */
@@ -99,12 +101,15 @@ async function main() {
         const cpu0 = await cpuSeconds(blessd.pid);
         const main0 = await threadCpuSeconds(blessd.pid);
         const threads0 = await threadsCpu(blessd.pid);
+        const q0 = (await blessd.stats()).judgeQueue;
         const t0 = performance.now();
         const total = await readAll(tools, dir, s.count, readers, fs.base);
         const wallS = (performance.now() - t0) / 1000;
         const cpuS = (await cpuSeconds(blessd.pid)) - cpu0;
         const mainCpuS = (await threadCpuSeconds(blessd.pid)) - main0;
         const threads = threadSplit(blessd.pid, threads0, await threadsCpu(blessd.pid));
+        const q1 = (await blessd.stats()).judgeQueue;
+        const perBatch = (q1.sentFiles - q0.sentFiles) / Math.max(1, q1.sentBatches - q0.sentBatches);
         // Scans of this set: the signature actor's time, and the slowest pool call of the file's scanners.
         const byPath = new Map<string, { scan: number; wall: number }>();
         for (const t of (await blessd.scanTimes()) as ScanTime[]) {
@@ -133,7 +138,7 @@ async function main() {
           rest.push(total[i] - wallUs);
           other.push(total[i] - scanUs);
         }
-        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, threads, wallS };
+        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, threads, wallS, perBatch };
         rows.push(row);
         const tag = `${s.dir}-r${readers}`;
         writeText(`cold-${tag}-total.hgrm`, hgrm(tot));
@@ -177,6 +182,7 @@ async function main() {
         'daemon CPU s': r.cpuS.toFixed(2),
         'new files/s': (filesIn(r) / r.wallS).toFixed(0),
         'main-thread CPU/file': us((1e6 * r.mainCpuS) / filesIn(r)),
+        'files/message': r.perBatch.toFixed(2),
         unmatched: r.unmatched,
       })),
     );

@@ -246,6 +246,7 @@ export class Daemon extends EventEmitter {
       scans: d.scansStarted(),
       scanDurations: d.scanDurations.snapshot(),
       verdicts: { ...d.counters.verdicts },
+      judgeQueue: d.judgeQueue.stats(),
       machines: d.registry.size,
       machineStates: d.registry.states(),
       guards: this.guards,
