@@ -175,7 +175,7 @@ Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(env, answered_now);
 }
 
-// release(fd): JS is done with an 'open' notice fd.
+// release(fd): JS is done with a 'settled' record's fd.
 Napi::Value Gate::Release(const Napi::CallbackInfo &info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   {
@@ -404,7 +404,6 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("fastTagsDenied", (double)c_.tags_denied);
   o.Set("openAllowed", (double)c_.open_allowed);
   o.Set("openRefused", (double)c_.open_refused);
-  o.Set("noticesFromWriters", (double)c_.notices_writer);
   o.Set("staleAllowed", (double)c_.stale_allowed);
   o.Set("sharedWriteMaps", (double)c_.shared_write_maps);
   o.Set("sharedMapRejudged", (double)c_.shared_map_rejudged);
@@ -514,7 +513,7 @@ Napi::Value Gate::Close(const Napi::CallbackInfo &info) {
 
 // The one place events cross into JS. On the main thread; `batch` was built by the reader thread.
 static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
-  static const char *kinds[] = {"open", "perm", "change", "overflow", "settled", "fallback"};
+  static const char *kinds[] = {"perm", "change", "overflow", "settled", "fallback"};
   static const char *whys[] = {"deadline", "access-deadline", "overload", "uid-share"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", kinds[(int)e.kind]);
@@ -568,7 +567,7 @@ void Gate::Deliver(std::vector<OutEvent> *batch) {
           close(it->second.fd);
           pending_.erase(it);
         }
-      } else if (e.kind == EventKind::Open || e.kind == EventKind::Settled) {
+      } else if (e.kind == EventKind::Settled) {
         close(e.fd);
         if (held_notices_ > 0) held_notices_--;
       }

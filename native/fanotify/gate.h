@@ -14,9 +14,9 @@
 //    JS's answers are claimed under `mu_` (Pending::queued: nobody else may answer it now) and written by the answer
 //    thread (answers.cc), which also closes the fd and drops the record; the main thread makes no syscall for them.
 //    close() lets that thread write everything queued before it answers the rest allow.
-//  - An 'open' notice fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held fds).
-//    Only a FAN_OPEN notification becomes one, and no mark asks for it: read mode's filesystem mark raises no open
-//    event, and the opens a deny mark or a tree checkpoint raise are answered on the reader thread, without a notice.
+//  - A 'settled' record's fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held
+//    fds). No open notice reaches JS: read mode's filesystem mark raises no open event, and the opens a deny mark or a
+//    tree checkpoint raise are answered on the reader thread.
 //  - Events refused for overload (the global cap, or one uid's share) are answered and closed on the reader thread.
 //  - An event set aside while its accessor was still running (HeldEvent) stays the reader thread's: answered and
 //    closed there when asked again, or with allow when the thread stops (AnswerHeld), like everything pending.
@@ -47,7 +47,7 @@ namespace blessd {
 
 // Settled: a permission event the reader answered from the file's tags (a deny), handed to JS to log; JS releases fd.
 // Fallback: an answer that was not a verdict (deadline, overload...), for JS to log.
-enum class EventKind : uint8_t { Open, Perm, Change, Overflow, Settled, Fallback };
+enum class EventKind : uint8_t { Perm, Change, Overflow, Settled, Fallback };
 
 struct GateTagPolicy;
 
@@ -120,7 +120,7 @@ inline uint32_t latency_bucket(int64_t us) {
 struct Counters {
   std::atomic<uint64_t> open_perm{0}, exec_perm{0}, pre_access{0}, open_notice{0}, change{0};
   std::atomic<uint64_t> fast_own{0}, fast_exempt{0}, fast_allowed{0}, fast_denied{0}, fast_writer{0};
-  std::atomic<uint64_t> open_allowed{0}, open_refused{0}, notices_writer{0}, stale_allowed{0}, close_unchanged{0};
+  std::atomic<uint64_t> open_allowed{0}, open_refused{0}, stale_allowed{0}, close_unchanged{0};
   std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, by_access_deadline{0}, overload{0}, uid_share{0};
   std::atomic<uint64_t> deadline_kept_deny{0}, at_close{0}, late{0}, fallbacks_suppressed{0}, held{0}, held_expired{0};
   std::atomic<uint64_t> stops_seen{0}, stopped_ms{0};  // the reader found itself stopped (SIGSTOP, a stall): deadlines moved
@@ -222,7 +222,6 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void HandleOverflow(std::vector<OutEvent> &batch);
   void ExpireDeadlines(std::vector<OutEvent> &batch);
   void ForwardPermission(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, std::vector<OutEvent> &batch);
-  void ForwardOpenNotice(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool writer, std::vector<OutEvent> &batch);
   bool FallbackSlotLocked(FallbackWhy why, OutEvent &rec);
   void FillFallback(OutEvent &rec, int fd, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response);
   uint32_t DeadlineAnswerLocked(const InodeKey &key);

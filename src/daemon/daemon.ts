@@ -130,7 +130,6 @@ export class Daemon extends EventEmitter {
     d.registry = new InodeRegistry(d.svc, (key, state) => {
       if (state === 'blessed') d.counters.verdicts.allow++;
       else if (state === 'denied') d.counters.verdicts.deny++;
-      if (state === 'blessed' || state === 'denied') this.settler.judged(key);
       this.crawlWaiting.get(key)?.();
     });
     const dispatch = new Dispatch(d, this.settler);
