@@ -34,7 +34,7 @@ t0('the sweep finds a shared writable mapping of a blessed file while the main t
       const py =
         `import mmap, os, sys, time\nfd = os.open(${JSON.stringify(file)}, os.O_RDWR)\nm = mmap.mmap(fd, 68, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)\n` +
         `os.close(fd)\nprint('mapped', flush=True)\nt = time.time() + 20\nwhile not os.path.exists(${JSON.stringify(join(dir, 'go'))}):\n  if time.time() > t: sys.exit(9)\n  time.sleep(0.01)\n`;
-      mapper = startChild('python3', ['-u', '-c', py], 30_000);
+      mapper = startChild('python3', ['-u', '-c', py], 60_000);
       let out = '';
       mapper.child.stdout!.on('data', (d: string) => (out += d));
       await waitFor('the mapper to map the file', () => out.includes('mapped'), 30_000);
