@@ -18,6 +18,7 @@
         "native/socket/datagram.cc",
         "native/fanotify/tag_settle.cc",
         "native/fanotify/settle_walk.cc",
+        "native/fanotify/map_sweep.cc",
         "native/tags/verify.cc",
         "native/tags/read.cc",
         "native/tags/settle.cc",

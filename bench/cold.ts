@@ -8,6 +8,7 @@
 // part grows with the queue once the readers outnumber the worker threads.
 // Percentiles are exact (every sample kept and sorted, no buckets); the full distribution of total and else per
 // row is written in HdrHistogram's .hgrm text format next to the JSON.
+import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchFsKind, makeBenchFs } from './lib/benchfs.js';
@@ -47,6 +48,10 @@ interface Row {
   /** CPU seconds per thread kind (main, gate, pool1.., other): proc.ts threadSplit. */
   threads: Record<string, number>;
   wallS: number;
+  /** Files per judge message to the pool (the daemon's judgeQueue counters over the row). */
+  perBatch: number;
+  /** Voluntary context switches of the main thread over the row (it slept and was woken). */
+  mainWakes: number;
 }
 
 /** Run `readers` processes over disjoint slices of one set at once; per-file latencies in file order. */
@@ -66,6 +71,12 @@ async function readAll(tools: Tools, dir: string, count: number, readers: number
     out.set(p.samples!, i * per);
   });
   return out;
+}
+
+/** Times the daemon's main thread went to sleep and was woken (voluntary context switches): each costs it a wake-up. */
+function mainWakeups(pid: number): number {
+  const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'latin1'));
+  return m ? Number(m[1]) : NaN;
 }
 
 /** Files read in a row (all of them, scanned or not: the rate of new files served). */
@@ -99,12 +110,17 @@ async function main() {
         const cpu0 = await cpuSeconds(blessd.pid);
         const main0 = await threadCpuSeconds(blessd.pid);
         const threads0 = await threadsCpu(blessd.pid);
+        const q0 = (await blessd.stats()).judgeQueue;
+        const wakes0 = mainWakeups(blessd.pid);
         const t0 = performance.now();
         const total = await readAll(tools, dir, s.count, readers, fs.base);
         const wallS = (performance.now() - t0) / 1000;
+        const mainWakes = mainWakeups(blessd.pid) - wakes0;
         const cpuS = (await cpuSeconds(blessd.pid)) - cpu0;
         const mainCpuS = (await threadCpuSeconds(blessd.pid)) - main0;
         const threads = threadSplit(blessd.pid, threads0, await threadsCpu(blessd.pid));
+        const q1 = (await blessd.stats()).judgeQueue;
+        const perBatch = (q1.sentFiles - q0.sentFiles) / Math.max(1, q1.sentBatches - q0.sentBatches);
         // Scans of this set: the signature actor's time, and the slowest pool call of the file's scanners.
         const byPath = new Map<string, { scan: number; wall: number }>();
         for (const t of (await blessd.scanTimes()) as ScanTime[]) {
@@ -133,7 +149,7 @@ async function main() {
           rest.push(total[i] - wallUs);
           other.push(total[i] - scanUs);
         }
-        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, threads, wallS };
+        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, threads, wallS, perBatch, mainWakes };
         rows.push(row);
         const tag = `${s.dir}-r${readers}`;
         writeText(`cold-${tag}-total.hgrm`, hgrm(tot));
@@ -177,6 +193,8 @@ async function main() {
         'daemon CPU s': r.cpuS.toFixed(2),
         'new files/s': (filesIn(r) / r.wallS).toFixed(0),
         'main-thread CPU/file': us((1e6 * r.mainCpuS) / filesIn(r)),
+        'files/message': r.perBatch.toFixed(2),
+        'main wake-ups/file': (r.mainWakes / filesIn(r)).toFixed(2),
         unmatched: r.unmatched,
       })),
     );

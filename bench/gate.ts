@@ -65,8 +65,7 @@ async function main() {
       onEvents: (batch: GateEvent[]) => {
         for (const e of batch) {
           events++;
-          if (e.kind === 'open') gate.native.release(e.fd);
-          else if (e.kind === 'perm') {
+          if (e.kind === 'perm') {
             if (bless) gate.native.bless(e.fd);
             gate.native.answer(e.id, FAN_ALLOW);
           }
@@ -201,8 +200,7 @@ async function throughput(bin: string, floorBin: string, dir: string, mountDir: 
         batches++;
         events += batch.length;
         for (const e of batch) {
-          if (e.kind === 'open') gate.native.release(e.fd);
-          else if (e.kind === 'perm') gate.native.answer(e.id, FAN_ALLOW);
+          if (e.kind === 'perm') gate.native.answer(e.id, FAN_ALLOW);
         }
       },
     });

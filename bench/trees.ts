@@ -46,8 +46,7 @@ async function main() {
         deadlineMs: 10_000,
         onEvents: (batch: GateEvent[]) => {
           for (const e of batch) {
-            if (e.kind === 'open') gate.native.release(e.fd);
-            else if (e.kind === 'perm') gate.native.answer(e.id, FAN_ALLOW);
+            if (e.kind === 'perm') gate.native.answer(e.id, FAN_ALLOW);
           }
         },
       });

@@ -63,7 +63,6 @@ for (const kind of ['ext4', 'tmpfs'] as const) {
       kind,
       { maxAllowedEntries: 4 },
       (e, gate) => {
-        if (e.kind === 'open') return gate.native.release(e.fd);
         if (e.kind !== 'perm') return;
         const key = inodeOf(e);
         if (judged.has(key)) {
@@ -108,7 +107,6 @@ t0('ext4: swept allowed files stay silent by their ignore marks, and forgetAll f
     'ext4',
     { maxAllowedEntries: 4 },
     (e, gate) => {
-      if (e.kind === 'open') return gate.native.release(e.fd);
       if (e.kind !== 'perm') return;
       gate.native.bless(e.fd);
       gate.native.answer(e.id, FAN_ALLOW);
@@ -119,7 +117,7 @@ t0('ext4: swept allowed files stay silent by their ignore marks, and forgetAll f
   );
   const paths = names.map((n) => join(h.scratch.dir, n));
   t.true((await readAll(paths)).every((l) => l === 'ok'));
-  const perms = () => h.events.filter((e) => e.kind === 'perm' || e.kind === 'open').length;
+  const perms = () => h.events.filter((e) => e.kind === 'perm').length;
   const afterFirst = perms();
   t.true(afterFirst >= 30);
   t.true(h.gate.native.stats().verdictTableSwept >= 20);
@@ -172,7 +170,6 @@ t0('ext4: a file settled by its tags costs one event: its ignore mark is in plac
     'ext4',
     {},
     (e, gate) => {
-      if (e.kind === 'open') gate.native.release(e.fd);
       if (e.kind === 'perm') gate.native.answer(e.id, EPERM); // JS is not meant to be asked at all
     },
     (dir) => tagged(dir, names, key, 'ok'),
@@ -194,7 +191,7 @@ t0('tmpfs (open mode): a writer opens a file whose tags say deny; a reader is re
     'tmpfs',
     {},
     (e, gate) => {
-      if (e.kind === 'open' || e.kind === 'settled') gate.native.release(e.fd);
+      if (e.kind === 'settled') gate.native.release(e.fd);
       if (e.kind === 'perm') gate.native.answer(e.id, EPERM);
     },
     (dir) => tagged(dir, ['bad'], key, 'deny'),

@@ -12,15 +12,13 @@ import { isRoot } from './helpers/scratch.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 
-const gated = (h: Harness) => h.events.filter((e) => e.kind === 'perm' || e.kind === 'open').length;
+const gated = (h: Harness) => h.events.filter((e) => e.kind === 'perm').length;
 
 // Answers allow and blesses through the event's fd, as the daemon does for a passed file.
 function blessAll(e: GateEvent, h: Harness) {
   if (e.kind === 'perm') {
     h.gate.native.bless(e.fd);
     h.gate.native.answer(e.id, FAN_ALLOW);
-  } else if (e.kind === 'open') {
-    h.gate.native.release(e.fd);
   }
 }
 
@@ -71,7 +69,6 @@ t0('a condemned inode is refused on the native thread, with the chosen errno, wi
   const h = await withGate(t, 'ext4', {
     prepare: (d) => writeFile(join(d, 'x.bin'), 'x'),
     onEvent: (e, hh) => {
-      if (e.kind === 'open') hh.gate.native.release(e.fd);
       if (e.kind !== 'perm') return;
       asked++;
       hh.gate.native.condemn(e.fd, denyErrno('EIO'));
@@ -168,7 +165,6 @@ t0('a tree guard holds files in directories made a moment ago (one filesystem ma
     },
     onEvent: (e, hh) => {
       if (e.kind === 'perm') hh.gate.native.answer(e.id, FAN_DENY);
-      if (e.kind === 'open') hh.gate.native.release(e.fd);
     },
   });
   t.regex((await runChild('cat', [join(h.scratch.dir, 'a/b/deep.txt')])).stderr, /not permitted/);

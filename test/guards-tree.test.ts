@@ -134,7 +134,7 @@ t0('the open is the checkpoint: a file linked or moved into the tree is judged b
         if (e.kind === 'perm') {
           judged.push(e);
           gate.native.answer(e.id, FAN_DENY); // everything inside the tree is "denied" here
-        } else if (e.kind === 'open') gate.native.release(e.fd);
+        }
       }
     },
   });

@@ -38,6 +38,7 @@ test('a file another uid waits for goes at that uid\'s turn, not at the back of 
   const { list, results } = jobs(6);
   for (const j of list) q.submit(j, 100); // the flooder opened all six first
   q.alsoFor(list[5]!, 200); // the victim reads the last of them
+  await tick();
   t.deepEqual(pool.batches.map((b) => b.fds), [[0]], 'one batch per worker in flight');
   const order: number[] = [];
   for (let i = 0; i < 6; i++) {
@@ -45,7 +46,7 @@ test('a file another uid waits for goes at that uid\'s turn, not at the back of 
     pool.ok(i);
     await tick();
   }
-  t.deepEqual(order, [0, 1, 5, 2, 3, 4], "the victim waits for one turn of the flooder, not for its whole queue");
+  t.deepEqual(order, [0, 5, 1, 2, 3, 4], "the victim waits for one turn of the flooder, not for its whole queue");
   t.is(results.size, 6);
   t.true([...results.values()].every((r) => r.length === 1), 'each job done exactly once, although queued twice');
 });
@@ -55,9 +56,12 @@ test('a batch takes what waits when a worker is free, round-robin across uids', 
   const q = new JudgeQueue(pool, 1, () => POLICY, 16);
   const a = jobs(4, 0);
   const b = jobs(2, 10);
-  for (const j of a.list) q.submit(j, 100);
+  q.submit(a.list[0]!, 100);
+  t.is(pool.batches.length, 0, 'sent at the end of the turn it was submitted in');
+  await tick();
+  t.deepEqual(pool.batches.map((x) => x.fds), [[0]], 'light load: the first file goes at once (no timer), alone');
+  for (const j of a.list.slice(1)) q.submit(j, 100);
   for (const j of b.list) q.submit(j, 200);
-  t.deepEqual(pool.batches.map((x) => x.fds), [[0]], 'light load: the first file goes at once, alone');
   pool.ok(0);
   await tick();
   t.deepEqual(pool.batches[1]!.fds, [1, 10, 2, 11, 3], 'then one message for everything that waited, uids taking turns');
@@ -67,7 +71,9 @@ test('a failed batch sends each of its files again alone; a file that fails alon
   const pool = new Pool();
   const q = new JudgeQueue(pool, 1, () => POLICY, 16);
   const { list, results } = jobs(4);
-  for (const j of list) q.submit(j, 100);
+  q.submit(list[0]!, 100);
+  await tick();
+  for (const j of list.slice(1)) q.submit(j, 100);
   pool.ok(0);
   await tick();
   t.deepEqual(pool.batches[1]!.fds, [1, 2, 3]);
@@ -92,7 +98,9 @@ test('a cancelled job is skipped but still done once; closing the queue finishes
   const pool = new Pool();
   const q = new JudgeQueue(pool, 1, () => POLICY, 16);
   const { list, results } = jobs(3);
-  for (const j of list) q.submit(j, 100);
+  q.submit(list[0]!, 100);
+  await tick();
+  for (const j of list.slice(1)) q.submit(j, 100);
   list[1]!.cancelled = true;
   pool.ok(0);
   await tick();
@@ -113,13 +121,30 @@ test('stats count each waiting file once, however many uids want it', async (t) 
   const pool = new Pool();
   const q = new JudgeQueue(pool, 1, () => POLICY, 16);
   const { list } = jobs(3);
-  for (const j of list) q.submit(j, 100);
+  q.submit(list[0]!, 100);
+  await tick();
+  for (const j of list.slice(1)) q.submit(j, 100);
   q.alsoFor(list[2]!, 200);
-  t.deepEqual(q.stats(), { waiting: 2, batches: 1 });
+  t.deepEqual(q.stats(), { waiting: 2, batches: 1, sentBatches: 1, sentFiles: 1 });
   pool.ok(0);
   await tick();
-  t.deepEqual(q.stats(), { waiting: 0, batches: 1 });
+  t.deepEqual(q.stats(), { waiting: 0, batches: 1, sentBatches: 2, sentFiles: 3 });
   pool.ok(1);
   await tick();
-  t.deepEqual(q.stats(), { waiting: 0, batches: 0 });
+  t.deepEqual(q.stats(), { waiting: 0, batches: 0, sentBatches: 2, sentFiles: 3 });
+});
+
+test('files submitted in one turn of the event loop go to the pool as one message, even with workers free', async (t) => {
+  const pool = new Pool();
+  const q = new JudgeQueue(pool, 2, () => POLICY, 16);
+  const { list, results } = jobs(3);
+  for (const j of list) q.submit(j, 100); // one batch of permission events from the reader thread
+  await tick();
+  t.deepEqual(pool.batches.map((b) => b.fds), [[0, 1, 2]], 'one postMessage for the turn, not one per free worker');
+  q.submit(jobs(1, 10).list[0]!, 200);
+  await tick();
+  t.deepEqual(pool.batches[1]!.fds, [10], 'the next turn\'s file takes the free worker');
+  pool.ok(0);
+  await tick();
+  t.is(results.size, 3);
 });

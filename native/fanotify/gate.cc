@@ -175,7 +175,7 @@ Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(env, answered_now);
 }
 
-// release(fd): JS is done with an 'open' notice fd.
+// release(fd): JS is done with a 'settled' record's fd.
 Napi::Value Gate::Release(const Napi::CallbackInfo &info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   {
@@ -320,27 +320,25 @@ Napi::Value Gate::ForgetInode(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// A shared writable mapping found in /proc/<pid>/maps by the sweep (src/gate/shared-map-sweep.ts): `path` is its
+// A shared writable mapping found in /proc/<pid>/maps by the sweep (map_sweep.cc): `path` is its
 // /proc/<pid>/map_files/<range> link, which stat and fanotify_mark resolve to the inode without opening it (no
 // event, and no open of a file a user controls). From now on the inode is judged at every access, as one whose
 // mmap the reader thread saw, and its ignore mark goes. 1: newly followed; 0: followed already; -1: not a regular
-// file, gone, or the set is full.
-Napi::Value Gate::FlagSharedMap(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>();
+// file, gone, or the set is full. Any thread (takes mu_).
+int Gate::FlagSharedMapPath(const char *path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Napi::Number::New(env, -1);
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return -1;
   InodeKey key{(uint64_t)st.st_dev, (uint64_t)st.st_ino};
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = shared_maps_.find(key);
     if (it != shared_maps_.end()) {
       it->second = now_ns();  // still mapped: the prune after this sweep keeps it
-      return Napi::Number::New(env, 0);
+      return 0;
     }
     if (shared_maps_.size() >= kMaxSharedMaps) {
       c_.shared_maps_untracked++;
-      return Napi::Number::New(env, -1);
+      return -1;
     }
     shared_maps_.emplace(key, now_ns());
     c_.shared_maps_swept++;
@@ -350,23 +348,19 @@ Napi::Value Gate::FlagSharedMap(const Napi::CallbackInfo &info) {
       table_.erase(entry);
     }
   }
-  RemoveIgnoreMark(AT_FDCWD, path.c_str());
-  return Napi::Number::New(env, 1);
+  RemoveIgnoreMark(AT_FDCWD, path);
+  return 1;
 }
 
-// The end of a sweep that began at `started` (a value of sweepStart()): inodes neither found by it nor seen mapped
-// since it began are no longer mapped shared-writable; their accesses are trusted again once judged. Returns how
-// many stay followed. Called with no argument, returns the clock to pass (the sweep's start).
-Napi::Value Gate::PruneSharedMaps(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1) return Napi::Number::New(env, (double)now_ns());
-  const int64_t started = (int64_t)info[0].As<Napi::Number>().DoubleValue();
+// The end of a sweep that began at `started` (now_ns()): inodes neither found by it nor seen mapped since it began
+// are no longer mapped shared-writable; their accesses are trusted again once judged. Returns how many stay followed.
+size_t Gate::PruneSharedMapsBefore(int64_t started) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = shared_maps_.begin(); it != shared_maps_.end();) {
     if (it->second < started) it = shared_maps_.erase(it);
     else ++it;
   }
-  return Napi::Number::New(env, (double)shared_maps_.size());
+  return shared_maps_.size();
 }
 
 Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
@@ -410,12 +404,15 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("fastTagsDenied", (double)c_.tags_denied);
   o.Set("openAllowed", (double)c_.open_allowed);
   o.Set("openRefused", (double)c_.open_refused);
-  o.Set("noticesFromWriters", (double)c_.notices_writer);
   o.Set("staleAllowed", (double)c_.stale_allowed);
   o.Set("sharedWriteMaps", (double)c_.shared_write_maps);
   o.Set("sharedMapRejudged", (double)c_.shared_map_rejudged);
   o.Set("sharedMapsUntracked", (double)c_.shared_maps_untracked);
   o.Set("sharedMapsSwept", (double)c_.shared_maps_swept);
+  o.Set("sharedMapSweeps", (double)c_.map_sweeps);
+  o.Set("sharedMapSweepProcesses", (double)c_.map_sweep_processes);
+  o.Set("sharedMapSweepMappings", (double)c_.map_sweep_mappings);
+  o.Set("sharedMapSweepMs", (double)c_.map_sweep_us / 1000.0);
   o.Set("closeUnchanged", (double)c_.close_unchanged);
   o.Set("forwarded", (double)c_.forwarded);
   o.Set("answeredByJs", (double)c_.by_js);
@@ -476,6 +473,7 @@ void Gate::Shutdown() {
   if (closed_) return;
   closed_ = true;
   StopSettleWalk();  // first: its own opens may wait for the reader thread
+  StopMapSweep();    // before the table and the marks go (it flags inodes in both)
   stopping_ = true;
   uint64_t one = 1;
   if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the thread also checks stopping_ each wake */ }
@@ -515,7 +513,7 @@ Napi::Value Gate::Close(const Napi::CallbackInfo &info) {
 
 // The one place events cross into JS. On the main thread; `batch` was built by the reader thread.
 static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
-  static const char *kinds[] = {"open", "perm", "change", "overflow", "settled", "fallback"};
+  static const char *kinds[] = {"perm", "change", "overflow", "settled", "fallback"};
   static const char *whys[] = {"deadline", "access-deadline", "overload", "uid-share"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", kinds[(int)e.kind]);
@@ -569,7 +567,7 @@ void Gate::Deliver(std::vector<OutEvent> *batch) {
           close(it->second.fd);
           pending_.erase(it);
         }
-      } else if (e.kind == EventKind::Open || e.kind == EventKind::Settled) {
+      } else if (e.kind == EventKind::Settled) {
         close(e.fd);
         if (held_notices_ > 0) held_notices_--;
       }
@@ -595,8 +593,7 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::Forget>("forget"),
                          InstanceMethod<&Gate::ForgetAll>("forgetAll"),
                          InstanceMethod<&Gate::ForgetInode>("forgetInode"),
-                         InstanceMethod<&Gate::FlagSharedMap>("flagSharedMap"),
-                         InstanceMethod<&Gate::PruneSharedMaps>("pruneSharedMaps"),
+                         InstanceMethod<&Gate::SharedMapSweep>("sharedMapSweep"),
                          InstanceMethod<&Gate::SetExempt>("setExempt"),
                          InstanceMethod<&Gate::Stats>("stats"),
                          InstanceMethod<&Gate::Close>("close"),

@@ -14,9 +14,9 @@
 //    JS's answers are claimed under `mu_` (Pending::queued: nobody else may answer it now) and written by the answer
 //    thread (answers.cc), which also closes the fd and drops the record; the main thread makes no syscall for them.
 //    close() lets that thread write everything queued before it answers the rest allow.
-//  - An 'open' notice fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held fds).
-//    Only a FAN_OPEN notification becomes one, and no mark asks for it: read mode's filesystem mark raises no open
-//    event, and the opens a deny mark or a tree checkpoint raise are answered on the reader thread, without a notice.
+//  - A 'settled' record's fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held
+//    fds). No open notice reaches JS: read mode's filesystem mark raises no open event, and the opens a deny mark or a
+//    tree checkpoint raise are answered on the reader thread.
 //  - Events refused for overload (the global cap, or one uid's share) are answered and closed on the reader thread.
 //  - An event set aside while its accessor was still running (HeldEvent) stays the reader thread's: answered and
 //    closed there when asked again, or with allow when the thread stops (AnswerHeld), like everything pending.
@@ -47,7 +47,7 @@ namespace blessd {
 
 // Settled: a permission event the reader answered from the file's tags (a deny), handed to JS to log; JS releases fd.
 // Fallback: an answer that was not a verdict (deadline, overload...), for JS to log.
-enum class EventKind : uint8_t { Open, Perm, Change, Overflow, Settled, Fallback };
+enum class EventKind : uint8_t { Perm, Change, Overflow, Settled, Fallback };
 
 struct GateTagPolicy;
 
@@ -120,7 +120,7 @@ inline uint32_t latency_bucket(int64_t us) {
 struct Counters {
   std::atomic<uint64_t> open_perm{0}, exec_perm{0}, pre_access{0}, open_notice{0}, change{0};
   std::atomic<uint64_t> fast_own{0}, fast_exempt{0}, fast_allowed{0}, fast_denied{0}, fast_writer{0};
-  std::atomic<uint64_t> open_allowed{0}, open_refused{0}, notices_writer{0}, stale_allowed{0}, close_unchanged{0};
+  std::atomic<uint64_t> open_allowed{0}, open_refused{0}, stale_allowed{0}, close_unchanged{0};
   std::atomic<uint64_t> forwarded{0}, by_js{0}, by_deadline{0}, by_access_deadline{0}, overload{0}, uid_share{0};
   std::atomic<uint64_t> deadline_kept_deny{0}, at_close{0}, late{0}, fallbacks_suppressed{0}, held{0}, held_expired{0};
   std::atomic<uint64_t> stops_seen{0}, stopped_ms{0};  // the reader found itself stopped (SIGSTOP, a stall): deadlines moved
@@ -128,6 +128,7 @@ struct Counters {
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
   std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
+  std::atomic<uint64_t> map_sweeps{0}, map_sweep_processes{0}, map_sweep_mappings{0}, map_sweep_us{0};  // the last sweep's
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
   std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
@@ -155,8 +156,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Forget(const Napi::CallbackInfo &info);
   Napi::Value ForgetAll(const Napi::CallbackInfo &info);
   Napi::Value ForgetInode(const Napi::CallbackInfo &info);
-  Napi::Value FlagSharedMap(const Napi::CallbackInfo &info);
-  Napi::Value PruneSharedMaps(const Napi::CallbackInfo &info);
+  Napi::Value SharedMapSweep(const Napi::CallbackInfo &info);  // map_sweep.cc
   Napi::Value SetExempt(const Napi::CallbackInfo &info);
   Napi::Value Stats(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
@@ -222,7 +222,6 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void HandleOverflow(std::vector<OutEvent> &batch);
   void ExpireDeadlines(std::vector<OutEvent> &batch);
   void ForwardPermission(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, std::vector<OutEvent> &batch);
-  void ForwardOpenNotice(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool writer, std::vector<OutEvent> &batch);
   bool FallbackSlotLocked(FallbackWhy why, OutEvent &rec);
   void FillFallback(OutEvent &rec, int fd, int32_t tid, uint64_t mask, const InodeKey &key, uint32_t response);
   uint32_t DeadlineAnswerLocked(const InodeKey &key);
@@ -337,6 +336,15 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Counters c_;
 
   void SharedMapRejudge(int fd, const InodeKey &key, int32_t tid, std::vector<OutEvent> &batch);
+  int FlagSharedMapPath(const char *path);          // gate.cc: follow the inode behind a map_files link
+  size_t PruneSharedMapsBefore(int64_t started);    // gate.cc: let go of inodes no sweep since `started` found
+
+  // map_sweep.cc — the /proc/<pid>/maps sweep on its own thread (shared writable mappings of silent files)
+  struct MapSweepControl;
+  static void MapSweepRun(std::shared_ptr<MapSweepControl> ctl);
+  void StopMapSweep();  // Shutdown: joins it, or leaves it behind (detached, cut off from the gate) after 1 s
+  std::shared_ptr<MapSweepControl> map_sweep_;
+  std::thread map_sweep_thread_;
 
   // settle_walk.cc — the background settle walk: files whose valid tags settle them get their table entry (and,
   // allowed, their ignore mark) before anyone accesses them. Lock order: mu_ before walk_mu_; never mu_ under it.

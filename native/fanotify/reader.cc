@@ -496,7 +496,11 @@ void Gate::HandleGateEvent(const struct fanotify_event_metadata *md, std::vector
     close(fd);
     return;
   }
-  if (!perm) return ForwardOpenNotice(md, fd, key, false, batch);
+  if (!perm) {
+    // A notification (no mark asks for one on this group): nothing to answer, nothing for JS.
+    close(fd);
+    return;
+  }
   ForwardPermission(md, fd, key, batch);
 }
 
@@ -586,34 +590,6 @@ void Gate::AnswerHeld() {
     c_.at_close++;
   }
   held_.clear();
-}
-
-// An open notice (read mode): JS may start judging before the first read. A writer's open starts nothing (its
-// writes dirty the file; the rescan follows its close). Notices never take the room of permission events: past the
-// cap they are dropped, and the first read judges.
-void Gate::ForwardOpenNotice(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, bool writer, std::vector<OutEvent> &batch) {
-  if (writer) {
-    c_.notices_writer++;
-    close(fd);
-    return;
-  }
-  OutEvent ev{EventKind::Open};
-  ev.fd = fd;
-  ev.mask = md->mask;
-  ev.pid = md->pid;
-  ev.tid = md->pid;
-  ev.dev = key.dev;
-  ev.ino = key.ino;
-  uint32_t gen = 0;
-  if (generation_of_fd(fd, gen)) ev.gen = gen;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (pending_.size() + held_notices_ >= max_pending_) {
-    c_.notices_dropped++;
-    close(fd);
-    return;
-  }
-  held_notices_++;
-  batch.push_back(std::move(ev));
 }
 
 // A permission event JS must answer. Past maxPending, or past this uid's share of it, the answer is a retryable

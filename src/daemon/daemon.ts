@@ -20,7 +20,6 @@ import { Crawl } from './crawl.js';
 import { unsupportedFilesystem } from '../gate/fs-support.js';
 import { GuardedSet } from './guarded.js';
 import { publishGuards, unpublishGuards } from './published-guards.js';
-import { startSharedMapSweep, type SharedMapSweep } from '../gate/shared-map-sweep.js';
 import { makeDemoTree } from './demo.js';
 import { Dispatch } from './dispatch.js';
 import { explainFile } from './explain.js';
@@ -42,7 +41,6 @@ export class Daemon extends EventEmitter {
   /** Out-of-process scanners registered on the control socket (src/notify). */
   readonly remote: RemoteScanners;
   private guards: DaemonStats['guards'] = [];
-  private sharedMaps?: SharedMapSweep;
   /** What the guards cover, for on-demand judging (guarded.ts). */
   private readonly guarded = new GuardedSet();
   /** Where to publish what this daemon guards, for the preload library (published-guards.ts); none by default. */
@@ -132,7 +130,6 @@ export class Daemon extends EventEmitter {
     d.registry = new InodeRegistry(d.svc, (key, state) => {
       if (state === 'blessed') d.counters.verdicts.allow++;
       else if (state === 'denied') d.counters.verdicts.deny++;
-      if (state === 'blessed' || state === 'denied') this.settler.judged(key);
       this.crawlWaiting.get(key)?.();
     });
     const dispatch = new Dispatch(d, this.settler);
@@ -162,15 +159,8 @@ export class Daemon extends EventEmitter {
     }
     // Files whose tags settle them get their entry (and ignore mark) now, on a native thread, not at first access.
     if (c.gate.settleWalk.enabled) d.gate.native.settleWalk({ filesPerSecond: c.gate.settleWalk.filesPerSecond });
-    if (c.gate.sharedMapSweep > 0) {
-      this.sharedMaps = startSharedMapSweep({
-        periodMs: c.gate.sharedMapSweep,
-        devs: () => new Set(d.fsids.keys()),
-        gate: d.gate.native,
-        onError: (err) => d.log.warn({ err }, 'shared-mapping sweep failed'),
-        onFlagged: (r) => d.log.info({ ...r }, 'shared writable mappings of guarded files found: judged at every access from now on'),
-      });
-    }
+    // On a native thread (map_sweep.cc): it used to cost the main thread a wake-up per maps file read.
+    if (c.gate.sharedMapSweep > 0) d.gate.native.sharedMapSweep({ periodMs: c.gate.sharedMapSweep, devs: [...d.fsids.keys()] });
     if (this.guardsFile) {
       try {
         publishGuards(this.guardsFile, c.guards);
@@ -255,6 +245,7 @@ export class Daemon extends EventEmitter {
       scans: d.scansStarted(),
       scanDurations: d.scanDurations.snapshot(),
       verdicts: { ...d.counters.verdicts },
+      judgeQueue: d.judgeQueue.stats(),
       machines: d.registry.size,
       machineStates: d.registry.states(),
       guards: this.guards,
@@ -332,7 +323,6 @@ export class Daemon extends EventEmitter {
     this.generationWatch.stop();
     if (this.guardsFile) unpublishGuards(this.guardsFile);
     this.crawl?.stop();
-    await this.sharedMaps?.stop();
     d.gate?.close();
     d.judgeQueue?.close();
     d.registry?.stopAll();

@@ -9,14 +9,11 @@ import { FAN_ALLOW, MASK, denyErrno, type GateEvent } from '../gate/types.js';
 import { inodeKey } from '../inode/registry.js';
 import type { AccessKind, Waiter } from '../inode/services.js';
 import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
-import { isRegularFd, openRegularByHandle } from './open-regular.js';
+import { openRegularByHandle } from './open-regular.js';
 import type { DaemonParts } from './parts.js';
 import type { TagSettler } from './settle-by-tags.js';
 
 const CONTENT_CHANGE = MASK.MODIFY | MASK.CLOSE_WRITE;
-
-/** Test seam (test/faults/verdict-once.test.ts): an open notice waits for `hold` before it judges. Unset in the daemon. */
-export const noticeHooks: { hold?: (key: string) => Promise<void> } = {};
 
 export class Dispatch {
   constructor(
@@ -29,7 +26,6 @@ export class Dispatch {
     for (const ev of batch) {
       try {
         if (ev.kind === 'perm') this.onPermission(ev);
-        else if (ev.kind === 'open') this.onOpenNotice(ev);
         else if (ev.kind === 'change') this.onChange(ev);
         else if (ev.kind === 'settled') this.onSettled(ev);
         else if (ev.kind === 'fallback') this.logFallback(ev);
@@ -37,7 +33,7 @@ export class Dispatch {
       } catch (err) {
         d.counters.errors++;
         if (ev.kind === 'perm') d.gate.native.answer(ev.id, d.fallbackResponse());
-        if (ev.kind === 'open' || ev.kind === 'settled') d.gate.native.release(ev.fd);
+        if (ev.kind === 'settled') d.gate.native.release(ev.fd);
         d.log.error({ err, event: ev.kind, pid: ev.pid }, 'event handling failed; answered it on the spot');
       }
     }
@@ -81,7 +77,7 @@ export class Dispatch {
         return;
       }
       // The reader thread has already tried the tags when it settles misses (nativeSettles): no second read here.
-      if (!d.nativeSettles && this.settler.settle(ev.fd, waiter, key)) return;
+      if (!d.nativeSettles && this.settler.settle(ev.fd, waiter)) return;
       // The waiter is held from the start: a judgement may end before this function returns to hold it.
       d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter: nfsd ? undefined : waiter });
       if (!nfsd) return;
@@ -91,40 +87,6 @@ export class Dispatch {
       return;
     }
     if (!d.registry.access(key, waiter)) d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter });
-  }
-
-  private onOpenNotice(ev: GateEvent) {
-    // Read mode: someone opened an unjudged file. Judge it now, so that its first read finds a verdict or a scan
-    // already under way. Openers that write get no notice (the native thread reads their open flags while they
-    // wait in open(): their writes will dirty the file, and the rescan follows its close), so nothing about the
-    // opener needs asking here, and nothing waits: the notice starts the judgement at once.
-    const d = this.d;
-    const key = inodeKey(ev.dev, ev.ino);
-    let fd = -1;
-    try {
-      if (!d.stopping && !d.registry.has(key) && !this.settler.wasSettled(key) && isRegularFd(ev.fd) && !this.isExempt(ev)) fd = native.dupFd(ev.fd);
-    } finally {
-      d.gate.native.release(ev.fd);
-    }
-    if (fd < 0) return;
-    const judge = () => {
-      try {
-        // Judged meanwhile (only a held notice can find that: nothing else runs between the check above and here).
-        if (d.stopping || d.registry.has(key) || this.settler.wasSettled(key)) return closeQuiet(fd);
-        const uid = uidOf(ev.pid);
-        // A uid at its bound judges nothing more early: its read will be answered (EAGAIN) when it comes.
-        const full = d.registry.liveOf(uid) >= d.config.pool.queuePerUid;
-        const settled = () => !d.nativeSettles && this.settler.settle(fd, undefined, key);
-        if (full || settled()) closeQuiet(fd);
-        else if (!d.registry.ensure(key, fd, { uid, opener: ev.pid })) closeQuiet(fd);
-      } catch (err) {
-        closeQuiet(fd);
-        d.log.error({ err }, 'could not start judging an opened file; its first read will');
-      }
-    };
-    const hold = noticeHooks.hold?.(key);
-    if (hold) void hold.then(judge, judge);
-    else judge();
   }
 
   /** The reader thread denied this access from the file's tags and cached it: log it as a deny is logged. */
@@ -164,7 +126,7 @@ export class Dispatch {
     if (fd === undefined) return;
     // A close after an open for write that changed nothing (no modify, tags whose stamp still matches) keeps its
     // verdict: an open-for-write and a close must not wipe a deny tag.
-    if (closed && !(ev.mask & MASK.MODIFY) && this.settler.settle(fd, undefined, key)) {
+    if (closed && !(ev.mask & MASK.MODIFY) && this.settler.settle(fd)) {
       closeQuiet(fd);
       return;
     }

@@ -30,12 +30,3 @@ export function openRegularByHandle(mountFd: number, handleType: number, handle:
     closeSync(pathFd);
   }
 }
-
-/** Whether an fd we already hold (an event's, a dup) is a regular file: nothing else is judged. */
-export function isRegularFd(fd: number): boolean {
-  try {
-    return fstatSync(fd).isFile();
-  } catch {
-    return false;
-  }
-}

@@ -7,32 +7,8 @@ import { evaluate } from '../policy/stack.js';
 import { readlinkQuiet } from './fs-quiet.js';
 import type { DaemonParts } from './parts.js';
 
-/** Bound of the set of recently settled inodes (cleared when full: it only spares an open notice some work). */
-const RECENT_MAX = 4096;
-
 export class TagSettler {
-  /** Inodes settled lately, so that the open notice of the same access does not judge them again. */
-  private readonly recent = new Set<string>();
-
   constructor(private readonly d: DaemonParts) {}
-
-  wasSettled(key: string): boolean {
-    return this.recent.has(key);
-  }
-
-  /**
-   * A machine reached a verdict for this inode. The open notice of the same access waits a moment before it judges,
-   * and the machine may be done and gone by then: without this, the notice would judge the file a second time
-   * (a second verdict notice, a second count).
-   */
-  judged(key: string): void {
-    this.remember(key);
-  }
-
-  private remember(key: string): void {
-    if (this.recent.size > RECENT_MAX) this.recent.clear();
-    this.recent.add(key);
-  }
 
   /**
    * The native reader denied an access from this file's tags (and answered it): the log line, the count and the
@@ -53,7 +29,7 @@ export class TagSettler {
   }
 
   /** True if the tags settled the verdict (and the waiter, if any, was answered). Content mode needs a digest: not here. */
-  settle(fd: number, waiter?: Waiter, key?: string): boolean {
+  settle(fd: number, waiter?: Waiter): boolean {
     const d = this.d;
     if (d.config.tags.stamp === 'content') return false;
     let answers: Map<string, Answer>;
@@ -65,10 +41,6 @@ export class TagSettler {
     const v = evaluate(d.stack.stack, answers);
     if (v.verdict === 'pending' || d.stack.observers(answers).length > 0) return false;
     const path = readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`;
-    // The open notice of the same access may still be on its way (it waits a moment): spare it the work.
-    if (key) {
-      this.remember(key);
-    }
     const svc = d.svc;
     if (v.verdict === 'allow') {
       svc.bless(fd);

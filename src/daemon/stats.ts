@@ -2,6 +2,7 @@
 // module so that the socket side (src/notify) can name them without importing the daemon.
 import type { Gate } from '../gate/gate.js';
 import type { ScanHistogram } from '../metrics/scan-durations.js';
+import type { JudgeQueue } from '../pool/judge-queue.js';
 
 export interface Notice {
   event: 'dirty' | 'verdict';
@@ -15,6 +16,8 @@ export interface DaemonStats {
   /** Per scanner: how long its scans took, from their pool slot to their answer (tag written). */
   scanDurations: Record<string, ScanHistogram>;
   verdicts: { allow: number; deny: number };
+  /** The cold path's queue: files waiting, batches in flight, batches and files sent to the pool so far. */
+  judgeQueue: ReturnType<JudgeQueue['stats']>;
   machines: number;
   machineStates: Record<string, number>;
   guards: { path: string; kind: string; mode: string; fallback?: string }[];

@@ -6,7 +6,6 @@ export type WaitMode = 'read' | 'open';
 
 /** Kinds of record the native reader delivers to JS. */
 export type GateEventKind =
-  | 'open' // an open on a read-mode guard, already allowed natively: start judging early. JS must release(fd).
   | 'perm' // a permission event JS must answer with gate.answer(id, ...)
   | 'change' // a record of the change group: modify, close-write, attrib, moves, delete-self
   | 'overflow' // a kernel queue overflowed: every cached verdict was dropped
@@ -20,12 +19,12 @@ export interface GateEvent {
   kind: GateEventKind;
   /** Permission events: the id to answer. 0 for others. */
   id: number;
-  /** fd of the gate group's event ('open' and 'perm'); -1 for others. */
+  /** fd of the gate group's event ('perm' and 'settled'); -1 for others. */
   fd: number;
   /** fanotify mask bits of the event (see MASK). */
   mask: number;
-  /** Accessing process: the thread-group id on perm and fallback records; the thread id on open notices (their
-   * opener is not looked up: /proc/<tid> answers for it too) and where the process could not be read any more. */
+  /** Accessing process: the thread-group id on perm and fallback records; the thread id where the process could not
+   * be read any more. */
   pid: number;
   /** Accessing thread (FAN_REPORT_TID). */
   tid: number;
@@ -117,8 +116,6 @@ export interface GateStats {
    * (allowed; refused when the table holds a deny). */
   openAllowed: number;
   openRefused: number;
-  /** Opens for write in read mode: no notice (the rescan follows the close). */
-  noticesFromWriters: number;
   /** Allowed entries not trusted because the file's stamp changed since the bless. */
   staleAllowed: number;
   /** mmap(PROT_WRITE, MAP_SHARED) calls seen (pre-content event); their inodes are judged anew at every access until a sweep no longer finds the mapping. */
@@ -127,6 +124,12 @@ export interface GateStats {
   sharedMapRejudged: number;
   /** Shared writable mappings found by the /proc/<pid>/maps sweep (files that were silent when mapped). */
   sharedMapsSwept: number;
+  /** Sweeps of /proc/<pid>/maps done (gate.sharedMapSweep), and the last one's processes read, shared writable
+   * mappings of guarded files found, and duration. */
+  sharedMapSweeps: number;
+  sharedMapSweepProcesses: number;
+  sharedMapSweepMappings: number;
+  sharedMapSweepMs: number;
   /** Shared writable mappings not tracked because the set was full (65,536 inodes). */
   sharedMapsUntracked: number;
   /** Close-after-write records of denied files that changed nothing: the deny stays. */
@@ -152,7 +155,7 @@ export interface GateStats {
   overflows: number;
   coalesced: number;
   changeForwarded: number;
-  /** Open notices not sent to JS because maxPending fds were held already (the first read judges instead). */
+  /** 'settled' records not sent to JS because maxPending fds were held already (the deny stands; its log line is lost). */
   noticesDropped: number;
   pendingNow: number;
   heldFds: number;
@@ -220,7 +223,7 @@ export interface NativeGate {
    * keepFd: written at once, and JS takes the fd and must close it.
    */
   answer(id: number, response: number, keepFd?: boolean): boolean;
-  /** Give back the fd of an open notice. */
+  /** Give back the fd of a 'settled' record. */
   release(fd: number): void;
   /** Allow this inode from now on: native verdict table + evictable ignore mark. Returns whether the kernel mark was added. */
   bless(fd: number): boolean;
@@ -232,10 +235,12 @@ export interface NativeGate {
   forget(fd: number): void;
   /** Drop the cached verdict (and ignore mark) of an inode known by identity only. */
   forgetInode(dev: number, ino: number): boolean;
-  /** Follow the inode behind /proc/<pid>/map_files/<range> (a shared writable mapping): judged at every access from now on, its ignore mark dropped. 1 newly, 0 already, -1 not followed. */
-  flagSharedMap(mapFile: string): number;
-  /** No argument: the clock a sweep starts at. With it: stop following shared-mapped inodes not seen since then; returns how many stay. */
-  pruneSharedMaps(started?: number): number;
+  /**
+   * Sweep every other process's /proc/<pid>/maps now and every `periodMs`, on a native thread, for shared writable
+   * mappings of files on these devices (st_dev): each inode found is judged at every access from then on, its ignore
+   * mark dropped; one no sweep finds any more is let go. Called again: the new devices and period. Ends with close().
+   */
+  sharedMapSweep(o: { periodMs: number; devs: number[] }): void;
   /** Drop every cached verdict and ignore mark. */
   forgetAll(): void;
   setExempt(pids: number[], uids: number[]): void;

@@ -42,8 +42,6 @@ export class ColdInode {
     private readonly uid: number,
     private readonly end: (state: ColdEnd) => void,
     first?: Waiter,
-    /** The process whose open notice started it: the verdict is for it, even if its read came after. */
-    private readonly opener?: number,
   ) {
     this.path = `fd:${fd}`;
     if (first) this.waiting.push(first);
@@ -186,7 +184,7 @@ export class ColdInode {
     }
     this.concluded = true;
     this.cancel.aborted = true; // slow scans still running write their tags; their answers are not needed
-    const c = { services: this.services, fd: this.fd, path: this.path, waiting: this.waiting, verdict, transient: this.transient, ...(this.opener !== undefined && { openers: [this.opener] }) };
+    const c = { services: this.services, fd: this.fd, path: this.path, waiting: this.waiting, verdict, transient: this.transient };
     if (verdict.verdict === 'allow') concludeAllow(c);
     else concludeDeny(c);
     this.waiting.length = 0;

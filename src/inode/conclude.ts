@@ -10,11 +10,9 @@ export interface Verdicted {
   verdict?: StackVerdict;
   /** Scanners whose answer stands in for a failure (a timeout, a crash...). */
   transient: string[];
-  /** Processes the judgement was for besides its waiters (the opener whose open notice started it), for costs. */
-  openers?: number[];
 }
 
-const accessorsOf = (c: Verdicted): number[] => [...new Set([...c.waiting.map((w) => w.pid), ...(c.openers ?? [])])];
+const accessorsOf = (c: Verdicted): number[] => [...new Set(c.waiting.map((w) => w.pid))];
 
 /**
  * Whether the verdict may outlive the accesses it answers (ignore mark, native verdict table). Not when it rests on

@@ -71,7 +71,7 @@ export function daemonRegistry(stats: Stats): Registry {
     [{ op: 'removed' }, s.gate.ignoreMarksRemoved],
   ]);
   gauge('blessd_pending_permission_events', 'Permission events waiting for an answer now.', [], (s) => [[{}, s.gate.pendingNow]]);
-  gauge('blessd_held_fds', 'Event descriptors the gate holds now (waiting events and open notices).', [], (s) => [[{}, s.gate.heldFds]]);
+  gauge('blessd_held_fds', 'Event descriptors the gate holds now (waiting events and settled records being logged).', [], (s) => [[{}, s.gate.heldFds]]);
   counter('blessd_settle_walk_files_total', 'Regular files the settle walk looked at, by what became of them.', ['outcome'], (s) => {
     const w = s.gate.settleWalk;
     return [

@@ -6,7 +6,10 @@
 // (a victim reading a file the flooder opened first): it is queued under each, and goes at the first of their
 // turns — nobody waits in somebody else's queue.
 // Batching: a batch takes what is queued when a worker is free, up to BATCH_MAX files; at light load that is one
-// file, sent at once (no waiting to fill a batch). Under load one message carries many files.
+// file. Under load one message carries many files. Files submitted in one turn of the event loop (the permission
+// events of one batch from the reader thread) are sent together, at the end of that turn (a microtask: no timer, no
+// waiting to fill a batch): each message costs the main thread a wake-up of a worker, ~40-50 µs on these VMs
+// (docs/bench.md, "Main thread, session 5"), whatever it carries.
 // Cancel is a flag (no AbortController, no DOMException): a queued job cancelled is skipped, a sent one's result is
 // handed back all the same (its owner decides; its descriptor must stay open until then).
 // Must not: lose a job (every submitted job gets exactly one done()), or block.
@@ -39,6 +42,11 @@ export class JudgeQueue {
   private closed = false;
   /** Jobs queued and not yet sent or done (each counted once, however many uids want it). */
   private waitingJobs = 0;
+  /** A pump is due at the end of this turn (submit): one per turn, whatever was submitted in it. */
+  private pumpDue = false;
+  /** Batches and files sent so far (status; bench/cold prints files per batch). */
+  private sentBatches = 0;
+  private sentFiles = 0;
 
   constructor(
     private readonly pool: Pick<ScanPool, 'judge'>,
@@ -49,9 +57,9 @@ export class JudgeQueue {
     private readonly batchMax = BATCH_MAX,
   ) {}
 
-  /** Files waiting for a worker, and batches in flight (status). */
-  stats(): { waiting: number; batches: number } {
-    return { waiting: this.waitingJobs, batches: this.running };
+  /** Files waiting for a worker, batches in flight, and batches and files sent so far (status). */
+  stats(): { waiting: number; batches: number; sentBatches: number; sentFiles: number } {
+    return { waiting: this.waitingJobs, batches: this.running, sentBatches: this.sentBatches, sentFiles: this.sentFiles };
   }
 
   /** Jobs waiting, per uid (status). A job wanted by two uids counts twice. */
@@ -65,7 +73,12 @@ export class JudgeQueue {
     job.uid = uid;
     this.waitingJobs++;
     this.push(uid, job);
-    this.pump();
+    if (this.pumpDue) return;
+    this.pumpDue = true;
+    queueMicrotask(() => {
+      this.pumpDue = false;
+      this.pump();
+    });
   }
 
   /** Another uid waits for this job too: it may go at that uid's turn. */
@@ -103,6 +116,8 @@ export class JudgeQueue {
       const batch = this.take();
       if (batch.length === 0) return;
       this.running++;
+      this.sentBatches++;
+      this.sentFiles += batch.length;
       this.pool.judge(batch.map((j) => j.fd), this.policy()).then(
         (r) => this.deliver(batch, r),
         (err: unknown) => this.deliver(batch, { failed: 'crash', message: (err as Error)?.message ?? String(err) }),

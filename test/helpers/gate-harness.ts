@@ -50,7 +50,6 @@ export async function withGate(
         const barrier = barrierPids.get(e.pid) ?? barrierPids.get(e.tid);
         if (barrier) {
           if (e.kind === 'perm') gate.native.answer(e.id, FAN_ALLOW);
-          else if (e.kind === 'open') gate.native.release(e.fd);
           barrier();
           continue;
         }
@@ -67,7 +66,6 @@ export async function withGate(
   });
   t.teardown(async () => {
     gate.close();
-    for (const e of events) if (e.kind === 'open') gate.native.release(e.fd);
     await scratch.cleanup();
   });
   const mark = await gate.guard(scratch.dir, opts.kind ?? 'filesystem', opts.wait ?? 'read');
