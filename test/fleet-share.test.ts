@@ -60,3 +60,22 @@ rootTest('content scanned on host A is answered on host B from the store, with z
   t.is(sig?.judgement, 'valid', listed.stdout);
   t.is(sig?.value?.answer ?? sig?.answer, 'ok', listed.stdout);
 });
+
+rootTest('files present when the daemons start are judged in the worker batch path, and shared the same way', async (t) => {
+  const f = await withFleet(t, ['a', 'b'], { noStart: true });
+  const { a, b } = f.hosts as Record<string, FleetHost>;
+  for (const h of [a!, b!]) {
+    for (let i = 0; i < 5; i++) await writeFile(join(h.dir, `f${i}`), `file ${i}, present at start\n`);
+    await writeFile(join(h.dir, 'eicar.com'), EICAR);
+  }
+  await a!.start();
+  for (let i = 0; i < 5; i++) t.is((await cat(join(a!.dir, `f${i}`))).code, 0);
+  t.regex((await cat(join(a!.dir, 'eicar.com'))).stderr, /Operation not permitted/);
+  t.is(await scans(a!), 6);
+  await waitFor('A published six verdicts', async () => (await fleetCount(a!, 'published')) === 6, 10_000, 50);
+  await b!.start();
+  for (let i = 0; i < 5; i++) t.is((await cat(join(b!.dir, `f${i}`))).code, 0);
+  t.regex((await cat(join(b!.dir, 'eicar.com'))).stderr, /Operation not permitted/);
+  t.is(await scans(b!), 0, 'B scanned nothing');
+  t.is(await fleetCount(b!, 'hits'), 6);
+});

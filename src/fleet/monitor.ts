@@ -24,12 +24,12 @@ export class FleetMonitor {
     const unavailable = now.unavailable - this.last.unavailable;
     const refused = now.refused - this.last.refused;
     const answered = now.hits + now.misses - this.last.hits - this.last.misses;
-    if (unavailable > 0 && !this.down) {
-      this.down = true;
-      this.log.warn({ store: this.url, lookups: unavailable, err: this.counters.lastError() }, 'fleet store unavailable: files are scanned locally until it is back');
-    } else if (this.down && unavailable === 0 && answered > 0) {
+    if (this.down && answered > 0) {
       this.down = false;
       this.log.info({ store: this.url }, 'fleet store answering again');
+    } else if (!this.down && unavailable > 0 && answered === 0) {
+      this.down = true;
+      this.log.warn({ store: this.url, lookups: unavailable, err: this.counters.lastError() }, 'fleet store unavailable: files are scanned locally until it is back');
     }
     if (refused > 0) this.log.warn({ store: this.url, values: refused, last: this.counters.lastError() }, 'fleet store: refused values (bad MAC, another format version, malformed): those files were scanned locally');
     this.last = { unavailable: now.unavailable, refused: now.refused, hits: now.hits, misses: now.misses };

@@ -18,6 +18,7 @@ export interface StoreFailure {
 export type Lookup = { failed: false; values: (Buffer | null)[] } | StoreFailure;
 
 const clients = new Map<string, StoreClient>();
+const PUBLISH_FIRST_WAIT_MS = 5_000;
 
 /** The worker's client for this URL and timeout, made at first use. */
 export function storeClient(url: string, timeoutMs: number): StoreClient {
@@ -35,6 +36,7 @@ export class StoreClient {
   private everReady = false;
   private lastError = '';
   private firstWait?: Promise<void>;
+  private firstPublishWait?: Promise<void>;
 
   constructor(
     url: string,
@@ -78,7 +80,9 @@ export class StoreClient {
    * and an allow never replaces one). Resolves true if written, false if the key held one already.
    */
   async publish(key: string, value: string, ttlS: number, deny: boolean): Promise<boolean | StoreFailure> {
-    if (this.redis.status !== 'ready') return this.failure(`store not connected (${this.redis.status})`);
+    // Nobody waits for a publish: a fresh client's first connection may take longer than a lookup may.
+    if (!this.ready() && !this.everReady) await (this.firstPublishWait ??= this.readyWithin(Math.max(PUBLISH_FIRST_WAIT_MS, this.timeoutMs)));
+    if (!this.ready()) return this.failure(`store not connected (${this.redis.status})`);
     try {
       const r = deny ? await bounded(this.redis.set(key, value, 'EX', ttlS), this.timeoutMs) : await bounded(this.redis.set(key, value, 'EX', ttlS, 'NX'), this.timeoutMs);
       return r === 'OK';

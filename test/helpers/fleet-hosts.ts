@@ -50,7 +50,7 @@ export interface Fleet {
 export interface FleetOptions {
   /** The stack of every host (default: the signature actor on the shipped databases, then allow). */
   stack?: string;
-  /** fleet.timeout (default 300ms). */
+  /** fleet.timeout (default 1s: a loaded test machine connects slowly; the timeout test sets its own). */
   timeout?: string;
   /** Where the hosts find the store (default: the redis host's address). */
   storeUrl?: (redisAddr: string) => string;
@@ -110,10 +110,12 @@ export async function withFleet(t: Teardown, names: string[], opts: FleetOptions
 socket: { path: ${socket} }
 guards: [{ path: ${scratch.dir}, kind: filesystem }]
 log: { level: info }
+# Written files are judged at their first read, not in the background after their close: the tests count scans.
+pool: { rescan: onRead }
 ${opts.stack ?? SIGNATURE_STACK}fleet:
   store: ${storeUrl}
   keyFile: ${keyFile}
-  timeout: ${opts.timeout ?? '300ms'}
+  timeout: ${opts.timeout ?? '1s'}
   host: ${name}
 ${opts.extra ?? ''}`,
     );

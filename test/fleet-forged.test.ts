@@ -1,0 +1,56 @@
+// A value in the store that does not verify is refused and the file scanned locally: a forged "allow" over a deny
+// (no fleet key), and a genuine value copied to another content's key (the MAC binds the key). The malicious
+// content stays denied; the refusals are counted and logged.
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EICAR } from './helpers/actor-files.js';
+import { runChild } from './helpers/child.js';
+import { withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { isRoot } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
+
+const rootTest = isRoot() ? test.serial : test.skip;
+
+const CLEAN = Buffer.from('clean content whose genuine verdict an attacker copies\n');
+const EVIL1 = Buffer.concat([EICAR, Buffer.from('\nvariant one\n')]);
+const EVIL2 = Buffer.concat([EICAR, Buffer.from('\nvariant two\n')]);
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+const read = (p: string) => runChild('cat', [p], { timeoutMs: 15_000 });
+const scans = async (h: FleetHost) => (await h.stats()).scans['signature'] ?? 0;
+const fleet = async (h: FleetHost, k: string) => (await h.stats()).fleet?.[k] ?? 0;
+
+rootTest('a forged or copied value in the store is refused, and the malicious content is still denied', async (t) => {
+  const f = await withFleet(t, ['a', 'b']);
+  const { a, b } = f.hosts as Record<string, FleetHost>;
+  for (const [name, content] of [['clean', CLEAN], ['evil1', EVIL1], ['evil2', EVIL2]] as const) {
+    await writeFile(join(a!.dir, name), content);
+    await writeFile(join(b!.dir, name), content);
+  }
+  t.is((await read(join(a!.dir, 'clean'))).code, 0);
+  t.regex((await read(join(a!.dir, 'evil1'))).stderr, /Operation not permitted/);
+  t.regex((await read(join(a!.dir, 'evil2'))).stderr, /Operation not permitted/);
+  await waitFor('A published three verdicts', async () => (await fleet(a!, 'published')) === 3, 10_000, 50);
+  const keys = (await f.cli(['--scan', '--pattern', 'blessd:v1:signature:*'])).trim().split('\n');
+  const keyOf = (b: Buffer) => keys.find((k) => k.endsWith(`:${sha(b)}`))!;
+  const genuineClean = (await f.cli(['--raw', 'get', keyOf(CLEAN)])).trim();
+  t.regex(genuineClean, /^1 ok \d+ a - \S+$/);
+
+  // An attacker with write access to the store but not the key: an "allow" with a made-up MAC over evil1's deny...
+  const forged = `1 allow ${Date.now()} a - ${Buffer.alloc(32, 7).toString('base64url')}`;
+  t.is((await f.cli(['set', keyOf(EVIL1), forged])).trim(), 'OK');
+  // ...and the genuine "ok" of the clean content, copied over evil2's deny.
+  t.is((await f.cli(['set', keyOf(EVIL2), genuineClean])).trim(), 'OK');
+
+  t.regex((await read(join(b!.dir, 'evil1'))).stderr, /Operation not permitted/, 'forged allow refused: scanned and denied');
+  t.regex((await read(join(b!.dir, 'evil2'))).stderr, /Operation not permitted/, 'copied value refused: scanned and denied');
+  t.is(await scans(b!), 2, 'B scanned both locally');
+  t.is(await fleet(b!, 'refused'), 2);
+  t.is(await fleet(b!, 'hits'), 0);
+  t.is((await read(join(b!.dir, 'clean'))).code, 0);
+  t.is(await fleet(b!, 'hits'), 1, 'the genuine value still serves its own content');
+  await waitFor('the refusal logged', () => /fleet store: refused values/.test(b!.daemon().log()), 5_000);
+  t.regex(b!.daemon().log(), /bad MAC/);
+});
