@@ -23,7 +23,7 @@ export interface DaemonStats {
   refusedPerUid: number;
   crawl?: { visited: number; errors: number; running: boolean; pausedOnBattery: boolean };
   /** The fleet store's lookups and publishes (src/fleet/counters.ts), when fleet.store is set. */
-  fleet?: Record<FleetCount, number>;
+  fleet?: Record<FleetCount | 'lookupUs', number>;
 }
 
 /** The counters the pieces of the daemon bump; stats() copies them. */

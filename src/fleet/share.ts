@@ -62,12 +62,14 @@ export class FleetFile {
   private async lookup(): Promise<Map<string, Answer>> {
     const found = new Map<string, Answer>();
     const { client, key, counters } = derivedOf(this.policy);
+    const started = performance.now();
     const digest = contentDigest(this.fd, this.size ?? Number(readStampAndCtime(this.fd).stamp.size));
     if (digest === undefined) return found; // changing under us: scan, publish nothing
     this.digest = digest;
     const names = [...this.wanted.keys()];
     const keys = names.map((n) => storeKey(n, this.wanted.get(n)!, digest.sha256));
     const r = await client.get(keys);
+    counters.addLookupTime((performance.now() - started) * 1000);
     if (r.failed) {
       counters.add('unavailable', names.length);
       counters.setLastError(r.why);
