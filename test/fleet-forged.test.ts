@@ -2,7 +2,9 @@
 // (no fleet key), and a genuine value copied to another content's key (the MAC binds the key). The malicious
 // content stays denied; the refusals are counted and logged.
 import test from 'ava';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { storeClient } from '../src/fleet/store-client.js';
+import { decodeValue, encodeValue, storeKey } from '../src/fleet/value.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EICAR } from './helpers/actor-files.js';
@@ -53,4 +55,30 @@ rootTest('a forged or copied value in the store is refused, and the malicious co
   t.is(await fleet(b!, 'hits'), 1, 'the genuine value still serves its own content');
   await waitFor('the refusal logged', () => /fleet store: refused values/.test(b!.daemon().log()), 5_000);
   t.regex(b!.daemon().log(), /bad MAC/);
+});
+
+rootTest('a deny overwrites an allow in the store, and an allow never overwrites a deny (the store client itself)', async (t) => {
+  const f = await withFleet(t, []);
+  const client = storeClient(f.storeUrl, 1_000);
+  t.teardown(() => client.close());
+  const fleetKey = randomBytes(32);
+  const key = storeKey('signature', 'g#0', sha(Buffer.from('raced content')));
+  const answerAt = async () => {
+    const r = await client.get([key]);
+    if (r.failed) throw new Error(r.why);
+    const d = decodeValue(fleetKey, key, r.values[0]!);
+    return d.ok ? d.verdict.answer.answer : d.why;
+  };
+  // Two hosts missed at once and both scanned: the first "ok" is written once, later ones are not...
+  t.is(await client.publish(key, encodeValue(fleetKey, key, { answer: 'ok' }, 'a'), 60, false), true);
+  t.is(await client.publish(key, encodeValue(fleetKey, key, { answer: 'allow' }, 'b'), 60, false), false);
+  t.is(await answerAt(), 'ok');
+  // ...a deny from any host replaces it...
+  t.is(await client.publish(key, encodeValue(fleetKey, key, { answer: 'deny', reason: 'found' }, 'c'), 60, true), true);
+  t.is(await answerAt(), 'deny');
+  // ...and no allow or ok replaces the deny.
+  t.is(await client.publish(key, encodeValue(fleetKey, key, { answer: 'allow' }, 'a'), 60, false), false);
+  t.is(await answerAt(), 'deny');
+  const ttl = Number((await f.cli(['ttl', key])).trim());
+  t.true(ttl > 0 && ttl <= 60, `the deny expires too (ttl ${ttl})`);
 });

@@ -94,6 +94,12 @@ export class StoreClient {
     }
   }
 
+  /** Drop the connection and stop reconnecting (tests, benches; a worker's client lives as long as the worker). */
+  close(): void {
+    this.redis.disconnect(false);
+    for (const [id, c] of clients) if (c === this) clients.delete(id);
+  }
+
   private ready(): boolean {
     return this.redis.status === 'ready';
   }
