@@ -2,6 +2,7 @@
 // Every problem is collected (with file:line:col and key path) and thrown as one ConfigError. Unknown keys are
 // errors: a typo in a security setting must not silently fall back to the default.
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { ConfigError } from './errors.js';
@@ -86,12 +87,13 @@ export function parseConfig(text: string, path: string): Config {
     metrics: readMetrics(r, top.get('metrics')),
     crawl: readCrawl(r, top.get('crawl')),
     log: { level: r.oneOf(section(r, top.get('log'), ['level'])?.get('level'), LOG_LEVELS, 'info') },
+    fleet: readFleet(r, top.get('fleet'), stateDir),
   };
   if (r.count > 0) throw new ConfigError(path, r.issues());
   return deepFreeze(config);
 }
 
-const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'metrics', 'crawl', 'log'];
+const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'metrics', 'crawl', 'log', 'fleet'];
 const ENTRY_KEYS = ['actor', 'name', 'control', 'options', 'maxSize', 'onError', 'onTimeout', 'onTooLarge'];
 
 function section(r: Reader, slot: Slot | undefined, keys: readonly string[]): Section {
@@ -360,6 +362,41 @@ export function parseMetricsListen(v: string): MetricsListen | string {
   const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
   if (!loopback) return `host must be a loopback address (127.0.0.0/8, ::1 or localhost), got ${host}`;
   return { kind: 'tcp', host, port };
+}
+
+function readFleet(r: Reader, slot: Slot | undefined, stateDir: string): Config['fleet'] {
+  const m = section(r, slot, ['store', 'keyFile', 'timeout', 'ttl', 'host']);
+  const at = m?.get('store');
+  let store: string | null = null;
+  if (at && !r.isNull(at)) {
+    const v = r.string(at, '');
+    const why = storeUrlProblem(v);
+    if (why) r.problem(at, at.path, why);
+    else store = v;
+  }
+  const host = r.string(m?.get('host'), hostname());
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(host)) r.problem(m?.get('host'), 'fleet.host', `must be 1 to 64 of A-Z a-z 0-9 . _ - (got ${JSON.stringify(host)})`);
+  return {
+    store,
+    keyFile: r.path(m?.get('keyFile'), join(stateDir, 'fleet.key')),
+    // Short: a lookup is one round trip on a LAN; past this the file is scanned locally.
+    timeout: r.duration(m?.get('timeout'), 100, 1, { ms: 10_000, why: 'the store must not hold a permission event for long' }),
+    ttl: r.duration(m?.get('ttl'), 7 * 24 * 3600_000, 1000, { ms: 365 * 24 * 3600_000, why: 'a year' }),
+    host,
+  };
+}
+
+/** Why `v` is not a store URL this version speaks, or undefined. */
+export function storeUrlProblem(v: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return `must be a URL such as redis://10.0.0.5:6379 (got ${JSON.stringify(v)})`;
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `must be a redis:// or rediss:// URL (got ${u.protocol}//; cluster mode is not supported yet)`;
+  if (!u.hostname) return 'names no host';
+  return undefined;
 }
 
 function readCrawl(r: Reader, slot: Slot | undefined): Config['crawl'] {

@@ -135,6 +135,19 @@ export interface Config {
   log: {
     level: LogLevel;
   };
+  /** Verdicts shared by content digest between the hosts of a fleet (docs/fleet.md). */
+  fleet: {
+    /** The store's URL (redis:// or rediss://, optionally with a user, password and database); null: off. */
+    store: string | null;
+    /** The fleet key (the same on every host; never created by blessd). */
+    keyFile: string;
+    /** How long a lookup or a publish may take before the file is scanned locally (ms). */
+    timeout: number;
+    /** How long a shared verdict lives in the store (ms). */
+    ttl: number;
+    /** This host's name in the values it publishes. */
+    host: string;
+  };
 }
 
 /** A loopback TCP address or a unix socket path. */

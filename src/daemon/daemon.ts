@@ -14,6 +14,8 @@ import { ScanPool } from '../pool/scan-pool.js';
 import { JudgeQueue } from '../pool/judge-queue.js';
 import type { JudgePolicy } from '../pool/tasks.js';
 import { TagStore, loadTagKey, probeNamespace } from '../tags/index.js';
+import { openFleet, shownUrl } from '../fleet/policy.js';
+import { FleetMonitor } from '../fleet/monitor.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
 import type { RemoteScanners } from '../notify/remote-scanners.js';
 import { Crawl } from './crawl.js';
@@ -46,6 +48,7 @@ export class Daemon extends EventEmitter {
   /** Where to publish what this daemon guards, for the preload library (published-guards.ts); none by default. */
   private guardsFile?: string;
   private crawl?: Crawl;
+  private fleetMonitor?: FleetMonitor;
   private settler!: TagSettler;
   private readonly crawlWaiting = new Map<string, () => void>();
   /** Processes actors pass descriptors to (clamd with FILDES), per scanner: exempt like remote scanners. */
@@ -110,6 +113,11 @@ export class Daemon extends EventEmitter {
     const key = await loadTagKey(c.tags.keyFile);
     d.tags = new TagStore({ namespace: probe.namespace, key, leaseMs: c.tags.lease, stampMode: c.tags.stamp });
     d.tagKey = key;
+    d.fleet = await openFleet(c.fleet);
+    if (d.fleet) {
+      this.fleetMonitor = new FleetMonitor(d.fleet.counters, d.log, shownUrl(c.fleet.store!));
+      d.log.info({ store: shownUrl(c.fleet.store!), timeoutMs: c.fleet.timeout }, 'fleet store: verdicts shared by content digest');
+    }
     d.denyResponse = denyErrno(c.gate.denyErrno);
     d.retryResponse = denyErrno(c.gate.retryErrno);
 
@@ -252,6 +260,7 @@ export class Daemon extends EventEmitter {
       errors: d.counters.errors,
       refusedPerUid: d.counters.refusedPerUid,
       crawl: this.crawl ? { ...this.crawl.stats } : undefined,
+      ...(d.fleet && { fleet: d.fleet.counters.snapshot() }),
     };
   }
 
@@ -263,7 +272,7 @@ export class Daemon extends EventEmitter {
       const watched = await d.stack.load(next);
       // Replaced only once the new stack stands: a failed reload keeps watching the old one.
       this.generationWatch.watch(watched);
-      d.config = { ...next, gate: d.config.gate, guards: d.config.guards } as Config;
+      d.config = { ...next, gate: d.config.gate, guards: d.config.guards, fleet: d.config.fleet } as Config;
       this.syncTagPolicy();
       // Cached verdicts came from the old stack: judge every file again from its tags (valid answers are reused).
       d.gate.native.forgetAll();
@@ -324,6 +333,7 @@ export class Daemon extends EventEmitter {
     if (this.guardsFile) unpublishGuards(this.guardsFile);
     this.crawl?.stop();
     d.gate?.close();
+    this.fleetMonitor?.stop();
     d.judgeQueue?.close();
     d.registry?.stopAll();
     for (const fd of d.mountFds.values()) closeQuiet(fd);

@@ -44,6 +44,7 @@ export function inodeServices(d: DaemonParts): InodeServices {
           generation: d.stack.generations[name],
           signal,
           timeoutMs: d.config.pool.scanTimeout,
+          ...(d.fleet && { fleet: d.fleet.policy }),
           path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
           onScan: (n) => (d.counters.scans[n] = (d.counters.scans[n] ?? 0) + 1),
           onTagError: (err) => d.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),

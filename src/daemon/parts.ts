@@ -3,6 +3,7 @@
 import { CostBook } from './costs.js';
 import { ScanDurations } from '../metrics/scan-durations.js';
 import { LogLimit } from './log-limit.js';
+import { withFleet, type Fleet } from '../fleet/policy.js';
 import type { Config } from '../config/types.js';
 import type { Gate } from '../gate/gate.js';
 import { FAN_ALLOW, FAN_DENY, denyErrno } from '../gate/types.js';
@@ -26,6 +27,8 @@ export class DaemonParts {
   /** The tag MAC key (the native reader verifies tags with it too). */
   tagKey!: Buffer;
   pool!: ScanPool;
+  /** The fleet store (fleet.store), or null: its policy rides with every judge policy (src/fleet/policy.ts). */
+  fleet: Fleet | null = null;
   stack!: StackState;
   registry!: InodeRegistry;
   svc!: InodeServices;
@@ -70,7 +73,8 @@ export class DaemonParts {
 
   /** The stack a worker judges with, or null where the cold path does not serve it (stack-state.ts). */
   judgePolicy(): JudgePolicy | null {
-    return this.stack.judgePolicy(this.config, this.tagKey, this.tags.namespace, this.scanCounter);
+    const policy = this.stack.judgePolicy(this.config, this.tagKey, this.tags.namespace, this.scanCounter);
+    return policy && withFleet(policy, this.fleet);
   }
 
   /** Scans started per scanner: the main thread's (slow path, remote) and the workers' (cold path). */

@@ -9,6 +9,7 @@ import type { ScanOutcome, ScanPool } from '../pool/scan-pool.js';
 import type { TagStore } from '../tags/index.js';
 import { splitTagGeneration } from '../tags/generation.js';
 import type { ScanResult } from '../inode/services.js';
+import type { FleetPolicy } from '../fleet/share.js';
 
 export interface ScanContext {
   pool: ScanPool;
@@ -23,6 +24,8 @@ export interface ScanContext {
   signal?: Cancelled;
   /** A tag could not be written: the answer stands for this access only. */
   onTagError?: (err: Error) => void;
+  /** The fleet store (src/fleet/share.ts): pool scans look there first, and share what they find. */
+  fleet?: FleetPolicy;
   /** Who scans, instead of the pool: an out-of-process scanner on the control socket (src/notify). */
   run?: (file: { fd: number; size: number; path: string }) => Promise<ScanOutcome>;
 }
@@ -109,7 +112,8 @@ async function scanOnce(fd: number, ctx: ScanContext): Promise<Scanned> {
   const { entry } = ctx;
   let retried = false;
   for (;;) {
-    ctx.onScan?.(entry.name);
+    // With a fleet store, counted once the worker says it scanned (an answer from the store is no scan).
+    if (!ctx.fleet || ctx.run) ctx.onScan?.(entry.name);
     const size = fstatSync(fd).size;
     const result = ctx.run
       ? await ctx.run({ fd, size, path: ctx.path })
@@ -117,8 +121,9 @@ async function scanOnce(fd: number, ctx: ScanContext): Promise<Scanned> {
           { fd, size, path: ctx.path },
           // The actor generation this tag generation stands for: a worker holding an older database loads it anew.
           { name: entry.name, actor: entry.actor, options: entry.options as Record<string, unknown>, maxSize: entry.maxSize, generation: splitTagGeneration(ctx.generation).actor },
-          { timeoutMs: ctx.timeoutMs },
+          { timeoutMs: ctx.timeoutMs, ...(ctx.fleet && { fleet: { policy: ctx.fleet, generation: ctx.generation } }) },
         );
+    if (ctx.fleet && !ctx.run && !(result.kind === 'answer' && result.shared)) ctx.onScan?.(entry.name);
     const resolved = resolveFailure(result, entry, { retried });
     if (resolved === RETRY) {
       retried = true;

@@ -1,6 +1,7 @@
 // What the daemon reports about itself: the notices it emits and the status it answers. Types only, in their own
 // module so that the socket side (src/notify) can name them without importing the daemon.
 import type { Gate } from '../gate/gate.js';
+import type { FleetCount } from '../fleet/counters.js';
 import type { ScanHistogram } from '../metrics/scan-durations.js';
 import type { JudgeQueue } from '../pool/judge-queue.js';
 
@@ -24,6 +25,8 @@ export interface DaemonStats {
   errors: number;
   refusedPerUid: number;
   crawl?: { visited: number; errors: number; running: boolean; pausedOnBattery: boolean };
+  /** The fleet store's lookups and publishes (src/fleet/counters.ts), when fleet.store is set. */
+  fleet?: Record<FleetCount | 'lookupUs', number>;
 }
 
 /** The counters the pieces of the daemon bump; stats() copies them. */

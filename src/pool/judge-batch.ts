@@ -8,6 +8,7 @@
 // hold the batch) and content that changed under the scan (its change event is on the way; the main thread's
 // scan-service retries). It never closes a descriptor (they are the daemon's), never answers the kernel, and never
 // throws to Piscina: a failure of an actor is an answer by the entry's failure policy, as on the main thread.
+import { FleetFile } from '../fleet/share.js';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
@@ -155,6 +156,9 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   // With several scanners the file may be handed back before the slower ones end, and the daemon then closes its
   // descriptor: they scan through one of their own (a reused number would be another file), closed when all end.
   const scanFd = needed.length > 1 ? native.dupFd(fd) : fd;
+  // The fleet store (src/fleet/share.ts): another host's answer for this content, asked once for every pool scanner.
+  const pooled = needed.filter((n) => ctx.scanners.has(n));
+  const fleet = policy.fleet && pooled.length > 0 ? new FleetFile(policy.fleet, scanFd, size, new Map(pooled.map((n) => [n, policy.generations[n] ?? '']))) : undefined;
   let running = needed.length;
   const ended = () => {
     if (--running === 0 && scanFd !== fd) native.closeFd(scanFd);
@@ -178,7 +182,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       settle();
     }
     for (const name of needed) {
-      const scanned = scanOne(scanFd, name, path, size, ctx, out);
+      const scanned = scanOne(scanFd, name, path, size, ctx, out, fleet);
       scanned.then(ended, ended);
       scanned.then(
         (r) => {
@@ -204,7 +208,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
 }
 
 /** Lease, scan (with the entry's failure policy), conditional result write: one scanner on one file. */
-async function scanOne(fd: number, name: string, path: string, stamped: number | undefined, ctx: BatchContext, out: JudgedFile): Promise<Scanned> {
+async function scanOne(fd: number, name: string, path: string, stamped: number | undefined, ctx: BatchContext, out: JudgedFile, fleet?: FleetFile): Promise<Scanned> {
   const s = ctx.scanners.get(name);
   if (!s) return { kind: 'slow' }; // not a pool actor (a remote scanner): the main thread serves it
   const { store, policy } = ctx;
@@ -229,7 +233,10 @@ async function scanOne(fd: number, name: string, path: string, stamped: number |
   }
   let retried = false;
   let answer: Answer;
-  for (;;) {
+  // Taken instead of a scan, and still written as this host's own tag below; never published again.
+  const shared = await fleet?.shared(name);
+  if (shared) answer = shared;
+  else for (;;) {
     const outcome = await scanOnce(fd, size, path, s, ctx, out);
     const resolved = resolveFailure(outcome, s, { retried });
     if (resolved === RETRY) {
@@ -242,6 +249,8 @@ async function scanOne(fd: number, name: string, path: string, stamped: number |
       return { kind: 'answer', answer: resolved, transient: outcome.code !== 'too-large' };
     }
     answer = resolved;
+    // A content answer, whose digest and scan saw one content: shared (share.ts checks that, and never blocks).
+    fleet?.publish(name, answer);
     break;
   }
   // Lease to result tag: the time this scanner's answer took (the scan-duration metric), for each scan it ran.

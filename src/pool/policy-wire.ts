@@ -17,6 +17,7 @@ export interface PolicyRef {
   /** v8.serialize of the policy without scanCounts. */
   bytes: SharedArrayBuffer;
   scanCounts?: SharedArrayBuffer;
+  fleetCounts?: SharedArrayBuffer;
 }
 
 const encoded = new WeakMap<JudgePolicy, PolicyRef>();
@@ -27,10 +28,14 @@ export function policyRef(policy: JudgePolicy): PolicyRef {
   let ref = encoded.get(policy);
   if (!ref) {
     const { scanCounts, ...rest } = policy;
+    // The fleet's counters are shared memory too (src/fleet/counters.ts): they ride beside the bytes as well.
+    const fleetCounts = rest.fleet?.counts;
+    if (rest.fleet) rest.fleet = { ...rest.fleet, counts: undefined };
     const data = serialize(rest);
     const bytes = new SharedArrayBuffer(data.length);
     new Uint8Array(bytes).set(data);
     ref = scanCounts ? { id: nextId++, bytes, scanCounts } : { id: nextId++, bytes };
+    if (fleetCounts) ref.fleetCounts = fleetCounts;
     encoded.set(policy, ref);
   }
   return ref;
@@ -45,6 +50,7 @@ export function policyOf(ref: PolicyRef): JudgePolicy {
   if (!policy) {
     policy = deserialize(new Uint8Array(ref.bytes)) as JudgePolicy;
     if (ref.scanCounts) policy.scanCounts = ref.scanCounts;
+    if (ref.fleetCounts && policy.fleet) policy.fleet.counts = ref.fleetCounts;
     decoded.set(ref.id, policy);
     if (decoded.size > KEEP) decoded.delete(decoded.keys().next().value as number);
   }

@@ -24,7 +24,7 @@ import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgePolicy,
 export type { PoolEntry } from './tasks.js';
 
 export type ScanOutcome =
-  | { kind: 'answer'; answer: AnswerKind; reason?: string; ms: number; generation: string }
+  | { kind: 'answer'; answer: AnswerKind; reason?: string; ms: number; generation: string; shared?: true }
   | { kind: 'error'; code: 'timeout' | 'crash' | 'too-large' | 'load'; message: string };
 
 export interface ScanPoolOptions {
@@ -258,7 +258,7 @@ export class ScanPool {
   async scan(
     file: { fd: number; size: number; path: string },
     entry: PoolEntry,
-    opts: { timeoutMs: number; signal?: AbortSignal },
+    opts: { timeoutMs: number; signal?: AbortSignal; fleet?: ScanTask['fleet'] },
   ): Promise<ScanOutcome> {
     if (entry.maxSize !== undefined && file.size > entry.maxSize) {
       return { kind: 'error', code: 'too-large', message: `${entry.name}: ${file.path} is ${file.size} bytes, over the limit of ${entry.maxSize}` };
@@ -270,15 +270,16 @@ export class ScanPool {
       chunkSize: this.chunkSize,
       started: startSlot(),
       marker: nextMarker(),
+      ...(opts.fleet && { fleet: opts.fleet }),
     };
     const r = await this.runTask(task, opts.timeoutMs, opts.signal, entry.name);
     if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms of starting` };
     if (r instanceof Error) return { kind: 'error', code: 'crash', message: `${entry.name}: worker died scanning ${file.path}: ${r.message}` };
     if (isFailure(r)) return { kind: 'error', code: r.error.code, message: r.error.message };
     const s = r as ScanResult;
-    return s.reason === undefined
-      ? { kind: 'answer', answer: s.answer, ms: s.ms, generation: s.generation }
-      : { kind: 'answer', answer: s.answer, reason: s.reason, ms: s.ms, generation: s.generation };
+    const out: ScanOutcome = s.reason === undefined ? { kind: 'answer', answer: s.answer, ms: s.ms, generation: s.generation } : { kind: 'answer', answer: s.answer, reason: s.reason, ms: s.ms, generation: s.generation };
+    if (s.shared) out.shared = true;
+    return out;
   }
 
   /**

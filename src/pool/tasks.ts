@@ -1,5 +1,6 @@
 // What crosses between the pool (main thread) and its workers: plain, structured-clonable objects only.
 import type { Control } from '../config/types.js';
+import type { FleetPolicy } from '../fleet/share.js';
 import type { Answer, AnswerKind } from '../policy/answer.js';
 import type { ActorManifest } from './actor.js';
 import type { FailureAction } from './failure.js';
@@ -55,6 +56,8 @@ export interface ScanTask {
   started: SharedArrayBuffer;
   /** Unique per task: put into the environment of programs the actor spawns, to find them by (scan-file.ts). */
   marker: string;
+  /** The fleet store, and this scanner's tag generation (the key names it): src/fleet/share.ts. */
+  fleet?: { policy: FleetPolicy; generation: string };
 }
 
 export type WorkerTask = LoadTask | ScanTask | JudgeTask;
@@ -81,6 +84,8 @@ export interface ScanResult {
   /** Time spent in scan() (not loading), in ms. */
   ms: number;
   helperPids?: number[];
+  /** Another host's answer from the fleet store: nothing was scanned. */
+  shared?: true;
 }
 
 export type WorkerResult = LoadResult | ScanResult | WorkerFailure | JudgeResult;
@@ -109,6 +114,8 @@ export interface JudgePolicy {
   timeoutMs: number;
   /** Scans started per scanner slot, counted by the workers as each starts (scan-counter.ts). */
   scanCounts?: SharedArrayBuffer;
+  /** The fleet store (src/fleet/share.ts), when fleet.store is set. */
+  fleet?: FleetPolicy;
 }
 
 /**

@@ -1,0 +1,35 @@
+// The content digest the fleet keys verdicts by: SHA-256 of the file up to the size the daemon stamped (the size
+// the scans read up to), read through the daemon's descriptor with pread into one reused buffer. Synchronous on
+// purpose: it runs in a pool worker (never the main thread), and no await between the two stamp reads around it
+// lets anything of ours interleave. Returns undefined if the file changed while it was read (its stamp or ctime
+// moved): that digest names no content, and the file is judged by scanning. With the digest comes the stamp and
+// ctime it describes: a scan that ends with the same ones read the same content (ctime cannot be set by a user,
+// and since Linux 6.13 a change after a query of ctime always gets a new one: docs/kernel.md).
+import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
+import { readStampAndCtime, sameStamp, type Stamp } from '../tags/stamp.js';
+
+const CHUNK = 1 << 20;
+let buffer: Buffer | undefined;
+
+export interface Digest {
+  sha256: string;
+  stamp: Stamp;
+  ctimeNs: bigint;
+}
+
+export function contentDigest(fd: number, size: number): Digest | undefined {
+  const before = readStampAndCtime(fd);
+  if (Number(before.stamp.size) !== size) return undefined;
+  buffer ??= Buffer.allocUnsafe(CHUNK);
+  const hash = createHash('sha256');
+  for (let position = 0; position < size; ) {
+    const n = readSync(fd, buffer, 0, Math.min(CHUNK, size - position), position);
+    if (n === 0) return undefined; // shrank
+    hash.update(n === buffer.length ? buffer : buffer.subarray(0, n));
+    position += n;
+  }
+  const after = readStampAndCtime(fd);
+  if (!sameStamp(before.stamp, after.stamp) || before.ctimeNs !== after.ctimeNs) return undefined;
+  return { sha256: hash.digest('hex'), stamp: after.stamp, ctimeNs: after.ctimeNs };
+}

@@ -1,0 +1,45 @@
+// Main thread: the fleet part of the judge policy, made once at start (the key is read then), and the judge policy
+// with it, made once per judge policy (policy-wire.ts sends a policy object once and refers to it by id after: the
+// same input must give the same object back).
+import type { Config } from '../config/types.js';
+import type { JudgePolicy } from '../pool/tasks.js';
+import { FleetCounters } from './counters.js';
+import { loadFleetKey } from './key.js';
+import type { FleetPolicy } from './share.js';
+
+export interface Fleet {
+  policy: FleetPolicy;
+  counters: FleetCounters;
+}
+
+/** Null when fleet.store is not set. Throws (naming the file) when the key cannot be used. */
+export async function openFleet(c: Config['fleet']): Promise<Fleet | null> {
+  if (c.store === null) return null;
+  const key = await loadFleetKey(c.keyFile);
+  const counters = new FleetCounters();
+  const policy: FleetPolicy = { url: c.store, key: new Uint8Array(key), timeoutMs: c.timeout, ttlS: Math.max(1, Math.round(c.ttl / 1000)), origin: c.host, counts: counters.shared };
+  return { policy, counters };
+}
+
+const joined = new WeakMap<JudgePolicy, JudgePolicy>();
+
+export function withFleet(policy: JudgePolicy, fleet: Fleet | null): JudgePolicy {
+  if (!fleet) return policy;
+  let p = joined.get(policy);
+  if (!p) {
+    p = { ...policy, fleet: fleet.policy };
+    joined.set(policy, p);
+  }
+  return p;
+}
+
+/** The store URL as logs may show it: without a password. */
+export function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,117 @@
+// Overview — the fleet hook of the worker's judge path (src/pool/judge-batch.ts calls it, from one place per
+// scanner): before a pool scanner scans a file, the answer another host published for the same content, scanner
+// and generation; after a scan whose result tag was written, publishing that answer.
+// Per file: the digest is computed once (digest.ts) and the keys of every scanner the file still needs are looked
+// up in one round trip, at the first scanner's ask, after its lease (so the digest reads what the scans read).
+// Only content answers are published: never a failure-policy answer (timeout, crash, onError, too large), never an
+// answer whose tag was not written (the file changed under the scan, or has no tags here), never one for a file
+// whose stamp moved since its digest. A refused value (bad MAC, other format version, malformed) is counted, its
+// reason kept for the log, and the file scanned.
+// Must not: hold a file longer than the store timeout, throw (a bug here would fail the scanner closed, as any
+// error in scanOne does, but the store's own problems are never errors), or run on the main thread.
+import type { Answer } from '../policy/answer.js';
+import { readStampAndCtime, sameStamp } from '../tags/stamp.js';
+import { FleetCounters } from './counters.js';
+import { contentDigest, type Digest } from './digest.js';
+import { storeClient, type StoreClient } from './store-client.js';
+import { decodeValue, encodeValue, storeKey } from './value.js';
+
+/** What a judge policy carries for the fleet (src/pool/tasks.ts JudgePolicy.fleet). */
+export interface FleetPolicy {
+  url: string;
+  key: Uint8Array;
+  timeoutMs: number;
+  ttlS: number;
+  /** This host's name, in published values (for `blessctl explain` and logs elsewhere). */
+  origin: string;
+  /** FleetCounters' shared memory (rides beside the serialised policy, like the scan counters). */
+  counts?: SharedArrayBuffer;
+}
+
+const derived = new WeakMap<FleetPolicy, { client: StoreClient; key: Buffer; counters: FleetCounters }>();
+
+function derivedOf(p: FleetPolicy) {
+  let d = derived.get(p);
+  if (!d) {
+    d = { client: storeClient(p.url, p.timeoutMs), key: Buffer.from(p.key), counters: new FleetCounters(p.counts) };
+    derived.set(p, d);
+  }
+  return d;
+}
+
+/** One file's dealings with the store. */
+export class FleetFile {
+  private looked?: Promise<Map<string, Answer>>;
+  private digest?: Digest;
+
+  constructor(
+    private readonly policy: FleetPolicy,
+    private readonly fd: number,
+    /** The stamped size the scans read up to (undefined: not known yet, taken from the file). */
+    private readonly size: number | undefined,
+    /** Scanner name -> generation, for every pool scanner the file still needs. */
+    private readonly wanted: Map<string, string>,
+  ) {}
+
+  /** Another host's answer for this content and scanner, or undefined (scan it). Bounded by the store timeout. */
+  async shared(scanner: string): Promise<Answer | undefined> {
+    this.looked ??= this.lookup();
+    return (await this.looked).get(scanner);
+  }
+
+  private async lookup(): Promise<Map<string, Answer>> {
+    const found = new Map<string, Answer>();
+    const { client, key, counters } = derivedOf(this.policy);
+    const started = performance.now();
+    const digest = contentDigest(this.fd, this.size ?? Number(readStampAndCtime(this.fd).stamp.size));
+    if (digest === undefined) return found; // changing under us: scan, publish nothing
+    this.digest = digest;
+    const names = [...this.wanted.keys()];
+    const keys = names.map((n) => storeKey(n, this.wanted.get(n)!, digest.sha256));
+    const r = await client.get(keys);
+    counters.addLookupTime((performance.now() - started) * 1000);
+    if (r.failed) {
+      counters.add('unavailable', names.length);
+      counters.setLastError(r.why);
+      return found;
+    }
+    r.values.forEach((raw, i) => {
+      if (raw === null) return counters.add('misses');
+      const d = decodeValue(key, keys[i]!, raw);
+      if (!d.ok) {
+        counters.add('refused');
+        counters.setLastError(`refused the value at ${keys[i]}: ${d.why}`);
+        return;
+      }
+      counters.add('hits');
+      found.set(names[i]!, d.verdict.answer);
+    });
+    return found;
+  }
+
+  /**
+   * Right after a scan's content answer (before its tag is written, which moves ctime): share it, if the file's
+   * stamp and ctime are still those its digest was taken with — then the scan read the content the digest names.
+   * Not awaited by the caller; never throws.
+   */
+  publish(scanner: string, answer: Answer): void {
+    const generation = this.wanted.get(scanner);
+    const digest = this.digest;
+    if (digest === undefined || generation === undefined) return;
+    try {
+      const now = readStampAndCtime(this.fd);
+      if (!sameStamp(now.stamp, digest.stamp) || now.ctimeNs !== digest.ctimeNs) return;
+    } catch {
+      return;
+    }
+    const { client, key, counters } = derivedOf(this.policy);
+    const k = storeKey(scanner, generation, digest.sha256);
+    void client.publish(k, encodeValue(key, k, answer, this.policy.origin), this.policy.ttlS, answer.answer === 'deny').then((r) => {
+      if (r === true) counters.add('published');
+      else if (r !== false) {
+        counters.add('unavailable');
+        counters.setLastError(r.why);
+      }
+    });
+  }
+}

@@ -1,0 +1,150 @@
+// A fleet on one machine, for the fleet tests and bench/fleet: a private network (netns.ts), a redis-server the
+// test starts on its own namespace address, and one blessd per host namespace, each guarding its OWN scratch ext4
+// image, all sharing one fleet key. The test process reaches redis directly (reachFromTest) to look at keys and to
+// forge values. Everything is removed at teardown, also on failure: daemons and redis are SIGKILLed, images
+// unmounted, namespaces deleted.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { runChild, type ChildResult } from './child.js';
+import { REPO } from './daemon-harness.js';
+import { BLESSCTL, startDaemonProcess, type DaemonChild } from './daemon-process.js';
+import { withNet, type Net } from './netns.js';
+import { makeScratch, type Scratch } from './scratch.js';
+import { within } from './wait.js';
+
+type Teardown = { teardown(fn: () => void | Promise<void>): void };
+
+export const REDIS_PORT = 6379;
+
+export interface FleetHost {
+  name: string;
+  scratch: Scratch;
+  dir: string;
+  socket: string;
+  configFile: string;
+  daemon(): DaemonChild;
+  /** Start (again) on the same config. */
+  start(): Promise<void>;
+  /** `blessctl ARGS --socket S`, bounded. */
+  ctl(args: string[], timeoutMs?: number): Promise<ChildResult>;
+  /** `blessctl stats --json`. */
+  stats(): Promise<{ scans: Record<string, number>; fleet?: Record<string, number> }>;
+}
+
+export interface Fleet {
+  net: Net;
+  hosts: Record<string, FleetHost>;
+  redisAddr: string;
+  storeUrl: string;
+  keyFile: string;
+  redis(): ChildProcess;
+  /** Start redis-server (again) in its namespace; resolves once it accepts connections. */
+  startRedis(): Promise<void>;
+  /** `redis-cli ARGS` from the test's namespace, bounded. */
+  cli(args: string[]): Promise<string>;
+}
+
+export interface FleetOptions {
+  /** The stack of every host (default: the signature actor on the shipped databases, then allow). */
+  stack?: string;
+  /** fleet.timeout (default 1s: a loaded test machine connects slowly; the timeout test sets its own). */
+  timeout?: string;
+  /** Where the hosts find the store (default: the redis host's address). */
+  storeUrl?: (redisAddr: string) => string;
+  /** Image size per host. */
+  sizeMiB?: number;
+  /** Extra config lines for every host. */
+  extra?: string;
+  /** Do not start the daemons (the test starts them). */
+  noStart?: boolean;
+}
+
+export const SIGNATURE_STACK = `stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: default
+    options: { answer: allow }
+`;
+
+export async function withFleet(t: Teardown, names: string[], opts: FleetOptions = {}): Promise<Fleet> {
+  const net = await withNet(t as never, [...names, 'redis'], { reachFromTest: true });
+  const base = await mkdtemp(join(tmpdir(), 'blessd-fleet-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const keyFile = join(base, 'fleet.key');
+  await writeFile(keyFile, randomBytes(32), { mode: 0o600 });
+  await chmod(keyFile, 0o600);
+  const redisHost = net.hosts.redis!;
+  const redisAddr = redisHost.addr;
+  const storeUrl = opts.storeUrl ? opts.storeUrl(redisAddr) : `redis://${redisAddr}:${REDIS_PORT}`;
+  let redis: ChildProcess | undefined;
+  const startRedis = async () => {
+    const child = redisHost.spawn('redis-server', ['--bind', redisAddr, '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--dir', base], { stdio: ['ignore', 'pipe', 'pipe'] });
+    redis = child;
+    let out = '';
+    await within(
+      `redis-server on ${redisAddr}`,
+      new Promise<void>((resolve, reject) => {
+        child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('Ready to accept connections')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
+      }),
+      10_000,
+    );
+  };
+  await startRedis();
+  const hosts: Record<string, FleetHost> = {};
+  for (const name of names) {
+    const scratch = await makeScratch('ext4', opts.sizeMiB ?? 64);
+    t.teardown(() => scratch.cleanup());
+    const state = join(scratch.base, 'state');
+    const socket = join(scratch.base, 'blessd.sock');
+    const configFile = join(scratch.base, 'config.yaml');
+    await writeFile(
+      configFile,
+      `stateDir: ${state}
+socket: { path: ${socket} }
+guards: [{ path: ${scratch.dir}, kind: filesystem }]
+log: { level: info }
+# Written files are judged at their first read, not in the background after their close: the tests count scans.
+pool: { rescan: onRead }
+${opts.stack ?? SIGNATURE_STACK}fleet:
+  store: ${storeUrl}
+  keyFile: ${keyFile}
+  timeout: ${opts.timeout ?? '1s'}
+  host: ${name}
+${opts.extra ?? ''}`,
+    );
+    const runs: DaemonChild[] = [];
+    const ctl = (args: string[], timeoutMs = 10_000) => runChild(process.execPath, [BLESSCTL, ...args, '--socket', socket], { timeoutMs });
+    const host: FleetHost = {
+      name,
+      scratch,
+      dir: scratch.dir,
+      socket,
+      configFile,
+      daemon: () => runs[runs.length - 1]!,
+      async start() {
+        runs.push(await startDaemonProcess(t, configFile, net.hosts[name]!.prefix()));
+      },
+      ctl,
+      async stats() {
+        const r = await ctl(['stats', '--json']);
+        if (r.code !== 0) throw new Error(`blessctl stats on ${name}: ${r.stderr}`);
+        return JSON.parse(r.stdout).stats ?? JSON.parse(r.stdout);
+      },
+    };
+    hosts[name] = host;
+    if (!opts.noStart) await host.start();
+  }
+  const cli = async (args: string[]) => {
+    const r = await runChild('redis-cli', ['-h', redisAddr, '-p', String(REDIS_PORT), ...args], { timeoutMs: 5_000 });
+    if (r.code !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  return { net, hosts, redisAddr, storeUrl, keyFile, redis: () => redis!, startRedis, cli };
+}
