@@ -84,6 +84,7 @@ export function parseConfig(text: string, path: string): Config {
     mustPass: readMustPassSection(r, top.get('mustPass')),
     socket: readSocket(r, top.get('socket')),
     metrics: readMetrics(r, top.get('metrics')),
+    farm: readFarm(r, top.get('farm')),
     crawl: readCrawl(r, top.get('crawl')),
     log: { level: r.oneOf(section(r, top.get('log'), ['level'])?.get('level'), LOG_LEVELS, 'info') },
   };
@@ -91,7 +92,7 @@ export function parseConfig(text: string, path: string): Config {
   return deepFreeze(config);
 }
 
-const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'metrics', 'crawl', 'log'];
+const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'metrics', 'farm', 'crawl', 'log'];
 const ENTRY_KEYS = ['actor', 'name', 'control', 'options', 'maxSize', 'onError', 'onTimeout', 'onTooLarge'];
 
 function section(r: Reader, slot: Slot | undefined, keys: readonly string[]): Section {
@@ -360,6 +361,36 @@ export function parseMetricsListen(v: string): MetricsListen | string {
   const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
   if (!loopback) return `host must be a loopback address (127.0.0.0/8, ::1 or localhost), got ${host}`;
   return { kind: 'tcp', host, port };
+}
+
+/** farm: the TLS listener for out-of-process scanners elsewhere. It never runs unauthenticated. */
+function readFarm(r: Reader, slot: Slot | undefined): Config['farm'] {
+  const m = section(r, slot, ['listen', 'cert', 'key', 'ca', 'secretFile', 'helloTimeout']);
+  const optionalPath = (key: string) => {
+    const at = m?.get(key);
+    return !at || r.isNull(at) ? null : r.path(at, '') || null;
+  };
+  const farm: Config['farm'] = {
+    listen: null,
+    cert: optionalPath('cert'),
+    key: optionalPath('key'),
+    ca: optionalPath('ca'),
+    secretFile: optionalPath('secretFile'),
+    helloTimeoutMs: r.duration(m?.get('helloTimeout'), 5_000, 1, TIMER_LIMITS.timer),
+  };
+  const at = m?.get('listen');
+  if (!at || r.isNull(at)) return farm;
+  const v = r.scalar(at, 'HOST:PORT');
+  const hp = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(String(v ?? ''));
+  if (!hp || Number(hp[3]) > 65535) {
+    r.problem(at, at.path, `must be HOST:PORT (e.g. 0.0.0.0:7350, [::]:7350), got ${JSON.stringify(v)}`);
+    return farm;
+  }
+  farm.listen = { host: (hp[1] ?? hp[2])!, port: Number(hp[3]) };
+  // Scanners are handed file content: a listener without TLS or without a way to tell scanners apart is refused.
+  for (const key of ['cert', 'key'] as const) if (!farm[key]) r.problem(slot!.value, `farm.${key}`, 'required with farm.listen (the listener speaks TLS only)');
+  if (!farm.ca && !farm.secretFile) r.problem(slot!.value, 'farm', 'farm.listen needs farm.ca (client certificates) or farm.secretFile (a shared secret), or both: no unauthenticated scanner is admitted');
+  return farm;
 }
 
 function readCrawl(r: Reader, slot: Slot | undefined): Config['crawl'] {
