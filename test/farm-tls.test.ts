@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { connect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseConfig } from '../src/config/index.js';
 import { runChild } from './helpers/child.js';
 import { withDaemonProcess, type DaemonProcess } from './helpers/daemon-process.js';
 import { REPO } from './helpers/daemon-harness.js';
@@ -199,3 +200,21 @@ function collect(s: TLSSocket): () => Record<string, unknown>[] {
   s.on('error', () => {});
   return () => got;
 }
+
+test('farm config: a listener without TLS material or without a way to authenticate scanners is refused, naming the key', (t) => {
+  const base = 'guards: [{ path: /srv }]\nstack: [{ actor: default, options: { answer: allow } }]\n';
+  const parse = (farm: string) => parseConfig(base + farm, '/etc/blessd/config.yaml');
+  t.is(parse('').farm.listen, null, 'off unless asked for');
+  const both = parse('farm: { listen: "0.0.0.0:7350", cert: /etc/blessd/s.pem, key: /etc/blessd/s.key, ca: /etc/blessd/ca.pem, secretFile: /etc/blessd/farm.secret }\n').farm;
+  t.deepEqual(both.listen, { host: '0.0.0.0', port: 7350 });
+  t.is(both.ca, '/etc/blessd/ca.pem');
+  t.is(both.helloTimeoutMs, 5000);
+  const noAuth = t.throws(() => parse('farm: { listen: "0.0.0.0:7350", cert: s.pem, key: s.key }\n'));
+  t.regex(noAuth!.message, /config\.yaml:3:\d+: farm: farm\.listen needs farm\.ca .* or farm\.secretFile/);
+  const noCert = t.throws(() => parse('farm: { listen: "0.0.0.0:7350", secretFile: f }\n'));
+  t.regex(noCert!.message, /config\.yaml:3:\d+: farm\.cert: required with farm\.listen/);
+  t.regex(noCert!.message, /farm\.key: required with farm\.listen/);
+  const badListen = t.throws(() => parse('farm: { listen: "somewhere", cert: s.pem, key: s.key, ca: ca.pem }\n'));
+  t.regex(badListen!.message, /config\.yaml:3:\d+: farm\.listen: must be HOST:PORT/);
+  t.throws(() => parse('farm: { listen: "0.0.0.0:7350", cert: s.pem, key: s.key, ca: ca.pem, sekret: x }\n'), { message: /farm\.sekret/ });
+});
