@@ -4,8 +4,9 @@
 // Health: every healthIntervalMs each host gets a PING on a connection of its own (not the scan session, so a
 // probe never queues behind scans and always tests clamd's listener). `downAfter` failures in a row (probes or
 // connection failures of scans) mark a host down; a connection dropped with a scan in flight marks it down at once
-// (the host died under us). A down host gets no scans and is probed at the same interval; its first PONG marks it
-// up. Each change of state is logged once.
+// (the host died under us). Marked down, its session is dropped, so the scans waiting on it move to another host
+// at once rather than at their deadline. A down host gets no scans and is probed at the same interval; its first
+// PONG marks it up. Each change of state is logged once.
 //
 // A scan: the next host that is up, round-robin; a host failure (unreachable, connection dropped, a protocol error)
 // moves the scan to the next up host it has not tried, within the scan's one deadline
@@ -159,6 +160,9 @@ export class ClamdPool {
     if (host.up && (now || host.failures >= this.o.downAfter)) {
       host.up = false;
       this.o.log('warn', 'clamd host down', { host: host.where, failures: host.failures, reason });
+      // Scans waiting on a host that stopped answering (a partition, a stopped clamd) would sit out their whole
+      // deadline: dropping its session fails them now, and run() moves each to another host.
+      host.client.reset();
     }
   }
 
