@@ -2,7 +2,9 @@
 // engine of its own, whose stack's `remote` entry is served by examples/farm-scanner.js — a real scanner process
 // that reaches it over TLS, presents a client certificate and the shared secret, and gets each file's content
 // after its request line. Certificates are made here with openssl (a farm CA, a server and a client certificate,
-// and a rogue CA's client certificate). Real fanotify on a private ext4 image.
+// and a rogue CA's client certificate). Real fanotify on a private ext4 image. Two hosts on a private network
+// (test/helpers/netns.ts): blessd in `node`, the scanners in `scan`; the test itself reaches `node` for the peers
+// it plays by hand.
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +16,7 @@ import { parseConfig } from '../src/config/index.js';
 import { runChild } from './helpers/child.js';
 import { withDaemonProcess, type DaemonProcess } from './helpers/daemon-process.js';
 import { REPO } from './helpers/daemon-harness.js';
+import { withNet, type NetHost } from './helpers/netns.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -40,13 +43,13 @@ async function openssl(args: string[], cwd: string) {
   if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
 }
 
-/** A farm CA with a server certificate (DNS:blessd, IP:127.0.0.1) and a client one; a rogue CA's client certificate. */
+/** A farm CA with a server certificate (DNS:blessd: clients ask for that name) and a client one; a rogue CA's client certificate. */
 async function makePki(t: { teardown(fn: () => void): void }): Promise<Pki> {
   const dir = mkdtempSync(join(tmpdir(), 'blessd-farm-pki-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   for (const ca of ['ca', 'rogue-ca']) await openssl(['req', '-x509', ...key, '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=${ca}`], dir);
-  await writeFile(join(dir, 'server.ext'), 'subjectAltName=DNS:blessd,IP:127.0.0.1\n');
+  await writeFile(join(dir, 'server.ext'), 'subjectAltName=DNS:blessd\n');
   const sign = async (name: string, ca: string, ext?: string) => {
     await openssl(['req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
     await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', ...(ext ? ['-extfile', ext] : [])], dir);
@@ -68,8 +71,10 @@ function farmPort(d: DaemonProcess): number {
 }
 
 /** examples/farm-scanner.js as a child: its stdout lines (replies, errors) are what the test waits on. */
-function startScanner(t: { teardown(fn: () => void | Promise<void>): void }, port: number, args: string[]) {
-  const child = spawn(process.execPath, [SCANNER, `127.0.0.1:${port}`, 'wordscan', 'FORBIDDEN', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startScanner(t: { teardown(fn: () => void | Promise<void>): void }, from: NetHost, to: string, args: string[]) {
+  // `ip netns exec` execs: the child's pid is the scanner's own (SIGSTOP / SIGKILL reach it).
+  const argv = [...from.prefix(), process.execPath, SCANNER, to, 'wordscan', 'FORBIDDEN', ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -81,11 +86,11 @@ function startScanner(t: { teardown(fn: () => void | Promise<void>): void }, por
   return { child, output: () => out, exited };
 }
 
-const config = (pki: Pki) => (dir: string) => `guards: [{ path: ${dir}, kind: filesystem, wait: read }]
+const config = (pki: Pki, listen: string) => (dir: string) => `guards: [{ path: ${dir}, kind: filesystem, wait: read }]
 gate: { deadline: 20s, settleWalk: { enabled: false } }
 pool: { threads: 1, scanTimeout: 5s }
 log: { level: info }
-farm: { listen: "127.0.0.1:0", cert: ${pki.serverCert}, key: ${pki.serverKey}, ca: ${pki.ca}, secretFile: ${pki.secret}, helloTimeout: 2s }
+farm: { listen: "${listen}:0", cert: ${pki.serverCert}, key: ${pki.serverKey}, ca: ${pki.ca}, secretFile: ${pki.secret}, helloTimeout: 2s }
 stack:
   - actor: remote
     name: wordscan
@@ -99,7 +104,10 @@ const refusals = (d: DaemonProcess) => d.log().split('\n').filter((l) => l.inclu
 
 t0('TLS farm scanner: a client with the CA certificate and the secret scans for a node with no engine; a wrong secret, no certificate, a rogue certificate or silence are refused with a log line; junk gets an error; a scanner killed mid-scan → onError', async (t) => {
   const pki = await makePki(t);
-  const d = await withDaemonProcess(t, 'ext4', config(pki), {
+  const net = await withNet(t, ['node', 'scan'], { reachFromTest: true });
+  const [node, scan] = [net.hosts['node']!, net.hosts['scan']!];
+  const d = await withDaemonProcess(t, 'ext4', config(pki, node.addr), {
+    prefix: node.prefix(),
     prepare: async (dir) => {
       await writeFile(join(dir, 'clean.txt'), 'fine words\n');
       await writeFile(join(dir, 'secret.txt'), 'this says FORBIDDEN\n');
@@ -109,17 +117,18 @@ t0('TLS farm scanner: a client with the CA certificate and the secret scans for 
     },
   });
   const port = farmPort(d);
+  const server = `${node.addr}:${port}`;
 
   // Nobody serves wordscan yet: onError (deny), no hang.
   t.regex((await runChild('cat', [join(d.dir, 'before.txt')])).stderr, denied);
 
   // Refused peers: each gets a log line naming it and why, and never a scan request.
-  const wrong = startScanner(t, port, ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--secret-file', pki.wrongSecret]);
+  const wrong = startScanner(t, scan, server, ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--secret-file', pki.wrongSecret]);
   await within('the wrong-secret scanner to be disconnected', wrong.exited, 10_000);
   t.regex(wrong.output(), /"code":"EPERM".*refused: wrong secret/);
-  const noCert = startScanner(t, port, ['--ca', pki.ca, '--secret-file', pki.secret]);
+  const noCert = startScanner(t, scan, server, ['--ca', pki.ca, '--secret-file', pki.secret]);
   await within('the scanner without a certificate to be disconnected', noCert.exited, 10_000);
-  const rogue = startScanner(t, port, ['--ca', pki.ca, '--cert', pki.rogueCert, '--key', pki.rogueKey, '--secret-file', pki.secret]);
+  const rogue = startScanner(t, scan, server, ['--ca', pki.ca, '--cert', pki.rogueCert, '--key', pki.rogueKey, '--secret-file', pki.secret]);
   await within('the scanner with a rogue certificate to be disconnected', rogue.exited, 10_000);
   t.notRegex(noCert.output() + rogue.output(), /"event":"scan"|"ok":true/);
   await waitFor('three refusals in the log', () => refusals(d).length >= 3, 10_000);
@@ -130,13 +139,13 @@ t0('TLS farm scanner: a client with the CA certificate and the secret scans for 
   t.regex(noCert.output(), /"code":"EPERM".*refused: no client certificate/);
   t.regex(rogue.output(), /"code":"EPERM".*refused: client certificate not signed/);
   // A peer that connects with a good certificate and says nothing is dropped at farm.helloTimeout.
-  const silent = await tlsConnect(port, pki, true);
+  const silent = await tlsConnect(node.addr, port, pki, true);
   silent.resume(); // read, so that the server's end is seen
   await within('the silent peer to be dropped after helloTimeout', new Promise((r) => silent.once('close', r)), 10_000).catch((e) => { throw new Error(e.message + refusals(d).join('\n')); });
   await waitFor('the silent peer refused in the log', () => refusals(d).some((l) => l.includes('no hello with the secret')), 5_000);
 
   // The good scanner: registered, it answers for the node.
-  const good = startScanner(t, port, ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--secret-file', pki.secret]);
+  const good = startScanner(t, scan, server, ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--secret-file', pki.secret]);
   await waitFor('the good scanner registered', () => /"id":"register","ok":true/.test(good.output()), 10_000);
   t.regex(good.output(), /"fd":false/);
   t.is((await runChild('cat', [join(d.dir, 'clean.txt')])).stdout, 'fine words\n');
@@ -146,10 +155,10 @@ t0('TLS farm scanner: a client with the CA certificate and the secret scans for 
   // Several MiB: the content crosses in full, the word at its very end is found.
   t.regex((await runChild('cat', [join(d.dir, 'big.bin')])).stderr, denied);
   const status = await d.ctl(['status', '--json']);
-  t.regex(status.stdout, /"client":"tls 127\.0\.0\.1:\d+ CN=scanner-a"/);
+  t.true(status.stdout.includes(`"client":"tls ${scan.addr}:`) && status.stdout.includes('CN=scanner-a"'), status.stdout.slice(0, 2000));
 
   // Bad messages from an authenticated peer: an error that says what was wrong, the daemon goes on.
-  const peer = await tlsConnect(port, pki, true);
+  const peer = await tlsConnect(node.addr, port, pki, true);
   const replies = collect(peer);
   peer.write(JSON.stringify({ v: 1, id: 1, op: 'hello', secret: SECRET }) + '\n');
   peer.write('{not json\n');
@@ -176,9 +185,9 @@ t0('TLS farm scanner: a client with the CA certificate and the secret scans for 
   t.is(await d.stop(), 0);
 });
 
-function tlsConnect(port: number, pki: Pki, withCert: boolean): Promise<TLSSocket> {
+function tlsConnect(host: string, port: number, pki: Pki, withCert: boolean): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port, servername: 'blessd', ca: [readFileSync(pki.ca)], ...(withCert ? { cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) } : {}) });
+    const s = connect({ host, port, servername: 'blessd', ca: [readFileSync(pki.ca)], ...(withCert ? { cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) } : {}) });
     s.once('secureConnect', () => resolve(s));
     s.once('error', reject);
   });
