@@ -15,6 +15,8 @@ command -v clamscan >/dev/null 2>&1 || need="$need clamav"
 # Fleet tests: one network namespace per host (test/helpers/netns.ts) and a private redis-server they start.
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
+# The scan farm's TLS tests make their certificates with openssl.
+command -v openssl >/dev/null 2>&1 || need="$need openssl"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "blessd tests need:$need (install them, or run the tests as root on Debian to have them installed)" >&2

@@ -81,6 +81,11 @@ export class ClamdClient {
     }
   }
 
+  /** Drop the session (its host was marked down): requests on it fail with CLAMD_DISCONNECTED now; the next reconnects. */
+  reset(): void {
+    this.drop();
+  }
+
   close(): void {
     this.closed = true;
     clearTimeout(this.idleTimer);

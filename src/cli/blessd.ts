@@ -101,6 +101,7 @@ async function run(config: Config, file: string): Promise<number> {
   };
   let server: import('../notify/server.js').NotifyServer;
   let metrics: import('../metrics/server.js').MetricsServer | undefined;
+  let farm: import('../farm/scanner-listener.js').FarmListener | undefined;
   try {
     server = await NotifyServer.start({ control: daemon.control(), notices: daemon, socket: config.socket, log, reload });
     const heard = server;
@@ -108,6 +109,10 @@ async function run(config: Config, file: string): Promise<number> {
     if (config.metrics.listen) {
       const [{ MetricsServer }, { daemonRegistry }] = await Promise.all([import('../metrics/server.js'), import('../metrics/registry.js')]);
       metrics = await MetricsServer.start(config.metrics.listen, daemonRegistry(() => daemon.stats()), log);
+    }
+    if (config.farm.listen) {
+      const { FarmListener } = await import('../farm/scanner-listener.js');
+      farm = await FarmListener.start({ farm: config.farm, control: daemon.control(), log });
     }
   } catch (err) {
     startFailed(log, err, config.file);
@@ -128,7 +133,7 @@ async function run(config: Config, file: string): Promise<number> {
       // The daemon first: every waiting access is answered before anything else; then the socket goes.
       daemon
         .stop()
-        .finally(() => Promise.all([server.close(), metrics?.close()]))
+        .finally(() => Promise.all([server.close(), metrics?.close(), farm?.close()]))
         .then(
           () => resolve(0),
           (err: unknown) => {

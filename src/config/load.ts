@@ -85,6 +85,7 @@ export function parseConfig(text: string, path: string): Config {
     mustPass: readMustPassSection(r, top.get('mustPass')),
     socket: readSocket(r, top.get('socket')),
     metrics: readMetrics(r, top.get('metrics')),
+    farm: readFarm(r, top.get('farm')),
     crawl: readCrawl(r, top.get('crawl')),
     log: { level: r.oneOf(section(r, top.get('log'), ['level'])?.get('level'), LOG_LEVELS, 'info') },
     fleet: readFleet(r, top.get('fleet'), stateDir),
@@ -93,7 +94,7 @@ export function parseConfig(text: string, path: string): Config {
   return deepFreeze(config);
 }
 
-const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'metrics', 'crawl', 'log', 'fleet'];
+const TOP_KEYS = ['stateDir', 'tags', 'guards', 'gate', 'exempt', 'pool', 'stack', 'mustPass', 'socket', 'metrics', 'farm', 'crawl', 'log', 'fleet'];
 const ENTRY_KEYS = ['actor', 'name', 'control', 'options', 'maxSize', 'onError', 'onTimeout', 'onTooLarge'];
 
 function section(r: Reader, slot: Slot | undefined, keys: readonly string[]): Section {
@@ -397,6 +398,36 @@ export function storeUrlProblem(v: string): string | undefined {
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `must be a redis:// or rediss:// URL (got ${u.protocol}//; cluster mode is not supported yet)`;
   if (!u.hostname) return 'names no host';
   return undefined;
+}
+
+/** farm: the TLS listener for out-of-process scanners elsewhere. It never runs unauthenticated. */
+function readFarm(r: Reader, slot: Slot | undefined): Config['farm'] {
+  const m = section(r, slot, ['listen', 'cert', 'key', 'ca', 'secretFile', 'helloTimeout']);
+  const optionalPath = (key: string) => {
+    const at = m?.get(key);
+    return !at || r.isNull(at) ? null : r.path(at, '') || null;
+  };
+  const farm: Config['farm'] = {
+    listen: null,
+    cert: optionalPath('cert'),
+    key: optionalPath('key'),
+    ca: optionalPath('ca'),
+    secretFile: optionalPath('secretFile'),
+    helloTimeoutMs: r.duration(m?.get('helloTimeout'), 5_000, 1, TIMER_LIMITS.timer),
+  };
+  const at = m?.get('listen');
+  if (!at || r.isNull(at)) return farm;
+  const v = r.scalar(at, 'HOST:PORT');
+  const hp = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(String(v ?? ''));
+  if (!hp || Number(hp[3]) > 65535) {
+    r.problem(at, at.path, `must be HOST:PORT (e.g. 0.0.0.0:7350, [::]:7350), got ${JSON.stringify(v)}`);
+    return farm;
+  }
+  farm.listen = { host: (hp[1] ?? hp[2])!, port: Number(hp[3]) };
+  // Scanners are handed file content: a listener without TLS or without a way to tell scanners apart is refused.
+  for (const key of ['cert', 'key'] as const) if (!farm[key]) r.problem(slot!.value, `farm.${key}`, 'required with farm.listen (the listener speaks TLS only)');
+  if (!farm.ca && !farm.secretFile) r.problem(slot!.value, 'farm', 'farm.listen needs farm.ca (client certificates) or farm.secretFile (a shared secret), or both: no unauthenticated scanner is admitted');
+  return farm;
 }
 
 function readCrawl(r: Reader, slot: Slot | undefined): Config['crawl'] {

@@ -127,6 +127,18 @@ export interface Config {
     /** Where GET /metrics is served; null: off. */
     listen: MetricsListen | null;
   };
+  /** The scan farm's TLS listener for out-of-process scanners on other hosts (docs/farm.md); listen null: off. */
+  farm: {
+    listen: { host: string; port: number } | null;
+    cert: string | null;
+    key: string | null;
+    /** Client certificates signed by this CA are admitted (null: none asked for). */
+    ca: string | null;
+    /** A shared secret the scanner's first line (hello) must carry (null: none asked for). */
+    secretFile: string | null;
+    /** Time an accepted connection has to authenticate (hello with the secret). */
+    helloTimeoutMs: number;
+  };
   crawl: {
     enabled: boolean;
     filesPerSecond: number;

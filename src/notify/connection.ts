@@ -63,9 +63,11 @@ export class Connection implements ScannerPeer {
     private readonly onLine: (conn: Connection, line: string) => void,
     private readonly onClose: (conn: Connection) => void,
     peer?: PeerCred,
+    /** How logs and status name the client (a farm peer: its address and certificate). */
+    label?: string,
   ) {
     this.peer = peer ?? native.peerCred(socketFd(socket));
-    this.label = `pid ${this.peer.pid} uid ${this.peer.uid}`;
+    this.label = label ?? `pid ${this.peer.pid} uid ${this.peer.uid}`;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.flush());
     socket.on('error', () => {}); // ECONNRESET, EPIPE: the close handler does the rest

@@ -28,10 +28,14 @@ export const REMOTE_ACTOR = 'remote';
 
 /** The connection a scanner registered on, as the registry needs it. */
 export interface ScannerPeer {
+  /** The scanner's process (exempt from the gate while registered); 0 for a peer on another host (the farm). */
   readonly pid: number;
   readonly label: string;
-  /** Send one scan request; `fd` goes along over SCM_RIGHTS if the peer takes descriptors. Throws if it cannot send. */
-  sendScan(request: Omit<WireScanRequest, 'v' | 'event' | 'fd'>, fd: number): void;
+  /**
+   * Send one scan request; `fd` goes along over SCM_RIGHTS if the peer takes descriptors, or its content follows the
+   * line (a farm peer: the promise settles once it is handed to the socket). Throws or rejects if it cannot send.
+   */
+  sendScan(request: Omit<WireScanRequest, 'v' | 'event' | 'fd'>, fd: number): void | Promise<void>;
   /** Tell the peer a request timed out (it may drop its work). Best effort. */
   sendCancel(req: number): void;
 }
@@ -167,7 +171,7 @@ export class RemoteScanners {
 
   /** Pids of connected scanners: the gate must let them read what they are asked to scan. */
   pids(): number[] {
-    return [...new Set([...this.regs.values()].map((r) => r.peer.pid))];
+    return [...new Set([...this.regs.values()].map((r) => r.peer.pid).filter((pid) => pid > 0))];
   }
 
   status(): ScannerStatus[] {
@@ -221,7 +225,8 @@ export class RemoteScanners {
       reg.inFlight++;
       try {
         const id = identify(job.file.fd, this.fsids);
-        reg.peer.sendScan({ req: job.req, scanner: reg.name, path: job.file.path, size: job.file.size, ...id }, job.file.fd);
+        const sent = reg.peer.sendScan({ req: job.req, scanner: reg.name, path: job.file.path, size: job.file.size, ...id }, job.file.fd);
+        sent?.catch((err: Error) => this.finish(job, { kind: 'error', code: 'crash', message: `${reg.name}: cannot send the request: ${err.message}` }));
       } catch (err) {
         this.finish(job, { kind: 'error', code: 'crash', message: `${reg.name}: cannot send the request: ${(err as Error).message}` });
       }

@@ -116,8 +116,15 @@ export interface Clamd {
   logText(): Promise<string>;
 }
 
+export interface ClamdPlace {
+  /** TCPAddr (default 127.0.0.1): a network namespace's address for a farm host. */
+  tcpAddr?: string;
+  /** An argv prefix clamd runs behind (`ip netns exec NS`, which execs: the child's pid stays clamd's). */
+  prefix?: string[];
+}
+
 /** A private clamd, started with database version 1 = `sigs`. `conf` adds clamd.conf lines. */
-export async function startClamd(t: ExecutionContext, sigs: Signature[], conf: string[] = []): Promise<Clamd> {
+export async function startClamd(t: ExecutionContext, sigs: Signature[], conf: string[] = [], place: ClamdPlace = {}): Promise<Clamd> {
   const dir = mkdtempSync(join(tmpdir(), 'blessd-clamd-'));
   const db = join(dir, 'db');
   await mkdir(db);
@@ -131,7 +138,7 @@ export async function startClamd(t: ExecutionContext, sigs: Signature[], conf: s
       'Foreground yes',
       `LocalSocket ${socket}`,
       `TCPSocket ${port}`,
-      'TCPAddr 127.0.0.1',
+      `TCPAddr ${place.tcpAddr ?? '127.0.0.1'}`,
       `DatabaseDirectory ${db}`,
       `LogFile ${log}`,
       'LogClean yes',
@@ -159,7 +166,8 @@ export async function startClamd(t: ExecutionContext, sigs: Signature[], conf: s
       if (r.trim() !== 'RELOADING') throw new Error(`clamd RELOAD answered ${r}`);
     },
     async start() {
-      const p = spawn(CLAMD_BIN, ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const argv = [...(place.prefix ?? []), CLAMD_BIN, '-c', confFile];
+      const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
       child = p;
       let out = '';
       const ready = new Promise<void>((resolve, reject) => {

@@ -85,7 +85,17 @@ export interface DaemonProcess {
 }
 
 /** A scratch filesystem of `fs`, a config of stateDir + socket + `configBody(dir, state)`, and the daemon on it. */
-export async function withDaemonProcess(t: ExecutionContext, fs: ScratchKind, configBody: (dir: string, state: string) => string): Promise<DaemonProcess> {
+export async function withDaemonProcess(
+  t: ExecutionContext,
+  fs: ScratchKind,
+  configBody: (dir: string, state: string) => string,
+  opts: {
+    /** Files made before the daemon starts (new files made after it are judged as their writer closes them). */
+    prepare?: (dir: string) => Promise<void>;
+    /** A command prefix the daemon runs behind (`ip netns exec NS`: a host of test/helpers/netns.ts). */
+    prefix?: string[];
+  } = {},
+): Promise<DaemonProcess> {
   const scratch = await makeScratch(fs, 128);
   // Registered first, so it runs after the daemon's own teardown (AVA runs them last-in, first-out).
   t.teardown(() => scratch.cleanup());
@@ -93,6 +103,7 @@ export async function withDaemonProcess(t: ExecutionContext, fs: ScratchKind, co
   await mkdir(state);
   const socket = join(scratch.base, 'blessd.sock');
   const configFile = join(scratch.base, 'config.yaml');
+  if (opts.prepare) await opts.prepare(scratch.dir);
   await writeFile(configFile, `stateDir: ${state}\nsocket: { path: ${socket} }\n${configBody(scratch.dir, state)}`);
   const runs: DaemonChild[] = [];
   const p: DaemonProcess = {
@@ -103,7 +114,7 @@ export async function withDaemonProcess(t: ExecutionContext, fs: ScratchKind, co
     current: () => runs[runs.length - 1]!,
     log: () => runs.map((r) => r.log()).join(''),
     async start(timeoutMs = 20_000) {
-      runs.push(await startDaemonProcess(t, configFile, [], timeoutMs));
+      runs.push(await startDaemonProcess(t, configFile, opts.prefix ?? [], timeoutMs));
     },
     async stop(timeoutMs = 10_000) {
       const run = runs[runs.length - 1];
