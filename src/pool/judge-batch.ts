@@ -138,7 +138,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
     // it answers), without its promise and closures per file.
     const name = needed[0]!;
     try {
-      const r = await scanOne(fd, name, path, size, ctx, out);
+      const r = await scanOne(fd, name, path, size, ctx, out, fleetFor(fd, [name], size, ctx));
       if (r.kind === 'slow') out.slow = [name];
       else {
         answers.set(name, r.answer);
@@ -156,9 +156,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   // With several scanners the file may be handed back before the slower ones end, and the daemon then closes its
   // descriptor: they scan through one of their own (a reused number would be another file), closed when all end.
   const scanFd = needed.length > 1 ? native.dupFd(fd) : fd;
-  // The fleet store (src/fleet/share.ts): another host's answer for this content, asked once for every pool scanner.
-  const pooled = needed.filter((n) => ctx.scanners.has(n));
-  const fleet = policy.fleet && pooled.length > 0 ? new FleetFile(policy.fleet, scanFd, size, new Map(pooled.map((n) => [n, policy.generations[n] ?? '']))) : undefined;
+  const fleet = fleetFor(scanFd, needed, size, ctx);
   let running = needed.length;
   const ended = () => {
     if (--running === 0 && scanFd !== fd) native.closeFd(scanFd);
@@ -205,6 +203,14 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
     }
   });
   return out;
+}
+
+/** The fleet store (src/fleet/share.ts): another host's answer for this content, asked once for every pool scanner. */
+function fleetFor(fd: number, needed: string[], size: number | undefined, ctx: BatchContext): FleetFile | undefined {
+  const { policy } = ctx;
+  if (!policy.fleet) return undefined;
+  const pooled = needed.filter((n) => ctx.scanners.has(n));
+  return pooled.length > 0 ? new FleetFile(policy.fleet, fd, size, new Map(pooled.map((n) => [n, policy.generations[n] ?? '']))) : undefined;
 }
 
 /** Lease, scan (with the entry's failure policy), conditional result write: one scanner on one file. */
