@@ -7,6 +7,7 @@ import { isExemptPath } from '../config/glob.js';
 import { native } from '../gate/addon.js';
 import { FAN_ALLOW, MASK, denyErrno, type GateEvent } from '../gate/types.js';
 import { inodeKey } from '../inode/registry.js';
+import { readsOwnLease } from '../tags/lease-reader.js';
 import type { AccessKind, Waiter } from '../inode/services.js';
 import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
 import { openRegularByHandle } from './open-regular.js';
@@ -58,7 +59,7 @@ export class Dispatch {
 
   private onPermission(ev: GateEvent) {
     const d = this.d;
-    if (d.stopping || this.isExempt(ev)) {
+    if (d.stopping || this.isExempt(ev) || this.isPeerScan(ev)) {
       d.gate.native.answer(ev.id, FAN_ALLOW);
       return;
     }
@@ -139,6 +140,19 @@ export class Dispatch {
     if (mountFd === undefined || !ev.handle || ev.handleType === undefined) return undefined;
     // Never a plain open: a FIFO, device or socket of a user's would block or misbehave on the main thread.
     return openRegularByHandle(mountFd, ev.handleType, ev.handle);
+  }
+
+  /**
+   * Another daemon on this kernel reading a file it holds the live lease of: its scan, which our wait for that
+   * lease must not hold (docs/sharedfs.md). Daemons run as root: other accessors cost nothing here. Never an exec.
+   */
+  private isPeerScan(ev: GateEvent): boolean {
+    if (ev.uid !== 0 || (ev.mask & MASK.OPEN_EXEC_PERM) !== 0) return false;
+    try {
+      return readsOwnLease(this.d.tags, ev.fd, ev.pid);
+    } catch {
+      return false; // tags unreadable: judged like any access
+    }
   }
 
   private isExempt(ev: GateEvent): boolean {

@@ -10,6 +10,9 @@
 // - 'alive': a process of this host that still runs (or an old-style lease whose pid runs: it may be a reused pid,
 //   so it is treated as alive, and waiting on it is bounded like any foreign lease);
 // - 'foreign': another host (shared filesystem); only its `until` and our bounded wait apply.
+// And, for another daemon on this kernel (docs/sharedfs.md), whether an accessor the kernel names IS a lease's holder
+// (isHolderProcess): same boot id, same pid, same process start time; host names are not compared, since two
+// daemons of one kernel may run in UTS namespaces of their own.
 // Voiding a lease wrongly costs a duplicate scan, never a wrong verdict: the result write is conditional (the
 // holder's finish() then finds the lease lost and drops its result).
 import { readFileSync } from 'node:fs';
@@ -65,4 +68,15 @@ export function holderState(holder: string, localHost = hostname()): HolderState
   if (h.bootId === undefined) return processStartTime(h.pid) === undefined ? 'gone' : 'alive';
   if (h.bootId !== bootId()) return 'gone'; // written before this host last booted: its holder died with it
   return processStartTime(h.pid) === h.start ? 'alive' : 'gone';
+}
+
+/**
+ * Whether `holder` names process `pid` of this kernel: written during this boot, by a process with this pid and this
+ * start time (a reused pid has another). Old-style names (no start time) never match: they cannot be checked.
+ * A holder in another pid namespace names a pid of its own namespace: it does not match, and nothing passes.
+ */
+export function isHolderProcess(holder: string, pid: number): boolean {
+  const h = parseHolder(holder);
+  if (!h || h.pid !== pid || h.start === undefined || h.bootId !== bootId()) return false;
+  return processStartTime(pid) === h.start;
 }
