@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { native } from '../src/gate/addon.js';
 import { decodeTag } from '../src/tags/codec.js';
 import { EICAR } from './helpers/actor-files.js';
+import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild, type ChildResult } from './helpers/child.js';
 import { FIXTURES, REPO } from './helpers/daemon-harness.js';
 import { startDaemonProcess, type DaemonChild } from './helpers/daemon-process.js';
@@ -49,6 +50,8 @@ interface HostOptions {
   hangWhile?: string;
   /** Another key file than the shared one. */
   keyFile?: string;
+  /** The stack, as YAML list items (default: signature, moody, default allow). */
+  stack?: (counter: string) => string;
 }
 
 interface Host {
@@ -76,11 +79,14 @@ gate: { deadline: 60s, settleWalk: { enabled: false } }
 pool: { threads: 2, scanTimeout: ${o.scanTimeout ?? '20s'} }
 log: { level: ${process.env.BLESSD_TEST_LOG ?? 'warn'} }
 stack:
-  - actor: signature
+${
+  o.stack?.(counter) ??
+  `  - actor: signature
     options: { databases: [${join(REPO, 'signatures')}] }
   - actor: ${join(FIXTURES, 'moody-actor.js')}
     name: moody
-    options: { counter: ${counter}${o.hangWhile ? `, hangWhile: ${o.hangWhile}` : ''} }
+    options: { counter: ${counter}${o.hangWhile ? `, hangWhile: ${o.hangWhile}` : ''} }`
+}
   - actor: default
     options: { answer: allow }
 `,
@@ -170,6 +176,41 @@ t0("host a killed mid-scan: host b honours a's lease until it expires, then take
   const r1 = await within("the reader a held when it died", first.done, 30_000);
   t.is(r1.stdout, 'doc\n', r1.stderr);
   await rm(hang);
+});
+
+t0("a local user cannot pose as the lease's holder: while a dead host's lease lives, the user's read is held, then denied", async (t) => {
+  const img = await sharedImage(t);
+  const file = join(img.mounts.b, 'evil.txt');
+  await writeFile(join(img.mounts.a, 'evil.txt'), 'an EVIL payload\n', { mode: 0o644 });
+  // Only the word actor judges: a's scan reads the content and then holds (holdUntil never appears) with its lease.
+  const word = (hold?: string) => (counter: string) => `  - actor: ${join(FIXTURES, 'word-actor.js')}
+    name: word
+    options: { word: EVIL, counter: ${counter}${hold ? `, holdUntil: ${hold}` : ''} }`;
+  const a = await startHost(t, img, 'a', img.mounts.a, { lease: '6s', scanTimeout: '60s', stack: word(join(img.base, 'never')) });
+  const first = startChild('cat', [join(img.mounts.a, 'evil.txt')], 60_000);
+  await waitFor("a's scan to read the file", () => a.scans().length === 1, 15_000);
+  const lease = decodeTag(native.getXattr(file, 'trusted.scanned-by.word')!);
+  const leaseUntil = lease.ok && lease.tag.value.kind === 'scanning' ? lease.tag.value.leaseUntil : 0;
+  t.true(leaseUntil > 0, "a holds the word lease");
+  const b = await startHost(t, img, 'b', img.mounts.b, { lease: '6s', scanTimeout: '20s', stack: word() });
+  await a.daemon.kill('SIGKILL');
+  t.true(Date.now() < leaseUntil - 1000, `${leaseUntil - Date.now()} ms of a's lease left: too little to prove anything`);
+
+  const attacker = await makeAttacker(t, 'peer');
+  await openToEveryone(img.mounts.b);
+  // The attribute that would name the attacker as the holder is root's to write; and a value without the key's MAC
+  // would not verify anyway.
+  const forge = await attacker.run('python3', ['-c', 'import os, sys; os.setxattr(sys.argv[1], "trusted.scanned-by.word", b"v1 scanning")', file]);
+  t.regex(forge.stderr, /PermissionError|Operation not permitted/, `an unprivileged user wrote a trusted.* tag: ${forge.code} ${forge.stderr}`);
+  const read = attacker.start('cat', [file]);
+  await waitHeld(read.pid, "the attacker's read, waiting for b's verdict", { syscall: ['read', 'pread64'], timeoutMs: 10_000 });
+  const r = await within("the attacker's read", read.done, 30_000);
+  t.false(r.stdout.includes('EVIL'), `content served to the attacker (${Date.now() - leaseUntil} ms after the lease's end)`);
+  t.true(/Operation not permitted/.test(r.stderr), `the attacker got: ${r.code} ${r.stderr}`);
+  t.true(Date.now() >= leaseUntil, 'b answered before the lease ended');
+  t.is(b.scans().length, 1, 'b scanned it once, after the takeover');
+  // The reader a held when it died: let go by a's group, then judged by b or not asked of it (the kernel's order).
+  await within('the reader a held when it died', first.done, 30_000);
 });
 
 t0('in turn: host a tags the image and stops; host b mounts it and serves the tagged files without a scan', async (t) => {
