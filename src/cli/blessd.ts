@@ -80,6 +80,10 @@ async function run(config: Config, file: string): Promise<number> {
   let daemon: import('../daemon/daemon.js').Daemon;
   try {
     daemon = await Daemon.start(config, log, { guardsFile: process.env['BLESSD_GUARDS_FILE'] ?? DEFAULT_GUARDS_FILE });
+    // After the start, so that the threads it made keep their own names: another daemon on this kernel tells ours
+    // from other root processes by it (docs/sharedfs.md).
+    const [{ native }, { DAEMON_NAME }] = await Promise.all([import('../gate/addon.js'), import('../tags/lease-reader.js')]);
+    native.setThreadName(DAEMON_NAME);
   } catch (err) {
     startFailed(log, err, config.file);
     return 1;

@@ -7,7 +7,7 @@ import { isExemptPath } from '../config/glob.js';
 import { native } from '../gate/addon.js';
 import { FAN_ALLOW, MASK, denyErrno, type GateEvent } from '../gate/types.js';
 import { inodeKey } from '../inode/registry.js';
-import { readsOwnLease } from '../tags/lease-reader.js';
+import { DAEMON_NAME, readsOwnLease } from '../tags/lease-reader.js';
 import type { AccessKind, Waiter } from '../inode/services.js';
 import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
 import { openRegularByHandle } from './open-regular.js';
@@ -144,10 +144,12 @@ export class Dispatch {
 
   /**
    * Another daemon on this kernel reading a file it holds the live lease of: its scan, which our wait for that
-   * lease must not hold (docs/sharedfs.md). Daemons run as root: other accessors cost nothing here. Never an exec.
+   * lease must not hold (docs/sharedfs.md). A filter of cost only, not of trust: another daemon runs as root under
+   * the name `blessd run` gives its main thread (comm, read for the nfsd check anyway); only the lease decides.
+   * Never an exec.
    */
   private isPeerScan(ev: GateEvent): boolean {
-    if (ev.uid !== 0 || (ev.mask & MASK.OPEN_EXEC_PERM) !== 0) return false;
+    if (ev.uid !== 0 || (ev.mask & MASK.OPEN_EXEC_PERM) !== 0 || commOf(ev.pid) !== DAEMON_NAME) return false;
     try {
       return readsOwnLease(this.d.tags, ev.fd, ev.pid);
     } catch {
@@ -192,19 +194,24 @@ function uidOf(pid: number): number {
   return uid;
 }
 
-// Whether a pid is a kernel nfsd thread, cached briefly: it is asked for every forwarded permission event.
-const nfsdCache = new Map<number, { nfsd: boolean; until: number }>();
-function isNfsd(pid: number): boolean {
+// A process's name (its main thread's comm), cached briefly: it is asked for every forwarded permission event.
+const commCache = new Map<number, { comm: string; until: number }>();
+function commOf(pid: number): string {
   const now = Date.now();
-  const hit = nfsdCache.get(pid);
-  if (hit && hit.until > now) return hit.nfsd;
-  let nfsd = false;
+  const hit = commCache.get(pid);
+  if (hit && hit.until > now) return hit.comm;
+  let comm = '';
   try {
-    nfsd = readFileSync(`/proc/${pid}/comm`, 'latin1').startsWith('nfsd');
+    comm = readFileSync(`/proc/${pid}/comm`, 'latin1').trimEnd();
   } catch {
     /* gone */
   }
-  if (nfsdCache.size > 4096) nfsdCache.clear();
-  nfsdCache.set(pid, { nfsd, until: now + 2000 });
-  return nfsd;
+  if (commCache.size > 4096) commCache.clear();
+  commCache.set(pid, { comm, until: now + 2000 });
+  return comm;
+}
+
+// Whether a pid is a kernel nfsd thread.
+function isNfsd(pid: number): boolean {
+  return commOf(pid).startsWith('nfsd');
 }

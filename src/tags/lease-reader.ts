@@ -9,6 +9,10 @@
 import { isHolderProcess } from './holder.js';
 import type { TagStore } from './store.js';
 
+/** What `blessd run` names its main thread (so /proc/<pid>/comm, ps and top show it): how a peer is told apart
+ * cheaply before its lease is read. Anyone may take the name; it lets nothing pass by itself. */
+export const DAEMON_NAME = 'blessd';
+
 /** Whether process `pid` holds a live, MAC-verified scanning lease on the file behind `fd`. */
 export function readsOwnLease(store: TagStore, fd: number, pid: number): boolean {
   for (const tag of store.readSync(fd, {}).tags) {

@@ -15,7 +15,7 @@ import { isAnswerKind } from '../policy/answer.js';
 import { decodeTag, verifyTag } from './codec.js';
 import { digestFd } from './digest.js';
 import { TagError, errnoCode, messageOf } from './errors.js';
-import { holderState, selfHolder } from './holder.js';
+import { holderState, isHolderProcess, parseHolder, selfHolder } from './holder.js';
 import { judgeTag, type Generations, type JudgedTag, type Judgement } from './judge.js';
 import { KEY_BYTES } from './key.js';
 import { isTagNamespace, parseTagName, tagName, type TagNamespace } from './names.js';
@@ -261,18 +261,40 @@ export class TagStore {
     return xattrCall(() => native.removeXattr(fd, name), `removexattr ${name}`, `fd ${fd}`);
   }
 
-  /** Dirty: remove every scanned-by.* tag, in both namespaces. Returns the names removed. */
+  /**
+   * Dirty: remove every scanned-by.* tag, in both namespaces — except, on a descriptor, the live lease of another
+   * daemon on this kernel guarding the same filesystem (docs/sharedfs.md): it sees the same change and its own dirty
+   * transition removes it; removing it here as well would only make it scan twice. Returns the names removed.
+   */
   clear(target: number | string): string[] {
-    return clearTags(target);
+    return typeof target === 'number' ? clearTags(target, (name, raw) => this.#isPeerLease(name, raw)) : clearTags(target);
+  }
+
+  /** A MAC-verified, live scanning lease of our namespace held by another process of this kernel that still runs. */
+  #isPeerLease(name: string, raw: Buffer): boolean {
+    const parsed = parseTagName(name);
+    if (parsed === null || parsed.namespace !== this.namespace) return false;
+    const decoded = decodeTag(raw);
+    if (!decoded.ok || decoded.tag.value.kind !== 'scanning' || decoded.tag.value.holder === this.holder) return false;
+    if (Date.now() >= decoded.tag.value.leaseUntil || !verifyTag(decoded.tag, this.#key, name, parsed.scanner)) return false;
+    const holder = parseHolder(decoded.tag.value.holder);
+    return holder !== undefined && isHolderProcess(decoded.tag.value.holder, holder.pid);
   }
 }
 
-/** Remove every scanned-by.* tag (trusted. and user.) of an fd or a path (the path's own, symlinks not followed). */
-export function clearTags(target: number | string): string[] {
+/**
+ * Remove every scanned-by.* tag (trusted. and user.) of an fd or a path (the path's own, symlinks not followed),
+ * but those `keep` says to keep (given the value).
+ */
+export function clearTags(target: number | string, keep?: (name: string, raw: Buffer) => boolean): string[] {
   const where = typeof target === 'number' ? `fd ${target}` : target;
   const removed: string[] = [];
   for (const name of xattrCall(() => native.listXattr(target), 'listxattr', where)) {
     if (parseTagName(name) === null) continue;
+    if (keep) {
+      const raw = xattrCall(() => native.getXattr(target, name), `getxattr ${name}`, where);
+      if (raw === null || keep(name, raw)) continue;
+    }
     if (xattrCall(() => native.removeXattr(target, name), `removexattr ${name}`, where)) removed.push(name);
   }
   return removed;
