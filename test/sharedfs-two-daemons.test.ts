@@ -76,7 +76,7 @@ socket: { path: ${join(img.base, `${name}.sock`)} }
 guards: [{ path: ${dir}, kind: filesystem, wait: read }]
 tags: { keyFile: ${o.keyFile ?? img.keyFile}, lease: ${o.lease ?? '1m'} }
 gate: { deadline: 60s, settleWalk: { enabled: false } }
-pool: { threads: 2, scanTimeout: ${o.scanTimeout ?? '20s'} }
+pool: { threads: 2, scanTimeout: ${o.scanTimeout ?? '30s'} }
 log: { level: ${process.env.BLESSD_TEST_LOG ?? 'warn'} }
 stack:
 ${
@@ -146,9 +146,9 @@ t0("host a killed mid-scan: host b honours a's lease until it expires, then take
   await writeFile(hang, '');
   const file = 'doc.txt';
   await writeFile(join(img.mounts.a, file), 'doc\n');
-  // A short lease, a long scan timeout: a's hung scan keeps its lease until a dies, and b waits out the lease, not
-  // its own scan timeout.
-  const a = await startHost(t, img, 'a', img.mounts.a, { lease: '6s', scanTimeout: '60s', hangWhile: hang });
+  // A short lease (long enough for b to start on a loaded machine), a long scan timeout: a's hung scan keeps its
+  // lease until a dies, and b waits out the lease, not its own scan timeout.
+  const a = await startHost(t, img, 'a', img.mounts.a, { lease: '15s', scanTimeout: '60s', hangWhile: hang });
   const first = startChild('cat', [join(img.mounts.a, file)], 60_000);
   await waitFor("a's scan to begin", () => a.scans().length === 1, 15_000);
   const lease = decodeTag(native.getXattr(join(img.mounts.a, file), MOODY)!);
@@ -156,7 +156,7 @@ t0("host a killed mid-scan: host b honours a's lease until it expires, then take
   t.truthy(held, `a's lease: ${tagOf(join(img.mounts.a, file))}`);
   t.regex(held?.holder ?? '', /^host-a:/);
   const leaseUntil = held?.leaseUntil ?? 0;
-  const b = await startHost(t, img, 'b', img.mounts.b, { lease: '6s', scanTimeout: '20s' });
+  const b = await startHost(t, img, 'b', img.mounts.b, { lease: '15s', scanTimeout: '30s' });
   await a.daemon.kill('SIGKILL');
   t.regex(tagOf(join(img.mounts.b, file)), /^v1 scanning .* holder=host-a/, "a's lease outlived a");
   t.true(Date.now() < leaseUntil - 1000, `${leaseUntil - Date.now()} ms of a's lease left: too little to prove anything`);
@@ -186,13 +186,13 @@ t0("a local user cannot pose as the lease's holder: while a dead host's lease li
   const word = (hold?: string) => (counter: string) => `  - actor: ${join(FIXTURES, 'word-actor.js')}
     name: word
     options: { word: EVIL, counter: ${counter}${hold ? `, holdUntil: ${hold}` : ''} }`;
-  const a = await startHost(t, img, 'a', img.mounts.a, { lease: '6s', scanTimeout: '60s', stack: word(join(img.base, 'never')) });
+  const a = await startHost(t, img, 'a', img.mounts.a, { lease: '15s', scanTimeout: '60s', stack: word(join(img.base, 'never')) });
   const first = startChild('cat', [join(img.mounts.a, 'evil.txt')], 60_000);
   await waitFor("a's scan to read the file", () => a.scans().length === 1, 15_000);
   const lease = decodeTag(native.getXattr(file, 'trusted.scanned-by.word')!);
   const leaseUntil = lease.ok && lease.tag.value.kind === 'scanning' ? lease.tag.value.leaseUntil : 0;
   t.true(leaseUntil > 0, "a holds the word lease");
-  const b = await startHost(t, img, 'b', img.mounts.b, { lease: '6s', scanTimeout: '20s', stack: word() });
+  const b = await startHost(t, img, 'b', img.mounts.b, { lease: '15s', scanTimeout: '30s', stack: word() });
   await a.daemon.kill('SIGKILL');
   t.true(Date.now() < leaseUntil - 1000, `${leaseUntil - Date.now()} ms of a's lease left: too little to prove anything`);
 
