@@ -90,3 +90,25 @@ rootTest('an unreachable store: the first access waits at most fleet.timeout for
   t.true((await fleet(a, 'unavailable')) >= 2);
   await waitFor('the store logged unavailable', () => lines(a, /fleet store unavailable/) === 1, 5_000);
 });
+
+rootTest('a stalled store (redis stopped, its connection open): each lookup gives up at fleet.timeout, nothing hangs', async (t) => {
+  const f = await withFleet(t, ['a'], { timeout: '300ms' });
+  const a = f.hosts.a!;
+  await writeFile(join(a.dir, 'warm'), 'makes the connection\n');
+  t.is((await read(join(a.dir, 'warm'))).code, 0);
+  await waitFor('A published', async () => (await fleet(a, 'published')) === 1, 10_000, 50);
+  // SIGSTOP: the TCP connection stays up and takes the commands, nothing answers them.
+  f.redis().kill('SIGSTOP');
+  t.teardown(() => void f.redis().kill('SIGCONT'));
+  for (let i = 0; i < 3; i++) {
+    const p = join(a.dir, `stalled-${i}`);
+    await writeFile(p, i === 1 ? Buffer.concat([EICAR, Buffer.from('\nstalled\n')]) : `stalled ${i}\n`);
+    const r = await read(p);
+    if (i === 1) t.regex(r.stderr, /Operation not permitted/);
+    else t.is(r.code, 0, r.stderr);
+    t.true(r.ms < 300 + 1_500, `access ${i} took ${Math.round(r.ms)} ms with the store stalled`);
+  }
+  t.is(await scans(a), 4);
+  t.true((await fleet(a, 'unavailable')) >= 3);
+  await waitFor('the stall logged', () => lines(a, /fleet store unavailable/) === 1, 5_000);
+});

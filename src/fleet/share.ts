@@ -3,9 +3,9 @@
 // and generation; after a scan whose result tag was written, publishing that answer.
 // Per file: the digest is computed once (digest.ts) and the keys of every scanner the file still needs are looked
 // up in one round trip, at the first scanner's ask, after its lease (so the digest reads what the scans read).
-// Only content answers are published: never a failure-policy answer (timeout, crash, onError, too large), never an
-// answer whose tag was not written (the file changed under the scan, or has no tags here), never one for a file
-// whose stamp moved since its digest. A refused value (bad MAC, other format version, malformed) is counted, its
+// Only content answers are published: never a failure-policy answer (timeout, crash, onError, too large), and only
+// when the file's stamp and ctime right after the scan are those its digest was taken with (the scan read the
+// content the digest names); the publish happens before the result tag is written, which moves ctime. A refused value (bad MAC, other format version, malformed) is counted, its
 // reason kept for the log, and the file scanned.
 // Must not: hold a file longer than the store timeout, throw (a bug here would fail the scanner closed, as any
 // error in scanOne does, but the store's own problems are never errors), or run on the main thread.
