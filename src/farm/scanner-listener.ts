@@ -13,9 +13,11 @@
 // registrations are the same as a local scanner's (RemoteScanners): the stack entry's onTimeout / onError answer
 // when it is slow or goes away. It has no pid here, so nothing is exempted from the gate for it.
 //
-// Must not: block (the content is read asynchronously from the daemon's own reopened descriptor, then handed to
-// the socket in one go so that no other line interleaves with it), or let a request line or the content of one
-// file reach a peer that has not authenticated.
+// Must not: block (the content is read asynchronously from the daemon's own reopened descriptor, in 1 MiB chunks
+// that wait for the socket to take the one before; replies and cancels written meanwhile wait until the file's
+// last byte, so no line lands inside content), hold memory for a peer that does not read (it is dropped after
+// 10 s without progress), or let a request line or the content of one file reach a peer that has not
+// authenticated.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { closeSync, constants, openSync, read, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -39,36 +41,94 @@ const NO_PROCESS = { pid: 0, uid: 0, gid: 0 };
 /** The shortest shared secret accepted: a guessable one would make the TLS listener an open door. */
 const MIN_SECRET_BYTES = 16;
 
+/** Content goes out in chunks of this size, each after the socket took the one before (backpressure). */
+const CHUNK = 1024 * 1024;
+/** A peer that takes no bytes of a file for this long is dropped (its requests get onError). */
+const STALL_MS = 10_000;
+
 export class FarmConnection extends Connection {
   authenticated = false;
   helloTimer: NodeJS.Timeout | undefined;
+  /** Scans go out one after another: the bytes of one file are never interleaved with another's. */
+  private sending: Promise<void> = Promise.resolve();
+  private streaming = false;
+  /** What the Connection wrote (replies, cancels) while a file's bytes were on their way: sent right after them. */
+  private held: (string | Buffer)[] = [];
+  private readonly rawWrite: (chunk: string | Buffer) => boolean;
+
+  constructor(...args: ConstructorParameters<typeof Connection>) {
+    super(...args);
+    const socket = this.socket;
+    const raw = socket.write.bind(socket) as (chunk: string | Buffer) => boolean;
+    this.rawWrite = raw;
+    // Every other write of this connection goes through socket.write (Connection's replies and cancels): while a
+    // file's content is being sent, those wait, so that no line lands inside the content.
+    socket.write = ((chunk: string | Buffer) => {
+      if (!this.streaming) return raw(chunk);
+      this.held.push(chunk);
+      return true;
+    }) as typeof socket.write;
+  }
 
   /**
-   * The request line, then exactly `content` bytes of the file (its first `size` bytes, fewer if it shrank). Read
-   * through our own reopening of the descriptor: the scan's owner may close its fd (a timeout) while this runs.
+   * The request line with `"content": size`, then exactly `size` bytes of the file. Read through our own reopening
+   * of the descriptor, made now, while the scan's owner still holds its fd (it may close it at a timeout while
+   * this waits its turn); the number is never reopened later, when it could name another file.
    */
   override sendScan(request: Omit<WireScanRequest, 'v' | 'event' | 'fd'>, fd: number): Promise<void> {
     if (this.socket.destroyed) throw new Error('the scanner disconnected');
     const own = openSync(`/proc/self/fd/${fd}`, constants.O_RDONLY | constants.O_NOCTTY);
-    return readUpTo(own, request.size)
-      .finally(() => closeSync(own))
-      .then((content) => {
-        if (this.socket.destroyed) throw new Error('the scanner disconnected');
-        this.socket.write(encode({ v: PROTOCOL_VERSION, event: 'scan', ...request, fd: false, content: content.length }));
-        this.socket.write(content);
-      });
+    const run = () => this.stream(own, request).finally(() => closeSync(own));
+    const sent = this.sending.then(run, run);
+    this.sending = sent.catch(() => {});
+    return sent;
   }
-}
 
-async function readUpTo(fd: number, size: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(size);
-  let at = 0;
-  while (at < size) {
-    const { bytesRead } = await readAsync(fd, buf, at, size - at, at);
-    if (bytesRead === 0) break;
-    at += bytesRead;
+  private async stream(fd: number, request: Omit<WireScanRequest, 'v' | 'event' | 'fd'>): Promise<void> {
+    if (this.socket.destroyed) throw new Error('the scanner disconnected');
+    const size = request.size;
+    this.streaming = true;
+    try {
+      this.rawWrite(encode({ v: PROTOCOL_VERSION, event: 'scan', ...request, fd: false, content: size }));
+      for (let at = 0; at < size; ) {
+        const want = Math.min(CHUNK, size - at);
+        const chunk = Buffer.allocUnsafe(want);
+        let got = 0;
+        while (got < want) {
+          const { bytesRead } = await readAsync(fd, chunk, got, want - got, at + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        // The file shrank while it was sent: zeros keep the framing. Its answer is dropped anyway (the change
+        // cleared its tags, and the result's replace fails).
+        if (got < want) chunk.fill(0, got);
+        at += want;
+        if (this.socket.destroyed) throw new Error('the scanner disconnected');
+        if (!this.rawWrite(chunk)) await this.drained();
+      }
+    } finally {
+      this.streaming = false;
+      for (const c of this.held.splice(0)) this.rawWrite(c);
+    }
   }
-  return buf.subarray(0, at);
+
+  /** The socket took what it had (or closed); a peer that reads nothing for STALL_MS is dropped. */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        done();
+        this.close();
+      }, STALL_MS);
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
+  }
 }
 
 export interface FarmListenerOptions {
