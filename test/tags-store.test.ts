@@ -135,7 +135,9 @@ for (const kind of KINDS) {
     const s = await tagScratch(t, kind);
     const { fd } = s.file('a');
     const key = testKey();
-    const a = store(key, { host: 'alpha', pid: 10, leaseMs: 40 });
+    // Long enough that a loaded machine (load 25+, the whole suite at once) cannot stall past it between the two
+    // begins below: at 40 ms it did, and the second holder found the lease expired already.
+    const a = store(key, { host: 'alpha', pid: 10, leaseMs: 1500 });
     const b = store(key, { host: 'beta', pid: 20 });
     const la = a.begin(fd, 'clamav');
     if (la.status !== 'leased') return t.fail();

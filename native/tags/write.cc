@@ -162,6 +162,7 @@ enum { kIno, kIgen, kSize, kMtimeNs, kCtimeNs, kLeaseUntil, kBeginSlots };
 Napi::Value Begin(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   TagWriter &w = writer_of(info);
+  if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "tagBegin: expected an fd (number)");
   int fd = info[1].As<Napi::Number>().Int32Value();
   std::string scanner = scanner_of(info, 2);
   if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array || info[3].As<Napi::TypedArray>().ElementLength() < kBeginSlots)
@@ -208,6 +209,7 @@ bool our_lease(const TagWriter &w, const std::string &name, const std::string &s
 Napi::Value Finish(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   TagWriter &w = writer_of(info);
+  if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "tagFinish: expected an fd (number)");
   int fd = info[1].As<Napi::Number>().Int32Value();
   std::string scanner = scanner_of(info, 2);
   std::string token = info[3].ToString().Utf8Value();
@@ -232,8 +234,9 @@ Napi::Value Finish(const Napi::CallbackInfo &info) {
     if (n < 0 || !our_lease(w, name, scanner, raw, (size_t)n, token, bound)) return Napi::Number::New(env, kNotOurs);
   } else {
     if (!info[8].IsTypedArray()) return Napi::Number::New(env, kNoLease);
+    if (info[8].As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array || info[8].As<Napi::TypedArray>().ElementLength() < 4)
+      throw Napi::TypeError::New(env, "tagFinish: bound must be a BigInt64Array of 4 elements or null");
     auto b = info[8].As<Napi::TypedArrayOf<int64_t>>();
-    if (b.ElementLength() < 4) throw Napi::TypeError::New(env, "tagFinish: bound must be a BigInt64Array of 4 elements");
     bound = FileStamp{std::to_string((unsigned long long)b[0]), std::to_string((unsigned long long)(uint32_t)b[1]), std::to_string((long long)b[2]), std::to_string((long long)b[3])};
   }
   FileStamp now;
