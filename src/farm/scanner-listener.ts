@@ -27,7 +27,7 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../daemon/logger.js';
 import { Connection } from '../notify/connection.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
-import { OPS, type ServerState } from '../notify/ops.js';
+import { OPS, runOp, type ServerState } from '../notify/ops.js';
 import { encode, idOf, LIMITS, parseRequest, PROTOCOL_VERSION, ProtocolError, SUPPORTED_VERSIONS, type Request, type WireScanRequest } from '../notify/protocol.js';
 
 const readAsync = promisify(read);
@@ -272,24 +272,7 @@ export class FarmListener {
       if (req['fd'] === true) return conn.error(id, 'BAD_REQUEST', 'register: descriptors cannot cross TCP ("fd": true); the content follows each scan line');
       req['fd'] = false;
     }
-    let result;
-    try {
-      result = OPS[req.op]!.run({ conn, req, state: this.state });
-    } catch (err) {
-      return this.fail(conn, id, req.op, err);
-    }
-    Promise.resolve(result).then(
-      (r) => {
-        if (r !== undefined) conn.reply(id, r);
-      },
-      (err) => this.fail(conn, id, req.op, err),
-    );
-  }
-
-  private fail(conn: FarmConnection, id: ReturnType<typeof idOf>, op: string, err: unknown) {
-    if (err instanceof ProtocolError) return conn.error(id, err.code, err.message);
-    this.o.log.error({ err, op, client: conn.label }, 'farm: an op failed');
-    conn.error(id, 'FAILED', `${op}: ${(err as Error).message ?? String(err)}`);
+    runOp(OPS[req.op]!, { conn, req, state: this.state }, id, this.o.log, 'farm');
   }
 
   private refuse(conn: FarmConnection, reason: string) {

@@ -10,7 +10,8 @@ import { bumpGeneration } from '../tags/generation.js';
 import { isScannerName } from '../tags/names.js';
 import type { Connection } from './connection.js';
 import type { DaemonControl } from './daemon-control.js';
-import { boolArg, intArg, LIMITS, PROTOCOL_VERSION, ProtocolError, stringArg, SUPPORTED_VERSIONS, type Request } from './protocol.js';
+import type { Logger } from '../daemon/logger.js';
+import { boolArg, intArg, LIMITS, PROTOCOL_VERSION, ProtocolError, stringArg, SUPPORTED_VERSIONS, type Request, type RequestId } from './protocol.js';
 import type { TreeScanner } from './tree-scan.js';
 import { viewerOf } from './visibility.js';
 
@@ -37,6 +38,27 @@ export interface OpContext {
 export interface Op {
   root: boolean;
   run(ctx: OpContext): Promise<object | void> | object | void;
+}
+
+/**
+ * Runs `op` for one request and replies with its result, or with its error: a ProtocolError as itself, anything
+ * else logged (with `where`, the transport) and answered FAILED. The one dispatch of the control socket and the farm.
+ */
+export function runOp(op: Op, ctx: OpContext, id: RequestId, log: Logger, where: string): void {
+  const fail = (err: unknown) => {
+    if (err instanceof ProtocolError) return ctx.conn.error(id, err.code, err.message);
+    log.error({ err, op: ctx.req.op, client: ctx.conn.label }, `${where}: an op failed`);
+    ctx.conn.error(id, 'FAILED', `${ctx.req.op}: ${(err as Error)?.message ?? String(err)}`);
+  };
+  let result;
+  try {
+    result = op.run(ctx);
+  } catch (err) {
+    return fail(err);
+  }
+  Promise.resolve(result).then((r) => {
+    if (r !== undefined) ctx.conn.reply(id, r);
+  }, fail);
 }
 
 export const OPS: Record<string, Op> = {

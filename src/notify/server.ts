@@ -15,7 +15,7 @@ import { Visibility } from './visibility.js';
 import { Connection, socketFd } from './connection.js';
 import { native, type PeerCred } from '../gate/addon.js';
 import type { DaemonControl } from './daemon-control.js';
-import { OPS, type ServerState } from './ops.js';
+import { OPS, runOp, type ServerState } from './ops.js';
 import { encode, idOf, LIMITS, parseRequest, PROTOCOL_VERSION, ProtocolError, type Limits } from './protocol.js';
 import { TreeScanner, VerdictWaiters } from './tree-scan.js';
 
@@ -154,24 +154,7 @@ export class NotifyServer {
     if (op.root && conn.peer.uid !== 0) {
       return conn.error(id, 'EPERM', `${req.op}: only root may do this (you are uid ${conn.peer.uid})`);
     }
-    let result;
-    try {
-      result = op.run({ conn, req, state: this.state });
-    } catch (err) {
-      return this.fail(conn, id, req.op, err);
-    }
-    Promise.resolve(result).then(
-      (r) => {
-        if (r !== undefined) conn.reply(id, r);
-      },
-      (err) => this.fail(conn, id, req.op, err),
-    );
-  }
-
-  private fail(conn: Connection, id: ReturnType<typeof idOf>, op: string, err: unknown) {
-    if (err instanceof ProtocolError) return conn.error(id, err.code, err.message);
-    this.opts.log.error({ err, op, client: conn.label }, 'control socket: an op failed');
-    conn.error(id, 'FAILED', `${op}: ${(err as Error).message ?? String(err)}`);
+    runOp(op, { conn, req, state: this.state }, id, this.opts.log, 'control socket');
   }
 
   /** Every notice to every subscriber that wants it, encoded once. */
