@@ -81,7 +81,7 @@ void Gate::BlessFd(int fd, bool &marked) {
   if (!key_of_fd(fd, key)) return;
   VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
   {
-    // A deny mark is not evictable: it would refuse the evictable ignore mark (EEXIST). It goes first.
+    // A denied file's open asks no more (its mark stays, not evictable: AddIgnoreBits adds to it as it is).
     std::lock_guard<std::mutex> lock(mu_);
     auto it = table_.find(key);
     if (it != table_.end()) DropDenyOpenMarkLocked(it->second, key, fd);

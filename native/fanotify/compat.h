@@ -56,6 +56,12 @@ constexpr uint64_t kReadModeMask = FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM;
 constexpr uint64_t kDenyOpenMask = FAN_OPEN_PERM;
 // Open mode, where the filesystem has no pre-content events or the guard asks for it: the open itself waits.
 constexpr uint64_t kOpenModeMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
+// The bit every inode mark of the gate group keeps in its own mask, so that the mark is never destroyed while the
+// inode may be accessed: a permission event that races the destruction of a mark it iterates is let through by the
+// kernel without reaching us (fsnotify_prepare_user_wait fails, and fanotify "lets the operation pass"; measured in
+// docs/kernel.md, "Marks are never destroyed"). Removing ignore or deny bits then leaves the mark in place. Every
+// guard's own mark asks for exec already (kReadModeMask, kOpenModeMask), so this asks nothing new.
+constexpr uint64_t kKeepMask = FAN_OPEN_EXEC_PERM;
 // The verdict cache's ignore mask: everything either mode could ask about this inode.
 constexpr uint64_t kIgnoreMask = FAN_OPEN | FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
 // An inode outside every tree guard: silent except at open, where a link or move into a tree is caught (trees.cc).

@@ -173,6 +173,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void DropDenyOpenMarkLocked(VerdictEntry &e, const InodeKey &key, int fd);
   void ForgetAllLocked();
   bool AddIgnoreMark(int fd);
+  bool AddIgnoreBits(int fd, uint64_t ignore);
   // gate.cc: one verdict entry for the open file (generation, stamp, and for Allowed the handle that removes its
   // ignore mark later), and putting it in the table (which drops the inode's deadline budget).
   VerdictEntry EntryOf(int fd, Verdict verdict, uint32_t response, const struct stat *known = nullptr, uint32_t known_gen = 0);

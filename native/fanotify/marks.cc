@@ -127,7 +127,7 @@ bool Gate::RemoveIgnoreMarkByHandle(uint64_t dev, int handle_type, const std::st
 // Open-mode filesystems ask for every open already. Called with mu_ held; true if the inode carries the mark now.
 bool Gate::AddDenyOpenMarkLocked(int fd, const InodeKey &key) {
   if (open_wait_devs_.count(key.dev)) return false;
-  if (fanotify_mark(gate_fd_, FAN_MARK_ADD, kDenyOpenMask, fd, nullptr) != 0) {
+  if (fanotify_mark(gate_fd_, FAN_MARK_ADD, kDenyOpenMask | kKeepMask, fd, nullptr) != 0) {
     c_.deny_marks_refused++;  // the reads are still refused by the table; only the open passes
     return false;
   }
@@ -135,8 +135,8 @@ bool Gate::AddDenyOpenMarkLocked(int fd, const InodeKey &key) {
   return true;
 }
 
-// The verdict went (forget, dirty, bless): the inode stops asking at open. With no ignore bits either, the kernel
-// destroys the mark, so an evictable ignore mark can take its place (a non-evictable one would refuse it: EEXIST).
+// The verdict went (forget, dirty, bless): the inode stops asking at open. The mark itself stays (kKeepMask), not
+// evictable now: a later ignore mark on it is added as it is (AddIgnoreBits).
 bool Gate::RemoveDenyOpenMark(int dfd, const char *path) {
   if (fanotify_mark(gate_fd_, FAN_MARK_REMOVE, kDenyOpenMask, dfd, path) != 0) return false;
   c_.deny_marks_removed++;
@@ -151,18 +151,34 @@ void Gate::DropDenyOpenMarkLocked(VerdictEntry &e, const InodeKey &key, int fd) 
   else RemoveMarkByHandle(key.dev, e.handle_type, e.handle, true);
 }
 
-// The verdict cache's ignore mark. Filesystems without pre-content events refuse FAN_PRE_ACCESS even in an ignore
-// mask, so they get the open-mode bits only.
-bool Gate::AddIgnoreMark(int fd) {
-  if (fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kIgnoreMask, fd, nullptr) == 0 ||
-      ((errno == EOPNOTSUPP || errno == EINVAL) &&
-       fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kIgnoreMask & ~FAN_PRE_ACCESS, fd, nullptr) == 0)) {
+// One fanotify_mark(ADD) on the inode, evictable unless the inode's mark is not (a former deny mark refuses to be
+// downgraded: EEXIST). Filesystems without pre-content events refuse FAN_PRE_ACCESS even in an ignore mask: they
+// get the other bits.
+static int add_inode_mark(int gate_fd, unsigned int flags, uint64_t mask, int fd) {
+  for (unsigned int evictable : {(unsigned int)FAN_MARK_EVICTABLE, 0u}) {
+    if (fanotify_mark(gate_fd, FAN_MARK_ADD | flags | evictable, mask, fd, nullptr) == 0) return 0;
+    if ((errno == EOPNOTSUPP || errno == EINVAL) && (mask & FAN_PRE_ACCESS) &&
+        fanotify_mark(gate_fd, FAN_MARK_ADD | flags | evictable, mask & ~FAN_PRE_ACCESS, fd, nullptr) == 0)
+      return 0;
+    if (errno != EEXIST) return -1;
+  }
+  return -1;
+}
+
+// Ignore bits on the inode's mark, which first gets (or keeps) kKeepMask in its own mask: from then on no removal of
+// ignore or deny bits destroys it (compat.h says why that matters). The kernel still clears the ignore bits at the
+// next write: the mark stays, silent no more.
+bool Gate::AddIgnoreBits(int fd, uint64_t ignore) {
+  if (add_inode_mark(gate_fd_, 0, kKeepMask, fd) == 0 && add_inode_mark(gate_fd_, FAN_MARK_IGNORE, ignore, fd) == 0) {
     c_.marks_added++;
     return true;
   }
   c_.marks_refused++;
   return false;
 }
+
+// The verdict cache's ignore mark.
+bool Gate::AddIgnoreMark(int fd) { return AddIgnoreBits(fd, kIgnoreMask); }
 
 bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
   if (fanotify_mark(gate_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, kIgnoreMask, dfd, path) == 0 ||

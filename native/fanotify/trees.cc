@@ -220,10 +220,7 @@ void Gate::RememberOutside(int fd, const InodeKey &key) {
     e.handle.assign(reinterpret_cast<char *>(b.fh()->f_handle), b.fh()->handle_bytes);
   }
   e.mark_retry_ns = now_ns();
-  if (fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kOutsideIgnoreMask, fd, nullptr) == 0 ||
-      ((errno == EOPNOTSUPP || errno == EINVAL) &&
-       fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_EVICTABLE, kOutsideIgnoreMask & ~FAN_PRE_ACCESS, fd, nullptr) == 0))
-    c_.marks_added++;
+  AddIgnoreBits(fd, kOutsideIgnoreMask);
   std::lock_guard<std::mutex> lock(mu_);
   if (outside_.size() >= max_entries_) ForgetOutsideLocked();
   outside_[key] = std::move(e);
