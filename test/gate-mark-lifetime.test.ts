@@ -5,13 +5,15 @@
 // removed the ignore mark the write had already cleared. So every inode mark keeps a bit of its own mask
 // (FAN_OPEN_EXEC_PERM, which the guard's filesystem mark asks for anyway), and removing ignore or deny bits leaves
 // the mark in place. Read from /proc/self/fdinfo of the gate group, as an unprivileged user drives the file.
+// And a bless is conditional: judged on content that changed since its judgement began, it caches nothing.
 import test from 'ava';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EICAR } from './helpers/actor-files.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { withDaemon } from './helpers/daemon-harness.js';
+import { withGate } from './helpers/gate-harness.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -98,4 +100,22 @@ t0('a write into a blessed file clears its ignore bits, and the inode mark stays
   const before = h.daemon.stats().gate.events.preAccess;
   t.is(await read(), 'read');
   t.is(h.daemon.stats().gate.events.preAccess, before, 'a blessed read raises no event');
+});
+
+t0('a bless judged on content that has changed since (ctime moved) adds no ignore bits; one on unchanged content does', async (t) => {
+  const h = await withGate(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f'), 'judged content\n') });
+  const p = join(h.scratch.dir, 'f');
+  const fd = openSync(p, 'r');
+  t.teardown(() => closeSync(fd));
+  // The judgement begins: its ctime. (The stat also makes the next change get a ctime of its own: multigrain.)
+  const { dev, ino, ctimeNs } = statSync(p, { bigint: true });
+  // A writer comes and goes before the verdict lands.
+  appendFileSync(p, 'written after the scan\n');
+  h.gate.native.queueBless(fd, ctimeNs);
+  await waitFor('the stale bless counted', () => h.gate.native.stats().blessesStale === 1);
+  t.deepEqual(inodeMarks(Number(dev), Number(ino)).filter((m) => m.ignored !== 0), [], 'no ignore bits on content nobody judged');
+  // Judged as it is now: the bless lands.
+  h.gate.native.queueBless(fd, statSync(p, { bigint: true }).ctimeNs);
+  await waitFor('the ignore bits of a bless that holds', () => inodeMarks(Number(dev), Number(ino)).some((m) => m.ignored !== 0));
+  t.is(h.gate.native.stats().blessesStale, 1);
 });

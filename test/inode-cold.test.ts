@@ -80,9 +80,9 @@ class Services extends VerdictRecorder implements InodeServices {
     return [];
   }
   failBless = false;
-  override bless() {
+  override bless(fd?: number, judgedCtimeNs?: bigint) {
     if (this.failBless) throw new Error('bless broke');
-    super.bless();
+    super.bless(fd, judgedCtimeNs);
   }
 }
 
@@ -112,9 +112,10 @@ test('a cold judgement holds the access that started it and every later one, ans
   t.true(registry.access('1:1', reader(2)));
   t.deepEqual(svc.answered, [], 'nothing answered before the verdict');
   t.deepEqual(registry.states(), { judging: 1 });
-  done(svc, 0, judged([DEFAULT, ['signature', { answer: 'ok' }]]));
+  done(svc, 0, { ...judged([DEFAULT, ['signature', { answer: 'ok' }]]), ctimeNs: 42n });
   t.deepEqual(svc.answered, [[1, 'allow'], [2, 'allow']]);
   t.true(svc.calls.includes('bless'), 'cached: ignore mark and native table');
+  t.deepEqual(svc.blessedAt, [42n], 'the bless carries the ctime the worker read before judging: it lands only if that holds');
   t.true(svc.calls.includes('close 7'), 'its descriptor closed once the pool was done with it');
   t.false(registry.has('1:1'));
   t.deepEqual(settled, ['1:1 blessed']);

@@ -205,6 +205,25 @@ test('a stack the tags alone settle never starts a scan', async (t) => {
   t.deepEqual(svc.answered, [[1, 'allow']]);
   t.is(svc.scans.length, 0);
   t.is(actor.getSnapshot().value, 'blessed');
+  t.deepEqual(svc.blessedAt, [1n], 'the bless carries the ctime read as the judgement began');
+});
+
+test('a change starts a new judgement: its bless carries the ctime read when that one began, not the first', async (t) => {
+  const svc = new RecordingServices(STACK);
+  svc.tagAnswers = new Map([...DEFAULT_ALLOWS, ['signature', { answer: 'ok' }]]);
+  svc.ctime = 10n;
+  let gate!: () => void;
+  svc.tagsGate = new Promise<void>((r) => (gate = r));
+  const actor = start(svc);
+  actor.send({ type: 'ACCESS', waiter: reader(1) });
+  await svc.until(() => svc.calls.includes('readAnswers'), 'the first tag read');
+  // The file changes while its tags are read: a new epoch, judged from its own start.
+  svc.ctime = 20n;
+  actor.send({ type: 'CHANGE', closed: true });
+  gate();
+  await svc.until(() => svc.answered.length === 1, 'the answer');
+  t.deepEqual(svc.answered, [[1, 'allow']]);
+  t.deepEqual(svc.blessedAt, [20n]);
 });
 
 test('pool.rescan onRead: a written file nobody waits for is left unjudged at its close; a held reader still gets its rescan', async (t) => {

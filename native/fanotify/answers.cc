@@ -75,11 +75,24 @@ void Gate::StopFlush() {
   });
 }
 
-void Gate::BlessFd(int fd, bool &marked) {
+static int64_t ctime_ns_of(const struct stat &st) { return (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec; }
+
+// The conditional bless: a verdict judged on content that is gone must not become an ignore mark on the new one. The
+// kernel refuses ignore bits while a writer holds the file open; a writer that came and closed since the judgement
+// began moved ctime (multigrain timestamps: the judgement's fstat makes the next change visible, docs/kernel.md). So
+// ctime is checked before the mark and again after it: a change in between takes the ignore bits off again (the
+// mark stays: marks.cc). Left open: a whole write and close between the first check and the mark, and a read
+// between the mark and the second check — a few microseconds, not the scan's milliseconds.
+void Gate::BlessFd(int fd, bool &marked, int64_t judged_ctime_ns) {
   InodeKey key;
   marked = false;
-  if (!key_of_fd(fd, key)) return;
-  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW);
+  struct stat st;
+  if (fstat(fd, &st) != 0) return;
+  key = InodeKey{(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+  if (judged_ctime_ns != 0 && ctime_ns_of(st) != judged_ctime_ns) {
+    c_.blesses_stale++;
+    return;
+  }
   {
     // A denied file's open asks no more (its mark stays, not evictable: AddIgnoreBits adds to it as it is).
     std::lock_guard<std::mutex> lock(mu_);
@@ -87,6 +100,13 @@ void Gate::BlessFd(int fd, bool &marked) {
     if (it != table_.end()) DropDenyOpenMarkLocked(it->second, key, fd);
   }
   marked = AddIgnoreMark(fd);
+  if (judged_ctime_ns != 0 && (fstat(fd, &st) != 0 || ctime_ns_of(st) != judged_ctime_ns)) {
+    if (marked) RemoveIgnoreMark(fd, nullptr);
+    marked = false;
+    c_.blesses_stale++;
+    return;
+  }
+  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW, judged_ctime_ns != 0 ? &st : nullptr);
   e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
   std::lock_guard<std::mutex> lock(mu_);
   RememberLocked(key, std::move(e));
@@ -115,7 +135,7 @@ void Gate::RunAnswers() {
         continue;
       }
       bool marked;
-      BlessFd(w.fd, marked);
+      BlessFd(w.fd, marked, w.judged_ctime_ns);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -139,15 +159,21 @@ void Gate::StopAnswers() {
   if (answer_thread_.joinable()) answer_thread_.join();
 }
 
-// queueBless(fd): as bless(fd), on the answer thread, before every answer queued after it. The fd stays the
-// caller's (a dup is queued). Throws if the fd cannot be duplicated.
+// queueBless(fd, judgedCtimeNs?): as bless(fd), on the answer thread, before every answer queued after it; with the
+// file's ctime (a bigint, ns) from when its judgement began, only if the file has not changed since (BlessFd). The fd
+// stays the caller's (a dup is queued). Throws if the fd cannot be duplicated.
 Napi::Value Gate::QueueBless(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
+  int64_t judged = 0;
+  if (info.Length() > 1 && info[1].IsBigInt()) {
+    bool lossless;
+    judged = info[1].As<Napi::BigInt>().Int64Value(&lossless);
+  }
   if (closed_) return env.Undefined();
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) throw errno_error(env, errno, "dup", "fd " + std::to_string(fd));
-  QueueWork({0, own, 0});
+  QueueWork({0, own, 0, judged});
   return env.Undefined();
 }
 

@@ -440,6 +440,7 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("denyMarksAdded", (double)c_.deny_marks_added);
   o.Set("denyMarksRemoved", (double)c_.deny_marks_removed);
   o.Set("denyMarksRefused", (double)c_.deny_marks_refused);
+  o.Set("blessesStale", (double)c_.blesses_stale);
   o.Set("verdictTableSwept", (double)c_.swept);
   o.Set("verdictTableSweeps", (double)c_.sweeps);
   Napi::Object trees = Napi::Object::New(env);

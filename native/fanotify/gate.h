@@ -127,6 +127,7 @@ struct Counters {
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
   std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
+  std::atomic<uint64_t> blesses_stale{0};  // a bless whose file changed since its judgement began: not cached
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
   std::atomic<uint64_t> map_sweeps{0}, map_sweep_processes{0}, map_sweep_mappings{0}, map_sweep_us{0};  // the last sweep's
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
@@ -259,6 +260,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
     uint64_t id;        // the Pending record answered; 0: a bless of `fd` (a descriptor of ours, closed after)
     int fd;
     uint32_t response;
+    int64_t judged_ctime_ns = 0;  // a bless: the file's ctime when its judgement began (0: not known, not checked)
   };
   void QueueWork(const QueuedWork &w);
   void KickAnswers();   // wake the answer thread if work waits for it (once per JS loop turn; the reader's deadlines)
@@ -266,7 +268,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void StopFlush();
   void RunAnswers();
   void StopAnswers();  // writes everything queued, then joins the thread
-  void BlessFd(int fd, bool &marked);
+  void BlessFd(int fd, bool &marked, int64_t judged_ctime_ns = 0);
   std::mutex answers_mu_;  // guards the four below; never held together with mu_
   std::condition_variable answers_cv_;
   std::vector<QueuedWork> answers_;

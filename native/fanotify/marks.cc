@@ -193,7 +193,9 @@ bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
 // Forget, never assume: drop every cached verdict and every ignore mark. Called with mu_ held.
 // The gate group's inode marks are all ours (ignore marks of verdicts and outside inodes, deny marks of denied
 // inodes; every guard is a filesystem mark), and the table no longer knows every one of them (a sweep drops entries whose mark stays): one
-// FAN_MARK_FLUSH of the group's inode marks removes them all, however many. Filesystem marks stay.
+// FAN_MARK_FLUSH of the group's inode marks removes them all, however many. Filesystem marks stay. The one place
+// blessd destroys marks while they may be in use: an access racing its own inode's mark in that instant passes
+// unseen (docs/kernel.md, "Marks are never destroyed"); rare (overflow, a full table, a generation bump).
 void Gate::ForgetAllLocked() {
   size_t known = outside_.size();
   for (auto &kv : table_) known += kv.second.verdict == Verdict::Allowed;

@@ -10,6 +10,7 @@ import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
 import type { DaemonParts } from './parts.js';
 import { scanWithTags, type ScanContext } from './scan-service.js';
 import { resolveFailure, RETRY } from '../pool/failure.js';
+import { readStampAndCtime } from '../tags/stamp.js';
 
 export function inodeServices(d: DaemonParts): InodeServices {
   return {
@@ -78,13 +79,20 @@ export function inodeServices(d: DaemonParts): InodeServices {
       if (w.since !== undefined) d.costs.waited(w.pid, performance.now() - w.since, verdict !== 'allow');
       d.gate.native.answer(w.id, verdict === 'fallback' ? d.fallbackResponse() : verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? d.retryResponse : d.denyResponse);
     },
-    bless: (fd) => {
+    bless: (fd, judgedCtimeNs) => {
       try {
         // On the gate's answer thread, ahead of the waiters' answers (concludeAllow answers after it): the main
         // thread makes none of its syscalls (fstat, handle, mark).
-        d.gate.native.queueBless(fd);
+        d.gate.native.queueBless(fd, judgedCtimeNs);
       } catch (err) {
         d.log.warn({ err }, 'bless failed');
+      }
+    },
+    ctimeOf: (fd) => {
+      try {
+        return readStampAndCtime(fd).ctimeNs;
+      } catch {
+        return undefined;
       }
     },
     condemn: (fd) => {

@@ -174,6 +174,8 @@ export interface GateStats {
   denyMarksAdded: number;
   denyMarksRemoved: number;
   denyMarksRefused: number;
+  /** Blesses not cached: the file changed since its judgement began (its ctime moved). */
+  blessesStale: number;
   /** Allowed entries dropped by sweeps of the verdict table, and how many sweeps ran. */
   verdictTableSwept: number;
   verdictTableSweeps: number;
@@ -228,7 +230,7 @@ export interface NativeGate {
   /** Allow this inode from now on: native verdict table + evictable ignore mark. Returns whether the kernel mark was added. */
   bless(fd: number): boolean;
   /** As bless, on the answer thread, before every answer given after it (the fd stays the caller's). */
-  queueBless(fd: number): void;
+  queueBless(fd: number, judgedCtimeNs?: bigint): void;
   /** Deny this inode from now on, on the native thread, with this response (FAN_DENY or denyErrno(e)). */
   condemn(fd: number, response: number): void;
   /** Drop the cached verdict and the ignore mark of this inode. */

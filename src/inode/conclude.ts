@@ -10,6 +10,8 @@ export interface Verdicted {
   verdict?: StackVerdict;
   /** Scanners whose answer stands in for a failure (a timeout, a crash...). */
   transient: string[];
+  /** The file's ctime when this judgement began: the allow is cached only if the file is unchanged since. */
+  judgedCtimeNs?: bigint;
 }
 
 const accessorsOf = (c: Verdicted): number[] => [...new Set(c.waiting.map((w) => w.pid))];
@@ -28,7 +30,7 @@ export const cacheable = (ctx: Pick<Verdicted, 'transient' | 'verdict'>): boolea
 // A verdict that rests on a failure answers its waiters and nothing more: the next access judges again.
 export function concludeAllow(c: Verdicted): void {
   const keep = cacheable(c);
-  if (keep) c.services.bless(c.fd);
+  if (keep) c.services.bless(c.fd, c.judgedCtimeNs);
   for (const w of c.waiting) c.services.answer(w, 'allow');
   c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'allow', decidedBy: c.verdict?.decidedBy, accessors: accessorsOf(c), ...(keep ? {} : { transient: true }) });
 }

@@ -39,6 +39,8 @@ export interface InodeContext extends Omit<InodeInput, 'waiting'> {
   closedAlready: boolean;
   /** Scanners of this epoch whose answer stands in for a failure: a verdict that rests on one is not cached. */
   transient: string[];
+  /** The file's ctime when this epoch's judgement began (entering clean): the allow is cached only if it holds. */
+  judgedCtimeNs?: bigint;
 }
 
 export type InodeEvent =
@@ -110,6 +112,7 @@ export const inodeMachine = setup({
       context.services.notify('dirty', { fd: context.fd, path: context.path, cleared });
       return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false, transient: [] };
     }),
+    stampJudgement: assign({ judgedCtimeNs: ({ context }) => context.services.ctimeOf(context.fd) }),
     bless: ({ context }) => concludeAllow(context),
     condemn: ({ context }) => concludeDeny(context),
   },
@@ -127,6 +130,7 @@ export const inodeMachine = setup({
     },
     clean: {
       description: 'Unchanged since we last looked, not yet judged: reading the verdict tags on disk.',
+      entry: 'stampJudgement',
       invoke: {
         src: 'readTags',
         input: ({ context }) => ({ services: context.services, fd: context.fd }),

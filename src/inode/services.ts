@@ -50,7 +50,13 @@ export interface InodeServices {
   clearTags(fd: number): string[];
   /** 'busy': EAGAIN (nfsd); 'fallback': what the gate's deadline would answer (the machine failed). */
   answer(waiter: Waiter, verdict: 'allow' | 'deny' | 'busy' | 'fallback'): void;
-  bless(fd: number): void;
+  /**
+   * Cache an allow (ignore mark, native table). `judgedCtimeNs`: the file's ctime when the judgement began; the bless
+   * then lands only if the file has not changed since (a verdict on content that is gone must not silence the new).
+   */
+  bless(fd: number, judgedCtimeNs?: bigint): void;
+  /** The file's ctime (ns) now, for a judgement that begins; undefined if it cannot be read. */
+  ctimeOf(fd: number): bigint | undefined;
   condemn(fd: number): void;
   forget(fd: number): void;
   /**

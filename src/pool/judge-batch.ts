@@ -12,7 +12,7 @@ import { FleetFile } from '../fleet/share.js';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
-import { readStamp } from '../tags/stamp.js';
+import { readStamp, readStampAndCtime } from '../tags/stamp.js';
 import { TagStore } from '../tags/store.js';
 import { scanWith } from './actor-scan.js';
 import { resolveFailure, RETRY } from './failure.js';
@@ -111,6 +111,13 @@ function actorOf(s: JudgeScanner): Promise<LoadedActor> {
 async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   const { policy } = ctx;
   const path = pathOf(fd);
+  // Before anything of the file is read: the bless lands only if the file is unchanged since (answers.cc).
+  let ctimeNs: bigint | undefined;
+  try {
+    ctimeNs = readStampAndCtime(fd).ctimeNs;
+  } catch {
+    /* a vanished file: its bless is not checked, and finds nothing to mark */
+  }
   const answers = new Map<string, Answer>(ctx.constants);
   const counted = ctx.counted;
   // The size the scans read up to: from the stamp the tags were judged against (one fstat fewer per scanner).
@@ -126,7 +133,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   } catch {
     /* no readable tags (no xattr support, a vanished file): judge by scanning */
   }
-  const out: JudgedFile = { path, answers: [], transient: [], slow: [], scans: [], uncounted: [], tagErrors: [], fromTags: false };
+  const out: JudgedFile = { path, answers: [], transient: [], slow: [], scans: [], uncounted: [], tagErrors: [], fromTags: false, ...(ctimeNs !== undefined && { ctimeNs }) };
   if (evaluate(policy.rules, answers).verdict !== 'pending') {
     out.answers = [...answers];
     out.fromTags = true;

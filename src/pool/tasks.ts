@@ -152,6 +152,8 @@ export interface JudgedFile {
   tagErrors: { name: string; message: string }[];
   /** Tags alone decided it: nothing was scanned. */
   fromTags: boolean;
+  /** The file's ctime (ns) before its tags or content were read: the bless lands only if it still holds. */
+  ctimeNs?: bigint;
 }
 
 export interface JudgeResult {

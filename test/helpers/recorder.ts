@@ -34,7 +34,14 @@ export class VerdictRecorder extends Recorder {
     this.answered.push([w.id, verdict]);
     this.record(`answer ${w.id} ${verdict}`);
   }
-  bless() {
+  /** What ctimeOf reads now (the fakes' file); each bless records the ctime it was given. */
+  ctime: bigint | undefined = 1n;
+  readonly blessedAt: (bigint | undefined)[] = [];
+  ctimeOf() {
+    return this.ctime;
+  }
+  bless(_fd?: number, judgedCtimeNs?: bigint) {
+    this.blessedAt.push(judgedCtimeNs);
     this.record('bless');
   }
   condemn() {
