@@ -38,7 +38,9 @@ export function concludeAllow(c: Verdicted): void {
 export function concludeDeny(c: Verdicted): void {
   const keep = cacheable(c);
   if (keep) c.services.condemn(c.fd);
-  for (const w of c.waiting) c.services.answer(w, 'deny');
+  // A deny that rests on a failure (a timeout, a crash, a scanner out of reach) says nothing of the content: fail
+  // closed with the retryable errno (gate.retryErrno), as a deadline does; a scanner's own deny is the deny errno.
+  for (const w of c.waiting) c.services.answer(w, keep ? 'deny' : 'busy');
   c.services.logDenied({ path: c.path, decidedBy: c.verdict?.decidedBy, reason: c.verdict?.reason, waiters: c.waiting });
   c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'deny', decidedBy: c.verdict?.decidedBy, reason: c.verdict?.reason, accessors: accessorsOf(c), ...(keep ? {} : { transient: true }) });
 }
