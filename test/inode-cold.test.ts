@@ -1,6 +1,7 @@
 // The cold path on its own: the real registry, the real cold judgement (src/inode/cold.ts) and the real XState
 // machine it hands over to, the real policy stack and failure policy — with InodeServices that do no I/O but
 // record every request and let the test decide when each judgement or scan ends.
+import type { JudgedStamp } from '../src/gate/types.js';
 import test from 'ava';
 import { closeSync, openSync } from 'node:fs';
 import { InodeRegistry } from '../src/inode/registry.js';
@@ -80,9 +81,9 @@ class Services extends VerdictRecorder implements InodeServices {
     return [];
   }
   failBless = false;
-  override bless(fd?: number, judgedCtimeNs?: bigint) {
+  override bless(fd?: number, judged?: JudgedStamp) {
     if (this.failBless) throw new Error('bless broke');
-    super.bless(fd, judgedCtimeNs);
+    super.bless(fd, judged);
   }
 }
 
@@ -112,10 +113,11 @@ test('a cold judgement holds the access that started it and every later one, ans
   t.true(registry.access('1:1', reader(2)));
   t.deepEqual(svc.answered, [], 'nothing answered before the verdict');
   t.deepEqual(registry.states(), { judging: 1 });
-  done(svc, 0, { ...judged([DEFAULT, ['signature', { answer: 'ok' }]]), ctimeNs: 42n });
+  const seen = { size: 4096n, mtimeNs: 7n, ctimeNs: 42n };
+  done(svc, 0, { ...judged([DEFAULT, ['signature', { answer: 'ok' }]]), judged: seen });
   t.deepEqual(svc.answered, [[1, 'allow'], [2, 'allow']]);
   t.true(svc.calls.includes('bless'), 'cached: ignore mark and native table');
-  t.deepEqual(svc.blessedAt, [42n], 'the bless carries the ctime the worker read before judging: it lands only if that holds');
+  t.deepEqual(svc.blessedAt, [seen], 'the bless carries what the worker judged: it lands only if the file is still so');
   t.true(svc.calls.includes('close 7'), 'its descriptor closed once the pool was done with it');
   t.false(registry.has('1:1'));
   t.deepEqual(settled, ['1:1 blessed']);
@@ -154,7 +156,7 @@ test('a judgement whose batch failed is answered by the entry policy: retried on
   t.deepEqual(svc.answered, []);
   done(svc, 1, { failed: 'timeout', message: 'again' });
   t.is(svc.jobs.length, 2, 'no second retry');
-  t.deepEqual(svc.answered, [[1, 'deny']], 'fail closed');
+  t.deepEqual(svc.answered, [[1, 'busy']], 'fail closed, with the retryable errno');
   t.false(svc.calls.includes('condemn'), 'a failure is not a verdict: the next access judges again');
   t.false(registry.has('1:3'));
 });

@@ -153,7 +153,7 @@ test('a scanner that breaks outside its failure policy denies (SCAN_BROKEN), log
   actor.send({ type: 'ACCESS', waiter: reader(1) });
   svc.scans[0]!.reject(new Error('worker exploded'));
   await svc.until(() => svc.answered.length === 1, 'the answer');
-  t.deepEqual(svc.answered, [[1, 'deny']]);
+  t.deepEqual(svc.answered, [[1, 'busy']], 'fail closed, retryable: nothing judged the content');
   t.false(svc.calls.includes('condemn'), 'a failure is not a verdict: the next access judges again');
   t.true(svc.calls.some((c) => c.startsWith('logDenied') && c.includes('worker exploded')), svc.calls.join(', '));
   t.is(actor.getSnapshot().value, 'denied');
@@ -205,25 +205,33 @@ test('a stack the tags alone settle never starts a scan', async (t) => {
   t.deepEqual(svc.answered, [[1, 'allow']]);
   t.is(svc.scans.length, 0);
   t.is(actor.getSnapshot().value, 'blessed');
-  t.deepEqual(svc.blessedAt, [1n], 'the bless carries the ctime read as the judgement began');
+  t.deepEqual(svc.blessedAt, [{ size: 1n, mtimeNs: 1n, ctimeNs: 1n }], 'the bless carries what the judgement saw');
 });
 
-test('a change starts a new judgement: its bless carries the ctime read when that one began, not the first', async (t) => {
+test('a change starts a new judgement: its bless carries the size and mtime from when that one began, and ctime from the verdict', async (t) => {
   const svc = new RecordingServices(STACK);
   svc.tagAnswers = new Map([...DEFAULT_ALLOWS, ['signature', { answer: 'ok' }]]);
-  svc.ctime = 10n;
+  svc.stamp = { size: 10n, mtimeNs: 10n, ctimeNs: 10n };
   let gate!: () => void;
   svc.tagsGate = new Promise<void>((r) => (gate = r));
   const actor = start(svc);
   actor.send({ type: 'ACCESS', waiter: reader(1) });
   await svc.until(() => svc.calls.includes('readAnswers'), 'the first tag read');
   // The file changes while its tags are read: a new epoch, judged from its own start.
-  svc.ctime = 20n;
+  svc.stamp = { size: 20n, mtimeNs: 20n, ctimeNs: 20n };
+  let gate2!: () => void;
+  const second = new Promise<void>((r) => (gate2 = r));
+  const first = gate;
+  svc.tagsGate = second;
   actor.send({ type: 'CHANGE', closed: true });
-  gate();
+  first();
+  await svc.until(() => svc.calls.filter((c) => c === 'readAnswers').length === 2, 'the second tag read');
+  // Our own tag writes move ctime before the verdict: the bless takes ctime as it is then.
+  svc.stamp = { size: 20n, mtimeNs: 20n, ctimeNs: 25n };
+  gate2();
   await svc.until(() => svc.answered.length === 1, 'the answer');
   t.deepEqual(svc.answered, [[1, 'allow']]);
-  t.deepEqual(svc.blessedAt, [20n]);
+  t.deepEqual(svc.blessedAt, [{ size: 20n, mtimeNs: 20n, ctimeNs: 25n }]);
 });
 
 test('pool.rescan onRead: a written file nobody waits for is left unjudged at its close; a held reader still gets its rescan', async (t) => {

@@ -75,21 +75,25 @@ void Gate::StopFlush() {
   });
 }
 
-static int64_t ctime_ns_of(const struct stat &st) { return (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec; }
+static bool unchanged(const struct stat &st, const JudgedStamp &j) {
+  return (int64_t)st.st_size == j.size && (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec == j.mtime_ns &&
+         (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec == j.ctime_ns;
+}
 
 // The conditional bless: a verdict judged on content that is gone must not become an ignore mark on the new one. The
-// kernel refuses ignore bits while a writer holds the file open; a writer that came and closed since the judgement
-// began moved ctime (multigrain timestamps: the judgement's fstat makes the next change visible, docs/kernel.md). So
-// ctime is checked before the mark and again after it: a change in between takes the ignore bits off again (the
-// mark stays: marks.cc). Left open: a whole write and close between the first check and the mark, and a read
-// between the mark and the second check — a few microseconds, not the scan's milliseconds.
-void Gate::BlessFd(int fd, bool &marked, int64_t judged_ctime_ns) {
+// kernel refuses ignore bits while a writer holds the file open, not after it closed. What the judgement saw: size
+// and mtime before the content was read (a write moves them), and ctime after our last tag write (anything that
+// touches the inode after that moves it, a write with mtime put back included; multigrain timestamps make it move
+// even within a tick, docs/kernel.md). Checked before the mark and again after it: a change in between takes the
+// ignore bits off again (the mark stays: marks.cc). Left open: a whole write and close between the first check and
+// the mark, and a read between the mark and the second check — microseconds, not the judgement's milliseconds.
+void Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
   InodeKey key;
   marked = false;
   struct stat st;
   if (fstat(fd, &st) != 0) return;
   key = InodeKey{(uint64_t)st.st_dev, (uint64_t)st.st_ino};
-  if (judged_ctime_ns != 0 && ctime_ns_of(st) != judged_ctime_ns) {
+  if (judged.known && !unchanged(st, judged)) {
     c_.blesses_stale++;
     return;
   }
@@ -100,13 +104,13 @@ void Gate::BlessFd(int fd, bool &marked, int64_t judged_ctime_ns) {
     if (it != table_.end()) DropDenyOpenMarkLocked(it->second, key, fd);
   }
   marked = AddIgnoreMark(fd);
-  if (judged_ctime_ns != 0 && (fstat(fd, &st) != 0 || ctime_ns_of(st) != judged_ctime_ns)) {
+  if (judged.known && (fstat(fd, &st) != 0 || !unchanged(st, judged))) {
     if (marked) RemoveIgnoreMark(fd, nullptr);
     marked = false;
     c_.blesses_stale++;
     return;
   }
-  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW, judged_ctime_ns != 0 ? &st : nullptr);
+  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW, judged.known ? &st : nullptr);
   e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
   std::lock_guard<std::mutex> lock(mu_);
   RememberLocked(key, std::move(e));
@@ -135,7 +139,7 @@ void Gate::RunAnswers() {
         continue;
       }
       bool marked;
-      BlessFd(w.fd, marked, w.judged_ctime_ns);
+      BlessFd(w.fd, marked, w.judged);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -159,16 +163,23 @@ void Gate::StopAnswers() {
   if (answer_thread_.joinable()) answer_thread_.join();
 }
 
-// queueBless(fd, judgedCtimeNs?): as bless(fd), on the answer thread, before every answer queued after it; with the
-// file's ctime (a bigint, ns) from when its judgement began, only if the file has not changed since (BlessFd). The fd
+// queueBless(fd, judged?): as bless(fd), on the answer thread, before every answer queued after it; with `judged`
+// ({ size, mtimeNs, ctimeNs } as bigints: what the judgement saw, BlessFd), only if the file is as it was. The fd
 // stays the caller's (a dup is queued). Throws if the fd cannot be duplicated.
 Napi::Value Gate::QueueBless(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
-  int64_t judged = 0;
-  if (info.Length() > 1 && info[1].IsBigInt()) {
-    bool lossless;
-    judged = info[1].As<Napi::BigInt>().Int64Value(&lossless);
+  JudgedStamp judged;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    Napi::Value size = o.Get("size"), mtime = o.Get("mtimeNs"), ctime = o.Get("ctimeNs");
+    if (size.IsBigInt() && mtime.IsBigInt() && ctime.IsBigInt()) {
+      bool lossless;
+      judged.known = true;
+      judged.size = size.As<Napi::BigInt>().Int64Value(&lossless);
+      judged.mtime_ns = mtime.As<Napi::BigInt>().Int64Value(&lossless);
+      judged.ctime_ns = ctime.As<Napi::BigInt>().Int64Value(&lossless);
+    }
   }
   if (closed_) return env.Undefined();
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);

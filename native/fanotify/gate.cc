@@ -207,7 +207,7 @@ Napi::Value Gate::Bless(const Napi::CallbackInfo &info) {
   InodeKey key;
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
   bool marked = false;
-  BlessFd(fd, marked);  // the same work as a queued bless (answers.cc), here and now
+  BlessFd(fd, marked, JudgedStamp{});  // the same work as a queued bless (answers.cc), here and now
   return Napi::Boolean::New(env, marked);
 }
 

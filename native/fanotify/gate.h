@@ -135,6 +135,12 @@ struct Counters {
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
 };
 
+// What a bless was judged on: size and mtime before the content was read, ctime after our last tag write (answers.cc).
+struct JudgedStamp {
+  bool known = false;
+  int64_t size = 0, mtime_ns = 0, ctime_ns = 0;
+};
+
 class Gate : public Napi::ObjectWrap<Gate> {
  public:
   static Napi::Function Class(Napi::Env env);
@@ -260,7 +266,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
     uint64_t id;        // the Pending record answered; 0: a bless of `fd` (a descriptor of ours, closed after)
     int fd;
     uint32_t response;
-    int64_t judged_ctime_ns = 0;  // a bless: the file's ctime when its judgement began (0: not known, not checked)
+    JudgedStamp judged;  // a bless: the file as its judgement saw it (unchecked if not known)
   };
   void QueueWork(const QueuedWork &w);
   void KickAnswers();   // wake the answer thread if work waits for it (once per JS loop turn; the reader's deadlines)
@@ -268,7 +274,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void StopFlush();
   void RunAnswers();
   void StopAnswers();  // writes everything queued, then joins the thread
-  void BlessFd(int fd, bool &marked, int64_t judged_ctime_ns = 0);
+  void BlessFd(int fd, bool &marked, const JudgedStamp &judged);
   std::mutex answers_mu_;  // guards the four below; never held together with mu_
   std::condition_variable answers_cv_;
   std::vector<QueuedWork> answers_;

@@ -79,18 +79,19 @@ export function inodeServices(d: DaemonParts): InodeServices {
       if (w.since !== undefined) d.costs.waited(w.pid, performance.now() - w.since, verdict !== 'allow');
       d.gate.native.answer(w.id, verdict === 'fallback' ? d.fallbackResponse() : verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? d.retryResponse : d.denyResponse);
     },
-    bless: (fd, judgedCtimeNs) => {
+    bless: (fd, judged) => {
       try {
         // On the gate's answer thread, ahead of the waiters' answers (concludeAllow answers after it): the main
         // thread makes none of its syscalls (fstat, handle, mark).
-        d.gate.native.queueBless(fd, judgedCtimeNs);
+        d.gate.native.queueBless(fd, judged);
       } catch (err) {
         d.log.warn({ err }, 'bless failed');
       }
     },
-    ctimeOf: (fd) => {
+    stampOf: (fd) => {
       try {
-        return readStampAndCtime(fd).ctimeNs;
+        const { stamp, ctimeNs } = readStampAndCtime(fd);
+        return { size: stamp.size, mtimeNs: stamp.mtimeNs, ctimeNs };
       } catch {
         return undefined;
       }

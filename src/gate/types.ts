@@ -211,6 +211,16 @@ export interface SettleWalkStats {
   pausedMs: number;
 }
 
+/**
+ * What a bless was judged on: size and mtime before the content was read, ctime after blessd's last tag write. The
+ * answer thread adds the ignore mark only if the file still has all three (native/fanotify/answers.cc).
+ */
+export interface JudgedStamp {
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
 export interface NativeGate {
   markFilesystem(path: string, mode: WaitMode): MarkResult;
   markMount(path: string, mode: WaitMode): MarkResult;
@@ -230,7 +240,7 @@ export interface NativeGate {
   /** Allow this inode from now on: native verdict table + evictable ignore mark. Returns whether the kernel mark was added. */
   bless(fd: number): boolean;
   /** As bless, on the answer thread, before every answer given after it (the fd stays the caller's). */
-  queueBless(fd: number, judgedCtimeNs?: bigint): void;
+  queueBless(fd: number, judged?: JudgedStamp): void;
   /** Deny this inode from now on, on the native thread, with this response (FAN_DENY or denyErrno(e)). */
   condemn(fd: number, response: number): void;
   /** Drop the cached verdict and the ignore mark of this inode. */

@@ -10,6 +10,7 @@
 // It must not: decide anything the stack did not (the verdict is the stack's, from the worker's answers), or cache
 // a verdict that rests on a failure (conclude.ts).
 import { readlinkQuiet } from '../daemon/fs-quiet.js';
+import type { JudgedStamp } from '../gate/types.js';
 import type { Answer } from '../policy/answer.js';
 import type { JudgeFailure, JudgeJob } from '../pool/judge-queue.js';
 import type { JudgedFile } from '../pool/tasks.js';
@@ -23,8 +24,8 @@ export class ColdInode {
   path: string;
   private answers = new Map<string, Answer>();
   private transient: string[] = [];
-  /** The file's ctime as the worker found it before reading tags or content (JudgedFile.ctimeNs). */
-  private judgedCtimeNs: bigint | undefined;
+  /** What the worker's judgement saw (JudgedFile.judged). */
+  private judged: JudgedStamp | undefined;
   private job: JudgeJob;
   /** The pool may still read the descriptor until the job is done. */
   private jobDone = false;
@@ -91,7 +92,7 @@ export class ColdInode {
       this.services.judged(r);
       this.answers = new Map(r.answers);
       this.transient = r.transient;
-      this.judgedCtimeNs = r.ctimeNs;
+      this.judged = r.judged;
       for (const name of r.slow) this.scanSlowly(name);
       this.decide();
     });
@@ -135,7 +136,7 @@ export class ColdInode {
     // The worker that held this file's leases is gone with its tokens: give them back here, or the file would look
     // busy (and every later reader wait) until the lease expires.
     this.services.releaseLeases(this.fd, this.services.needed(this.services.readAnswersNow(this.fd)));
-    this.judgedCtimeNs = this.services.ctimeOf(this.fd);
+    this.judged = this.services.stampOf(this.fd);
     const answers = this.services.readAnswersNow(this.fd);
     for (const name of this.services.needed(answers)) {
       const res = this.services.failureAnswer(name, r.failed, r.message, this.retried);
@@ -188,7 +189,7 @@ export class ColdInode {
     }
     this.concluded = true;
     this.cancel.aborted = true; // slow scans still running write their tags; their answers are not needed
-    const c = { services: this.services, fd: this.fd, path: this.path, waiting: this.waiting, verdict, transient: this.transient, judgedCtimeNs: this.judgedCtimeNs };
+    const c = { services: this.services, fd: this.fd, path: this.path, waiting: this.waiting, verdict, transient: this.transient, judged: this.judged };
     if (verdict.verdict === 'allow') concludeAllow(c);
     else concludeDeny(c);
     this.waiting.length = 0;

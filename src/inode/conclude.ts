@@ -1,5 +1,6 @@
 // What a verdict does, for both lives of an inode (the cold path in cold.ts, the XState machine in machine.ts): cache
 // it where it may be cached (ignore mark, native verdict table), answer every waiter, log a deny, tell subscribers.
+import type { JudgedStamp } from '../gate/types.js';
 import type { InodeServices, StackVerdict, Waiter } from './services.js';
 
 export interface Verdicted {
@@ -10,8 +11,8 @@ export interface Verdicted {
   verdict?: StackVerdict;
   /** Scanners whose answer stands in for a failure (a timeout, a crash...). */
   transient: string[];
-  /** The file's ctime when this judgement began: the allow is cached only if the file is unchanged since. */
-  judgedCtimeNs?: bigint;
+  /** What the judgement saw: the allow is cached only if the file is still so. */
+  judged?: JudgedStamp;
 }
 
 const accessorsOf = (c: Verdicted): number[] => [...new Set(c.waiting.map((w) => w.pid))];
@@ -30,7 +31,7 @@ export const cacheable = (ctx: Pick<Verdicted, 'transient' | 'verdict'>): boolea
 // A verdict that rests on a failure answers its waiters and nothing more: the next access judges again.
 export function concludeAllow(c: Verdicted): void {
   const keep = cacheable(c);
-  if (keep) c.services.bless(c.fd, c.judgedCtimeNs);
+  if (keep) c.services.bless(c.fd, c.judged);
   for (const w of c.waiting) c.services.answer(w, 'allow');
   c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'allow', decidedBy: c.verdict?.decidedBy, accessors: accessorsOf(c), ...(keep ? {} : { transient: true }) });
 }

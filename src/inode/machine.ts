@@ -5,6 +5,7 @@
 //     │                       └──► scanning ──answers──► blessed | denied
 //     └───────── any content change ──► dirty ──writer closed──► settling ──debounce──► clean
 //                                                                       └──(pool.rescan: onRead, nobody waits)──► unjudged
+import type { JudgedStamp } from '../gate/types.js';
 import { assign, setup } from 'xstate';
 import type { Answer } from '../policy/answer.js';
 import { concludeAllow, concludeDeny } from './conclude.js';
@@ -39,8 +40,8 @@ export interface InodeContext extends Omit<InodeInput, 'waiting'> {
   closedAlready: boolean;
   /** Scanners of this epoch whose answer stands in for a failure: a verdict that rests on one is not cached. */
   transient: string[];
-  /** The file's ctime when this epoch's judgement began (entering clean): the allow is cached only if it holds. */
-  judgedCtimeNs?: bigint;
+  /** The file as this epoch's judgement began (entering clean): size and mtime must still hold at the bless. */
+  judgedFrom?: JudgedStamp;
 }
 
 export type InodeEvent =
@@ -112,8 +113,13 @@ export const inodeMachine = setup({
       context.services.notify('dirty', { fd: context.fd, path: context.path, cleared });
       return { epoch: context.epoch + 1, answers: new Map<string, Answer>(), verdict: undefined, dirty: false, transient: [] };
     }),
-    stampJudgement: assign({ judgedCtimeNs: ({ context }) => context.services.ctimeOf(context.fd) }),
-    bless: ({ context }) => concludeAllow(context),
+    stampJudgement: assign({ judgedFrom: ({ context }) => context.services.stampOf(context.fd) }),
+    // ctime as it is at the verdict, after our own tag writes: what moves it later is someone else's.
+    bless: ({ context }) => {
+      const from = context.judgedFrom;
+      const now = from && context.services.stampOf(context.fd);
+      concludeAllow({ ...context, ...(from && now && { judged: { size: from.size, mtimeNs: from.mtimeNs, ctimeNs: now.ctimeNs } }) });
+    },
     condemn: ({ context }) => concludeDeny(context),
   },
   delays: {

@@ -1,5 +1,6 @@
 // What an inode machine may ask of the daemon. The machine decides; these do the work (tags on disk, the scan
 // pool, the gate's answers). Kept as one interface so the machine file reads as pure policy.
+import type { JudgedStamp } from '../gate/types.js';
 import type { Answer } from '../policy/answer.js';
 import type { Cancelled } from '../pool/cancel.js';
 import type { JudgeJob } from '../pool/judge-queue.js';
@@ -51,12 +52,12 @@ export interface InodeServices {
   /** 'busy': EAGAIN (nfsd); 'fallback': what the gate's deadline would answer (the machine failed). */
   answer(waiter: Waiter, verdict: 'allow' | 'deny' | 'busy' | 'fallback'): void;
   /**
-   * Cache an allow (ignore mark, native table). `judgedCtimeNs`: the file's ctime when the judgement began; the bless
-   * then lands only if the file has not changed since (a verdict on content that is gone must not silence the new).
+   * Cache an allow (ignore mark, native table). `judged`: what the judgement saw; the bless then lands only if the
+   * file is still so (a verdict on content that is gone must not silence the new).
    */
-  bless(fd: number, judgedCtimeNs?: bigint): void;
-  /** The file's ctime (ns) now, for a judgement that begins; undefined if it cannot be read. */
-  ctimeOf(fd: number): bigint | undefined;
+  bless(fd: number, judged?: JudgedStamp): void;
+  /** The file's size, mtime and ctime now; undefined if they cannot be read. */
+  stampOf(fd: number): JudgedStamp | undefined;
   condemn(fd: number): void;
   forget(fd: number): void;
   /**

@@ -111,10 +111,10 @@ function actorOf(s: JudgeScanner): Promise<LoadedActor> {
 async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   const { policy } = ctx;
   const path = pathOf(fd);
-  // Before anything of the file is read: the bless lands only if the file is unchanged since (answers.cc).
-  let ctimeNs: bigint | undefined;
+  // Before anything of the file is read: the bless lands only if the file is as it was (answers.cc).
+  let before: ReturnType<typeof readStampAndCtime> | undefined;
   try {
-    ctimeNs = readStampAndCtime(fd).ctimeNs;
+    before = readStampAndCtime(fd);
   } catch {
     /* a vanished file: its bless is not checked, and finds nothing to mark */
   }
@@ -133,11 +133,11 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   } catch {
     /* no readable tags (no xattr support, a vanished file): judge by scanning */
   }
-  const out: JudgedFile = { path, answers: [], transient: [], slow: [], scans: [], uncounted: [], tagErrors: [], fromTags: false, ...(ctimeNs !== undefined && { ctimeNs }) };
+  const out: JudgedFile = { path, answers: [], transient: [], slow: [], scans: [], uncounted: [], tagErrors: [], fromTags: false };
   if (evaluate(policy.rules, answers).verdict !== 'pending') {
     out.answers = [...answers];
     out.fromTags = true;
-    return out;
+    return judgedAs(out, fd, before);
   }
   const needed = neededScanners(policy.rules, answers);
   if (needed.length === 1) {
@@ -156,7 +156,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       out.transient = [name];
     }
     out.answers = [...answers];
-    return out;
+    return judgedAs(out, fd, before);
   }
   const transient: string[] = [];
   const slow: string[] = [];
@@ -180,6 +180,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       out.answers = [...answers];
       out.transient = [...transient];
       out.slow = [...slow];
+      judgedAs(out, fd, before);
       resolve();
     };
     if (left === 0) {
@@ -209,6 +210,22 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       );
     }
   });
+  return out;
+}
+
+/**
+ * What the bless is checked against: size and mtime from before the content was read (a write moves them), ctime
+ * from now, after our own tag writes (which move it too; anything after them moves it again). A scanner still
+ * running writes its tag later: that bless then finds ctime moved and caches nothing — one more trip, never a
+ * wrong mark.
+ */
+function judgedAs(out: JudgedFile, fd: number, before: ReturnType<typeof readStampAndCtime> | undefined): JudgedFile {
+  if (!before) return out;
+  try {
+    out.judged = { size: before.stamp.size, mtimeNs: before.stamp.mtimeNs, ctimeNs: readStampAndCtime(fd).ctimeNs };
+  } catch {
+    /* gone: nothing to mark */
+  }
   return out;
 }
 

@@ -1,4 +1,5 @@
 // What crosses between the pool (main thread) and its workers: plain, structured-clonable objects only.
+import type { JudgedStamp } from '../gate/types.js';
 import type { Control } from '../config/types.js';
 import type { FleetPolicy } from '../fleet/share.js';
 import type { Answer, AnswerKind } from '../policy/answer.js';
@@ -152,8 +153,8 @@ export interface JudgedFile {
   tagErrors: { name: string; message: string }[];
   /** Tags alone decided it: nothing was scanned. */
   fromTags: boolean;
-  /** The file's ctime (ns) before its tags or content were read: the bless lands only if it still holds. */
-  ctimeNs?: bigint;
+  /** Size and mtime before its tags or content were read, ctime after the last tag written: the bless lands only if the file is still so. */
+  judged?: JudgedStamp;
 }
 
 export interface JudgeResult {

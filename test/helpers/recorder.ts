@@ -1,5 +1,6 @@
 // The recording half of the fake InodeServices in the inode unit tests: each request the code under test makes is
 // recorded by name, and a test waits for the one it expects with a bound that fails it.
+import type { JudgedStamp } from '../../src/gate/types.js';
 import type { Waiter } from '../../src/inode/services.js';
 export class Recorder {
   readonly calls: string[] = [];
@@ -34,14 +35,14 @@ export class VerdictRecorder extends Recorder {
     this.answered.push([w.id, verdict]);
     this.record(`answer ${w.id} ${verdict}`);
   }
-  /** What ctimeOf reads now (the fakes' file); each bless records the ctime it was given. */
-  ctime: bigint | undefined = 1n;
-  readonly blessedAt: (bigint | undefined)[] = [];
-  ctimeOf() {
-    return this.ctime;
+  /** What stampOf reads now (the fakes' file); each bless records what it was judged on. */
+  stamp: JudgedStamp | undefined = { size: 1n, mtimeNs: 1n, ctimeNs: 1n };
+  readonly blessedAt: (JudgedStamp | undefined)[] = [];
+  stampOf() {
+    return this.stamp && { ...this.stamp };
   }
-  bless(_fd?: number, judgedCtimeNs?: bigint) {
-    this.blessedAt.push(judgedCtimeNs);
+  bless(_fd?: number, judged?: JudgedStamp) {
+    this.blessedAt.push(judged);
     this.record('bless');
   }
   condemn() {
