@@ -22,6 +22,8 @@ export interface ClusterNode {
   alive(): boolean;
   /** SIGKILL it; resolves once it is gone. */
   kill(): Promise<void>;
+  /** Start it again (it rejoins from its node file, with its slots); resolves once it accepts connections. */
+  restart(): Promise<void>;
   /** `redis-cli -h ADDR -p PORT ARGS` against this node only (no redirections), bounded. */
   cli(args: string[]): Promise<string>;
 }
@@ -48,11 +50,13 @@ export async function startRedisCluster(hosts: NetHost[], dir: string): Promise<
   if (hosts.length < 3) throw new Error('a Redis Cluster needs at least 3 masters');
   const nodes: ClusterNode[] = [];
   for (const host of hosts) {
-    const child = await startRedisServer(host, CLUSTER_PORT, dir, [
-      '--cluster-enabled', 'yes',
-      '--cluster-config-file', join(dir, `nodes-${host.name}.conf`),
-      '--cluster-node-timeout', String(CLUSTER_NODE_TIMEOUT_MS),
-    ]);
+    const start = () =>
+      startRedisServer(host, CLUSTER_PORT, dir, [
+        '--cluster-enabled', 'yes',
+        '--cluster-config-file', join(dir, `nodes-${host.name}.conf`),
+        '--cluster-node-timeout', String(CLUSTER_NODE_TIMEOUT_MS),
+      ]);
+    let child = await start();
     const alive = () => child.exitCode === null && child.signalCode === null;
     nodes.push({
       name: host.name,
@@ -65,6 +69,10 @@ export async function startRedisCluster(hosts: NetHost[], dir: string): Promise<
         const gone = new Promise((r) => child.once('exit', r));
         child.kill('SIGKILL');
         await within(`cluster node ${host.name} gone`, gone, 5_000);
+      },
+      async restart() {
+        if (alive()) throw new Error(`cluster node ${host.name} still runs`);
+        child = await start();
       },
       cli: (args) => cliAt(host.addr, CLUSTER_PORT, args),
     });
