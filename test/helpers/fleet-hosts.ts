@@ -16,6 +16,7 @@ import { withNet, type Net } from './netns.js';
 import { startRedisCluster, type RedisCluster } from './redis-cluster.js';
 import { startRedisServer } from './redis-server.js';
 import { makeScratch, type Scratch } from './scratch.js';
+import { waitFor } from './wait.js';
 
 type Teardown = { teardown(fn: () => void | Promise<void>): void };
 
@@ -150,4 +151,23 @@ ${opts.extra ?? ''}`,
   };
   const redisChild = () => (single(), redis!);
   return { net, hosts, redisAddr, storeUrl, keyFile, redis: redisChild, startRedis, cli, ...(cluster ? { cluster } : {}) };
+}
+
+/** A fleet counter of `h` (`blessctl stats`: hits, misses, published, refused, unavailable). */
+export async function fleetCount(h: FleetHost, k: string): Promise<number> {
+  return (await h.stats()).fleet?.[k] ?? 0;
+}
+
+/**
+ * The same `files` (name -> content) written on every host, then read on the first one — judged there — until it
+ * published one verdict per file. Returns the first host's reads, by name, for the test to check.
+ */
+export async function judgedOnFirst(hosts: FleetHost[], files: Record<string, Buffer>): Promise<Record<string, ChildResult>> {
+  const first = hosts[0]!;
+  for (const h of hosts) for (const [name, content] of Object.entries(files)) await writeFile(join(h.dir, name), content);
+  const reads: Record<string, ChildResult> = {};
+  for (const name of Object.keys(files)) reads[name] = await runChild('cat', [join(first.dir, name)], { timeoutMs: 15_000 });
+  const n = Object.keys(files).length;
+  await waitFor(`${first.name} published ${n} verdicts`, async () => (await fleetCount(first, 'published')) === n, 10_000, 50);
+  return reads;
 }
