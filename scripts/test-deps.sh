@@ -15,6 +15,9 @@ command -v clamscan >/dev/null 2>&1 || need="$need clamav"
 # Fleet tests: one network namespace per host (test/helpers/netns.ts) and a private redis-server they start.
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
+# redis-cli inspects the store and joins the nodes of the cluster test (redis-tools; redis-server pulls it in on
+# Debian, but a machine may have the server alone).
+command -v redis-cli >/dev/null 2>&1 || need="$need redis-tools"
 # The scan farm's TLS tests make their certificates with openssl.
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 [ -z "$need" ] && exit 0

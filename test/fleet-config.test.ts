@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ConfigError, parseConfig } from '../src/config/index.js';
 import { loadFleetKey } from '../src/fleet/key.js';
 import { openFleet, shownUrl } from '../src/fleet/policy.js';
+import { parseStoreUrl } from '../src/fleet/store-url.js';
 import { decodeValue, encodeValue, storeKey } from '../src/fleet/value.js';
 
 const MINIMAL = `guards:
@@ -37,10 +38,33 @@ test('fleet: defaults (off), and a full section', (t) => {
   t.is(shownUrl(on.store!), 'rediss://u:***@10.0.0.5:6380/2', 'logs never show the password');
 });
 
+test('fleet: a cluster store is named by its scheme, with a few of its nodes', (t) => {
+  const c = parseConfig(`${MINIMAL}fleet:\n  store: redis+cluster://u:p%40ss@10.0.0.5:7000,node-2.example,[fd00::7]:7002/\n`, '/etc/blessd/config.yaml').fleet;
+  t.is(c.store, 'redis+cluster://u:p%40ss@10.0.0.5:7000,node-2.example,[fd00::7]:7002/');
+  t.deepEqual(parseStoreUrl(c.store!), {
+    kind: 'cluster',
+    nodes: [
+      { host: '10.0.0.5', port: 7000 },
+      { host: 'node-2.example', port: 6379 },
+      { host: 'fd00::7', port: 7002 },
+    ],
+    username: 'u',
+    password: 'p@ss',
+  });
+  t.is(shownUrl(c.store!), 'redis+cluster://u:***@10.0.0.5:7000,node-2.example:6379,[fd00::7]:7002', 'logs never show the password');
+  t.deepEqual(parseStoreUrl('redis://10.0.0.5'), { kind: 'single', url: 'redis://10.0.0.5' });
+});
+
 const BAD: [string, string, RegExp][] = [
-  ['not a URL', 'store: 10.0.0.5:6379', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/ or rediss:\/\/ URL|config\.yaml:7:3: fleet\.store: must be a URL/],
-  ['another scheme', 'store: http://10.0.0.5', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/ or rediss:\/\/ URL \(got http:\/\//],
-  ['cluster', 'store: redis+cluster://10.0.0.5', /config\.yaml:7:3: fleet\.store: .*cluster mode is not supported/],
+  ['not a URL', 'store: 10.0.0.5:6379', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/, rediss:\/\/ or redis\+cluster:\/\/ URL|config\.yaml:7:3: fleet\.store: must be a URL/],
+  ['another scheme', 'store: http://10.0.0.5', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/, rediss:\/\/ or redis\+cluster:\/\/ URL \(got http:\/\//],
+  ['another cluster scheme', 'store: http+cluster://10.0.0.5', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/, rediss:\/\/ or redis\+cluster:\/\/ URL \(got http\+cluster:\/\//],
+  ['TLS to a cluster', 'store: rediss+cluster://10.0.0.5', /config\.yaml:7:3: fleet\.store: rediss\+cluster:\/\/ \(TLS to a cluster\) is not supported/],
+  ['a cluster with a database', 'store: redis+cluster://10.0.0.5,10.0.0.6/2', /config\.yaml:7:3: fleet\.store: a cluster has no database to choose/],
+  ['a cluster with a query', 'store: redis+cluster://10.0.0.5?x=1', /config\.yaml:7:3: fleet\.store: must be redis\+cluster:\/\/\[user:password@\]host\[:port\],host\[:port\]… with no query/],
+  ['a cluster with no node', 'store: redis+cluster://u:p@', /config\.yaml:7:3: fleet\.store: names no node/],
+  ['a cluster node with a bad port', 'store: redis+cluster://10.0.0.5:6379,10.0.0.6:70000', /config\.yaml:7:3: fleet\.store: node "10\.0\.0\.6:70000": port must be 1\.\.65535/],
+  ['a cluster node that is no host', 'store: redis+cluster://10.0.0.5,,10.0.0.6', /config\.yaml:7:3: fleet\.store: node "" is not host\[:port\]/],
   ['timeout too long', 'timeout: 1m', /config\.yaml:7:3: fleet\.timeout: must be at most 10000ms/],
   ['ttl too short', 'ttl: 10ms', /config\.yaml:7:3: fleet\.ttl: must be at least 1000ms/],
   ['host with a space', 'host: "a b"', /fleet\.host: must be 1 to 64 of/],

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { EICAR } from './helpers/actor-files.js';
 import { runChild } from './helpers/child.js';
 import { BLESSCTL } from './helpers/daemon-process.js';
-import { withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { fleetCount, judgedOnFirst, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -24,22 +24,14 @@ async function scans(h: FleetHost): Promise<number> {
   return (await h.stats()).scans['signature'] ?? 0;
 }
 
-async function fleetCount(h: FleetHost, k: string): Promise<number> {
-  return (await h.stats()).fleet?.[k] ?? 0;
-}
-
 rootTest('content scanned on host A is answered on host B from the store, with zero scans on B; a deny counts', async (t) => {
   const f = await withFleet(t, ['a', 'b']);
   const { a, b } = f.hosts as Record<string, FleetHost>;
-  for (const h of [a!, b!]) {
-    await writeFile(join(h.dir, 'clean.txt'), CLEAN);
-    await writeFile(join(h.dir, 'eicar.com'), EICAR);
-  }
   // Host A: scanned here, and published.
-  t.is((await cat(join(a!.dir, 'clean.txt'))).stdout, CLEAN.toString());
-  t.regex((await cat(join(a!.dir, 'eicar.com'))).stderr, /Operation not permitted/);
+  const onA = await judgedOnFirst([a!, b!], { 'clean.txt': CLEAN, 'eicar.com': EICAR });
+  t.is(onA['clean.txt']!.stdout, CLEAN.toString());
+  t.regex(onA['eicar.com']!.stderr, /Operation not permitted/);
   t.is(await scans(a!), 2);
-  await waitFor('A published both verdicts', async () => (await fleetCount(a!, 'published')) === 2, 10_000, 50);
   const keys = (await f.cli(['--scan', '--pattern', 'blessd:v1:signature:*'])).trim().split('\n').sort();
   const digests = [CLEAN, EICAR].map((c) => createHash('sha256').update(c).digest('hex'));
   t.is(keys.length, 2);

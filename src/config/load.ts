@@ -5,6 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
+import { parseStoreUrl } from '../fleet/store-url.js';
 import { ConfigError } from './errors.js';
 import { globToRegExp } from './glob.js';
 import { DEADLINE_MAX_MS, TIMER_MAX_MS, fdBudgetProblem } from './limits.js';
@@ -387,17 +388,10 @@ function readFleet(r: Reader, slot: Slot | undefined, stateDir: string): Config[
   };
 }
 
-/** Why `v` is not a store URL this version speaks, or undefined. */
+/** Why `v` is not a store URL this version speaks (one Redis or a cluster: src/fleet/store-url.ts), or undefined. */
 export function storeUrlProblem(v: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    return `must be a URL such as redis://10.0.0.5:6379 (got ${JSON.stringify(v)})`;
-  }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `must be a redis:// or rediss:// URL (got ${u.protocol}//; cluster mode is not supported yet)`;
-  if (!u.hostname) return 'names no host';
-  return undefined;
+  const t = parseStoreUrl(v);
+  return 'problem' in t ? t.problem : undefined;
 }
 
 /** farm: the TLS listener for out-of-process scanners elsewhere. It never runs unauthenticated. */

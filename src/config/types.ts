@@ -149,7 +149,7 @@ export interface Config {
   };
   /** Verdicts shared by content digest between the hosts of a fleet (docs/fleet.md). */
   fleet: {
-    /** The store's URL (redis:// or rediss://, optionally with a user, password and database); null: off. */
+    /** The store's URL: one Redis (redis:// or rediss://, optionally with a user, password and database) or a cluster (redis+cluster://host:port,…: src/fleet/store-url.ts); null: off. */
     store: string | null;
     /** The fleet key (the same on every host; never created by blessd). */
     keyFile: string;

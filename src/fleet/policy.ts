@@ -5,6 +5,7 @@ import type { Config } from '../config/types.js';
 import type { JudgePolicy } from '../pool/tasks.js';
 import { FleetCounters } from './counters.js';
 import { loadFleetKey } from './key.js';
+import { shownStoreUrl } from './store-url.js';
 import type { FleetPolicy } from './share.js';
 
 export interface Fleet {
@@ -34,12 +35,4 @@ export function withFleet(policy: JudgePolicy, fleet: Fleet | null): JudgePolicy
 }
 
 /** The store URL as logs may show it: without a password. */
-export function shownUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
+export const shownUrl = shownStoreUrl;

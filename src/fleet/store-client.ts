@@ -6,9 +6,14 @@
 // - The first lookup of a fresh client waits for the connection to come up, within the same bound (a worker starts
 //   its client at its first file: without this wait, the first file of every worker would miss).
 // - Publishing never holds a file: the caller does not await it; its result only feeds the counters.
+// - A cluster (redis+cluster://, store-url.ts) gets the same guarantees: no offline queue, no retry delays (a
+//   lookup never waits for a failover or a down cluster: it fails and the file is scanned), the client finds the
+//   nodes from the ones named and reconnects in the background. A node that is gone fails the lookups whose keys
+//   it serves at once; the others still answer.
 // Must not: throw to the caller for a store problem (every failure is a StoreFailure value), queue without bound,
 // or keep a worker alive by itself.
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { parseStoreUrl } from './store-url.js';
 
 export interface StoreFailure {
   failed: true;
@@ -32,7 +37,8 @@ export function storeClient(url: string, timeoutMs: number): StoreClient {
 }
 
 export class StoreClient {
-  private readonly redis: Redis;
+  private readonly redis: Redis | Cluster;
+  private readonly cluster: boolean;
   private everReady = false;
   private lastError = '';
   private firstWait?: Promise<void>;
@@ -42,22 +48,49 @@ export class StoreClient {
     url: string,
     private readonly timeoutMs: number,
   ) {
-    this.redis = new Redis(url, {
+    const bounded: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: timeoutMs,
       connectTimeout: Math.max(1000, timeoutMs),
-      // Reconnect in the background, backing off to 2 s: lookups meanwhile fail at once (no offline queue).
-      retryStrategy: (times) => Math.min(50 * times, 2000),
       enableReadyCheck: false,
       connectionName: 'blessd',
+    };
+    // Reconnect in the background, backing off to 2 s: lookups meanwhile fail at once (no offline queue).
+    const backOff = (times: number) => Math.min(50 * times, 2000);
+    const target = parseStoreUrl(url);
+    if ('problem' in target) throw new Error(`fleet store URL: ${target.problem}`); // the config loader refused it already
+    this.cluster = target.kind === 'cluster';
+    if (target.kind === 'single') {
       // The lookups of a judge batch are issued in one tick: one write to the socket for all of them.
-      enableAutoPipelining: true,
-    });
+      this.redis = new Redis(url, { ...bounded, retryStrategy: backOff, enableAutoPipelining: true });
+    } else {
+      this.redis = new Cluster(target.nodes, {
+        // Per node. ioredis gives each node connection an offline queue whatever is asked, but commandTimeout
+        // bounds a queued command too; a lost node is dropped (no per-node retry) until the slots say where to go.
+        redisOptions: { ...bounded, ...(target.username === undefined ? {} : { username: target.username }), ...(target.password === undefined ? {} : { password: target.password }) },
+        enableOfflineQueue: false,
+        enableReadyCheck: false,
+        clusterRetryStrategy: backOff,
+        slotsRefreshTimeout: Math.max(1000, timeoutMs),
+        // ioredis's defaults wait 100 ms and resend on a lost node, CLUSTERDOWN or TRYAGAIN: a lookup that waits
+        // for the cluster to heal holds a permission event, so it fails instead and the file is scanned.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnTryAgain: 0,
+        // One pipeline per node, all written in the same tick: a file's keys on several nodes cost one round trip.
+        enableAutoPipelining: true,
+      });
+      this.redis.on('node error', (err: Error) => (this.lastError = err.message));
+      this.redis.on('+node', (node: Redis) => node.on('connect', () => unref(node)));
+    }
     this.redis.on('ready', () => (this.everReady = true));
     this.redis.on('error', (err: Error) => (this.lastError = err.message)); // each command reports its own failure
     // The socket must not keep a worker thread alive (Piscina ends idle workers by terminate anyway).
-    this.redis.on('connect', () => (this.redis.stream as { unref?: () => void } | undefined)?.unref?.());
+    if (this.redis instanceof Redis) {
+      const r = this.redis;
+      r.on('connect', () => unref(r));
+    }
   }
 
   /** The values at `keys` (null: none), or why not: bounded by the timeout. */
@@ -71,8 +104,14 @@ export class StoreClient {
     }
     try {
       // ioredis's commandTimeout bounds a sent command; nothing waits unsent (no offline queue, and status is ready).
-      const values = await this.redis.mgetBuffer(...keys);
-      return { failed: false, values };
+      if (!this.cluster) return { failed: false, values: await this.redis.mgetBuffer(...keys) };
+      // A cluster refuses MGET across slots (CROSSSLOT), and a file's keys differ in scanner and generation, so
+      // they land in different slots. One GET per key rather than hash tags ({digest}) in the keys: the keys stay
+      // the same in both modes (a fleet can move from one Redis to a cluster, and the MAC covers the key), and the
+      // GETs still go out in one tick, one pipeline per node. Any key failing fails the lookup (a partial answer
+      // would count as misses). Each redirection (MOVED, ASK) gets a commandTimeout of its own, so the lookup as a
+      // whole is bounded here.
+      return await deadline(Promise.all(keys.map((k) => this.redis.getBuffer(k))).then((values) => ({ failed: false as const, values })), this.timeoutMs);
     } catch (err) {
       return this.failure((err as Error).message);
     }
@@ -119,4 +158,18 @@ export class StoreClient {
       this.redis.on('ready', done);
     });
   }
+}
+
+function unref(r: Redis): void {
+  (r.stream as { unref?: () => void } | undefined)?.unref?.();
+}
+
+/** `p`, or a failure once `ms` passed (the command itself is left to its own commandTimeout). */
+function deadline(p: Promise<Lookup>, ms: number): Promise<Lookup> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Lookup>((resolve) => {
+    timer = setTimeout(() => resolve({ failed: true, why: `no answer from the cluster within ${ms} ms` }), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

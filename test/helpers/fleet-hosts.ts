@@ -1,5 +1,6 @@
 // A fleet on one machine, for the fleet tests and bench/fleet: a private network (netns.ts), a redis-server the
-// test starts on its own namespace address, and one blessd per host namespace, each guarding its OWN scratch ext4
+// test starts on its own namespace address (or a Redis Cluster, one node per namespace: redis-cluster.ts), and one
+// blessd per host namespace, each guarding its OWN scratch ext4
 // image, all sharing one fleet key. The test process reaches redis directly (reachFromTest) to look at keys and to
 // forge values. Everything is removed at teardown, also on failure: daemons and redis are SIGKILLed, images
 // unmounted, namespaces deleted.
@@ -12,8 +13,10 @@ import { runChild, type ChildResult } from './child.js';
 import { REPO } from './daemon-harness.js';
 import { BLESSCTL, startDaemonProcess, type DaemonChild } from './daemon-process.js';
 import { withNet, type Net } from './netns.js';
+import { startRedisCluster, type RedisCluster } from './redis-cluster.js';
+import { startRedisServer } from './redis-server.js';
 import { makeScratch, type Scratch } from './scratch.js';
-import { within } from './wait.js';
+import { waitFor } from './wait.js';
 
 type Teardown = { teardown(fn: () => void | Promise<void>): void };
 
@@ -45,11 +48,15 @@ export interface Fleet {
   startRedis(): Promise<void>;
   /** `redis-cli ARGS` from the test's namespace, bounded. */
   cli(args: string[]): Promise<string>;
+  /** With `cluster`: the cluster (redis(), startRedis() and cli() are about the single store and throw). */
+  cluster?: RedisCluster;
 }
 
 export interface FleetOptions {
   /** The stack of every host (default: the signature actor on the shipped databases, then allow). */
   stack?: string;
+  /** The stack of some hosts, by name (default: `stack`). */
+  stacks?: Record<string, string>;
   /** fleet.timeout (default 1s: a loaded test machine connects slowly; the timeout test sets its own). */
   timeout?: string;
   /** Where the hosts find the store (default: the redis host's address). */
@@ -60,6 +67,8 @@ export interface FleetOptions {
   extra?: string;
   /** Do not start the daemons (the test starts them). */
   noStart?: boolean;
+  /** The store is a Redis Cluster of this many masters (at least 3), each on a namespace of its own (r1, r2, …). */
+  cluster?: number;
 }
 
 export const SIGNATURE_STACK = `stack:
@@ -70,33 +79,26 @@ export const SIGNATURE_STACK = `stack:
 `;
 
 export async function withFleet(t: Teardown, names: string[], opts: FleetOptions = {}): Promise<Fleet> {
-  const net = await withNet(t as never, [...names, 'redis'], { reachFromTest: true });
+  const storeHosts = opts.cluster === undefined ? ['redis'] : Array.from({ length: opts.cluster }, (_, i) => `r${i + 1}`);
+  const net = await withNet(t as never, [...names, ...storeHosts], { reachFromTest: true });
   const base = await mkdtemp(join(tmpdir(), 'blessd-fleet-'));
   t.teardown(() => rm(base, { recursive: true, force: true }));
   const keyFile = join(base, 'fleet.key');
   await writeFile(keyFile, randomBytes(32), { mode: 0o600 });
   await chmod(keyFile, 0o600);
-  const redisHost = net.hosts.redis!;
+  const redisHost = net.hosts[storeHosts[0]!]!;
   const redisAddr = redisHost.addr;
-  const storeUrl = opts.storeUrl ? opts.storeUrl(redisAddr) : `redis://${redisAddr}:${REDIS_PORT}`;
   let redis: ChildProcess | undefined;
-  const startRedis = async () => {
-    const child = redisHost.spawn('redis-server', ['--bind', redisAddr, '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--dir', base], { stdio: ['ignore', 'pipe', 'pipe'] });
-    redis = child;
-    let out = '';
-    await within(
-      `redis-server on ${redisAddr}`,
-      new Promise<void>((resolve, reject) => {
-        child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-          out += d;
-          if (out.includes('Ready to accept connections')) resolve();
-        });
-        child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-      }),
-      10_000,
-    );
+  const single = () => {
+    if (cluster) throw new Error('this fleet stores in a cluster: use fleet.cluster');
   };
-  await startRedis();
+  const startRedis = async () => {
+    single();
+    redis = await startRedisServer(redisHost, REDIS_PORT, base);
+  };
+  const cluster = opts.cluster === undefined ? undefined : await startRedisCluster(storeHosts.map((n) => net.hosts[n]!), base);
+  if (!cluster) await startRedis();
+  const storeUrl = opts.storeUrl ? opts.storeUrl(redisAddr) : (cluster?.url ?? `redis://${redisAddr}:${REDIS_PORT}`);
   const hosts: Record<string, FleetHost> = {};
   for (const name of names) {
     const scratch = await makeScratch('ext4', opts.sizeMiB ?? 64);
@@ -112,7 +114,7 @@ guards: [{ path: ${scratch.dir}, kind: filesystem }]
 log: { level: info }
 # Written files are judged at their first read, not in the background after their close: the tests count scans.
 pool: { rescan: onRead }
-${opts.stack ?? SIGNATURE_STACK}fleet:
+${opts.stacks?.[name] ?? opts.stack ?? SIGNATURE_STACK}fleet:
   store: ${storeUrl}
   keyFile: ${keyFile}
   timeout: ${opts.timeout ?? '1s'}
@@ -142,9 +144,30 @@ ${opts.extra ?? ''}`,
     if (!opts.noStart) await host.start();
   }
   const cli = async (args: string[]) => {
+    single();
     const r = await runChild('redis-cli', ['-h', redisAddr, '-p', String(REDIS_PORT), ...args], { timeoutMs: 5_000 });
     if (r.code !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
-  return { net, hosts, redisAddr, storeUrl, keyFile, redis: () => redis!, startRedis, cli };
+  const redisChild = () => (single(), redis!);
+  return { net, hosts, redisAddr, storeUrl, keyFile, redis: redisChild, startRedis, cli, ...(cluster ? { cluster } : {}) };
+}
+
+/** A fleet counter of `h` (`blessctl stats`: hits, misses, published, refused, unavailable). */
+export async function fleetCount(h: FleetHost, k: string): Promise<number> {
+  return (await h.stats()).fleet?.[k] ?? 0;
+}
+
+/**
+ * The same `files` (name -> content) written on every host, then read on the first one — judged there — until it
+ * published one verdict per file. Returns the first host's reads, by name, for the test to check.
+ */
+export async function judgedOnFirst(hosts: FleetHost[], files: Record<string, Buffer>): Promise<Record<string, ChildResult>> {
+  const first = hosts[0]!;
+  for (const h of hosts) for (const [name, content] of Object.entries(files)) await writeFile(join(h.dir, name), content);
+  const reads: Record<string, ChildResult> = {};
+  for (const name of Object.keys(files)) reads[name] = await runChild('cat', [join(first.dir, name)], { timeoutMs: 15_000 });
+  const n = Object.keys(files).length;
+  await waitFor(`${first.name} published ${n} verdicts`, async () => (await fleetCount(first, 'published')) === n, 10_000, 50);
+  return reads;
 }
