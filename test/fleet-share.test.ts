@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EICAR } from './helpers/actor-files.js';
 import { runChild } from './helpers/child.js';
+import { REPO } from './helpers/daemon-harness.js';
 import { BLESSCTL } from './helpers/daemon-process.js';
 import { fleetCount, judgedOnFirst, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
@@ -70,4 +71,30 @@ rootTest('files present when the daemons start are judged in the worker batch pa
   t.regex((await cat(join(b!.dir, 'eicar.com'))).stderr, /Operation not permitted/);
   t.is(await scans(b!), 0, 'B scanned nothing');
   t.is(await fleetCount(b!, 'hits'), 6);
+});
+
+rootTest('a stack of two pool scanners publishes both answers, and the other host takes both without scanning', async (t) => {
+  // Both scanners take their leases (tag writes, which move ctime) before the file's digest; the second to finish
+  // publishes although the first one's result tag moved ctime after the digest.
+  const two = `stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: signature
+    name: sig2
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: default
+    options: { answer: allow }
+`;
+  const f = await withFleet(t, ['a', 'b'], { stacks: { a: two, b: two } });
+  const { a, b } = f.hosts as Record<string, FleetHost>;
+  const files = { 'one.txt': CLEAN, 'two.txt': Buffer.from('another ordinary file\n'.repeat(30)) };
+  for (const h of [a!, b!]) for (const [name, content] of Object.entries(files)) await writeFile(join(h.dir, name), content);
+  for (const name of Object.keys(files)) t.is((await cat(join(a!.dir, name))).code, 0);
+  await waitFor('A published both scanners\' answers for both files', async () => (await fleetCount(a!, 'published')) === 4, 10_000, 50).catch(async (e) => {
+    throw new Error(`${(e as Error).message}: ${JSON.stringify((await a!.stats()).fleet)}`);
+  });
+  for (const [name, content] of Object.entries(files)) t.is((await cat(join(b!.dir, name))).stdout, content.toString());
+  const st = await b!.stats();
+  t.is((st.scans['signature'] ?? 0) + (st.scans['sig2'] ?? 0), 0, 'B scanned nothing');
+  t.is(await fleetCount(b!, 'hits'), 4);
 });

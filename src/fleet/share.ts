@@ -2,14 +2,16 @@
 // scanner): before a pool scanner scans a file, the answer another host published for the same content, scanner
 // and generation; after a scan whose result tag was written, publishing that answer.
 // Per file: the digest is computed once (digest.ts) and the keys of every scanner the file still needs are looked
-// up in one round trip, at the first scanner's ask, after its lease (so the digest reads what the scans read).
+// up in one round trip, after every scanner of the file took its lease (so the digest reads what the scans read).
 // Only content answers are published: never a failure-policy answer (timeout, crash, onError, too large), and only
-// when the file's stamp and ctime right after the scan are those its digest was taken with (the scan read the
-// content the digest names); the publish happens before the result tag is written, which moves ctime. A refused value (bad MAC, other format version, malformed) is counted, its
-// reason kept for the log, and the file scanned.
+// when the file's stamp right after the scan is the one its digest was taken with, and its ctime too — or moved no
+// later than our own result tags of another scanner explain (the scan read the content the digest names); the
+// publish happens before this scanner's result tag is written, which moves ctime. A refused value (bad MAC, other
+// format version, malformed) is counted, its reason kept for the log, and the file scanned.
 // Must not: hold a file longer than the store timeout, throw (a bug here would fail the scanner closed, as any
 // error in scanOne does, but the store's own problems are never errors), or run on the main thread.
 import type { Answer } from '../policy/answer.js';
+import { landedInTime } from '../tags/ctime.js';
 import { readStampAndCtime, sameStamp } from '../tags/stamp.js';
 import { FleetCounters } from './counters.js';
 import { contentDigest, type Digest } from './digest.js';
@@ -43,6 +45,8 @@ function derivedOf(p: FleetPolicy) {
 export class FleetFile {
   private looked?: Promise<Map<string, Answer>>;
   private digest?: Digest;
+  /** When our last result tag for this file landed (ms): ctime up to then is our own doing (ctime.ts). */
+  private ownWriteMs?: number;
 
   constructor(
     private readonly policy: FleetPolicy,
@@ -55,7 +59,9 @@ export class FleetFile {
 
   /** Another host's answer for this content and scanner, or undefined (scan it). Bounded by the store timeout. */
   async shared(scanner: string): Promise<Answer | undefined> {
-    this.looked ??= this.lookup();
+    // Not before this turn ends: the other scanners of the file start in this turn too, and each takes its lease
+    // first (a tag write, which moves ctime). A digest taken before the last lease would match no publish.
+    this.looked ??= Promise.resolve().then(() => this.lookup());
     return (await this.looked).get(scanner);
   }
 
@@ -94,13 +100,20 @@ export class FleetFile {
    * stamp and ctime are still those its digest was taken with — then the scan read the content the digest names.
    * Not awaited by the caller; never throws.
    */
+  /** A result tag of ours is being written now (judge-batch.ts): it moves ctime, and that is no change of content. */
+  wroteTag(atMs: number): void {
+    this.ownWriteMs = Math.max(this.ownWriteMs ?? 0, atMs);
+  }
+
   publish(scanner: string, answer: Answer): void {
     const generation = this.wanted.get(scanner);
     const digest = this.digest;
     if (digest === undefined || generation === undefined) return;
     try {
       const now = readStampAndCtime(this.fd);
-      if (!sameStamp(now.stamp, digest.stamp) || now.ctimeNs !== digest.ctimeNs) return;
+      if (!sameStamp(now.stamp, digest.stamp)) return;
+      // ctime moved since the digest: fine only if our own result tags (another scanner's, finished first) explain it.
+      if (now.ctimeNs !== digest.ctimeNs && (this.ownWriteMs === undefined || !landedInTime(now.ctimeNs, this.ownWriteMs))) return;
     } catch {
       return;
     }

@@ -291,6 +291,8 @@ async function scanOne(fd: number, name: string, path: string, stamped: number |
   };
   if (token === undefined) return done();
   try {
+    // Told before the write lands: another scanner of this file may publish while it is under way.
+    fleet?.wroteTag(Date.now());
     const written = await store.finish(fd, name, token, answer, generation);
     if (written.status === 'written') return done();
   } catch (err) {
