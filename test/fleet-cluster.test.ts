@@ -11,25 +11,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EICAR } from './helpers/actor-files.js';
 import { runChild } from './helpers/child.js';
-import { REPO } from './helpers/daemon-harness.js';
-import { fleetCount, judgedOnFirst, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { fleetCount, judgedOnFirst, TWO_POOL_SCANNERS, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor } from './helpers/wait.js';
 
 const rootTest = isRoot() ? test.serial : test.skip;
 
 const CLEAN = Buffer.from('an ordinary file, the same bytes on every host of a fleet that stores in a cluster\n'.repeat(40));
-
-/** Two pool scanners: a clean file needs both, so its lookup asks for two keys (two slots) at once. */
-const TWO_SCANNERS = `stack:
-  - actor: signature
-    options: { databases: [${join(REPO, 'signatures')}] }
-  - actor: signature
-    name: sig2
-    options: { databases: [${join(REPO, 'signatures')}] }
-  - actor: default
-    options: { answer: allow }
-`;
 
 const read = (p: string) => runChild('cat', [p], { timeoutMs: 15_000 });
 const scans = async (h: FleetHost, scanner = 'signature') => (await h.stats()).scans[scanner] ?? 0;
@@ -38,7 +26,7 @@ const lines = (h: FleetHost, re: RegExp) => h.daemon().log().split('\n').filter(
 
 rootTest('content scanned on host A is answered on host B through a Redis Cluster, with zero scans on B', async (t) => {
   // B has a second pool scanner: each lookup of B asks for two keys (signature's and sig2's) in two slots.
-  const f = await withFleet(t, ['a', 'b'], { cluster: 3, stacks: { b: TWO_SCANNERS } });
+  const f = await withFleet(t, ['a', 'b'], { cluster: 3, stacks: { b: TWO_POOL_SCANNERS } });
   const { a, b } = f.hosts as Record<string, FleetHost>;
   const cluster = f.cluster!;
   const onA = await judgedOnFirst([a!, b!], { 'clean.txt': CLEAN, 'eicar.com': EICAR });

@@ -7,9 +7,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EICAR } from './helpers/actor-files.js';
 import { runChild } from './helpers/child.js';
-import { REPO } from './helpers/daemon-harness.js';
 import { BLESSCTL } from './helpers/daemon-process.js';
-import { fleetCount, judgedOnFirst, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { fleetCount, judgedOnFirst, TWO_POOL_SCANNERS, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -76,15 +75,7 @@ rootTest('files present when the daemons start are judged in the worker batch pa
 rootTest('a stack of two pool scanners publishes both answers, and the other host takes both without scanning', async (t) => {
   // Both scanners take their leases (tag writes, which move ctime) before the file's digest; the second to finish
   // publishes although the first one's result tag moved ctime after the digest.
-  const two = `stack:
-  - actor: signature
-    options: { databases: [${join(REPO, 'signatures')}] }
-  - actor: signature
-    name: sig2
-    options: { databases: [${join(REPO, 'signatures')}] }
-  - actor: default
-    options: { answer: allow }
-`;
+  const two = TWO_POOL_SCANNERS;
   const f = await withFleet(t, ['a', 'b'], { stacks: { a: two, b: two } });
   const { a, b } = f.hosts as Record<string, FleetHost>;
   const files = { 'one.txt': CLEAN, 'two.txt': Buffer.from('another ordinary file\n'.repeat(30)) };

@@ -78,6 +78,17 @@ export const SIGNATURE_STACK = `stack:
     options: { answer: allow }
 `;
 
+/** Two pool scanners (signature, and the same engine named sig2): a file needs both, so its lookup asks for two keys. */
+export const TWO_POOL_SCANNERS = `stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: signature
+    name: sig2
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: default
+    options: { answer: allow }
+`;
+
 export async function withFleet(t: Teardown, names: string[], opts: FleetOptions = {}): Promise<Fleet> {
   const storeHosts = opts.cluster === undefined ? ['redis'] : Array.from({ length: opts.cluster }, (_, i) => `r${i + 1}`);
   const net = await withNet(t as never, [...names, ...storeHosts], { reachFromTest: true });
