@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseConfig } from '../src/config/index.js';
 import { loadFleetKey } from '../src/fleet/key.js';
-import { openFleet, shownUrl } from '../src/fleet/policy.js';
+import { openFleet } from '../src/fleet/policy.js';
+import { shownStoreUrl as shownUrl } from '../src/fleet/store-url.js';
 import { parseStoreUrl } from '../src/fleet/store-url.js';
 import { decodeValue, encodeValue, storeKey } from '../src/fleet/value.js';
 

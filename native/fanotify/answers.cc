@@ -110,7 +110,7 @@ void Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
     c_.blesses_stale++;
     return;
   }
-  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW, judged.known ? &st : nullptr);
+  VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW, &st);  // the stamp read above: no third fstat
   e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
   std::lock_guard<std::mutex> lock(mu_);
   RememberLocked(key, std::move(e));

@@ -14,7 +14,8 @@ import { ScanPool } from '../pool/scan-pool.js';
 import { JudgeQueue } from '../pool/judge-queue.js';
 import type { JudgePolicy } from '../pool/tasks.js';
 import { TagStore, loadTagKey, probeNamespace } from '../tags/index.js';
-import { openFleet, shownUrl } from '../fleet/policy.js';
+import { openFleet } from '../fleet/policy.js';
+import { shownStoreUrl } from '../fleet/store-url.js';
 import { FleetMonitor } from '../fleet/monitor.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
 import type { RemoteScanners } from '../notify/remote-scanners.js';
@@ -115,8 +116,8 @@ export class Daemon extends EventEmitter {
     d.tagKey = key;
     d.fleet = await openFleet(c.fleet);
     if (d.fleet) {
-      this.fleetMonitor = new FleetMonitor(d.fleet.counters, d.log, shownUrl(c.fleet.store!));
-      d.log.info({ store: shownUrl(c.fleet.store!), timeoutMs: c.fleet.timeout }, 'fleet store: verdicts shared by content digest');
+      this.fleetMonitor = new FleetMonitor(d.fleet.counters, d.log, shownStoreUrl(c.fleet.store!));
+      d.log.info({ store: shownStoreUrl(c.fleet.store!), timeoutMs: c.fleet.timeout }, 'fleet store: verdicts shared by content digest');
     }
     d.denyResponse = denyErrno(c.gate.denyErrno);
     d.retryResponse = denyErrno(c.gate.retryErrno);

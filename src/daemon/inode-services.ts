@@ -10,7 +10,7 @@ import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
 import type { DaemonParts } from './parts.js';
 import { scanWithTags, type ScanContext } from './scan-service.js';
 import { resolveFailure, RETRY } from '../pool/failure.js';
-import { readStampAndCtime } from '../tags/stamp.js';
+import { judgedStampOf } from '../tags/stamp.js';
 
 export function inodeServices(d: DaemonParts): InodeServices {
   return {
@@ -90,8 +90,7 @@ export function inodeServices(d: DaemonParts): InodeServices {
     },
     stampOf: (fd) => {
       try {
-        const { stamp, ctimeNs } = readStampAndCtime(fd);
-        return { size: stamp.size, mtimeNs: stamp.mtimeNs, ctimeNs };
+        return judgedStampOf(fd);
       } catch {
         return undefined;
       }

@@ -5,7 +5,6 @@ import type { Config } from '../config/types.js';
 import type { JudgePolicy } from '../pool/tasks.js';
 import { FleetCounters } from './counters.js';
 import { loadFleetKey } from './key.js';
-import { shownStoreUrl } from './store-url.js';
 import type { FleetPolicy } from './share.js';
 
 export interface Fleet {
@@ -34,5 +33,3 @@ export function withFleet(policy: JudgePolicy, fleet: Fleet | null): JudgePolicy
   return p;
 }
 
-/** The store URL as logs may show it: without a password. */
-export const shownUrl = shownStoreUrl;

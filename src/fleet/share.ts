@@ -45,7 +45,7 @@ function derivedOf(p: FleetPolicy) {
 export class FleetFile {
   private looked?: Promise<Map<string, Answer>>;
   private digest?: Digest;
-  /** When our last result tag for this file landed (ms): ctime up to then is our own doing (ctime.ts). */
+  /** When our last result tag for this file was written (ms): ctime up to then is our own doing (ctime.ts). */
   private ownWriteMs?: number;
 
   constructor(
@@ -95,16 +95,16 @@ export class FleetFile {
     return found;
   }
 
-  /**
-   * Right after a scan's content answer (before its tag is written, which moves ctime): share it, if the file's
-   * stamp and ctime are still those its digest was taken with — then the scan read the content the digest names.
-   * Not awaited by the caller; never throws.
-   */
   /** A result tag of ours is being written now (judge-batch.ts): it moves ctime, and that is no change of content. */
   wroteTag(atMs: number): void {
     this.ownWriteMs = Math.max(this.ownWriteMs ?? 0, atMs);
   }
 
+  /**
+   * Right after a scan's content answer (before its tag is written, which moves ctime): share it, if the file's
+   * stamp is still the one its digest was taken with, and its ctime too (or moved no later than our own result tags
+   * explain) — then the scan read the content the digest names. Not awaited by the caller; never throws.
+   */
   publish(scanner: string, answer: Answer): void {
     const generation = this.wanted.get(scanner);
     const digest = this.digest;

@@ -12,7 +12,7 @@ import { FleetFile } from '../fleet/share.js';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
-import { readStamp, readStampAndCtime } from '../tags/stamp.js';
+import { readStamp, readStampAndCtime, type Stamp } from '../tags/stamp.js';
 import { TagStore } from '../tags/store.js';
 import { scanWith } from './actor-scan.js';
 import { resolveFailure, RETRY } from './failure.js';
@@ -111,19 +111,16 @@ function actorOf(s: JudgeScanner): Promise<LoadedActor> {
 async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   const { policy } = ctx;
   const path = pathOf(fd);
-  // Before anything of the file is read: the bless lands only if the file is as it was (answers.cc).
-  let before: ReturnType<typeof readStampAndCtime> | undefined;
-  try {
-    before = readStampAndCtime(fd);
-  } catch {
-    /* a vanished file: its bless is not checked, and finds nothing to mark */
-  }
+  // The stamp from before anything of the file was read (the tags' own, or one read here): the bless lands only if
+  // size and mtime still are what it says (answers.cc).
+  let before: Stamp | undefined;
   const answers = new Map<string, Answer>(ctx.constants);
   const counted = ctx.counted;
   // The size the scans read up to: from the stamp the tags were judged against (one fstat fewer per scanner).
   let size: number | undefined;
   try {
     const report = ctx.store.readSync(fd, policy.generations);
+    before = report.stamp;
     size = Number(report.stamp.size);
     for (const t of report.tags) {
       if (t.judgement === 'valid' && t.value?.kind === 'result' && counted.has(t.scanner)) {
@@ -132,6 +129,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
     }
   } catch {
     /* no readable tags (no xattr support, a vanished file): judge by scanning */
+    before = stampIfAny(fd);
   }
   const out: JudgedFile = { path, answers: [], transient: [], slow: [], scans: [], uncounted: [], tagErrors: [], fromTags: false };
   if (evaluate(policy.rules, answers).verdict !== 'pending') {
@@ -219,14 +217,22 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
  * running writes its tag later: that bless then finds ctime moved and caches nothing — one more trip, never a
  * wrong mark.
  */
-function judgedAs(out: JudgedFile, fd: number, before: ReturnType<typeof readStampAndCtime> | undefined): JudgedFile {
+function judgedAs(out: JudgedFile, fd: number, before: Stamp | undefined): JudgedFile {
   if (!before) return out;
   try {
-    out.judged = { size: before.stamp.size, mtimeNs: before.stamp.mtimeNs, ctimeNs: readStampAndCtime(fd).ctimeNs };
+    out.judged = { size: before.size, mtimeNs: before.mtimeNs, ctimeNs: readStampAndCtime(fd).ctimeNs };
   } catch {
     /* gone: nothing to mark */
   }
   return out;
+}
+
+function stampIfAny(fd: number): Stamp | undefined {
+  try {
+    return readStamp(fd);
+  } catch {
+    return undefined; // a vanished file: its bless is not checked, and finds nothing to mark
+  }
 }
 
 /** The fleet store (src/fleet/share.ts): another host's answer for this content, asked once for every pool scanner. */

@@ -3,6 +3,7 @@
 // since" — as far as mtime can say it: a writer may set mtime back (utimensat). ctime mode (ctime.ts, the default)
 // and content mode catch that.
 import { native } from '../gate/addon.js';
+import type { JudgedStamp } from '../gate/types.js';
 import { TagError, messageOf } from './errors.js';
 
 export interface Stamp {
@@ -31,6 +32,12 @@ export function readStampAndCtime(fd: number): { stamp: Stamp; ctimeNs: bigint }
   }
   // ino as unsigned (st_ino is; overlayfs sets high bits). igen 0 where the filesystem keeps no inode generation (ENOTTY and friends): the other fields still bind the tag.
   return { stamp: { ino: BigInt.asUintN(64, slots[0]!), igen: Number(slots[1]!), size: slots[2]!, mtimeNs: slots[3]! }, ctimeNs: slots[4]! };
+}
+
+/** What a bless is checked against (native/fanotify/answers.cc): size, mtime and ctime, from one native call. */
+export function judgedStampOf(fd: number): JudgedStamp {
+  const { stamp, ctimeNs } = readStampAndCtime(fd);
+  return { size: stamp.size, mtimeNs: stamp.mtimeNs, ctimeNs };
 }
 
 /** Reused by every call of this thread (synchronous, so no two calls share it at once). */
