@@ -368,6 +368,7 @@ Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
     std::lock_guard<std::mutex> lock(mu_);
     ForgetAllLocked();
   }
+  UnmarkAll(true);  // done when forgetAll returns
   RequestSettleWalk();  // what the walk settled is gone too: settle it again, ahead of the accesses
   return info.Env().Undefined();
 }
@@ -437,6 +438,7 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("ignoreMarksRemoved", (double)c_.marks_removed);
   o.Set("ignoreMarksRefused", (double)c_.marks_refused);
   o.Set("ignoreMarkFlushes", (double)c_.mark_flushes);
+  o.Set("marksForgotten", (double)c_.marks_forgotten);
   o.Set("denyMarksAdded", (double)c_.deny_marks_added);
   o.Set("denyMarksRemoved", (double)c_.deny_marks_removed);
   o.Set("denyMarksRefused", (double)c_.deny_marks_refused);

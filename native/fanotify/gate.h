@@ -127,7 +127,8 @@ struct Counters {
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
   std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
-  std::atomic<uint64_t> blesses_stale{0};  // a bless whose file changed since its judgement began: not cached
+  std::atomic<uint64_t> blesses_stale{0};
+  std::atomic<uint64_t> marks_forgotten{0};  // inode marks whose ignore and deny bits a forget-all removed in place  // a bless whose file changed since its judgement began: not cached
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
   std::atomic<uint64_t> map_sweeps{0}, map_sweep_processes{0}, map_sweep_mappings{0}, map_sweep_us{0};  // the last sweep's
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
@@ -179,6 +180,9 @@ class Gate : public Napi::ObjectWrap<Gate> {
   bool RemoveDenyOpenMark(int dfd, const char *path);
   void DropDenyOpenMarkLocked(VerdictEntry &e, const InodeKey &key, int fd);
   void ForgetAllLocked();
+  void UnmarkAll(bool force);  // marks.cc: what ForgetAllLocked asked of the kernel, outside mu_
+  bool UnmarkAllInPlace(const std::unordered_map<uint64_t, int> &mounts);
+  std::atomic<bool> unmark_wanted_{false};
   bool AddIgnoreMark(int fd);
   bool AddIgnoreBits(int fd, uint64_t ignore);
   // gate.cc: one verdict entry for the open file (generation, stamp, and for Allowed the handle that removes its

@@ -1,9 +1,11 @@
 // fanotify_mark: what the gate watches (filesystems, mounts) and the verdict cache's ignore marks.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <cstdio>
+#include <cstring>
 #include "common/errors.h"
 #include "fanotify/compat.h"
 #include "fanotify/gate.h"
@@ -190,30 +192,113 @@ bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
   return false;
 }
 
-// Forget, never assume: drop every cached verdict and every ignore mark. Called with mu_ held.
-// The gate group's inode marks are all ours (ignore marks of verdicts and outside inodes, deny marks of denied
-// inodes; every guard is a filesystem mark), and the table no longer knows every one of them (a sweep drops entries whose mark stays): one
-// FAN_MARK_FLUSH of the group's inode marks removes them all, however many. Filesystem marks stay. The one place
-// blessd destroys marks while they may be in use: an access racing its own inode's mark in that instant passes
-// unseen (docs/kernel.md, "Marks are never destroyed"); rare (overflow, a full table, a generation bump).
+// Forget, never assume: drop every cached verdict, and every ignore and deny bit in the kernel. Called with mu_ held.
+// The table goes here; the kernel's bits go in UnmarkAll, outside mu_ (about 13 µs a mark: the gate answers
+// meanwhile), run by the reader thread at the end of its turn (woken for it) or by JS's forgetAll before it returns.
+// Until then a file blessed before the forget may still be silent: for that moment, as it was before the forget.
 void Gate::ForgetAllLocked() {
-  size_t known = outside_.size();
-  for (auto &kv : table_) known += kv.second.verdict == Verdict::Allowed;
-  if (fanotify_mark(gate_fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr) == 0) {
-    c_.mark_flushes++;
-    c_.marks_removed += known;
-    outside_.clear();
-  } else {
-    // Cannot happen on a live group; if it does, remove what we know of one by one.
-    for (auto &kv : table_) {
-      if (kv.second.verdict == Verdict::Allowed) RemoveIgnoreMarkByHandle(kv.first.dev, kv.second.handle_type, kv.second.handle);
-      DropDenyOpenMarkLocked(kv.second, kv.first, -1);
-    }
-    ForgetOutsideLocked();
-  }
   table_.clear();
   budgets_.clear();
+  outside_.clear();
   sweep_at_ = max_allowed_;
+  unmark_wanted_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the reader's next turn comes anyway */ }
+}
+
+// No mark is destroyed (docs/kernel.md, "Forgetting every mark"): FAN_MARK_FLUSH destroyed every inode mark of the
+// group at once, and a read whose fsnotify walk held its inode's mark in that instant passed without an event. The
+// marks are read from the group's fdinfo — every one, by file handle: the table does not know them all (a sweep drops
+// entries whose mark stays) — and each loses its ignore bits and its deny bit, keeping kKeepMask. Only where that
+// cannot be done (no fdinfo, a mark whose inode cannot be named, more marks than kMaxFdinfoBytes lists) the flush
+// after all, counted in ignoreMarkFlushes. `force`: run even if nobody asked since the last run (JS's forgetAll).
+void Gate::UnmarkAll(bool force) {
+  if (!unmark_wanted_.exchange(false, std::memory_order_acq_rel) && !force) return;
+  std::unordered_map<uint64_t, int> mounts;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    mounts = mount_fd_by_dev_;
+  }
+  if (UnmarkAllInPlace(mounts)) return;
+  if (fanotify_mark(gate_fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr) == 0) c_.mark_flushes++;
+}
+
+namespace {
+// fdinfo of a fanotify group: one line per inode mark, with the inode's file handle (fs/notify/fdinfo.c).
+constexpr size_t kMaxFdinfoBytes = 64u << 20;  // about 400,000 marks
+bool unhex(const char *s, size_t n, std::string &out) {
+  if (n % 2) return false;
+  out.resize(n / 2);
+  for (size_t i = 0; i < n; i += 2) {
+    auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+    int hi = v(s[i]), lo = v(s[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i / 2] = (char)(hi << 4 | lo);
+  }
+  return true;
+}
+}  // namespace
+
+// Every inode mark of the gate group, told to forget in place. False if any could not be (then the caller flushes).
+// Without mu_: it touches no table, only marks (and the counters); `mounts` is a copy of mount_fd_by_dev_.
+bool Gate::UnmarkAllInPlace(const std::unordered_map<uint64_t, int> &mounts) {
+  char info_path[48];
+  snprintf(info_path, sizeof info_path, "/proc/self/fdinfo/%d", gate_fd_);
+  int info = open(info_path, O_RDONLY | O_CLOEXEC);
+  if (info < 0) return false;
+  std::string text;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(info, buf, sizeof buf)) > 0 && text.size() <= kMaxFdinfoBytes) text.append(buf, (size_t)n);
+  close(info);
+  if (n < 0 || text.size() > kMaxFdinfoBytes) return false;
+  bool all = true;
+  std::string handle;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    unsigned long ino;
+    unsigned int sdev, mflags, mask, ignored, bytes;
+    int type, hex_at = 0;
+    if (sscanf(line.c_str(), "fanotify ino:%lx sdev:%x mflags:%x mask:%x ignored_mask:%x fhandle-bytes:%x fhandle-type:%x f_handle:%n",
+               &ino, &sdev, &mflags, &mask, &ignored, &bytes, &type, &hex_at) != 7 || hex_at == 0) {
+      if (line.rfind("fanotify ino:", 0) == 0) all = false;  // an inode mark we cannot name
+      continue;
+    }
+    const bool deny = mask & kDenyOpenMask;
+    if (ignored == 0 && !deny) continue;  // asks what the filesystem mark asks: nothing to forget
+    // fdinfo's sdev is the kernel's dev_t; the table's is stat's.
+    const uint64_t dev = makedev(sdev >> 20, sdev & 0xfffff);
+    auto m = mounts.find(dev);
+    if (!unhex(line.c_str() + hex_at, line.size() - hex_at, handle) || handle.size() != bytes || handle.size() > MAX_HANDLE_SZ ||
+        m == mounts.end()) {
+      all = false;
+      continue;
+    }
+    char storage[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+    auto *fh = reinterpret_cast<struct file_handle *>(storage);
+    fh->handle_bytes = handle.size();
+    fh->handle_type = type;
+    memcpy(fh->f_handle, handle.data(), handle.size());
+    int fd = open_by_handle_at(m->second, fh, O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno != ESTALE) all = false;  // ESTALE: the inode is gone, and its mark with it once it is evicted
+      continue;
+    }
+    char path[40];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    // A mark without kKeepMask (none of ours lacks it) gets it first: removing its last bits would destroy it.
+    bool ok = (mask & kKeepMask) || fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_EVICTABLE, kKeepMask, AT_FDCWD, path) == 0 ||
+              fanotify_mark(gate_fd_, FAN_MARK_ADD, kKeepMask, AT_FDCWD, path) == 0;
+    if (ok && ignored != 0) ok = RemoveIgnoreMark(AT_FDCWD, path);
+    if (ok && deny) ok = RemoveDenyOpenMark(AT_FDCWD, path);
+    close(fd);
+    if (ok) c_.marks_forgotten++;
+    else all = false;
+  }
+  return all;
 }
 
 }  // namespace blessd

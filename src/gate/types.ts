@@ -167,7 +167,10 @@ export interface GateStats {
    * were then treated as reads after the 5 ms bound. */
   heldForSyscall: number;
   heldExpired: number;
-  /** FAN_MARK_FLUSH calls (forget everything: overflow, generation bump, reload): every ignore mark at once. */
+  /** Forgetting everything (overflow, a generation bump, reload, a full table) clears every inode mark's ignore and
+   * deny bits in place, the marks staying (docs/kernel.md, "Forgetting every mark"): how many marks were told so.
+   * ignoreMarkFlushes: the FAN_MARK_FLUSH calls made where that could not be done (a mark that could not be named). */
+  marksForgotten: number;
   ignoreMarkFlushes: number;
   /** Read mode: FAN_OPEN_PERM inode marks put on denied inodes (their opens are refused), removed when the verdict
    * went (forget, a change, a bless), and refused by the kernel (the open then passes; its reads are still refused). */

@@ -43,6 +43,7 @@ export async function withGate(
     deadlineAnswer: opts.deadlineAnswer ?? 'allow',
     maxPending: opts.maxPending,
     maxPendingPerUid: opts.maxPendingPerUid,
+    maxAllowedEntries: opts.maxAllowedEntries,
     accessDeadlineMs: opts.accessDeadlineMs,
     exemptPids: opts.exemptPids,
     onEvents: (batch) => {
