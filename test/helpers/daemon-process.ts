@@ -98,9 +98,9 @@ export interface DaemonProcess {
   log(): string;
   /** Start (again) on the same config; resolves once it printed `ready`, rejects after timeoutMs. */
   start(timeoutMs?: number): Promise<void>;
-  /** SIGTERM and wait for the exit code (rejects after timeoutMs: a daemon that ignores SIGTERM is a failure). */
+  /** SIGTERM and wait for the exit code (rejects after timeoutMs, default 30 s: a daemon that ignores SIGTERM is a failure). */
   stop(timeoutMs?: number): Promise<number | null>;
-  /** `blessctl ARGS --socket S`, bounded (default 5 s). */
+  /** `blessctl ARGS --socket S`, bounded (default 30 s: a node start alone takes seconds on a loaded machine). */
   ctl(args: string[], timeoutMs?: number): Promise<ChildResult>;
 }
 
@@ -136,7 +136,7 @@ export async function withDaemonProcess(
     async start(timeoutMs = READY_MS) {
       runs.push(await startDaemonProcess(t, configFile, opts.prefix ?? [], timeoutMs));
     },
-    async stop(timeoutMs = 10_000) {
+    async stop(timeoutMs = 30_000) {
       const run = runs[runs.length - 1];
       if (!run) return null;
       if (run.child.exitCode !== null || run.child.signalCode !== null) return run.child.exitCode;
@@ -149,7 +149,7 @@ export async function withDaemonProcess(
         clearTimeout(timer);
       }
     },
-    ctl(args, timeoutMs = 5_000) {
+    ctl(args, timeoutMs = 30_000) {
       return runChild(process.execPath, [BLESSCTL, ...args, '--socket', socket], { timeoutMs });
     },
   };
