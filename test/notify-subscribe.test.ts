@@ -12,16 +12,14 @@ import { waitFor } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 
-/** A child that appends to each file in turn, printing "<monotonic ns before write> <path>". */
+/** A child that appends to each file in turn, as fast as it can, printing "<monotonic ns before write> <path>". */
 const WRITER = `import os, sys, time
-gap = float(sys.argv[1])
-for p in sys.argv[2:]:
+for p in sys.argv[1:]:
     fd = os.open(p, os.O_WRONLY | os.O_APPEND)
     t = time.monotonic_ns()
     os.write(fd, b"changed\\n")
     os.close(fd)
     print(t, p, flush=True)
-    if gap: time.sleep(gap)
 `;
 
 interface Received {
@@ -39,15 +37,26 @@ function notices(lines: string[], event = 'dirty'): Received[] {
     .filter((r) => r.msg.event === event);
 }
 
-async function writeAll(paths: string[], gapS: number) {
-  const r = await runChild(PYTHON, ['-c', WRITER, String(gapS), ...paths], { timeoutMs: 60_000 });
+async function writeAll(paths: string[]) {
+  const r = await runChild(PYTHON, ['-c', WRITER, ...paths], { timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(r.stderr);
   return new Map(r.stdout.trim().split('\n').map((l) => [l.split(' ')[1]!, BigInt(l.split(' ')[0]!)]));
 }
 
 const latenciesMs = (written: Map<string, bigint>, got: Received[]) => got.map((r) => Number(r.ns - written.get(r.msg.path)!) / 1e6);
 
-t0('two subscribers get the same dirty notice, with file identity, within milliseconds', async (t) => {
+/** A child that appends to the next file each time it reads a line on stdin, printing "<monotonic ns before write> <path>". */
+const STEP_WRITER = `import os, sys, time
+for p in sys.argv[1:]:
+    if not sys.stdin.readline(): break
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+    t = time.monotonic_ns()
+    os.write(fd, b"changed\\n")
+    os.close(fd)
+    print(t, p, flush=True)
+`;
+
+t0('two subscribers get the same dirty notice, with file identity, each before the next write', async (t) => {
   const N = 40;
   const h = await withNotify(t, 'ext4', {
     prepare: async (d) => {
@@ -61,10 +70,20 @@ t0('two subscribers get the same dirty notice, with file identity, within millis
   const subs = [lineChild(t, PYTHON, [join(EXAMPLES, 'subscriber.py'), h.socket]), lineChild(t, PYTHON, [join(EXAMPLES, 'subscriber.py'), h.socket])];
   for (const s of subs) await s.waitFor((l) => l.includes('"ok":true'), 10_000, 'the subscribe reply');
 
-  const written = await writeAll(paths, 0.02);
-  for (const s of subs) {
-    await s.waitFor(() => new Set(notices(s.lines).map((r) => r.msg.path)).size === N, 10_000, `${N} dirty notices`);
+  // In lockstep: file i+1 is written only once both subscribers hold the notice of file i. So no notice waits for a
+  // later write, a batch to fill or the end of the storm: each goes out on its own. (How fast is bench/notify's
+  // question, against the daemon's own notice as a baseline; a timed bound here only measured the machine's load.)
+  const writer = lineChild(t, PYTHON, ['-c', STEP_WRITER, ...paths]);
+  for (const [i, p] of paths.entries()) {
+    writer.child.stdin!.write('\n');
+    await writer.waitFor((l) => l.endsWith(' ' + p), 20_000, `the write of ${p}`);
+    for (const [k, s] of subs.entries()) {
+      await s.waitFor(() => notices(s.lines).some((r) => r.msg.path === p), 20_000, `subscriber ${k}'s dirty notice of write ${i} (${p})`);
+    }
   }
+  writer.child.stdin!.end();
+  const written = new Map(writer.lines.map((l) => [l.split(' ')[1]!, BigInt(l.split(' ')[0]!)]));
+  t.is(written.size, N);
   const [a, b] = subs.map((s) => notices(s.lines));
   // Coalesced per write session: one notice per file, and both subscribers got the very same bytes.
   t.is(a!.length, N);
@@ -88,8 +107,8 @@ t0('two subscribers get the same dirty notice, with file identity, within millis
   }
   for (const [name, got] of [['A', a!], ['B', b!]] as const) {
     const ms = latenciesMs(written, got);
-    t.log(`subscriber ${name}: write → dirty notice p50 ${percentile(ms, 50).toFixed(2)} ms, p99 ${percentile(ms, 99).toFixed(2)} ms, max ${Math.max(...ms).toFixed(2)} ms (n=${ms.length})`);
-    t.true(percentile(ms, 99) < 500, `p99 ${percentile(ms, 99)} ms (a sanity bound for a loaded machine; the log shows the real numbers)`);
+    t.log(`subscriber ${name}: write → dirty notice p50 ${percentile(ms, 50).toFixed(2)} ms, p99 ${percentile(ms, 99).toFixed(2)} ms, max ${Math.max(...ms).toFixed(2)} ms (n=${ms.length}; informative only, see bench/notify)`);
+    t.true(ms.every((x) => x > 0), 'each notice arrived after its own write');
   }
 });
 
@@ -101,27 +120,27 @@ t0('a stalled subscriber loses notices (and is told how many) without holding ba
       for (let i = 0; i < N; i++) await writeFile(join(d, `s${i}`), `s ${i}\n`);
     },
   });
-  // Subscribes, then reads nothing until told to on stdin; then prints everything it gets for a second.
+  // Subscribes, then reads nothing until told to on stdin; then prints what it gets until the dirty notices and the
+  // counts of the lost ones add up to all N writes (not until a quiet second: under load a second of quiet proves
+  // nothing). One notice too many shows as a sum past N; one too few leaves it waiting, and the wait for "end" fails.
   const stalled = lineChild(t, PYTHON, [
     '-c',
     `import json, socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+want = int(sys.argv[2])
 s.sendall(b'{"v":1,"id":1,"op":"subscribe"}\\n')
 print("subscribed", flush=True)
 sys.stdin.readline()
-s.settimeout(1.5)
-buf = b""
-try:
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        buf += d
-except socket.timeout:
-    pass
-for line in buf.split(b"\\n"):
-    if line: print(line.decode(), flush=True)
+seen = 0
+for line in s.makefile("rb"):
+    print(line.decode().rstrip(), flush=True)
+    m = json.loads(line)
+    if m.get("event") == "dirty": seen += 1
+    if m.get("event") == "lost": seen += m["count"]
+    if seen >= want: break
 print("end", flush=True)`,
     h.socket,
+    String(N),
   ]);
   await stalled.waitFor((l) => l === 'subscribed');
   const good = lineChild(t, PYTHON, [join(EXAMPLES, 'subscriber.py'), h.socket]);
@@ -130,7 +149,7 @@ print("end", flush=True)`,
   await waitFor('both subscribers to be registered', async () => ((await probe.request('status')) as any).queues.subscribers.length >= 2);
 
   const paths = Array.from({ length: N }, (_, i) => join(h.dir, `s${i}`));
-  const written = await writeAll(paths, 0);
+  const written = await writeAll(paths);
   await good.waitFor(() => notices(good.lines).length + notices(good.lines, 'lost').reduce((a, r) => a + r.msg.count, 0) >= N, 60_000, `${N} dirty notices`);
   t.is(notices(good.lines, 'lost').length, 0, 'the reading subscriber lost nothing');
   const ms = latenciesMs(written, notices(good.lines));

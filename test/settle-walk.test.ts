@@ -4,16 +4,17 @@
 // a file changed while the daemon was down (stale tags) is left for its access and scanned there, a file changed
 // while the walk runs is never served unscanned, symlinks and mounts in a guard are not entered, and a stop in the
 // middle of a walk ends it at once.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { EICAR } from '../src/daemon/demo.js';
 import type { SettleWalkStats } from '../src/gate/types.js';
 import { runChild } from './helpers/child.js';
 import { withDaemon, type DaemonHarness } from './helpers/daemon-harness.js';
 import { isRoot, makeScratch } from './helpers/scratch.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, within } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 
@@ -30,13 +31,30 @@ async function tagAll(h: DaemonHarness, names: string[]) {
   for (const n of names) await runChild('cat', [join(h.dir, n)]);
 }
 
-const walkThreads = () => readdirSync('/proc/self/task').filter((tid) => {
+const walkTids = () => readdirSync('/proc/self/task').filter((tid) => {
   try {
     return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'blessd-walk';
   } catch {
     return false;
   }
-}).length;
+});
+const walkThreads = () => walkTids().length;
+
+/** Resolves with process.hrtime.bigint() at the end of thread `tid` of this process, seen by a watcher thread. */
+async function watchThreadEnd(t: ExecutionContext, tid: string): Promise<{ ended: Promise<bigint> }> {
+  const w = new Worker(
+    `const { workerData: { tid }, parentPort } = require('node:worker_threads');
+     const { existsSync } = require('node:fs');
+     const nap = new Int32Array(new SharedArrayBuffer(4));
+     while (existsSync('/proc/self/task/' + tid)) Atomics.wait(nap, 0, 0, 1);
+     parentPort.postMessage(process.hrtime.bigint());`,
+    { eval: true, workerData: { tid } },
+  );
+  t.teardown(() => void w.terminate());
+  const ended = new Promise<bigint>((resolve, reject) => w.once('message', resolve).once('error', reject));
+  await within('the watcher thread', new Promise((resolve, reject) => w.once('online', resolve).once('error', reject)));
+  return { ended };
+}
 
 for (const fs of ['ext4', 'tmpfs'] as const) {
   t0(`${fs}: after a restart the walk settles tagged files: no event at their first read, a deny tag refuses, stale tags are scanned`, async (t) => {
@@ -158,11 +176,17 @@ t0('ext4: a stop in the middle of a slow walk ends at once and leaves nothing he
   // Just after its second file: the walk now waits a whole second for its next one, and the stop must cut that short.
   await waitFor('the walk under way', () => walkOf(h).walked >= 2, 10_000, 5);
   t.is(walkThreads(), 1, 'one walk thread');
-  const started = performance.now();
-  await h.stop();
-  const ms = performance.now() - started;
-  t.true(ms < 600, `stopped in ${ms.toFixed(0)} ms mid-walk (the walk had ~400 s to go, its next file ~1 s away)`);
-  t.log(`stopped in ${ms.toFixed(0)} ms`);
+  // Timed: from the stop to the walk thread's end, as a watcher thread sees it (the walk stops first in the gate's
+  // close, before anything whose cost load stretches: joins of other threads, the groups' close). A walk that sat
+  // out its pacing would end only when its next file was due, most of a second after the stop.
+  const [tid] = walkTids();
+  const watch = await watchThreadEnd(t, tid);
+  const started = process.hrtime.bigint();
+  const stopping = h.stop();
+  const ms = Number((await within('the walk thread to end', watch.ended, 30_000)) - started) / 1e6;
+  await within('the rest of the stop', stopping, 30_000);
+  t.true(ms < 500, `the walk thread ended ${ms.toFixed(0)} ms after the stop (its next file was ~1 s away): the stop did not cut its wait short`);
+  t.log(`the walk thread ended ${ms.toFixed(0)} ms after the stop`);
   t.is(walkThreads(), 0, 'the walk thread is gone');
   // No group left: a read of a file nobody judged passes without a daemon to ask.
   t.is((await runChild('cat', [join(h.dir, 'f399.txt')])).stdout, 'clean f399.txt\n');

@@ -7,6 +7,7 @@
 // SIGCONT, in case a test left it stopped) and unmounts, also on failure.
 import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runChild, type ChildResult } from './child.js';
@@ -17,6 +18,25 @@ export const BLESSD = join(REPO, 'dist/src/cli/blessd.js');
 export const BLESSCTL = join(REPO, 'dist/src/cli/blessctl.js');
 
 type Teardown = { teardown(fn: () => void | Promise<void>): void };
+
+/**
+ * How long a start may take before it fails the test. Ready is an event (the `ready` line), and a daemon that exits
+ * first fails at once; the bound only catches one that hangs. A start compiles the signature databases and starts
+ * the pool's threads: seconds alone, and many times that on a loaded 2-core CI machine with other test workers, so
+ * the bound is generous (below ava's 90 s) and one for both ways in. A failure says how much CPU the daemon got
+ * meanwhile: a starved start and a hung one read differently.
+ */
+export const READY_MS = 60_000;
+
+/** utime + stime of `pid` in seconds (/proc/PID/stat), or undefined once it is gone. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15, in clock ticks (USER_HZ is 100 on Linux)
+  } catch {
+    return undefined;
+  }
+}
 
 export interface DaemonChild {
   child: ChildProcess;
@@ -30,7 +50,7 @@ export interface DaemonChild {
 }
 
 /** Spawn `blessd run --config FILE` and resolve once it printed `ready`; SIGKILLed at teardown if still alive. */
-export async function startDaemonProcess(t: Teardown, config: string, prefix: string[] = [], readyMs = 30_000): Promise<DaemonChild> {
+export async function startDaemonProcess(t: Teardown, config: string, prefix: string[] = [], readyMs = READY_MS): Promise<DaemonChild> {
   const argv = [...prefix, process.execPath, BLESSD, 'run', '--config', config];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -49,7 +69,7 @@ export async function startDaemonProcess(t: Teardown, config: string, prefix: st
     await kill('SIGKILL');
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`blessd did not get ready within ${readyMs} ms: ${out}`)), readyMs);
+    const timer = setTimeout(() => reject(new Error(`blessd did not get ready within ${readyMs} ms (it had ${cpuSeconds(child.pid) ?? '?'} s of CPU meanwhile): ${out}`)), readyMs);
     const onData = () => {
       if (/^ready$/m.test(stdout)) {
         clearTimeout(timer);
@@ -78,9 +98,9 @@ export interface DaemonProcess {
   log(): string;
   /** Start (again) on the same config; resolves once it printed `ready`, rejects after timeoutMs. */
   start(timeoutMs?: number): Promise<void>;
-  /** SIGTERM and wait for the exit code (rejects after timeoutMs: a daemon that ignores SIGTERM is a failure). */
+  /** SIGTERM and wait for the exit code (rejects after timeoutMs, default 30 s: a daemon that ignores SIGTERM is a failure). */
   stop(timeoutMs?: number): Promise<number | null>;
-  /** `blessctl ARGS --socket S`, bounded (default 5 s). */
+  /** `blessctl ARGS --socket S`, bounded (default 30 s: a node start alone takes seconds on a loaded machine). */
   ctl(args: string[], timeoutMs?: number): Promise<ChildResult>;
 }
 
@@ -113,10 +133,10 @@ export async function withDaemonProcess(
     configFile,
     current: () => runs[runs.length - 1]!,
     log: () => runs.map((r) => r.log()).join(''),
-    async start(timeoutMs = 20_000) {
+    async start(timeoutMs = READY_MS) {
       runs.push(await startDaemonProcess(t, configFile, opts.prefix ?? [], timeoutMs));
     },
-    async stop(timeoutMs = 10_000) {
+    async stop(timeoutMs = 30_000) {
       const run = runs[runs.length - 1];
       if (!run) return null;
       if (run.child.exitCode !== null || run.child.signalCode !== null) return run.child.exitCode;
@@ -129,7 +149,7 @@ export async function withDaemonProcess(
         clearTimeout(timer);
       }
     },
-    ctl(args, timeoutMs = 5_000) {
+    ctl(args, timeoutMs = 30_000) {
       return runChild(process.execPath, [BLESSCTL, ...args, '--socket', socket], { timeoutMs });
     },
   };
