@@ -1,0 +1,100 @@
+// Digest once (issue 15, item 2): with a content pass (the signature actor) and an expensive engine (yara) on a
+// file, the fleet key is the SHA-256 the signature pass computes while it scans — no read of the file for the
+// digest alone — and the store still spares the expensive engine on another host. Reads are measured, not mocked:
+// the daemon's /proc/<pid>/io `rchar` (every byte its threads got from read/pread, page cache or not) around one
+// cold file.
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runChild } from './helpers/child.js';
+import { REPO } from './helpers/daemon-harness.js';
+import { fleetCount, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { isRoot } from './helpers/scratch.js';
+import { waitFor } from './helpers/wait.js';
+
+const rootTest = isRoot() ? test.serial : test.skip;
+
+const MiB = 1 << 20;
+const SIZE = 16 * MiB;
+
+/** The same bytes on every host, not compressible into a pattern a scanner could skip: SHA-256 in counter mode. */
+function bigContent(): Buffer {
+  const out = Buffer.allocUnsafe(SIZE);
+  for (let i = 0; i * 32 < SIZE; i++) createHash('sha256').update(`block ${i}`).digest().copy(out, i * 32);
+  return out;
+}
+
+const MARKER = Buffer.from('a file the yara rule names: EVIL-MARKER\n'.repeat(10));
+
+function stackWith(rules: string): string {
+  return `stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: yara
+    options: { rules: [${rules}] }
+  - actor: default
+    options: { answer: allow }
+`;
+}
+
+async function rchar(h: FleetHost): Promise<number> {
+  const pid = h.daemon().child.pid!;
+  // ip netns exec execs blessd in place: the pid is the daemon's own (checked, or the numbers would be ip's).
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+  if (!cmdline.includes('blessd.js')) throw new Error(`pid ${pid} is not blessd: ${cmdline}`);
+  const io = await readFile(`/proc/${pid}/io`, 'utf8');
+  return Number(/^rchar: (\d+)$/m.exec(io)![1]);
+}
+
+const scans = async (h: FleetHost, name: string) => (await h.stats()).scans[name] ?? 0;
+const cat = (p: string) => runChild('cat', [p], { timeoutMs: 30_000 });
+
+rootTest('a store miss reads the file once for the signature pass and the digest; a hit on B spares yara (zero yara scans)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'blessd-digest-once-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const rules = join(dir, 'marker.yar');
+  await writeFile(rules, 'rule evil_marker {\n  strings:\n    $m = "EVIL-MARKER"\n  condition:\n    $m\n}\n');
+  const f = await withFleet(t, ['a', 'b'], { stack: stackWith(rules), sizeMiB: 128 });
+  const { a, b } = f.hosts as Record<string, FleetHost>;
+  const big = bigContent();
+  for (const h of [a!, b!]) {
+    await writeFile(join(h.dir, 'warm.txt'), 'loads the actors and connects the store before the measured file\n');
+    await writeFile(join(h.dir, 'big.bin'), big);
+    await writeFile(join(h.dir, 'marker.txt'), MARKER);
+  }
+
+  // Host A. A warm-up file first: its reads (databases, rules, the store's first replies) are not the big file's.
+  t.is((await cat(join(a!.dir, 'warm.txt'))).code, 0);
+  await waitFor('A published warm.txt (signature and yara)', async () => (await fleetCount(a!, 'published')) === 2, 15_000, 50);
+  const before = await rchar(a!);
+  const read = await cat(join(a!.dir, 'big.bin'));
+  t.is(read.code, 0, read.stderr);
+  await waitFor('A published big.bin (signature and yara)', async () => (await fleetCount(a!, 'published')) === 4, 15_000, 50);
+  const readOnA = (await rchar(a!)) - before;
+  // yara (YARA-X) takes the file whole into memory: that read is the engine's own. Everything else blessd read of
+  // it is the signature pass, which also gave the digest. Before, the digest was a read of its own: 3 × SIZE.
+  const ownReads = (readOnA - SIZE) / SIZE;
+  t.log(`A read ${(readOnA / MiB).toFixed(2)} MiB for a ${SIZE / MiB} MiB cold file: ${ownReads.toFixed(2)} reads by blessd besides yara's own`);
+  t.true(ownReads >= 0.99 && ownReads < 1.5, `blessd read the file ${ownReads.toFixed(2)} times besides yara's read (want 1: the pass is the digest)`);
+  t.is(await scans(a!, 'signature'), 2);
+  t.is(await scans(a!, 'yara'), 2);
+  const digest = createHash('sha256').update(big).digest('hex');
+  const keys = (await f.cli(['--scan', '--pattern', `blessd:v1:*:${digest}`])).trim().split('\n').sort();
+  t.deepEqual(keys.map((k) => k.split(':')[2]), ['signature', 'yara'], 'both answers under the content SHA-256 the pass computed');
+
+  // A yara deny, shared too.
+  t.regex((await cat(join(a!.dir, 'marker.txt'))).stderr, /Operation not permitted/);
+  await waitFor('A published marker.txt', async () => (await fleetCount(a!, 'published')) === 6, 15_000, 50);
+
+  // Host B: the signature pass runs (it is the digest), yara is answered from the store.
+  const beforeB = await rchar(b!);
+  t.is((await cat(join(b!.dir, 'big.bin'))).code, 0);
+  const readOnB = (await rchar(b!)) - beforeB;
+  t.regex((await cat(join(b!.dir, 'marker.txt'))).stderr, /Operation not permitted/, "A's yara deny holds on B");
+  t.is(await scans(b!, 'yara'), 0, 'B ran yara on nothing');
+  t.is(await scans(b!, 'signature'), 2, 'the signature pass ran on B: it is the read that gives the digest');
+  t.is(await fleetCount(b!, 'hits'), 2, 'one lookup per file, of the yara key alone');
+  t.true(readOnB / SIZE >= 0.99 && readOnB / SIZE < 1.5, `B read big.bin ${(readOnB / SIZE).toFixed(2)} times (want 1: the pass, no digest read)`);
+});
