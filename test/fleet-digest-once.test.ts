@@ -96,5 +96,6 @@ rootTest('a store miss reads the file once for the signature pass and the digest
   t.is(await scans(b!, 'yara'), 0, 'B ran yara on nothing');
   t.is(await scans(b!, 'signature'), 2, 'the signature pass ran on B: it is the read that gives the digest');
   t.is(await fleetCount(b!, 'hits'), 2, 'one lookup per file, of the yara key alone');
+  t.log(`B read ${(readOnB / MiB).toFixed(2)} MiB: the signature pass, and yara's answer from the store`);
   t.true(readOnB / SIZE >= 0.99 && readOnB / SIZE < 1.5, `B read big.bin ${(readOnB / SIZE).toFixed(2)} times (want 1: the pass, no digest read)`);
 });
