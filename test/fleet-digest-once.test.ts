@@ -4,15 +4,17 @@
 // the daemon's /proc/<pid>/io `rchar` (every byte its threads got from read/pread, page cache or not) around one
 // cold file.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runChild } from './helpers/child.js';
+import { runChild, startChild } from './helpers/child.js';
 import { REPO } from './helpers/daemon-harness.js';
 import { fleetCount, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, within } from './helpers/wait.js';
 
 const rootTest = isRoot() ? test.serial : test.skip;
 
@@ -98,4 +100,63 @@ rootTest('a store miss reads the file once for the signature pass and the digest
   t.is(await fleetCount(b!, 'hits'), 2, 'one lookup per file, of the yara key alone');
   t.log(`B read ${(readOnB / MiB).toFixed(2)} MiB: the signature pass, and yara's answer from the store`);
   t.true(readOnB / SIZE >= 0.99 && readOnB / SIZE < 1.5, `B read big.bin ${(readOnB / SIZE).toFixed(2)} times (want 1: the pass, no digest read)`);
+});
+
+rootTest('with the pass as the digest, an engine whose file changed during its scan (stamp put back) publishes nothing; the pass itself does', async (t) => {
+  // As test/fleet-changed.test.ts, with the signature pass before the held scanner: the digest is the pass's, and
+  // the held scanner's answer must not be published under it once the file changed.
+  const lab = await mkdtemp(join(tmpdir(), 'blessd-digest-once-lab-'));
+  t.teardown(() => rm(lab, { recursive: true, force: true }));
+  const fifo = join(lab, 'go');
+  execFileSync('mkfifo', [fifo]);
+  const program = join(lab, 'slow-scanner');
+  await writeFile(program, `#!/bin/sh\ncat > /dev/null\nif [ -e "${lab}/hold" ]; then touch "${lab}/started-$BLESSD_SIZE"; read line < "${fifo}"; fi\nexit 0\n`);
+  await chmod(program, 0o755);
+  const f = await withFleet(t, ['a'], {
+    stack: `stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: exec
+    name: slow
+    options: { program: ${program} }
+  - actor: default
+    options: { answer: allow }
+`,
+  });
+  const a = f.hosts.a!;
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  const hold = () => writeFile(join(lab, 'hold'), '');
+  const release = async () => {
+    await rm(join(lab, 'hold'));
+    await writeFile(fifo, 'go\n');
+  };
+
+  // The control: unchanged during the held scan, both answers published.
+  const same = join(a.dir, 'unchanged');
+  await writeFile(same, 'benign, and stays so\n'); // 21 bytes
+  await hold();
+  const r1 = startChild('cat', [same], 15_000);
+  await waitFor('the held scan of the unchanged file started', () => existsSync(join(lab, 'started-21')), 10_000);
+  await release();
+  t.is((await within('cat of the unchanged file', r1.done, 15_000)).code, 0);
+  await waitFor('the unchanged file published by both scanners', async () => (await fleetCount(a, 'published')) === 2, 10_000, 50);
+
+  const changed = join(a.dir, 'changed');
+  await writeFile(changed, 'benign for the digest\n'); // 22 bytes
+  await hold();
+  const r2 = startChild('cat', [changed], 15_000);
+  await waitFor('the held scan of the changing file started', () => existsSync(join(lab, 'started-22')), 10_000);
+  const before = statSync(changed, { bigint: true });
+  execFileSync('sh', ['-c', `printf 'EVIL content, 22 byte\\n' > "${changed}"`]);
+  const ns = before.mtimeNs;
+  execFileSync('touch', ['-m', '-d', `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`, changed]);
+  t.is(statSync(changed, { bigint: true }).mtimeNs, before.mtimeNs, 'the stamp fields are put back');
+  await release();
+  await within('cat of the changed file', r2.done, 15_000);
+  const keys = async (scanner: string) => (await f.cli(['--scan', '--pattern', `blessd:v1:${scanner}:*`])).trim().split('\n').filter(Boolean);
+  // The pass read the first content with its stamp and ctime unmoved around it: its answer names that content.
+  await waitFor("the pass's answer for the first content published", async () => (await keys('signature')).some((k) => k.endsWith(sha('benign for the digest\n'))), 10_000, 50);
+  const slow = await keys('slow');
+  t.true(slow.some((k) => k.endsWith(sha('benign, and stays so\n'))), `the unchanged file's answer is in the store: ${slow.join(' ')}`);
+  t.false(slow.some((k) => k.endsWith(sha('benign for the digest\n'))), `no answer of the held scanner under the pass's digest: ${slow.join(' ')}`);
 });
