@@ -39,7 +39,7 @@ test.serial('the pass digest is the key: the lookup (of the other scanner only) 
   const looked = file.shared('yara');
   const stamp = readStampAndCtime(fd);
   const before = rchar();
-  file.passDigest(sha256, stamp, readStampAndCtime(fd));
+  file.passDigest(sha256, SIZE, stamp, readStampAndCtime(fd));
   t.is(await looked, undefined);
   t.true(rchar() - before < SIZE / 2, `${rchar() - before} bytes read for a ${SIZE}-byte file`);
   t.is(counters.snapshot().unavailable, 1, 'one key asked for (yara), not the source');
@@ -50,12 +50,21 @@ test.serial('a pass whose stamp and ctime moved (the file was written under it):
   const looked = file.shared('yara');
   const stamp = readStampAndCtime(fd);
   writeSync(fd, Buffer.from('a'), 0, 1, 0); // the same byte at the same place: size and content kept, ctime moves
-  file.passDigest(sha256, stamp, readStampAndCtime(fd));
+  file.passDigest(sha256, SIZE, stamp, readStampAndCtime(fd));
   t.is(await looked, undefined);
   file.publish('signature', { answer: 'ok' });
   file.publish('yara', { answer: 'ok' });
   await new Promise((r) => setTimeout(r, 2 * TIMEOUT_MS));
   t.deepEqual(counters.snapshot(), { hits: 0, misses: 0, published: 0, refused: 0, unavailable: 0, lookupUs: 0 });
+});
+
+test.serial('a pass over fewer bytes than the stamp says (the file grew before it): no lookup', async (t) => {
+  const { fd, file, counters, sha256 } = setUp(t);
+  const looked = file.shared('yara');
+  const stamp = readStampAndCtime(fd);
+  file.passDigest(sha256, SIZE - 1, stamp, readStampAndCtime(fd));
+  t.is(await looked, undefined);
+  t.is(counters.snapshot().unavailable, 0);
 });
 
 test.serial('a pass that ended without a digest: the lookup reads one itself', async (t) => {

@@ -82,11 +82,11 @@ export class FleetFile {
   }
 
   /**
-   * The source's pass hashed the file up to its stamped size: `before` and `after` are the stamp and ctime read
-   * around the pass. The digest names the content only if they are the same (as in digest.ts).
+   * The source's pass hashed the file's first `size` bytes: `before` and `after` are the stamp and ctime read around
+   * the pass. The digest names the content only if they are the same and the stamp's size is `size` (digest.ts).
    */
-  passDigest(sha256: Buffer, before: StampAndCtime, after: StampAndCtime): void {
-    const same = sameStamp(before.stamp, after.stamp) && before.ctimeNs === after.ctimeNs && (this.size === undefined || Number(before.stamp.size) === this.size);
+  passDigest(sha256: Buffer, size: number, before: StampAndCtime, after: StampAndCtime): void {
+    const same = sameStamp(before.stamp, after.stamp) && before.ctimeNs === after.ctimeNs && Number(before.stamp.size) === size;
     this.passEnded(same ? { sha256: sha256.toString('hex'), stamp: after.stamp, ctimeNs: after.ctimeNs } : null);
   }
 

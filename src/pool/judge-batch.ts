@@ -358,7 +358,7 @@ async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner,
   const before = source ? stampAndCtimeIfAny(fd) : undefined;
   const r = await scanWith(s.name, loaded.instance, { fd, size, path, chunkSize: ctx.task.chunkSize, groups: ctx.groups, marker: ctx.task.marker }, sink);
   const after = before && sink!.digested && !('error' in r) ? stampAndCtimeIfAny(fd) : undefined;
-  if (after) source!.passDigest(sink!.sha256, before!, after);
+  if (after) source!.passDigest(sink!.sha256, size, before!, after);
   if (r.helperPids) ctx.helperPids[s.name] = r.helperPids;
   if ('error' in r) return { kind: 'error', code: r.error.code, message: r.error.message };
   out.scans.push({ name: s.name, ms: r.ms, totalMs: r.ms });
