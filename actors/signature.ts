@@ -25,7 +25,7 @@ const signature: ActorModule = {
     const chunkSize = positiveInteger(NAME, options, 'chunkSize', DEFAULT_CHUNK);
     const db = await loadDatabases(databases);
     const engine = new SignatureEngine(db, chunkSize);
-    return {
+    const instance: ActorInstance & { scanDigesting(file: ScanFile, sha256: Buffer): Promise<{ answer: Answer; digested: boolean }> } = {
       generation: db.generation,
       warnings: [...db.warnings, ...engine.dropped],
       async scan(file: ScanFile): Promise<Answer> {
@@ -38,7 +38,8 @@ const signature: ActorModule = {
         const name = engine.scan(file.fd, file.size, sha256);
         return { answer: name ? { answer: 'deny', reason: name } : { answer: 'ok' }, digested: engine.digested };
       },
-    } as ActorInstance;
+    };
+    return instance;
   },
 };
 
