@@ -2,6 +2,8 @@
 // with wildcards, offsets and target types, .fp/.sfp allow-lists, .ign2) matched in ONE pass over the file
 // (actors/signature/engine.ts). docs/signatures.md is the reference.
 //
+// Beside scan(), scanDigesting() (src/pool/content-pass.ts): its one pass also gives the content's SHA-256.
+//
 // options: databases: string[]  files or directories (every ClamAV database file in a directory)
 //          chunkSize?: number    read size in bytes (default 1 MiB)
 import type { ActorInstance, ActorModule, ScanFile } from '../src/pool/actor.js';
@@ -23,14 +25,21 @@ const signature: ActorModule = {
     const chunkSize = positiveInteger(NAME, options, 'chunkSize', DEFAULT_CHUNK);
     const db = await loadDatabases(databases);
     const engine = new SignatureEngine(db, chunkSize);
-    return {
+    const instance: ActorInstance & { scanDigesting(file: ScanFile, sha256: Buffer): Promise<{ answer: Answer; digested: boolean }> } = {
       generation: db.generation,
       warnings: [...db.warnings, ...engine.dropped],
       async scan(file: ScanFile): Promise<Answer> {
         const name = engine.scan(file.fd, file.size);
         return name ? { answer: 'deny', reason: name } : { answer: 'ok' };
       },
+      // Not actor API (src/pool/content-pass.ts): the same scan, its pass also hashing the content for the fleet
+      // key, so that the daemon need not read the file once more for it.
+      async scanDigesting(file: ScanFile, sha256: Buffer): Promise<{ answer: Answer; digested: boolean }> {
+        const name = engine.scan(file.fd, file.size, sha256);
+        return { answer: name ? { answer: 'deny', reason: name } : { answer: 'ok' }, digested: engine.digested };
+      },
     };
+    return instance;
   },
 };
 

@@ -169,3 +169,27 @@ test('the Vectorscan stream is reused from file to file: nothing carries over (a
     t.is(scan(secondHalf), null, `${path}: after a scan abandoned by a read error`);
   }
 });
+
+test('a digesting scan (the fleet key): the SHA-256 of every byte up to the size, also past a body hit; none for a file that shrank', async (t) => {
+  const d = withDir(t);
+  const mark = Buffer.from('Blessd.Pass.Early');
+  // An anchored hit at byte 0 ends an ordinary pass in its first chunk; a digesting pass reads on to the end.
+  const engine = await engineOf(d, 'early.ndb', [`Early:0:0:${mark.toString('hex')}`]);
+  for (const size of SIZES) {
+    const content = size >= mark.length ? Buffer.concat([mark, randomBytes(size - mark.length)]) : randomBytes(size);
+    const path = d.write(`d-${size}.bin`, content);
+    const fd = openSync(path, 'r');
+    try {
+      const sha = Buffer.alloc(32);
+      const hit = engine.scan(fd, size, sha);
+      t.is(hit, size >= mark.length ? 'Early' : null, `size ${size}`);
+      t.true(engine.digested, `size ${size}`);
+      t.is(sha.toString('hex'), createHash('sha256').update(content).digest('hex'), `size ${size}`);
+      // Stamped bigger than the file now is: cut short, so no digest.
+      t.is(engine.scan(fd, size + 1, Buffer.alloc(32)), size >= mark.length ? 'Early' : null);
+      t.false(engine.digested, `shrunk, size ${size}`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+});

@@ -6,7 +6,9 @@
 // this file's size needs (whole-file hashes cost nothing for a file of a size no signature names), and PE section
 // hashes for PE files. The read loop, the digests and the stream run in C++ in one call per file
 // (native/match/pass.cc): a 1 MiB chunk is read once and hashed and matched while it is in cache, and a 4 KiB file
-// costs one crossing instead of seven. Reads are synchronous preads into one reused buffer: this worker thread has
+// costs one crossing instead of seven. Asked for it (the fleet key: src/pool/content-pass.ts), the same pass also
+// hashes the whole content with SHA-256, reading on past a body hit, so that the daemon need not read the file
+// again for its digest. Reads are synchronous preads into one reused buffer: this worker thread has
 // nothing else to do meanwhile, and a hop through libuv's pool per read was 70 % of a 4 KiB scan (docs/bench.md).
 // What the pass finds is decided here: the hash tables, .ign2 names and allow-lists stay in JS. scanInJs() is the
 // same engine written in JS alone, kept as the reference that test/signature-pass.test.ts holds the pass to.
@@ -50,6 +52,8 @@ export class SignatureEngine {
   private readonly allowTables: [number, HashTable][];
   /** Patterns Vectorscan refused (named in warnings), so that one bad line does not cost the rest. */
   readonly dropped: string[] = [];
+  /** Whether the last scan() that was asked for a SHA-256 hashed the whole file (it was not cut short). */
+  digested = false;
 
   constructor(
     private readonly db: Databases,
@@ -120,8 +124,12 @@ export class SignatureEngine {
     return { anchored: this.anchored.length, streamed: this.streamed.length, dropped: this.dropped };
   }
 
-  /** The name of the first signature that matches the file, or null. */
-  scan(fd: number, size: number): string | null {
+  /**
+   * The name of the first signature that matches the file, or null. With `sha256`, the pass also hashes every byte
+   * up to `size` (reading on past a body hit) and copies the SHA-256 there; `digested` then says whether it covers
+   * the whole file (false if the file shrank). That is the fleet key of the content, taken in the same read.
+   */
+  scan(fd: number, size: number, sha256?: Buffer): string | null {
     const { db, pass } = this;
     let fileMask = 0;
     let allowMask = 0;
@@ -134,8 +142,12 @@ export class SignatureEngine {
       head = pass.head(fd, size);
       layout = fileLayout(fd, size, this.buffer.subarray(0, head));
     }
-    const kind = pass.run(fd, size, fileMask | allowMask, checkAllow ? PASS.flags.keepReadingAfterHit : 0, layout?.entry ?? -1, layout?.type ?? TARGET.any, head);
+    const extra = sha256 ? PASS.digestBit.sha256 : 0;
+    const flags = checkAllow || sha256 ? PASS.flags.keepReadingAfterHit : 0;
+    const kind = pass.run(fd, size, fileMask | allowMask | extra, flags, layout?.entry ?? -1, layout?.type ?? TARGET.any, head);
     const state = this.passState;
+    this.digested = sha256 !== undefined && state[PASS.state.position] === size;
+    if (this.digested) this.digestViews.sha256.copy(sha256!);
     const hit = kind === PASS.hit.none ? null : kind === PASS.hit.anchored ? this.anchored[state[PASS.state.hitIndex]!]!.name : this.streamed[state[PASS.state.hitIndex]!]!.name;
     const views = this.digestViews;
     if (checkAllow && state[PASS.state.position] === size) {

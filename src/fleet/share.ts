@@ -1,8 +1,13 @@
 // Overview — the fleet hook of the worker's judge path (src/pool/judge-batch.ts calls it, from one place per
 // scanner): before a pool scanner scans a file, the answer another host published for the same content, scanner
 // and generation; after a scan whose result tag was written, publishing that answer.
-// Per file: the digest is computed once (digest.ts) and the keys of every scanner the file still needs are looked
-// up in one round trip, after every scanner of the file took its lease (so the digest reads what the scans read).
+// Per file: the digest is taken once, and the keys of every scanner the file still needs are looked up in one round
+// trip, after every scanner of the file took its lease (so the digest reads what the scans read). Where the file
+// also needs a content-pass scanner (the built-in signature actor: src/pool/content-pass.ts), that scanner is the
+// digest's source: its own pass hashes the content, it is not looked up (by the time a key exists it has read the
+// file: a hit would save nothing), and the other scanners' lookup waits for its pass — the expensive engines are
+// what the store skips, and the file is read once by blessd. Without such a pass (or if it ended without a digest)
+// the digest is one read of its own before the lookup (digest.ts): the price of skipping every scanner on a hit.
 // Only content answers are published: never a failure-policy answer (timeout, crash, onError, too large), and only
 // when the file's stamp right after the scan is the one its digest was taken with, and its ctime too — or moved no
 // later than our own result tags of another scanner explain (the scan read the content the digest names); the
@@ -12,7 +17,7 @@
 // error in scanOne does, but the store's own problems are never errors), or run on the main thread.
 import type { Answer } from '../policy/answer.js';
 import { landedInTime } from '../tags/ctime.js';
-import { readStampAndCtime, sameStamp } from '../tags/stamp.js';
+import { readStampAndCtime, sameStamp, type Stamp } from '../tags/stamp.js';
 import { FleetCounters } from './counters.js';
 import { contentDigest, type Digest } from './digest.js';
 import { storeClient, type StoreClient } from './store-client.js';
@@ -41,12 +46,17 @@ function derivedOf(p: FleetPolicy) {
   return d;
 }
 
+type StampAndCtime = { stamp: Stamp; ctimeNs: bigint };
+
 /** One file's dealings with the store. */
 export class FleetFile {
   private looked?: Promise<Map<string, Answer>>;
   private digest?: Digest;
   /** When our last result tag for this file was written (ms): ctime up to then is our own doing (ctime.ts). */
   private ownWriteMs?: number;
+  /** With a source: its pass's digest, null (the file changed under it: no lookup), or undefined (none: read one). */
+  private readonly passed?: Promise<Digest | null | undefined>;
+  private endPass?: (d: Digest | null | undefined) => void;
 
   constructor(
     private readonly policy: FleetPolicy,
@@ -55,24 +65,51 @@ export class FleetFile {
     private readonly size: number | undefined,
     /** Scanner name -> generation, for every pool scanner the file still needs. */
     private readonly wanted: Map<string, string>,
-  ) {}
+    /** One of `wanted` whose scan is a content pass that gives the digest (content-pass.ts); never looked up. */
+    readonly source?: string,
+  ) {
+    if (source !== undefined) this.passed = new Promise((resolve) => (this.endPass = resolve));
+  }
 
   /** Another host's answer for this content and scanner, or undefined (scan it). Bounded by the store timeout. */
   async shared(scanner: string): Promise<Answer | undefined> {
+    if (scanner === this.source) return undefined;
     // Not before this turn ends: the other scanners of the file start in this turn too, and each takes its lease
-    // first (a tag write, which moves ctime). A digest taken before the last lease would match no publish.
-    this.looked ??= Promise.resolve().then(() => this.lookup());
+    // first (a tag write, which moves ctime). A digest taken before the last lease would match no publish. With a
+    // source, its pass starts after that turn too, and the lookup waits for it.
+    this.looked ??= (this.passed ?? Promise.resolve(undefined)).then((d) => this.lookup(d));
     return (await this.looked).get(scanner);
   }
 
-  private async lookup(): Promise<Map<string, Answer>> {
+  /**
+   * The source's pass hashed the file's first `size` bytes: `before` and `after` are the stamp and ctime read around
+   * the pass. The digest names the content only if they are the same and the stamp's size is `size` (digest.ts).
+   */
+  passDigest(sha256: Buffer, size: number, before: StampAndCtime, after: StampAndCtime): void {
+    const same = sameStamp(before.stamp, after.stamp) && before.ctimeNs === after.ctimeNs && Number(before.stamp.size) === size;
+    this.passEnded(same ? { sha256: sha256.toString('hex'), stamp: after.stamp, ctimeNs: after.ctimeNs } : null);
+  }
+
+  /** The source is done with the file (on every path: a failure, too large, a busy lease): without a digest, the
+   * lookup reads one itself. Only the first call counts. */
+  passEnded(d?: Digest | null): void {
+    const end = this.endPass;
+    if (!end) return;
+    this.endPass = undefined;
+    if (d) this.digest = d; // before the source's publish, which comes right after its pass
+    end(d);
+  }
+
+  private async lookup(fromPass: Digest | null | undefined): Promise<Map<string, Answer>> {
     const found = new Map<string, Answer>();
+    if (fromPass === null) return found; // changed under the pass: scan, publish nothing
     const { client, key, counters } = derivedOf(this.policy);
     const started = performance.now();
-    const digest = contentDigest(this.fd, this.size ?? Number(readStampAndCtime(this.fd).stamp.size));
+    const digest = fromPass ?? contentDigest(this.fd, this.size ?? Number(readStampAndCtime(this.fd).stamp.size));
     if (digest === undefined) return found; // changing under us: scan, publish nothing
     this.digest = digest;
-    const names = [...this.wanted.keys()];
+    const names = [...this.wanted.keys()].filter((n) => n !== this.source);
+    if (names.length === 0) return found;
     const keys = names.map((n) => storeKey(n, this.wanted.get(n)!, digest.sha256));
     const r = await client.get(keys);
     counters.addLookupTime((performance.now() - started) * 1000);

@@ -2,6 +2,7 @@
 // kind the main thread's failure policy understands ('load', 'crash', 'timeout', 'too-large'). Never throws.
 import { isAnswerKind } from '../policy/answer.js';
 import type { ActorInstance } from './actor.js';
+import { isContentPass, type DigestSink } from './content-pass.js';
 import { fdScanFile, type ScanFileInit } from './scan-file.js';
 import type { ScanResult, WorkerFailure, WorkerResult } from './tasks.js';
 
@@ -34,13 +35,20 @@ export function withHelpers<T extends WorkerResult>(instance: ActorInstance, res
   return result;
 }
 
-/** One scan by a loaded actor: its answer, or a structured failure (never a throw). */
-export async function scanWith(name: string, instance: ActorInstance, init: ScanFileInit): Promise<ScanResult | WorkerFailure> {
+/**
+ * One scan by a loaded actor: its answer, or a structured failure (never a throw). With `digest`, a content-pass
+ * actor (content-pass.ts) also leaves the content's SHA-256 there, taken in the scan's own read; others leave it.
+ */
+export async function scanWith(name: string, instance: ActorInstance, init: ScanFileInit, digest?: DigestSink): Promise<ScanResult | WorkerFailure> {
   const file = fdScanFile(init);
   const started = performance.now();
   let answer;
   try {
-    answer = await instance.scan(file);
+    if (digest && isContentPass(instance)) {
+      const r = await instance.scanDigesting(file, digest.sha256);
+      answer = r.answer;
+      digest.digested = r.digested;
+    } else answer = await instance.scan(file);
   } catch (err) {
     const message = `${name}: ${err instanceof Error ? err.message : String(err)}`;
     return withHelpers(instance, failure(failureKind(err), message, err));

@@ -2,7 +2,8 @@
 // Per file: its tags are read and judged, the stack is walked, and the scanners it still needs run at once, each
 // taking its lease, scanning and writing its result with the conditional bless (TagStore, the same code the main
 // thread uses; the addon is a Node-API module, loadable in every worker). The file is handed back as soon as the
-// stack can decide: a slower scanner goes on in this worker and writes its tag after.
+// stack can decide: a slower scanner goes on in this worker and writes its tag after. With the fleet store, a
+// content pass among the scanners (content-pass.ts) hashes the file for the others' lookup (src/fleet/share.ts).
 //
 // What it leaves to the main thread (the file's `slow` list): a live lease of someone else (waiting it out would
 // hold the batch) and content that changed under the scan (its change event is on the way; the main thread's
@@ -15,6 +16,7 @@ import { evaluate, neededScanners } from '../policy/stack.js';
 import { readStamp, readStampAndCtime, type Stamp } from '../tags/stamp.js';
 import { TagStore } from '../tags/store.js';
 import { scanWith } from './actor-scan.js';
+import { isContentPass, type DigestSink } from './content-pass.js';
 import { resolveFailure, RETRY } from './failure.js';
 import { policyOf } from './policy-wire.js';
 import { countScan } from './scan-counter.js';
@@ -74,6 +76,8 @@ interface BatchContext extends Derived {
   times: Float64Array;
   groups: Int32Array;
   helperPids: Record<string, number[]>;
+  /** Scanners whose loaded instance is a content pass (content-pass.ts): the fleet digest's source, when asked. */
+  passes: Set<string>;
 }
 
 export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
@@ -88,10 +92,11 @@ export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
     // The whole rest of the slot: the pool sized it for a process group per scan of every file of the batch.
     groups: new Int32Array(task.started, SLOT_GROUPS_AT),
     helperPids: {},
+    passes: new Set(),
   };
   // Actors load before the deadline starts (a fresh worker loading databases is not the files' fault; the pool
   // bounds that by its load timeout). A load that fails is each scan's 'load' failure below.
-  await Promise.all(policy.scanners.map((s) => actorOf(s).catch(() => undefined)));
+  await Promise.all(policy.scanners.map((s) => actorOf(s).then((l) => isContentPass(l.instance) && ctx.passes.add(s.name), () => undefined)));
   times[SLOT_BEGUN] = Date.now();
   const files = await Promise.all(
     task.fds.map((fd) =>
@@ -227,6 +232,14 @@ function judgedAs(out: JudgedFile, fd: number, before: Stamp | undefined): Judge
   return out;
 }
 
+function stampAndCtimeIfAny(fd: number): ReturnType<typeof readStampAndCtime> | undefined {
+  try {
+    return readStampAndCtime(fd);
+  } catch {
+    return undefined; // vanished: no digest from this pass (the scan itself says what it found)
+  }
+}
+
 function stampIfAny(fd: number): Stamp | undefined {
   try {
     return readStamp(fd);
@@ -235,16 +248,32 @@ function stampIfAny(fd: number): Stamp | undefined {
   }
 }
 
-/** The fleet store (src/fleet/share.ts): another host's answer for this content, asked once for every pool scanner. */
+/**
+ * The fleet store (src/fleet/share.ts): another host's answer for this content, asked once for every pool scanner.
+ * A content pass is the digest's source when the file also needs an engine that is not one (share.ts says why it
+ * alone is not looked up); when every scanner is a pass, a digest read of its own lets a hit spare them all.
+ */
 function fleetFor(fd: number, needed: string[], size: number | undefined, ctx: BatchContext): FleetFile | undefined {
   const { policy } = ctx;
   if (!policy.fleet) return undefined;
   const pooled = needed.filter((n) => ctx.scanners.has(n));
-  return pooled.length > 0 ? new FleetFile(policy.fleet, fd, size, new Map(pooled.map((n) => [n, policy.generations[n] ?? '']))) : undefined;
+  if (pooled.length === 0) return undefined;
+  const source = pooled.some((n) => !ctx.passes.has(n)) ? pooled.find((n) => ctx.passes.has(n)) : undefined;
+  return new FleetFile(policy.fleet, fd, size, new Map(pooled.map((n) => [n, policy.generations[n] ?? ''])), source);
+}
+
+/** One scanner on one file; the fleet digest's source says, on every way out, that its pass is over. */
+async function scanOne(fd: number, name: string, path: string, stamped: number | undefined, ctx: BatchContext, out: JudgedFile, fleet?: FleetFile): Promise<Scanned> {
+  if (fleet?.source !== name) return scanScanner(fd, name, path, stamped, ctx, out, fleet);
+  try {
+    return await scanScanner(fd, name, path, stamped, ctx, out, fleet);
+  } finally {
+    fleet.passEnded(); // a no-op after its digest; else the others' lookup reads one (a failure, a busy lease, …)
+  }
 }
 
 /** Lease, scan (with the entry's failure policy), conditional result write: one scanner on one file. */
-async function scanOne(fd: number, name: string, path: string, stamped: number | undefined, ctx: BatchContext, out: JudgedFile, fleet?: FleetFile): Promise<Scanned> {
+async function scanScanner(fd: number, name: string, path: string, stamped: number | undefined, ctx: BatchContext, out: JudgedFile, fleet?: FleetFile): Promise<Scanned> {
   const s = ctx.scanners.get(name);
   if (!s) return { kind: 'slow' }; // not a pool actor (a remote scanner): the main thread serves it
   const { store, policy } = ctx;
@@ -273,7 +302,7 @@ async function scanOne(fd: number, name: string, path: string, stamped: number |
   const shared = await fleet?.shared(name);
   if (shared) answer = shared;
   else for (;;) {
-    const outcome = await scanOnce(fd, size, path, s, ctx, out);
+    const outcome = await scanOnce(fd, size, path, s, ctx, out, fleet?.source === name ? fleet : undefined);
     const resolved = resolveFailure(outcome, s, { retried });
     if (resolved === RETRY) {
       retried = true;
@@ -308,7 +337,8 @@ async function scanOne(fd: number, name: string, path: string, stamped: number |
   return { kind: 'slow' }; // the file changed under the scan: that answer describes content that is gone
 }
 
-async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner, ctx: BatchContext, out: JudgedFile): Promise<ScanOutcome> {
+/** With `source`, this scanner's pass gives the file's fleet digest, with the stamp and ctime around it. */
+async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner, ctx: BatchContext, out: JudgedFile, source?: FleetFile): Promise<ScanOutcome> {
   // Counted as it starts (the main thread sees a scan in flight); a scanner without a slot is counted on return.
   if (s.counter !== undefined && s.counter >= 0 && ctx.policy.scanCounts) countScan(ctx.policy.scanCounts, s.counter);
   else out.uncounted.push(s.name);
@@ -322,7 +352,13 @@ async function scanOnce(fd: number, size: number, path: string, s: JudgeScanner,
   // pool.scanTimeout counts from the moment a scanner starts on a file (docs/config.md): the tag work before it
   // (reading, leasing) is not the scan's time. The batch's deadline is from its latest start or end.
   ctx.times[SLOT_BEGUN] = Date.now();
-  const r = await scanWith(s.name, loaded.instance, { fd, size, path, chunkSize: ctx.task.chunkSize, groups: ctx.groups, marker: ctx.task.marker });
+  // Around the pass, as digest.ts around its read: after every lease of the file (taken before the first await of
+  // each scanOne), before any result tag (the others wait for this digest, and ours comes after).
+  const sink: DigestSink | undefined = source ? { sha256: Buffer.allocUnsafe(32), digested: false } : undefined;
+  const before = source ? stampAndCtimeIfAny(fd) : undefined;
+  const r = await scanWith(s.name, loaded.instance, { fd, size, path, chunkSize: ctx.task.chunkSize, groups: ctx.groups, marker: ctx.task.marker }, sink);
+  const after = before && sink!.digested && !('error' in r) ? stampAndCtimeIfAny(fd) : undefined;
+  if (after) source!.passDigest(sink!.sha256, size, before!, after);
   if (r.helperPids) ctx.helperPids[s.name] = r.helperPids;
   if ('error' in r) return { kind: 'error', code: r.error.code, message: r.error.message };
   out.scans.push({ name: s.name, ms: r.ms, totalMs: r.ms });
