@@ -42,7 +42,8 @@ Napi::Value Gate::Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, 
   if (closed_) throw Napi::Error::New(env, "gate: closed");
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "gate: mark path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  // No directory marks: every inode mark of the gate group is an ignore mark, which ForgetAllLocked relies on.
+  // No directory marks: every inode mark of the gate group is one of ours (ignore and deny marks), which a forget-all
+  // clears without asking which (UnmarkAll).
   const unsigned int child = 0, only_dir = 0;
   uint64_t change_mask = kind_flags == FAN_MARK_MOUNT ? kChangeMaskMount : kChangeMaskFs;
 

@@ -55,7 +55,9 @@ static void *group_thread(void *a) {
 }
 static struct group *new_group(int inode_marks) {
   struct group *g = calloc(1, sizeof *g);
-  g->fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, O_RDONLY | O_LARGEFILE);
+  /* A closed group is only released once every access it pinned returned: under this load, naive closes can reach
+   * the per-user group limit for a moment (EMFILE). */
+  for (int tries = 0; (g->fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE, O_RDONLY | O_LARGEFILE)) < 0 && errno == EMFILE && tries < 5000; tries++) usleep(1000);
   if (g->fd < 0) { perror("fanotify_init"); exit(1); }
   if (fanotify_mark(g->fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_PRE_ACCESS | FAN_OPEN_EXEC_PERM, AT_FDCWD, mnt)) { perror("mark"); exit(1); }
   if (inode_marks)
