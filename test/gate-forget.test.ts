@@ -6,14 +6,14 @@
 // forgets as fast as it can.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FAN_ALLOW } from '../src/gate/types.js';
-import { TagStore } from '../src/tags/store.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { withGate } from './helpers/gate-harness.js';
 import { isRoot } from './helpers/scratch.js';
+import { writeTagged } from './helpers/tag-files.js';
 import { within } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
@@ -98,31 +98,14 @@ t0('forgetAll clears every ignore and deny bit in place: the marks stay, every f
   t.is(again.size, names.length + 1, 'every file judged again');
 });
 
-/** Files whose valid tags say deny: the reader thread refuses them on its own, at native speed (tag_settle.cc). */
-async function denyTagged(dir: string, names: string[], key: Buffer) {
-  const tags = new TagStore({ namespace: 'trusted', key, leaseMs: 60_000, host: 'test-host', pid: 1 });
-  for (const n of names) {
-    const path = join(dir, n);
-    writeFileSync(path, 'SECRET CONTENT\n');
-    const fd = openSync(path, 'r');
-    try {
-      const lease = tags.begin(fd, 'sig', 'g1#0');
-      if (lease.status !== 'leased') throw new Error(`no lease on ${n}`);
-      const done = await tags.finish(fd, 'sig', lease.token, { answer: 'deny', reason: 'test' }, 'g1#0');
-      if (done.status !== 'written') throw new Error(`tag not written on ${n}`);
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
-
 t0('attack: denied files read in a loop by an unprivileged user while the gate forgets everything in a loop: nothing is served', async (t) => {
   const key = randomBytes(32);
   const names = Array.from({ length: 100 }, (_, i) => `secret${i}`);
   const h = await withGate(t, 'ext4', {
     // A deadline refuses here (the harness's default allows): only the kernel could let content through.
     deadlineAnswer: 'deny',
-    prepare: (d) => denyTagged(d, names, key),
+    // Files whose valid tags say deny: the reader thread refuses them on its own, at native speed (tag_settle.cc).
+    prepare: (d) => writeTagged(d, names, key, 'deny', () => 'SECRET CONTENT\n'),
     onEvent: (e, hh) => {
       if (e.kind === 'settled') hh.gate.native.release(e.fd);
       if (e.kind === 'perm') hh.gate.native.answer(e.id, FAN_DENY_EPERM); // the tags settle every file: not asked

@@ -3,14 +3,14 @@
 // its tags on the reader thread costs one event (its mark is in place before the first read is answered); and a writer
 // still passes a file whose tags say deny.
 import test, { type ExecutionContext } from 'ava';
-import { closeSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Gate } from '../src/gate/gate.js';
 import { FAN_ALLOW, denyErrno, type GateEvent, type GateOptions, type NativeTagPolicy } from '../src/gate/types.js';
-import { TagStore } from '../src/tags/store.js';
 import { makeScratch, isRoot, type Scratch, type ScratchKind } from './helpers/scratch.js';
 import { runChild } from './helpers/child.js';
+import { writeTagged } from './helpers/tag-files.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 const EPERM = denyErrno('EPERM');
@@ -134,23 +134,6 @@ t0('ext4: swept allowed files stay silent by their ignore marks, and forgetAll c
   t.is(asked.size, 30, `every file asked again after forgetAll (${asked.size} of 30)`);
 });
 
-async function tagged(dir: string, names: string[], key: Buffer, answer: 'ok' | 'deny') {
-  const tags = new TagStore({ namespace: 'trusted', key, leaseMs: 60_000, host: 'test-host', pid: 1 });
-  for (const n of names) {
-    const path = join(dir, n);
-    writeFileSync(path, `content of ${n}\n`);
-    const fd = openSync(path, 'r');
-    try {
-      const lease = tags.begin(fd, 'sig', 'g1#0');
-      if (lease.status !== 'leased') throw new Error(`no lease on ${n}`);
-      const done = await tags.finish(fd, 'sig', lease.token, answer === 'deny' ? { answer: 'deny', reason: 'test' } : { answer: 'ok' }, 'g1#0');
-      if (done.status !== 'written') throw new Error(`tag not written on ${n}`);
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
-
 const policy = (key: Buffer): NativeTagPolicy => ({
   namespace: 'trusted',
   key,
@@ -172,7 +155,7 @@ t0('ext4: a file settled by its tags costs one event: its ignore mark is in plac
     (e, gate) => {
       if (e.kind === 'perm') gate.native.answer(e.id, EPERM); // JS is not meant to be asked at all
     },
-    (dir) => tagged(dir, names, key, 'ok'),
+    (dir) => writeTagged(dir, names, key, 'ok'),
   );
   h.gate.native.setTagPolicy(policy(key));
   const out = await readAll(names.map((n) => join(h.scratch.dir, n)));
@@ -194,7 +177,7 @@ t0('tmpfs (open mode): a writer opens a file whose tags say deny; a reader is re
       if (e.kind === 'settled') gate.native.release(e.fd);
       if (e.kind === 'perm') gate.native.answer(e.id, EPERM);
     },
-    (dir) => tagged(dir, ['bad'], key, 'deny'),
+    (dir) => writeTagged(dir, ['bad'], key, 'deny'),
   );
   t.is(h.mode, 'open');
   h.gate.native.setTagPolicy(policy(key));

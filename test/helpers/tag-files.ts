@@ -55,3 +55,24 @@ export const testKey = () => randomBytes(32);
 export function store(key: Buffer, over: Partial<TagStoreOptions> = {}): TagStore {
   return new TagStore({ namespace: 'trusted', key, leaseMs: 60_000, host: 'test-host', pid: 1, ...over });
 }
+
+/**
+ * Files under `dir` each with a valid `sig` tag (generation g1#0) that says `answer`, as the gate's tag policy
+ * (setTagPolicy) reads them: the reader thread settles such files itself.
+ */
+export async function writeTagged(dir: string, names: string[], key: Buffer, answer: 'ok' | 'deny', content = (name: string) => `content of ${name}\n`): Promise<void> {
+  const tags = store(key);
+  for (const n of names) {
+    const path = join(dir, n);
+    writeFileSync(path, content(n));
+    const fd = openSync(path, 'r');
+    try {
+      const lease = tags.begin(fd, 'sig', 'g1#0');
+      if (lease.status !== 'leased') throw new Error(`no lease on ${n}`);
+      const done = await tags.finish(fd, 'sig', lease.token, answer === 'deny' ? { answer: 'deny', reason: 'test' } : { answer: 'ok' }, 'g1#0');
+      if (done.status !== 'written') throw new Error(`tag not written on ${n}`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
