@@ -81,6 +81,28 @@ test('close() runs in every worker at the pool close, and for the old instance a
   t.deepEqual(closes.filter((l) => l.startsWith('close b')).map((l) => l.split(' ')[2]).sort(), threadsA);
 });
 
+test('a scanner the stack dropped at a reload is retired in every worker then; the ones kept stay until the close', async (t) => {
+  const d = await tmp(t);
+  const log = join(d, 'log');
+  const pool = new ScanPool({ threads: 2, loadTimeoutMs: 20_000 });
+  let closed = false;
+  t.teardown(async () => {
+    if (!closed) await pool.close();
+  });
+  const kept = { name: 'kept', actor: V1, options: { log, tag: 'k' } };
+  const dropped = { name: 'dropped', actor: V1, options: { log, tag: 'd' } };
+  await pool.describe(kept);
+  await pool.describe(dropped);
+  t.is(lines(log).filter((l) => l.startsWith('init d')).length, 2, lines(log).join('\n'));
+  pool.retainOnly([kept]);
+  await waitFor("the dropped scanner's instances to close in both workers", () => lines(log).filter((l) => l.startsWith('close d')).length === 2, 10_000);
+  t.deepEqual(lines(log).filter((l) => l.startsWith('close k')), [], 'the kept one stays');
+  await pool.close();
+  closed = true;
+  t.is(lines(log).filter((l) => l.startsWith('close k')).length, 2);
+  t.is(lines(log).filter((l) => l.startsWith('close d')).length, 2, 'each closed once');
+});
+
 test('a scan in flight when the pool closes rejects with POOL_CLOSED, even when its actor\'s close() failed it', async (t) => {
   const d = await tmp(t);
   const log = join(d, 'log');

@@ -18,7 +18,7 @@ import { openFleet } from '../fleet/policy.js';
 import { shownStoreUrl } from '../fleet/store-url.js';
 import { FleetMonitor } from '../fleet/monitor.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
-import type { RemoteScanners } from '../notify/remote-scanners.js';
+import { REMOTE_ACTOR, type RemoteScanners } from '../notify/remote-scanners.js';
 import { Crawl } from './crawl.js';
 import { unsupportedFilesystem } from '../gate/fs-support.js';
 import { GuardedSet } from './guarded.js';
@@ -273,6 +273,8 @@ export class Daemon extends EventEmitter {
       const watched = await d.stack.load(next);
       // Replaced only once the new stack stands: a failed reload keeps watching the old one.
       this.generationWatch.watch(watched);
+      // A scanner the new stack no longer names: its instances in the workers close now, not at the daemon's stop.
+      d.pool.retainOnly(d.stack.stack.filter((e) => e.actor !== REMOTE_ACTOR).map((e) => ({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown> })));
       d.config = { ...next, gate: d.config.gate, guards: d.config.guards, fleet: d.config.fleet } as Config;
       this.syncTagPolicy();
       // Cached verdicts came from the old stack: judge every file again from its tags (valid answers are reused).

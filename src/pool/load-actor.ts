@@ -7,7 +7,9 @@
 // reloaded (SIGHUP, `blessctl reload`) reaches every worker at its next task, not only the one that described it.
 // A load for a fresh generation ("describe" at start and reload) never trusts the slot. The old instance is retired
 // (close()) once its replacement loaded; a failed load keeps the old one, so a broken database at reload changes
-// nothing in the workers. At the pool's close every instance of the worker is retired (retireAll). What this file
+// nothing in the workers. A scanner the stack no longer names is retired at the reload that dropped it (retireExcept:
+// the pool tells every worker which slots the new stack keeps). At the pool's close every instance of the worker is
+// retired (retireAll). What this file
 // must not do: load twice for tasks that arrive together, or reload again and again when the disk no longer holds
 // the expected generation (one attempt per expected generation).
 import { isAbsolute, resolve } from 'node:path';
@@ -16,6 +18,7 @@ import { ACTOR_API, type ActorInstance, type ActorModule } from './actor.js';
 import { checkActorInstance, checkActorModule } from './actor-api.js';
 import { BUILT_IN_ACTORS_DIR } from './built-ins.js';
 import { unixSockets } from './file-facts.js';
+import { slotKey } from './slot-key.js';
 import type { WorkerEntry } from './tasks.js';
 
 const BUILT_IN = /^[a-z][a-z0-9_-]*$/;
@@ -70,9 +73,6 @@ interface Slot {
 
 const slots = new Map<string, Slot>();
 
-function slotKey(entry: WorkerEntry): string {
-  return `${entry.actor}\0${entry.name}\0${JSON.stringify(entry.options ?? {})}`;
-}
 
 /** Instances whose close() ran or is running: a reload and the pool's close can meet on one instance. */
 const retired = new WeakSet<ActorInstance>();
@@ -98,6 +98,23 @@ export async function retireAll(): Promise<number> {
     if (slot.loading) instances.push(slot.loading.catch(() => undefined));
   }
   slots.clear();
+  const loaded = [...new Set((await Promise.all(instances)).filter((l): l is LoadedActor => l !== undefined))];
+  await Promise.all(loaded.map(retire));
+  return loaded.length;
+}
+
+/**
+ * A reload left these slots in the stack: retire every other instance this worker holds (a load in flight too, once
+ * done). A batch of the old stack still under way may need one again: it loads it afresh. Resolves with how many.
+ */
+export async function retireExcept(keep: ReadonlySet<string>): Promise<number> {
+  const instances: Promise<LoadedActor | undefined>[] = [];
+  for (const [key, slot] of slots) {
+    if (keep.has(key)) continue;
+    if (slot.current) instances.push(Promise.resolve(slot.current));
+    if (slot.loading) instances.push(slot.loading.catch(() => undefined));
+    slots.delete(key);
+  }
   const loaded = [...new Set((await Promise.all(instances)).filter((l): l is LoadedActor => l !== undefined))];
   await Promise.all(loaded.map(retire));
   return loaded.length;

@@ -19,6 +19,7 @@ import { PoolError } from './errors.js';
 import { policyRef } from './policy-wire.js';
 import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
+import { slotKey } from './slot-key.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
@@ -336,6 +337,15 @@ export class ScanPool {
     for (const task of [...tasks, ...this.givenUp.keys()]) killGroups(task.started, task.marker, this.reaper);
     this.givenUp.clear();
     await this.reaper.close();
+  }
+
+  /**
+   * A reload: the stack now holds these entries. Every worker retires the instances of any other (their close()
+   * hooks run in the worker, asynchronously); a later task that still names one loads it again.
+   */
+  retainOnly(entries: PoolEntry[]): void {
+    if (this.closed) return;
+    this.channel.postMessage({ keep: entries.map(slotKey) });
   }
 
   /**

@@ -5,7 +5,7 @@
 // The scanned fd belongs to the daemon and is shared by all threads: nothing here closes it.
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { native } from '../gate/addon.js';
-import { loadActor, onFirstLoad, retireAll } from './load-actor.js';
+import { loadActor, onFirstLoad, retireAll, retireExcept } from './load-actor.js';
 import { failure, scanWith, withHelpers } from './actor-scan.js';
 import { judgeBatch } from './judge-batch.js';
 import { scanShared } from '../fleet/scan-shared.js';
@@ -24,6 +24,12 @@ let holding = false;
 let announced = false;
 if (channel) {
   channel.onmessage = (ev) => {
+    const keep = ((ev as MessageEvent).data as { keep?: unknown } | null)?.keep;
+    if (Array.isArray(keep)) {
+      // A reload: the scanners the stack dropped close here (a close() that throws is the actor's own business).
+      void retireExcept(new Set(keep as string[])).catch(() => {});
+      return;
+    }
     if ((ev as MessageEvent).data !== 'retire') return;
     retireAll().then(
       (instances) => channel.postMessage({ retired: threadId, instances }),
