@@ -102,6 +102,7 @@ Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_p
   tsfn_ = Napi::ThreadSafeFunction::New(env, o.Get("onEvents").As<Napi::Function>(), "blessd-gate", 0, 1);
   thread_ = std::thread([this] { Run(); });
   answer_thread_ = std::thread([this] { RunAnswers(); });
+  unmark_thread_ = std::thread([this] { RunUnmark(); });
   StartFlush(env);
   // If the process tears down without close(), still answer everything and join the thread.
   napi_add_env_cleanup_hook(env, CleanupHook, this);
@@ -368,7 +369,6 @@ Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
     std::lock_guard<std::mutex> lock(mu_);
     ForgetAllLocked();
   }
-  UnmarkAll(true);  // done when forgetAll returns
   RequestSettleWalk();  // what the walk settled is gone too: settle it again, ahead of the accesses
   return info.Env().Undefined();
 }
@@ -439,6 +439,8 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("ignoreMarksRefused", (double)c_.marks_refused);
   o.Set("ignoreMarkFlushes", (double)c_.mark_flushes);
   o.Set("marksForgotten", (double)c_.marks_forgotten);
+  o.Set("forgetsAsked", (double)c_.forgets_asked);
+  o.Set("forgetsDone", (double)c_.forgets_done);
   o.Set("denyMarksAdded", (double)c_.deny_marks_added);
   o.Set("denyMarksRemoved", (double)c_.deny_marks_removed);
   o.Set("denyMarksRefused", (double)c_.deny_marks_refused);
@@ -482,6 +484,7 @@ void Gate::Shutdown() {
   if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the thread also checks stopping_ each wake */ }
   if (thread_.joinable()) thread_.join();
   StopAnswers();  // JS's answers first, as JS gave them; then allow for the rest
+  StopUnmark();   // before the group closes (its fd is the unmark thread's too)
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto &kv : pending_) {

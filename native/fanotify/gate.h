@@ -128,7 +128,8 @@ struct Counters {
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
   std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
   std::atomic<uint64_t> blesses_stale{0};
-  std::atomic<uint64_t> marks_forgotten{0};  // inode marks whose ignore and deny bits a forget-all removed in place  // a bless whose file changed since its judgement began: not cached
+  std::atomic<uint64_t> marks_forgotten{0};
+  std::atomic<uint64_t> forgets_asked{0}, forgets_done{0};  // forget-alls, and those whose marks are cleared  // inode marks whose ignore and deny bits a forget-all removed in place  // a bless whose file changed since its judgement began: not cached
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
   std::atomic<uint64_t> map_sweeps{0}, map_sweep_processes{0}, map_sweep_mappings{0}, map_sweep_us{0};  // the last sweep's
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
@@ -180,9 +181,16 @@ class Gate : public Napi::ObjectWrap<Gate> {
   bool RemoveDenyOpenMark(int dfd, const char *path);
   void DropDenyOpenMarkLocked(VerdictEntry &e, const InodeKey &key, int fd);
   void ForgetAllLocked();
-  void UnmarkAll(bool force);  // marks.cc: what ForgetAllLocked asked of the kernel, outside mu_
+  // marks.cc: the unmark thread clears what ForgetAllLocked asked of the kernel, outside every lock of the hot path.
+  void RunUnmark();
+  void StopUnmark();
   bool UnmarkAllInPlace(const std::unordered_map<uint64_t, int> &mounts);
-  std::atomic<bool> unmark_wanted_{false};
+  std::mutex unmark_mu_;  // guards the two below; a leaf (taken under mu_)
+  std::condition_variable unmark_cv_;
+  uint64_t unmark_asked_ = 0;
+  bool unmark_stop_ = false;
+  std::atomic<bool> unmark_stopping_{false};
+  std::thread unmark_thread_;
   bool AddIgnoreMark(int fd);
   bool AddIgnoreBits(int fd, uint64_t ignore);
   // gate.cc: one verdict entry for the open file (generation, stamp, and for Allowed the handle that removes its

@@ -1,5 +1,6 @@
 // fanotify_mark: what the gate watches (filesystems, mounts) and the verdict cache's ignore marks.
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statfs.h>
@@ -43,7 +44,7 @@ Napi::Value Gate::Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, 
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "gate: mark path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   // No directory marks: every inode mark of the gate group is one of ours (ignore and deny marks), which a forget-all
-  // clears without asking which (UnmarkAll).
+  // clears without asking which (RunUnmark).
   const unsigned int child = 0, only_dir = 0;
   uint64_t change_mask = kind_flags == FAN_MARK_MOUNT ? kChangeMaskMount : kChangeMaskFs;
 
@@ -194,17 +195,19 @@ bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
 }
 
 // Forget, never assume: drop every cached verdict, and every ignore and deny bit in the kernel. Called with mu_ held.
-// The table goes here; the kernel's bits go in UnmarkAll, outside mu_ (about 13 µs a mark: the gate answers
-// meanwhile), run by the reader thread at the end of its turn (woken for it) or by JS's forgetAll before it returns.
-// Until then a file blessed before the forget may still be silent: for that moment, as it was before the forget.
+// The table goes here; the kernel's bits on the unmark thread (RunUnmark), about 13 µs a mark: no thread of the hot
+// path waits for them. Until it is done a file blessed before the forget may still be silent, as it was before.
 void Gate::ForgetAllLocked() {
   table_.clear();
   budgets_.clear();
   outside_.clear();
   sweep_at_ = max_allowed_;
-  unmark_wanted_.store(true, std::memory_order_release);
-  uint64_t one = 1;
-  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the reader's next turn comes anyway */ }
+  c_.forgets_asked++;
+  {
+    std::lock_guard<std::mutex> lock(unmark_mu_);  // a leaf: taken under mu_, never the other way round
+    unmark_asked_++;
+  }
+  unmark_cv_.notify_one();
 }
 
 // No mark is destroyed (docs/kernel.md, "Forgetting every mark"): FAN_MARK_FLUSH destroyed every inode mark of the
@@ -212,16 +215,41 @@ void Gate::ForgetAllLocked() {
 // marks are read from the group's fdinfo — every one, by file handle: the table does not know them all (a sweep drops
 // entries whose mark stays) — and each loses its ignore bits and its deny bit, keeping kKeepMask. Only where that
 // cannot be done (no fdinfo, a mark whose inode cannot be named, more marks than kMaxFdinfoBytes lists) the flush
-// after all, counted in ignoreMarkFlushes. `force`: run even if nobody asked since the last run (JS's forgetAll).
-void Gate::UnmarkAll(bool force) {
-  if (!unmark_wanted_.exchange(false, std::memory_order_acq_rel) && !force) return;
-  std::unordered_map<uint64_t, int> mounts;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    mounts = mount_fd_by_dev_;
+// after all, counted in ignoreMarkFlushes. Forgets asked while one runs are served by the next run, which reads
+// fdinfo afresh: every mark then in place is cleared. forgetsDone counts the forgets whose marks were cleared.
+void Gate::RunUnmark() {
+  pthread_setname_np(pthread_self(), "blessd-unmark");
+  uint64_t done = 0;
+  for (;;) {
+    uint64_t asked;
+    {
+      std::unique_lock<std::mutex> lock(unmark_mu_);
+      unmark_cv_.wait(lock, [&] { return unmark_stop_ || unmark_asked_ != done; });
+      if (unmark_stop_) return;
+      asked = unmark_asked_;
+    }
+    std::unordered_map<uint64_t, int> mounts;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      mounts = mount_fd_by_dev_;
+    }
+    if (!UnmarkAllInPlace(mounts) && !unmark_stopping_.load(std::memory_order_relaxed) &&
+        fanotify_mark(gate_fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr) == 0)
+      c_.mark_flushes++;
+    done = asked;
+    c_.forgets_done.store(asked, std::memory_order_release);
   }
-  if (UnmarkAllInPlace(mounts)) return;
-  if (fanotify_mark(gate_fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr) == 0) c_.mark_flushes++;
+}
+
+// Shutdown, before the gate group closes: a run under way stops at its next mark (closing the group removes them all).
+void Gate::StopUnmark() {
+  unmark_stopping_.store(true, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(unmark_mu_);
+    unmark_stop_ = true;
+  }
+  unmark_cv_.notify_one();
+  if (unmark_thread_.joinable()) unmark_thread_.join();
 }
 
 namespace {
@@ -273,6 +301,7 @@ bool Gate::UnmarkAllInPlace(const std::unordered_map<uint64_t, int> &mounts) {
     // fdinfo's sdev is the kernel's dev_t; the table's is stat's.
     const uint64_t dev = makedev(sdev >> 20, sdev & 0xfffff);
     auto m = mounts.find(dev);
+    if (unmark_stopping_.load(std::memory_order_relaxed)) return false;
     if (!unhex(line.c_str() + hex_at, line.size() - hex_at, handle) || handle.size() != bytes || handle.size() > MAX_HANDLE_SZ ||
         m == mounts.end()) {
       all = false;

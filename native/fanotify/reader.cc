@@ -58,7 +58,6 @@ void Gate::Run() {
     if (fds[1].revents & POLLIN) ReadGateGroup(*batch);
     RetryHeld(*batch);
     ExpireDeadlines(*batch);
-    UnmarkAll(false);  // a forget-all of this turn (overflow, a full table) or another thread's: the kernel's part
     if (kick_answers_) {  // after mu_ is released: the answer thread's lock is never taken under it
       kick_answers_ = false;
       KickAnswers();

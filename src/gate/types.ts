@@ -171,6 +171,9 @@ export interface GateStats {
    * deny bits in place, the marks staying (docs/kernel.md, "Forgetting every mark"): how many marks were told so.
    * ignoreMarkFlushes: the FAN_MARK_FLUSH calls made where that could not be done (a mark that could not be named). */
   marksForgotten: number;
+  /** Forget-alls asked, and those whose marks are cleared by now (a thread of their own does it, after the table). */
+  forgetsAsked: number;
+  forgetsDone: number;
   ignoreMarkFlushes: number;
   /** Read mode: FAN_OPEN_PERM inode marks put on denied inodes (their opens are refused), removed when the verdict
    * went (forget, a change, a bless), and refused by the kernel (the open then passes; its reads are still refused). */
