@@ -79,7 +79,7 @@ async function main() {
       rows.push({ row: 'gate, all blessed', s: await measure(), events });
 
       bless = false;
-      gate.native.forgetAll();
+      await gate.forgetAll();
       events = 0;
       const before = gate.native.stats();
       rows.push({ row: 'gate, JS answers each event', s: await measure(), events });

@@ -141,7 +141,7 @@ t0('ext4 read mode: a deny forgotten (forgetAll, forget) drops its open mark; a 
   const file = join(h.scratch.dir, 'x.bin');
   t.is((await access(file, 'read')).stdout.trim(), `io ${EPERM_NO}`);
   t.is((await access(file, 'read')).stdout.trim(), `open ${EPERM_NO}`);
-  h.gate.native.forgetAll();
+  await h.gate.forgetAll();
   t.is((await access(file, 'read')).stdout.trim(), `io ${EPERM_NO}`, 'forgotten: the open passes, the read is judged (deny again)');
   t.is((await access(file, 'read')).stdout.trim(), `open ${EPERM_NO}`, 'denied again: refused at open again');
   t.is(judged, 2);

@@ -364,13 +364,21 @@ size_t Gate::PruneSharedMapsBefore(int64_t started) {
   return shared_maps_.size();
 }
 
+// forgetAll(): the table at once; the kernel's marks on the unmark thread. Returns this forget's number: the marks
+// are cleared once forgetsDone() reaches it.
 Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
+  uint64_t ask;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ForgetAllLocked();
+    ask = c_.forgets_asked.load();
   }
   RequestSettleWalk();  // what the walk settled is gone too: settle it again, ahead of the accesses
-  return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), (double)ask);
+}
+
+Napi::Value Gate::ForgetsDone(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), (double)c_.forgets_done.load(std::memory_order_acquire));
 }
 
 Napi::Value Gate::SetExempt(const Napi::CallbackInfo &info) {
@@ -598,6 +606,7 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::Condemn>("condemn"),
                          InstanceMethod<&Gate::Forget>("forget"),
                          InstanceMethod<&Gate::ForgetAll>("forgetAll"),
+                         InstanceMethod<&Gate::ForgetsDone>("forgetsDone"),
                          InstanceMethod<&Gate::ForgetInode>("forgetInode"),
                          InstanceMethod<&Gate::SharedMapSweep>("sharedMapSweep"),
                          InstanceMethod<&Gate::SetExempt>("setExempt"),

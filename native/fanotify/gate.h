@@ -164,6 +164,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Condemn(const Napi::CallbackInfo &info);
   Napi::Value Forget(const Napi::CallbackInfo &info);
   Napi::Value ForgetAll(const Napi::CallbackInfo &info);
+  Napi::Value ForgetsDone(const Napi::CallbackInfo &info);
   Napi::Value ForgetInode(const Napi::CallbackInfo &info);
   Napi::Value SharedMapSweep(const Napi::CallbackInfo &info);  // map_sweep.cc
   Napi::Value SetExempt(const Napi::CallbackInfo &info);

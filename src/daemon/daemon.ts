@@ -75,7 +75,7 @@ export class Daemon extends EventEmitter {
       try {
         this.applyExempt();
         await d.stack.apply(d.config);
-        d.gate?.native.forgetAll();
+        await this.forgetAll();
       } catch (err) {
         d.log.error({ err }, 'could not apply the remote scanners to the stack');
       }
@@ -226,7 +226,7 @@ export class Daemon extends EventEmitter {
     await d.stack.setActorGeneration(d.config, name, generation);
     // Files blessed under the old generation carry ignore marks and native verdicts: forget them all, so that each
     // is judged again (from its tags, now stale for this scanner) at its next access.
-    d.gate?.native.forgetAll();
+    await this.forgetAll();
     d.log.info({ scanner: name, from: before, to: generation }, 'scanner generation changed: its older verdicts are stale');
     this.emit('generation', { scanner: name, generation });
   }
@@ -266,6 +266,12 @@ export class Daemon extends EventEmitter {
   }
 
   /** SIGHUP: a new config replaces the stack transactionally; a bad one keeps the old. Gate settings need a restart. */
+  /** Every cached verdict forgotten, the kernel's marks too (Gate.forgetAll), before the caller goes on. */
+  private async forgetAll(): Promise<void> {
+    const gate = this.d.gate;
+    if (gate && !(await gate.forgetAll())) this.d.log.warn({ forgets: gate.native.stats().forgetsAsked }, 'forgetting every verdict: the kernel\'s marks are not all cleared after 30 s; files blessed before may stay silent until they are');
+  }
+
   async reload(next: Config): Promise<void> {
     const d = this.d;
     const before = d.stack.snapshot();
@@ -278,7 +284,7 @@ export class Daemon extends EventEmitter {
       d.config = { ...next, gate: d.config.gate, guards: d.config.guards, fleet: d.config.fleet } as Config;
       this.syncTagPolicy();
       // Cached verdicts came from the old stack: judge every file again from its tags (valid answers are reused).
-      d.gate.native.forgetAll();
+      await this.forgetAll();
       d.log.info('configuration reloaded (guards and gate settings take effect at the next restart)');
     } catch (err) {
       d.stack.restore(before);
@@ -321,7 +327,7 @@ export class Daemon extends EventEmitter {
       },
       refreshGenerations: async () => {
         await d.stack.apply(d.config);
-        d.gate.native.forgetAll();
+        await this.forgetAll();
       },
       remote: this.remote,
     };

@@ -84,6 +84,22 @@ export class Gate {
     else this.native.unmarkTree(plan.root!);
   }
 
+  /**
+   * Forget every verdict, and resolve once the kernel's marks are cleared too: from then on no file blessed before
+   * is silent (a reload, a generation change). Bounded: past `timeoutMs` it resolves false (the gate's stats show
+   * forgetsDone behind forgetsAsked); a closed gate resolves true (its marks went with it).
+   */
+  async forgetAll(timeoutMs = 30_000): Promise<boolean> {
+    const ask = this.native.forgetAll();
+    const until = performance.now() + timeoutMs;
+    // The unmark thread takes ~13 µs a mark: polled, not signalled, to keep the native side free of JS callbacks.
+    while (!this.closed && this.native.forgetsDone() < ask) {
+      if (performance.now() > until) return false;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return true;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

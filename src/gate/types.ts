@@ -259,8 +259,12 @@ export interface NativeGate {
    * mark dropped; one no sweep finds any more is let go. Called again: the new devices and period. Ends with close().
    */
   sharedMapSweep(o: { periodMs: number; devs: number[] }): void;
-  /** Drop every cached verdict and ignore mark. */
-  forgetAll(): void;
+  /**
+   * Drop every cached verdict at once, and every ignore and deny bit in the kernel on a thread of the gate's own;
+   * returns this forget's number, done once forgetsDone() reaches it (Gate.forgetAll waits for that).
+   */
+  forgetAll(): number;
+  forgetsDone(): number;
   setExempt(pids: number[], uids: number[]): void;
   /** What the reader thread settles misses with (native/tags); null: every miss goes to JS. */
   setTagPolicy(policy: NativeTagPolicy | null): void;
