@@ -279,3 +279,12 @@ t0('a bless the kernel silently refuses (file open for write elsewhere) is answe
   t.is(h.events.filter((e) => e.kind === 'perm').length, perms, 'JS is not asked again');
   t.true(h.gate.native.stats().fastAllowed >= before + 3, 'the native table answered what the kernel still sent');
 });
+
+t0('condemn takes a deny only: FAN_ALLOW (1, the value of EPERM) as a deny response is refused by name', async (t) => {
+  const h = await withGate(t, 'tmpfs', { prepare: (d) => writeFile(join(d, 'f'), 'x\n') });
+  const f = await open(join(h.scratch.dir, 'f'), 'r');
+  t.teardown(() => f.close());
+  t.throws(() => h.gate.native.condemn(f.fd, FAN_ALLOW), { message: /response must be a deny/ });
+  t.notThrows(() => h.gate.native.condemn(f.fd, denyErrno('EPERM')));
+  t.is(h.gate.native.stats().verdictTableSize, 1, 'only the deny was cached');
+});

@@ -281,6 +281,9 @@ Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   uint32_t response = info[1].As<Napi::Number>().Uint32Value();
+  // A deny entry answers with this: anything but a deny (FAN_ALLOW is 1, the value of EPERM) would serve the file.
+  if ((response & 0xff) != FAN_DENY)
+    throw Napi::RangeError::New(env, "gate: condemn(fd, response): response must be a deny (FAN_DENY or FAN_DENY_ERRNO(e)), not " + std::to_string(response));
   InodeKey key;
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
   VerdictEntry e = EntryOf(fd, Verdict::Denied, response);
