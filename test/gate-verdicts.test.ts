@@ -280,11 +280,14 @@ t0('a bless the kernel silently refuses (file open for write elsewhere) is answe
   t.true(h.gate.native.stats().fastAllowed >= before + 3, 'the native table answered what the kernel still sent');
 });
 
-t0('condemn takes a deny only: FAN_ALLOW (1, the value of EPERM) as a deny response is refused by name', async (t) => {
+t0('condemn and the tag policy take a deny only: FAN_ALLOW (1, the value of EPERM) as a deny response is refused by name', async (t) => {
   const h = await withGate(t, 'tmpfs', { prepare: (d) => writeFile(join(d, 'f'), 'x\n') });
   const f = await open(join(h.scratch.dir, 'f'), 'r');
   t.teardown(() => f.close());
   t.throws(() => h.gate.native.condemn(f.fd, FAN_ALLOW), { message: /response must be a deny/ });
   t.notThrows(() => h.gate.native.condemn(f.fd, denyErrno('EPERM')));
   t.is(h.gate.native.stats().verdictTableSize, 1, 'only the deny was cached');
+  const policy = { namespace: 'trusted', key: Buffer.alloc(32, 1), ctime: true, rules: [{ name: 'default', control: 'required', constant: 'allow' }] } as const;
+  t.throws(() => h.gate.native.setTagPolicy({ ...policy, denyResponse: FAN_ALLOW } as never), { message: /denyResponse must be a deny/ });
+  t.notThrows(() => h.gate.native.setTagPolicy({ ...policy, denyResponse: denyErrno('EPERM') } as never));
 });

@@ -4,6 +4,7 @@
 #include "tags/js.h"
 #include <algorithm>
 #include <ctime>
+#include <sys/fanotify.h>
 #include "tags/read.h"
 #include "tags/settle.h"
 
@@ -51,6 +52,9 @@ std::shared_ptr<const GateTagPolicy> tag_policy_from_js(Napi::Env env, const Nap
   p->key = key_of(env, o);
   p->ctime = o.Get("ctime").ToBoolean();
   if (o.Has("denyResponse")) p->deny_response = o.Get("denyResponse").As<Napi::Number>().Uint32Value();
+  // What a deny tag answers: anything but a deny (FAN_ALLOW is 1, the value of EPERM) would serve the file.
+  if ((p->deny_response & 0xff) != FAN_DENY)
+    throw Napi::RangeError::New(env, "tag policy: options.denyResponse must be a deny (FAN_DENY or FAN_DENY_ERRNO(e)), not " + std::to_string(p->deny_response));
   Napi::Value rules = o.Get("rules");
   if (!rules.IsArray()) throw Napi::TypeError::New(env, "tag policy: options.rules must be an array");
   Napi::Array arr = rules.As<Napi::Array>();
