@@ -13,7 +13,7 @@ import { FAN_ALLOW } from '../src/gate/types.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { withGate } from './helpers/gate-harness.js';
 import { isRoot } from './helpers/scratch.js';
-import { writeTagged } from './helpers/tag-files.js';
+import { taggedPolicy, writeTagged } from './helpers/tag-files.js';
 import { within } from './helpers/wait.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
@@ -111,16 +111,7 @@ t0('attack: denied files read in a loop by an unprivileged user while the gate f
       if (e.kind === 'perm') hh.gate.native.answer(e.id, FAN_DENY_EPERM); // the tags settle every file: not asked
     },
   });
-  h.gate.native.setTagPolicy({
-    namespace: 'trusted',
-    key,
-    denyResponse: FAN_DENY_EPERM,
-    ctime: true,
-    rules: [
-      { name: 'sig', control: 'required', generation: 'g1#0' },
-      { name: 'default', control: 'required', constant: 'allow' },
-    ],
-  });
+  h.gate.native.setTagPolicy(taggedPolicy(key, FAN_DENY_EPERM));
   await openToEveryone(h.scratch.dir);
   for (const n of names) await chmod(join(h.scratch.dir, n), 0o644);
   const atk = await makeAttacker(t);

@@ -7,10 +7,10 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Gate } from '../src/gate/gate.js';
-import { FAN_ALLOW, denyErrno, type GateEvent, type GateOptions, type NativeTagPolicy } from '../src/gate/types.js';
+import { FAN_ALLOW, denyErrno, type GateEvent, type GateOptions } from '../src/gate/types.js';
 import { makeScratch, isRoot, type Scratch, type ScratchKind } from './helpers/scratch.js';
 import { runChild } from './helpers/child.js';
-import { writeTagged } from './helpers/tag-files.js';
+import { taggedPolicy, writeTagged } from './helpers/tag-files.js';
 
 const t0 = isRoot() ? test.serial : test.skip;
 const EPERM = denyErrno('EPERM');
@@ -134,16 +134,6 @@ t0('ext4: swept allowed files stay silent by their ignore marks, and forgetAll c
   t.is(asked.size, 30, `every file asked again after forgetAll (${asked.size} of 30)`);
 });
 
-const policy = (key: Buffer): NativeTagPolicy => ({
-  namespace: 'trusted',
-  key,
-  denyResponse: EPERM,
-  ctime: true,
-  rules: [
-    { name: 'sig', control: 'required', generation: 'g1#0' },
-    { name: 'default', control: 'required', constant: 'allow' },
-  ],
-});
 
 t0('ext4: a file settled by its tags costs one event: its ignore mark is in place before its first read is answered', async (t) => {
   const key = randomBytes(32);
@@ -157,7 +147,7 @@ t0('ext4: a file settled by its tags costs one event: its ignore mark is in plac
     },
     (dir) => writeTagged(dir, names, key, 'ok'),
   );
-  h.gate.native.setTagPolicy(policy(key));
+  h.gate.native.setTagPolicy(taggedPolicy(key, EPERM));
   const out = await readAll(names.map((n) => join(h.scratch.dir, n)));
   t.true(out.every((l) => l === 'ok'), out.filter((l) => l !== 'ok').join(','));
   const s = h.gate.native.stats();
@@ -180,7 +170,7 @@ t0('tmpfs (open mode): a writer opens a file whose tags say deny; a reader is re
     (dir) => writeTagged(dir, ['bad'], key, 'deny'),
   );
   t.is(h.mode, 'open');
-  h.gate.native.setTagPolicy(policy(key));
+  h.gate.native.setTagPolicy(taggedPolicy(key, EPERM));
   const file = join(h.scratch.dir, 'bad');
   // The writer first, so that its open meets the tags and not a deny the table already holds.
   const py = `import os,sys\ntry:\n  fd=os.open(sys.argv[1], os.O_WRONLY); os.close(fd); print('write-open ok')\nexcept OSError as e: print('write-open refused', e.errno)\ntry:\n  os.close(os.open(sys.argv[1], os.O_RDONLY)); print('read-open ok')\nexcept OSError as e: print('read-open refused', e.errno)`;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { makeScratch, type Scratch, type ScratchKind } from './scratch.js';
 import { TagStore, type TagStoreOptions } from '../../src/tags/store.js';
+import type { NativeTagPolicy } from '../../src/gate/types.js';
 
 export const KINDS: ScratchKind[] = ['ext4', 'tmpfs'];
 
@@ -75,4 +76,18 @@ export async function writeTagged(dir: string, names: string[], key: Buffer, ans
       closeSync(fd);
     }
   }
+}
+
+/** The gate's tag policy that settles writeTagged's files: their `sig` tag, then `default` (allow). */
+export function taggedPolicy(key: Buffer, denyResponse: number): NativeTagPolicy {
+  return {
+    namespace: 'trusted',
+    key,
+    denyResponse,
+    ctime: true,
+    rules: [
+      { name: 'sig', control: 'required', generation: 'g1#0' },
+      { name: 'default', control: 'required', constant: 'allow' },
+    ],
+  };
 }
