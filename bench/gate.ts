@@ -54,6 +54,7 @@ async function main() {
 
   const rows: { row: string; s: Sample; events: number }[] = [];
   const tput: Throughput[] = [];
+  let forgetCost: { marks: number; ms: number; forgotten: number } | undefined;
   try {
     await measure(); // warm the page cache
     rows.push({ row: 'no gate', s: await measure(), events: 0 });
@@ -79,7 +80,11 @@ async function main() {
       rows.push({ row: 'gate, all blessed', s: await measure(), events });
 
       bless = false;
+      // Forgetting every verdict clears each mark's bits in place (docs/kernel.md, "Forgetting every mark"): its cost.
+      const marks = gate.native.stats().ignoreMarksAdded;
+      const f0 = performance.now();
       await gate.forgetAll();
+      forgetCost = { marks, ms: performance.now() - f0, forgotten: gate.native.stats().marksForgotten };
       events = 0;
       const before = gate.native.stats();
       rows.push({ row: 'gate, JS answers each event', s: await measure(), events });
@@ -126,7 +131,10 @@ async function main() {
     })),
   );
   note('C listener events/s: permission events the C listener (bench/native/floor.c cold: blessd\'s read-mode filesystem mark, no ignore marks, every event answered allow at once) answered per second of wall time, the floor for forwarded events/s; forwarded events/s: permission events JS answered (gate.stats().answeredByJs) per second of wall time; CPU µs per event: the reader thread\'s and the main thread\'s CPU time (/proc/self/task) per forwarded event; held for syscall: events set aside because the accessor was not asleep yet when asked whether it writes (summed over rounds); "not by JS": deadline or overload answers in those rounds (should be 0)');
-  console.log('written', writeResult('gate', { files: FILES, rounds: ROUNDS, rows: rows.map((r) => ({ row: r.row, ...r.s, ratio: r.s.median_us / base, events: r.events, roundTripP99: (r as any).roundTripP99 })), throughput: tput }));
+  if (forgetCost) {
+    note(`forgetAll with ${forgetCost.marks} blessed files: ${forgetCost.ms.toFixed(1)} ms until the kernel's marks were cleared (${((forgetCost.ms * 1000) / Math.max(1, forgetCost.forgotten)).toFixed(1)} µs a mark, ${forgetCost.forgotten} marks cleared in place; on the gate's own thread, nothing else waits)`);
+  }
+  console.log('written', writeResult('gate', { files: FILES, rounds: ROUNDS, rows: rows.map((r) => ({ row: r.row, ...r.s, ratio: r.s.median_us / base, events: r.events, roundTripP99: (r as any).roundTripP99 })), throughput: tput, forgetCost }));
 }
 
 interface Throughput {
