@@ -127,9 +127,10 @@ struct Counters {
   std::atomic<uint64_t> overflows{0}, coalesced{0}, change_forwarded{0}, notices_dropped{0}, read_errors{0};
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
   std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
-  std::atomic<uint64_t> blesses_stale{0};
-  std::atomic<uint64_t> marks_forgotten{0};
-  std::atomic<uint64_t> forgets_asked{0}, forgets_done{0};  // forget-alls, and those whose marks are cleared  // inode marks whose ignore and deny bits a forget-all removed in place  // a bless whose file changed since its judgement began: not cached
+  std::atomic<uint64_t> blesses_stale{0};    // a bless whose file changed since its judgement began: not cached
+  std::atomic<uint64_t> marks_forgotten{0};  // inode marks whose ignore and deny bits a forget-all removed in place
+  // Forget-alls asked (incremented under unmark_mu_: the unmark thread waits on it), and those whose marks are cleared.
+  std::atomic<uint64_t> forgets_asked{0}, forgets_done{0};
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
   std::atomic<uint64_t> map_sweeps{0}, map_sweep_processes{0}, map_sweep_mappings{0}, map_sweep_us{0};  // the last sweep's
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
@@ -186,9 +187,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void RunUnmark();
   void StopUnmark();
   bool UnmarkAllInPlace(const std::unordered_map<uint64_t, int> &mounts);
-  std::mutex unmark_mu_;  // guards the two below; a leaf (taken under mu_)
+  std::mutex unmark_mu_;  // guards unmark_stop_ and the increments of c_.forgets_asked; a leaf (taken under mu_)
   std::condition_variable unmark_cv_;
-  uint64_t unmark_asked_ = 0;
   bool unmark_stop_ = false;
   std::atomic<bool> unmark_stopping_{false};
   std::thread unmark_thread_;

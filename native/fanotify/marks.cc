@@ -1,4 +1,5 @@
-// fanotify_mark: what the gate watches (filesystems, mounts) and the verdict cache's ignore marks.
+// fanotify_mark: what the gate watches (filesystems, mounts), the verdict cache's ignore and deny marks, and the
+// unmark thread that clears them all in place when every verdict is forgotten.
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -202,10 +203,9 @@ void Gate::ForgetAllLocked() {
   budgets_.clear();
   outside_.clear();
   sweep_at_ = max_allowed_;
-  c_.forgets_asked++;
   {
     std::lock_guard<std::mutex> lock(unmark_mu_);  // a leaf: taken under mu_, never the other way round
-    unmark_asked_++;
+    c_.forgets_asked++;
   }
   unmark_cv_.notify_one();
 }
@@ -224,9 +224,9 @@ void Gate::RunUnmark() {
     uint64_t asked;
     {
       std::unique_lock<std::mutex> lock(unmark_mu_);
-      unmark_cv_.wait(lock, [&] { return unmark_stop_ || unmark_asked_ != done; });
+      unmark_cv_.wait(lock, [&] { return unmark_stop_ || c_.forgets_asked.load() != done; });
       if (unmark_stop_) return;
-      asked = unmark_asked_;
+      asked = c_.forgets_asked.load();
     }
     std::unordered_map<uint64_t, int> mounts;
     {
@@ -323,8 +323,9 @@ bool Gate::UnmarkAllInPlace(const std::unordered_map<uint64_t, int> &mounts) {
     // A mark without kKeepMask (none of ours lacks it) gets it first: removing its last bits would destroy it.
     bool ok = (mask & kKeepMask) || fanotify_mark(gate_fd_, FAN_MARK_ADD | FAN_MARK_EVICTABLE, kKeepMask, AT_FDCWD, path) == 0 ||
               fanotify_mark(gate_fd_, FAN_MARK_ADD, kKeepMask, AT_FDCWD, path) == 0;
-    if (ok && ignored != 0) ok = RemoveIgnoreMark(AT_FDCWD, path);
-    if (ok && deny) ok = RemoveDenyOpenMark(AT_FDCWD, path);
+    // ENOENT: the mark went meanwhile (its inode evicted before we named it again): nothing left to forget.
+    if (ok && ignored != 0) ok = RemoveIgnoreMark(AT_FDCWD, path) || errno == ENOENT;
+    if (ok && deny) ok = RemoveDenyOpenMark(AT_FDCWD, path) || errno == ENOENT;
     close(fd);
     if (ok) c_.marks_forgotten++;
     else all = false;

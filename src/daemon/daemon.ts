@@ -265,13 +265,13 @@ export class Daemon extends EventEmitter {
     };
   }
 
-  /** SIGHUP: a new config replaces the stack transactionally; a bad one keeps the old. Gate settings need a restart. */
   /** Every cached verdict forgotten, the kernel's marks too (Gate.forgetAll), before the caller goes on. */
   private async forgetAll(): Promise<void> {
     const gate = this.d.gate;
     if (gate && !(await gate.forgetAll())) this.d.log.warn({ forgets: gate.native.stats().forgetsAsked }, 'forgetting every verdict: the kernel\'s marks are not all cleared after 30 s; files blessed before may stay silent until they are');
   }
 
+  /** SIGHUP: a new config replaces the stack transactionally; a bad one keeps the old. Gate settings need a restart. */
   async reload(next: Config): Promise<void> {
     const d = this.d;
     const before = d.stack.snapshot();
