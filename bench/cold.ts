@@ -209,6 +209,7 @@ async function main() {
           'all threads': perFile(r.cpuS),
           main: perFile(r.threads.main ?? 0),
           'gate reader': perFile(r.threads.gate ?? 0),
+          'gate answers': perFile(r.threads.answer ?? 0),
           ...Object.fromEntries(pools.map((k) => [k, perFile(r.threads[k]!)])),
           'pool total': perFile(pools.reduce((a, k) => a + r.threads[k]!, 0)),
           'node/V8 other': perFile(r.threads.other ?? 0),

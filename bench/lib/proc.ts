@@ -40,16 +40,18 @@ export async function threadsCpu(pid: number): Promise<Map<number, { name: strin
 
 /**
  * CPU seconds per kind of thread between two threadsCpu() snapshots: the main thread (tid = pid), the gate's reader
- * thread ('blessd-gate'), each pool worker ('blessd-pool', in tid order: pool1, pool2, ...), and the rest (node's
- * and V8's own helpers: GC, compiler, libuv). A thread born between the snapshots counts from zero.
+ * thread ('blessd-gate'), its answer thread ('blessd-answer': the response writes that wake the accessors), each pool
+ * worker ('blessd-pool', in tid order: pool1, pool2, ...), and the rest (node's and V8's own helpers: GC, compiler,
+ * libuv; the gate's walk, map-sweep and unmark threads). A thread born between the snapshots counts from zero.
  */
 export function threadSplit(pid: number, before: Map<number, { name: string; cpuS: number }>, after: Map<number, { name: string; cpuS: number }>): Record<string, number> {
-  const out: Record<string, number> = { main: 0, gate: 0, other: 0 };
+  const out: Record<string, number> = { main: 0, gate: 0, answer: 0, other: 0 };
   let pools = 0;
   for (const [tid, t] of [...after].sort((a, b) => a[0] - b[0])) {
     const d = t.cpuS - (before.get(tid)?.cpuS ?? 0);
     if (tid === pid) out.main! += d;
     else if (t.name === 'blessd-gate') out.gate! += d;
+    else if (t.name === 'blessd-answer') out.answer! += d;
     else if (t.name === 'blessd-pool') out[`pool${++pools}`] = d;
     else out.other! += d;
   }
