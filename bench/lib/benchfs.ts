@@ -1,8 +1,9 @@
 // Private bench filesystems: a loop-mounted ext4 or xfs image under a fresh temp dir. Nothing else is ever marked.
 // ext4 gets as many inodes as the bench asks for (the scale bench needs a million) and 512-byte inodes, so that
 // blessd's verdict tags fit inside the inode instead of costing an xattr block per file. Every mount is undone by
-// cleanup(), and lazily on process exit if a bench dies.
+// cleanup(), and lazily on process exit if a bench dies (an error, or a signal).
 import { execFile, execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,16 +28,25 @@ export interface BenchFsOptions {
   inodes?: number;
 }
 
-const live = new Set<string>();
+/** Mount point -> its temp dir. */
+const live = new Map<string, string>();
 process.once('exit', () => {
-  for (const dir of live) {
+  for (const [dir, base] of live) {
     try {
       execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
+      // Detached at once (-l), so the walk below cannot enter the filesystem; the image's space is freed when the
+      // loop device lets go of it.
+      rmSync(base, { recursive: true, force: true });
     } catch {
-      /* already gone */
+      /* already gone, or still mounted: left for the operator rather than walked into */
     }
   }
 });
+// A bench ended by a signal (`timeout`, Ctrl-C) gets no 'exit' event of its own: exit, so the handler above unmounts.
+// The daemons it forked stop on their own when their IPC channel closes (daemon-host.ts).
+for (const [signal, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+  process.once(signal, () => process.exit(128 + n));
+}
 
 export function benchFsKind(fallback: BenchFsKind = 'ext4'): BenchFsKind {
   const v = process.env.BENCH_FS ?? fallback;
@@ -71,7 +81,7 @@ export async function makeBenchFs(kind: BenchFsKind, opts: BenchFsOptions): Prom
     await rm(base, { recursive: true, force: true });
     throw err;
   }
-  live.add(dir);
+  live.set(dir, base);
   let mounted = true;
   return {
     kind,
