@@ -494,12 +494,15 @@ void Gate::Shutdown() {
   uint64_t one = 1;
   if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the thread also checks stopping_ each wake */ }
   if (thread_.joinable()) thread_.join();
-  StopAnswers();  // JS's answers first, as JS gave them; then allow for the rest
+  StopAnswers();  // JS's answers first, as JS gave them; then the deadline's answer for the rest
   StopUnmark();   // before the group closes (its fd is the unmark thread's too)
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto &kv : pending_) {
-      if (AnswerLocked(kv.first, kv.second, FAN_ALLOW)) c_.at_close++;
+      // Not judged: what a deadline answers (fail closed by default: a retryable EAGAIN; never allow for an inode
+      // the table holds as denied). Once the group is closed the kernel passes every access, so the retry then
+      // goes through ungated — but not on an answer of ours.
+      if (AnswerLocked(kv.first, kv.second, DeadlineAnswerLocked(kv.second.key))) c_.at_close++;
       close(kv.second.fd);
     }
     pending_.clear();
@@ -580,7 +583,7 @@ void Gate::Deliver(std::vector<OutEvent> *batch) {
       if (e.kind == EventKind::Perm) {
         auto it = pending_.find(e.id);
         if (it != pending_.end() && !it->second.queued) {
-          AnswerLocked(e.id, it->second, FAN_ALLOW);
+          AnswerLocked(e.id, it->second, DeadlineAnswerLocked(it->second.key));  // not judged: as at close
           close(it->second.fd);
           pending_.erase(it);
         }

@@ -581,11 +581,12 @@ void Gate::RetryHeld(std::vector<OutEvent> &batch) {
   held_again_.clear();
 }
 
-// The thread is stopping: nothing set aside may stay unanswered (allow, as closing the group would).
+// The thread is stopping: nothing set aside may stay unanswered. Not judged, so the deadline's answer (fail closed
+// by default), as Shutdown gives the pending ones.
 void Gate::AnswerHeld() {
   for (HeldEvent &h : held_) {
     auto *md = reinterpret_cast<const struct fanotify_event_metadata *>(h.bytes);
-    if (md->mask & kPermMask) WriteResponse(md->fd, FAN_ALLOW);
+    if (md->mask & kPermMask) WriteResponse(md->fd, deadline_answer_);
     close(md->fd);
     c_.at_close++;
   }

@@ -59,7 +59,12 @@ export class Dispatch {
 
   private onPermission(ev: GateEvent) {
     const d = this.d;
-    if (d.stopping || this.isExempt(ev) || this.isPeerScan(ev)) {
+    if (d.stopping) {
+      // Not judged, and never will be by this daemon: what the deadline answers (fail closed by default).
+      d.gate.native.answer(ev.id, d.fallbackResponse());
+      return;
+    }
+    if (this.isExempt(ev) || this.isPeerScan(ev)) {
       d.gate.native.answer(ev.id, FAN_ALLOW);
       return;
     }
