@@ -32,7 +32,7 @@ test('blessd check names the line and key of a bad config', async (t) => {
   t.regex(r.stderr, /bad\.yaml:5:\d+: stack\[0\]\.control/);
 });
 
-t0('blessd run refuses EICAR, reads clean files, and SIGTERM releases blocked readers and exits 0', async (t) => {
+t0('blessd run refuses EICAR, reads clean files, and SIGTERM releases blocked readers with EAGAIN (never the unscanned content) and exits 0', async (t) => {
   const scratch = await makeScratch('ext4');
   const state = join(scratch.base, 'state');
   const cfg = join(scratch.base, 'config.yaml');
@@ -64,8 +64,12 @@ stack:
   const readers = [1, 2, 3].map(() => startChild('cat', [join(scratch.dir, 'held.txt')], 30_000));
   for (const r of readers) await waitHeld(r.child.pid!, 'a reader held behind the minute-long scan', { syscall: 'read' });
   d.child.kill('SIGTERM');
+  // Fail closed at stop: the scan never finished, so the readers get the deadline's answer (EAGAIN), not the content.
   const results = await Promise.all(readers.map((r) => r.done));
-  for (const r of results) t.is(r.stdout, 'held\n');
+  for (const r of results) {
+    t.is(r.stdout, '', 'unscanned content was served at stop');
+    t.regex(r.stderr, /Resource temporarily unavailable/);
+  }
   t.is((await d.exited).code, 0, d.log());
   t.true(results.every((r) => r.ms < 10_000));
   t.false(existsSync(join(scratch.base, 'sock')), 'the socket file is removed at stop');
