@@ -373,10 +373,9 @@ Napi::Value Gate::ForgetAll(const Napi::CallbackInfo &info) {
   uint64_t ask;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ForgetAllLocked();
+    ForgetAllLocked(/*walk_after=*/true);  // what the walk settled is gone too: settled again, ahead of the accesses
     ask = c_.forgets_asked.load();
   }
-  RequestSettleWalk();  // what the walk settled is gone too: settle it again, ahead of the accesses
   return Napi::Number::New(info.Env(), (double)ask);
 }
 

@@ -182,7 +182,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   bool AddDenyOpenMarkLocked(int fd, const InodeKey &key);
   bool RemoveDenyOpenMark(int dfd, const char *path);
   void DropDenyOpenMarkLocked(VerdictEntry &e, const InodeKey &key, int fd);
-  void ForgetAllLocked();
+  void ForgetAllLocked(bool walk_after = false);  // walk_after: the settle walk again, once the marks are cleared
   // marks.cc: the unmark thread clears what ForgetAllLocked asked of the kernel, outside every lock of the hot path.
   void RunUnmark();
   void StopUnmark();
@@ -190,6 +190,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   std::mutex unmark_mu_;  // guards unmark_stop_ and the increments of c_.forgets_asked; a leaf (taken under mu_)
   std::condition_variable unmark_cv_;
   bool unmark_stop_ = false;
+  bool walk_after_unmark_ = false;  // a forget asked for the settle walk: started when its run is through
   std::atomic<bool> unmark_stopping_{false};
   std::thread unmark_thread_;
   bool AddIgnoreMark(int fd);

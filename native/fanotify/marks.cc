@@ -198,7 +198,7 @@ bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
 // Forget, never assume: drop every cached verdict, and every ignore and deny bit in the kernel. Called with mu_ held.
 // The table goes here; the kernel's bits on the unmark thread (RunUnmark), about 13 µs a mark: no thread of the hot
 // path waits for them. Until it is done a file blessed before the forget may still be silent, as it was before.
-void Gate::ForgetAllLocked() {
+void Gate::ForgetAllLocked(bool walk_after) {
   table_.clear();
   budgets_.clear();
   outside_.clear();
@@ -206,6 +206,7 @@ void Gate::ForgetAllLocked() {
   {
     std::lock_guard<std::mutex> lock(unmark_mu_);  // a leaf: taken under mu_, never the other way round
     c_.forgets_asked++;
+    walk_after_unmark_ = walk_after_unmark_ || walk_after;
   }
   unmark_cv_.notify_one();
 }
@@ -222,11 +223,14 @@ void Gate::RunUnmark() {
   uint64_t done = 0;
   for (;;) {
     uint64_t asked;
+    bool walk;
     {
       std::unique_lock<std::mutex> lock(unmark_mu_);
       unmark_cv_.wait(lock, [&] { return unmark_stop_ || c_.forgets_asked.load() != done; });
       if (unmark_stop_) return;
       asked = c_.forgets_asked.load();
+      walk = walk_after_unmark_;
+      walk_after_unmark_ = false;
     }
     std::unordered_map<uint64_t, int> mounts;
     {
@@ -237,6 +241,10 @@ void Gate::RunUnmark() {
         fanotify_mark(gate_fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr) == 0)
       c_.mark_flushes++;
     done = asked;
+    // The walk only after this run: one started earlier put ignore marks that this run then stripped (their table
+    // entries stayed, so the files were answered on this thread, but each first access raised an event again).
+    // Asked before forgetsDone moves, so that whoever awaits the forget sees the walk under way, not the last one done.
+    if (walk) RequestSettleWalk();
     c_.forgets_done.store(asked, std::memory_order_release);
   }
 }

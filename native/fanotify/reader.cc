@@ -258,9 +258,8 @@ void Gate::HandleOverflow(std::vector<OutEvent> &batch) {
   c_.overflows++;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ForgetAllLocked();
+    ForgetAllLocked(/*walk_after=*/true);  // what tags settle is settled again ahead of the accesses (settle_walk.cc)
   }
-  RequestSettleWalk();  // settle_walk.cc: what tags settle is settled again ahead of the accesses
   batch.push_back(OutEvent{EventKind::Overflow});
 }
 
