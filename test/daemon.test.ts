@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { native } from '../src/gate/addon.js';
 import { EICAR } from '../src/daemon/demo.js';
 import { runChild, startChild } from './helpers/child.js';
-import { withDaemon, FIXTURES } from './helpers/daemon-harness.js';
+import { withDaemon, FIXTURES, REPO } from './helpers/daemon-harness.js';
 import { lineChild } from './helpers/notify-harness.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, waitHeld, within } from './helpers/wait.js';
@@ -236,6 +236,37 @@ t0('reload swaps the stack; a bad one keeps the old', async (t) => {
   t.regex((await runChild('cat', [join(h.dir, 'r.txt')])).stderr, denied, 'the new stack judges');
 });
 
+t0('reload applies the stack, exempt and pool limits now, keeps start-only keys as started, and names them', async (t) => {
+  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'app.log'), EICAR) });
+  t.regex((await runChild('cat', [join(h.dir, 'app.log')])).stderr, denied, 'not exempt before the reload');
+  const { parseConfig } = await import('../src/config/index.js');
+  const next = parseConfig(
+    `stateDir: ${h.state}
+guards: [{ path: ${h.dir}, kind: filesystem, wait: read }]
+gate: { deadline: 7s, whileWriting: wait, settleWalk: { enabled: false } }
+pool: { threads: 3, scanTimeout: 9s, queuePerUid: 1024, rescanDebounce: 50ms }
+socket: { path: ${join(h.scratch.base, 'blessd.sock')} }
+log: { level: ${h.config.log.level} }
+exempt: { paths: ["**/*.log"] }
+stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: default
+    options: { answer: allow }
+`,
+    join(h.scratch.base, 'config.yaml'),
+  );
+  const r = await h.daemon.reload(next);
+  t.deepEqual(r.restartNeeded, ['gate.deadline', 'gate.accessDeadline', 'pool.threads'], 'accessDeadline follows deadline when not set');
+  const running = h.daemon.control().config();
+  t.is(running.gate.deadline, h.config.gate.deadline, 'the gate keeps its started deadline');
+  t.is(running.pool.threads, 2, 'the pool keeps its started threads');
+  t.is(running.pool.scanTimeout, 9000, 'a pool limit applies at once');
+  t.is((await runChild('cat', [join(h.dir, 'app.log')])).stdout, EICAR, 'the new exempt path applies at once');
+  t.deepEqual((await h.daemon.reload(next)).restartNeeded, ['gate.deadline', 'gate.accessDeadline', 'pool.threads'], 'still differs from what runs');
+  t.deepEqual((await h.daemon.reload(h.config)).restartNeeded, [], 'the started config again: nothing waits for a restart');
+});
+
 t0('exempt paths and executables pass without a scan', async (t) => {
   const h = await withDaemon(t, 'ext4', {
     extra: `exempt:\n  paths: ["**/*.log"]\n  executables: [/usr/bin/head]`,
@@ -248,6 +279,9 @@ t0('exempt paths and executables pass without a scan', async (t) => {
   t.is((await runChild('head', ['-c', '3', join(h.dir, 'x.com')])).stdout, EICAR.slice(0, 3), 'an exempt executable reads anything');
   t.regex((await runChild('cat', [join(h.dir, 'x.com')])).stderr, denied, 'others do not');
   t.is(h.daemon.stats().scans.signature ?? 0, 1, 'only the last access was scanned');
+  // The deny is known now; a deny cached on the native thread would refuse the exempt executable before it is matched.
+  t.is((await runChild('head', ['-c', '3', join(h.dir, 'x.com')])).stdout, EICAR.slice(0, 3), 'exempt after a deny too');
+  t.regex((await runChild('cat', [join(h.dir, 'x.com')])).stderr, denied, 'and the deny still holds for others');
 });
 
 t0('a writer costs one scan per file, after its close, and the file is blessed before anyone reads it', async (t) => {

@@ -98,7 +98,7 @@ async function run(config: Config, file: string): Promise<number> {
     const next = loadConfig(file); // throws ConfigError naming file:line: the old configuration stays
     sd.reloading();
     try {
-      await daemon.reload(next);
+      return await daemon.reload(next);
     } finally {
       sd.reloaded(summary());
     }
@@ -150,7 +150,7 @@ async function run(config: Config, file: string): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       reload().then(
-        () => log.info('configuration reloaded (SIGHUP)'),
+        () => log.info('reload asked by SIGHUP: done'),
         (err) => log.error({ err: (err as Error).message }, 'reload refused: the old configuration stays'),
       );
     });

@@ -62,3 +62,11 @@ export function globMatcher(globs: readonly string[]): (path: string) => boolean
 export function isExemptPath(matchers: readonly RegExp[], path: string): boolean {
   return matchers.some((m) => m.test(path));
 }
+
+/**
+ * True when exempt.paths or exempt.executables are set: those are matched per access on the main thread, so verdicts
+ * that would answer on the native thread first (denied tags, cached denies) must go there instead.
+ */
+export function exemptsAccessors(exempt: { executables: readonly string[]; pathMatchers: readonly RegExp[] }): boolean {
+  return exempt.executables.length > 0 || exempt.pathMatchers.length > 0;
+}

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { constants as fsc, mkdirSync, openSync, fstatSync, existsSync } from 'node:fs';
 import type { Config } from '../config/types.js';
+import { exemptsAccessors } from '../config/glob.js';
 import { Gate } from '../gate/gate.js';
 import { denyErrno } from '../gate/types.js';
 import { InodeRegistry, inodeKey } from '../inode/registry.js';
@@ -35,6 +36,7 @@ import { FairSlots } from './fair-slots.js';
 import { Semaphore } from './semaphore.js';
 import { TagSettler } from './settle-by-tags.js';
 import { StackState } from './stack-state.js';
+import { reloadScope } from './reload-scope.js';
 import type { DaemonStats, Notice } from './stats.js';
 
 export type { DaemonStats, Notice } from './stats.js';
@@ -192,7 +194,9 @@ export class Daemon extends EventEmitter {
   /** Hand the native reader the stack, generations and key it settles misses with (after every change of them). */
   private syncTagPolicy() {
     const d = this.d;
-    const policy = d.stack.nativePolicy(d.config, d.tagKey, d.tags.namespace, d.denyResponse);
+    // Exempt paths and executables are matched on this thread (dispatch.ts): the native thread must not settle a
+    // denied tag before that match (nor walk ahead and cache the deny).
+    const policy = exemptsAccessors(d.config.exempt) ? null : d.stack.nativePolicy(d.config, d.tagKey, d.tags.namespace, d.denyResponse);
     d.gate?.native.setTagPolicy(policy);
     d.nativeSettles = d.gate !== undefined && policy !== null;
   }
@@ -271,8 +275,12 @@ export class Daemon extends EventEmitter {
     if (gate && !(await gate.forgetAll())) this.d.log.warn({ forgets: gate.native.stats().forgetsAsked }, 'forgetting every verdict: the kernel\'s marks are not all cleared after 30 s; files blessed before may stay silent until they are');
   }
 
-  /** SIGHUP: a new config replaces the stack transactionally; a bad one keeps the old. Gate settings need a restart. */
-  async reload(next: Config): Promise<void> {
+  /**
+   * SIGHUP: a new config replaces the stack transactionally; a bad one keeps the old. The stack, must-pass, exempt,
+   * pool limits and log level apply now; the start-only keys it changes (reload-scope.ts) keep their started value,
+   * are logged, and are returned, so that the caller can say a restart is needed.
+   */
+  async reload(next: Config): Promise<{ restartNeeded: string[] }> {
     const d = this.d;
     const before = d.stack.snapshot();
     try {
@@ -281,11 +289,16 @@ export class Daemon extends EventEmitter {
       this.generationWatch.watch(watched);
       // A scanner the new stack no longer names: its instances in the workers close now, not at the daemon's stop.
       d.pool.retainOnly(d.stack.stack.filter((e) => e.actor !== REMOTE_ACTOR).map((e) => ({ name: e.name, actor: e.actor, options: e.options as Record<string, unknown> })));
-      d.config = { ...next, gate: d.config.gate, guards: d.config.guards, fleet: d.config.fleet } as Config;
+      const { config, restartNeeded } = reloadScope(d.config, next);
+      d.config = config;
+      d.log.level = config.log.level;
       this.syncTagPolicy();
+      this.applyExempt();
       // Cached verdicts came from the old stack: judge every file again from its tags (valid answers are reused).
       await this.forgetAll();
-      d.log.info('configuration reloaded (guards and gate settings take effect at the next restart)');
+      if (restartNeeded.length > 0) d.log.warn({ restartNeeded }, `configuration reloaded; not applied until the next restart: ${restartNeeded.join(', ')}`);
+      else d.log.info('configuration reloaded');
+      return { restartNeeded };
     } catch (err) {
       d.stack.restore(before);
       throw err;

@@ -6,6 +6,7 @@ import type { InodeServices, Waiter } from '../inode/services.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
 import { buildNotice } from '../notify/file-identity.js';
 import { REMOTE_ACTOR } from '../notify/remote-scanners.js';
+import { exemptsAccessors } from '../config/glob.js';
 import { closeQuiet, readlinkQuiet } from './fs-quiet.js';
 import type { DaemonParts } from './parts.js';
 import { scanWithTags, type ScanContext } from './scan-service.js';
@@ -96,6 +97,9 @@ export function inodeServices(d: DaemonParts): InodeServices {
       }
     },
     condemn: (fd) => {
+      // A cached deny is answered on the native thread, before dispatch.ts could let an exempt path or executable
+      // through: with those configured, a denied file is judged (from its tags) at each access instead.
+      if (exemptsAccessors(d.config.exempt)) return;
       try {
         d.gate.native.condemn(fd, d.denyResponse);
       } catch (err) {

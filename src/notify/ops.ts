@@ -25,7 +25,8 @@ export interface ServerState {
   startedAt: number;
   socketPath: string;
   /** Re-read the config file and apply it (blessd run); absent when the daemon was started from an object. */
-  reload?: () => Promise<void>;
+  /** Resolves with the start-only keys the new config changes (kept until a restart). */
+  reload?: () => Promise<{ restartNeeded: string[] }>;
   counters: { requests: number; badLines: number; noticesOut: number; refused: number; /** Lost by subscribers since gone. */ noticesLostGone: number };
 }
 
@@ -198,12 +199,13 @@ export const OPS: Record<string, Op> = {
     root: true,
     run: async ({ state }) => {
       if (!state.reload) throw new ProtocolError('FAILED', 'reload: this daemon was not started from a config file');
+      let restartNeeded: string[];
       try {
-        await state.reload();
+        ({ restartNeeded } = await state.reload());
       } catch (err) {
         throw new ProtocolError('FAILED', `reload refused, the old configuration stays: ${(err as Error).message}`);
       }
-      return { stack: state.control.stack().map((e) => `${e.name}:${e.control}`) };
+      return { stack: state.control.stack().map((e) => `${e.name}:${e.control}`), restartNeeded };
     },
   },
 };

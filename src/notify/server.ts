@@ -25,7 +25,7 @@ export interface NotifyServerOptions {
   notices: EventEmitter;
   socket: Config['socket'];
   log: Logger;
-  reload?: () => Promise<void>;
+  reload?: () => Promise<{ restartNeeded: string[] }>;
   /** Tests shrink these to provoke the limits quickly. */
   limits?: Partial<Limits>;
 }
