@@ -39,7 +39,8 @@ rootTest('a generation bump on A: old keys miss on A, and what A publishes after
   await waitFor('A published x-again and y under its new generation', async () => (await fleet(a!, 'published')) === 3, 10_000, 50);
   const keys = (await f.cli(['--scan', '--pattern', 'blessd:v1:yara:*'])).trim().split('\n');
   t.is(keys.length, 3, keys.join('\n'));
-  t.is(new Set(keys.map((k) => k.split(':')[3])).size, 2, 'two generations in the store');
+  // The generation is all between the scanner and the digest (yara's own generation may hold colons).
+  t.is(new Set(keys.map((k) => k.slice(0, k.lastIndexOf(':')))).size, 2, 'two generations in the store');
 
   // B, still at the old generation: y is scanned (A's answer is under another generation), x is taken from the store.
   await writeFile(join(b!.dir, 'y'), Y);
