@@ -8,12 +8,16 @@
 // shares the same way). Readers: BENCH_FLEET_READERS processes at once per host, each a slice of the files.
 // Rounds alternate without and with the store (BENCH_FLEET_ROUNDS, default 1 each; 2 with BENCH_FULL), so the
 // machine's drift falls on both alike; ratios compare rows of the same run.
+// BENCH_FLEET_STACK: `signature` (default: the built-in signature scanner alone, which makes no store traffic —
+// docs/fleet.md says why) or `yara` (the signature scanner and a YARA rule: the store spares yara). BENCH_FLEET_SIZE
+// sets the file size (16777216 with BENCH_FLEET_FILES=20 for large files). `reads/file` is the daemon's
+// /proc/<pid>/io rchar over the host's pass ÷ (N × size): how many times blessd (all threads) read each file.
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { contentDigest } from '../src/fleet/digest.js';
 import { FleetFile } from '../src/fleet/share.js';
 import { Redis } from 'ioredis';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeNet, type Net } from '../test/helpers/netns.js';
@@ -30,12 +34,18 @@ const READERS = envInt('BENCH_FLEET_READERS', 4);
 const ROUNDS = envInt('BENCH_FLEET_ROUNDS', FULL ? 2 : 1);
 const HOSTS = ['h1', 'h2', 'h3'];
 const PORT = 6379;
+const STACK = process.env['BENCH_FLEET_STACK'] ?? 'signature';
+if (STACK !== 'signature' && STACK !== 'yara') throw new Error(`BENCH_FLEET_STACK must be signature or yara, got ${JSON.stringify(STACK)}`);
 
 interface HostRow {
   round: number;
   store: boolean;
   host: string;
   scans: number;
+  /** yara's scans (the yara stack), else 0. */
+  yaraScans: number;
+  /** The daemon's rchar over the pass ÷ (N × SIZE). */
+  reads: number;
   hits: number;
   misses: number;
   published: number;
@@ -59,6 +69,9 @@ async function oneRound(tools: Tools, base: string, round: number, store: boolea
     const keyFile = join(base, 'fleet.key');
     await writeFile(keyFile, randomBytes(32), { mode: 0o600 });
     const redisHost = net.hosts.redis!;
+    const rules = join(base, 'bench.yar');
+    // A rule no bench file matches (mkfiles' bytes): yara reads every file and finds nothing, as on clean content.
+    await writeFile(rules, 'rule bench_marker {\n  strings:\n    $m = "BENCH-FLEET-NEVER-THERE"\n  condition:\n    $m\n}\n');
     if (store) {
       const redis = redisHost.spawn('redis-server', ['--bind', redisHost.addr, '--port', String(PORT), '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((resolve, reject) => {
@@ -89,7 +102,7 @@ pool: { threads: 2 }
 stack:
   - actor: signature
     options: { databases: [${join(process.cwd(), 'signatures')}] }
-  - actor: default
+${STACK === 'yara' ? `  - actor: yara\n    options: { rules: [${rules}] }\n` : ''}  - actor: default
     options: { answer: allow }
 ${store ? `fleet: { store: "redis://${redisHost.addr}:${PORT}", keyFile: ${keyFile}, timeout: 200ms, host: ${name} }\n` : ''}`,
       );
@@ -106,6 +119,7 @@ ${store ? `fleet: { store: "redis://${redisHost.addr}:${PORT}", keyFile: ${keyFi
       const dir = scratches[i]!.dir;
       const per = Math.ceil(N / READERS);
       const cpu0 = await cpuSeconds(pids[i]!);
+      const rchar0 = await rchar(pids[i]!);
       const started = performance.now();
       const parts = await Promise.all(
         Array.from({ length: READERS }, (_, r) => {
@@ -116,6 +130,7 @@ ${store ? `fleet: { store: "redis://${redisHost.addr}:${PORT}", keyFile: ${keyFi
       );
       const wallS = (performance.now() - started) / 1000;
       const cpuUs = (((await cpuSeconds(pids[i]!)) - cpu0) * 1e6) / N;
+      const reads = ((await rchar(pids[i]!)) - rchar0) / (N * SIZE);
       const samples = parts.flatMap((p) => (p?.samples ? [...p.samples] : []));
       const errors = parts.reduce((a, p) => a + (p?.errors ?? 0), 0);
       const sum = summarize(samples);
@@ -126,6 +141,8 @@ ${store ? `fleet: { store: "redis://${redisHost.addr}:${PORT}", keyFile: ${keyFi
         store,
         host: name,
         scans: st.scans?.signature ?? 0,
+        yaraScans: st.scans?.yara ?? 0,
+        reads,
         hits: fleet.hits ?? 0,
         misses: fleet.misses ?? 0,
         published: fleet.published ?? 0,
@@ -208,12 +225,17 @@ async function hitCost(tools: Tools, base: string): Promise<{ wallP50: number; w
   }
 }
 
+/** Bytes the process's threads got from read(2)-like calls, page cache or not (proc(5) /proc/<pid>/io). */
+async function rchar(pid: number): Promise<number> {
+  return Number(/^rchar: (\d+)$/m.exec(await readFile(`/proc/${pid}/io`, 'utf8'))![1]);
+}
+
 async function main() {
   requireRoot('bench:fleet');
   const base = await mkdtemp(join(tmpdir(), 'blessd-bench-fleet-'));
   try {
     const tools = await buildTools(base);
-    note(`${HOSTS.length} hosts × ${N} files of ${SIZE} B, ${READERS} readers per host, hosts one after the other; ${ROUNDS} round(s) each way`);
+    note(`stack: ${STACK === 'yara' ? 'signature + yara' : 'signature alone'}; ${HOSTS.length} hosts × ${N} files of ${SIZE} B, ${READERS} readers per host, hosts one after the other; ${ROUNDS} round(s) each way`);
     const rows: HostRow[] = [];
     for (let r = 1; r <= ROUNDS; r++) {
       rows.push(...(await oneRound(tools, base, r, false)));
@@ -226,6 +248,8 @@ async function main() {
         store: x.store ? 'yes' : 'no',
         host: x.host,
         scans: x.scans,
+        ...(STACK === 'yara' && { 'yara scans': x.yaraScans }),
+        'reads/file': x.reads.toFixed(2),
         hits: x.hits,
         published: x.published,
         'wall s': x.wallS.toFixed(2),
@@ -237,7 +261,7 @@ async function main() {
         errors: x.errors,
       })),
     );
-    const total = (store: boolean, k: 'scans' | 'wallS') => rows.filter((x) => x.store === store).reduce((a, x) => a + x[k], 0) / ROUNDS;
+    const total = (store: boolean, k: 'scans' | 'yaraScans' | 'wallS' | 'reads') => rows.filter((x) => x.store === store).reduce((a, x) => a + x[k], 0) / ROUNDS;
     const later = (store: boolean, k: 'p50' | 'wallS' | 'cpuUs') => {
       const xs = rows.filter((x) => x.store === store && x.host !== HOSTS[0]);
       return xs.reduce((a, x) => a + x[k], 0) / xs.length;
@@ -247,6 +271,10 @@ async function main() {
       scansWithout: total(false, 'scans'),
       scansWith: total(true, 'scans'),
       scansRatio: ratio(total(true, 'scans'), total(false, 'scans')),
+      yaraScansWithout: total(false, 'yaraScans'),
+      yaraScansWith: total(true, 'yaraScans'),
+      readsWithout: total(false, 'reads') / HOSTS.length,
+      readsWith: total(true, 'reads') / HOSTS.length,
       wallWithout: total(false, 'wallS'),
       wallWith: total(true, 'wallS'),
       wallRatio: ratio(total(true, 'wallS'), total(false, 'wallS')),
@@ -260,20 +288,23 @@ async function main() {
       hitLookupUs: hitLookup.reduce((a, x) => a + x.lookupUs, 0) / hitLookup.length,
     };
     printTable('bench:fleet — summary (ratios: with the store ÷ without, same run)', [
-      { what: 'scans, all hosts', without: summary.scansWithout, with: summary.scansWith, ratio: summary.scansRatio },
+      { what: 'signature scans, all hosts', without: summary.scansWithout, with: summary.scansWith, ratio: summary.scansRatio },
+      ...(STACK === 'yara' ? [{ what: 'yara scans, all hosts', without: summary.yaraScansWithout, with: summary.yaraScansWith, ratio: ratio(summary.yaraScansWith, summary.yaraScansWithout) }] : []),
+      { what: 'reads of each file by blessd (rchar), mean over hosts', without: summary.readsWithout.toFixed(2), with: summary.readsWith.toFixed(2), ratio: ratio(summary.readsWith, summary.readsWithout) },
       { what: 'wall s, all hosts', without: summary.wallWithout.toFixed(2), with: summary.wallWith.toFixed(2), ratio: summary.wallRatio },
       { what: 'p50 µs per first read, hosts 2 and 3', without: us(summary.laterHostsP50Without), with: us(summary.laterHostsP50With), ratio: summary.laterHostsP50Ratio },
       { what: 'daemon CPU µs per file, hosts 2 and 3', without: us(summary.laterHostsCpuWithout), with: us(summary.laterHostsCpuWith), ratio: summary.laterHostsCpuRatio },
       { what: 'store hit: digest + round trip, µs (mean)', without: '-', with: us(summary.hitLookupUs), ratio: '-' },
     ]);
-    const hit = await hitCost(tools, base);
-    printTable(`bench:fleet — one store hit (src/fleet/share.ts in this process, ${hit.m} files of ${SIZE} B, one at a time)`, [
+    // BENCH_FLEET_HITS=0 skips it (large files: M of them would not fit an image).
+    const hit = envInt('BENCH_FLEET_HITS', 2000) > 0 ? await hitCost(tools, base) : undefined;
+    if (hit) printTable(`bench:fleet — one store hit (src/fleet/share.ts in this process, ${hit.m} files of ${SIZE} B, one at a time)`, [
       { what: 'wall per hit, p50 µs (digest + round trip + MAC)', value: us(hit.wallP50), 'bare MGET (baseline)': us(hit.bareP50), ratio: ratio(hit.wallP50, hit.bareP50) },
       { what: 'wall per hit, mean µs', value: us(hit.wallMean), 'bare MGET (baseline)': '-', ratio: '-' },
       { what: 'CPU per hit, µs', value: us(hit.cpuUs), 'bare MGET (baseline)': us(hit.bareCpuUs), ratio: ratio(hit.cpuUs, hit.bareCpuUs) },
       { what: 'CPU of the digest alone, µs', value: us(hit.digestUs), 'bare MGET (baseline)': '-', ratio: '-' },
     ]);
-    writeResult('fleet', { n: N, size: SIZE, readers: READERS, rounds: ROUNDS, rows, summary, hit });
+    writeResult('fleet', { stack: STACK, n: N, size: SIZE, readers: READERS, rounds: ROUNDS, rows, summary, hit });
   } finally {
     await rm(base, { recursive: true, force: true });
   }

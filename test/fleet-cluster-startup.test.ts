@@ -18,7 +18,7 @@ const rootTest = isRoot() ? test.serial : test.skip;
 
 const CLEAN = Buffer.from('an ordinary file, judged while the startup node of the cluster is down\n'.repeat(40));
 const read = (p: string) => runChild('cat', [p], { timeoutMs: 15_000 });
-const scans = async (h: FleetHost) => (await h.stats()).scans['signature'] ?? 0;
+const scans = async (h: FleetHost) => (await h.stats()).scans['yara'] ?? 0;
 const lines = (h: FleetHost, re: RegExp) => h.daemon().log().split('\n').filter((l) => re.test(l)).length;
 
 async function setStore(h: FleetHost, url: string): Promise<void> {

@@ -20,12 +20,12 @@ const rootTest = isRoot() ? test.serial : test.skip;
 const CLEAN = Buffer.from('an ordinary file, the same bytes on every host of a fleet that stores in a cluster\n'.repeat(40));
 
 const read = (p: string) => runChild('cat', [p], { timeoutMs: 15_000 });
-const scans = async (h: FleetHost, scanner = 'signature') => (await h.stats()).scans[scanner] ?? 0;
+const scans = async (h: FleetHost, scanner = 'yara') => (await h.stats()).scans[scanner] ?? 0;
 const fleet = fleetCount;
 const lines = (h: FleetHost, re: RegExp) => h.daemon().log().split('\n').filter((l) => re.test(l)).length;
 
 rootTest('content scanned on host A is answered on host B through a Redis Cluster, with zero scans on B', async (t) => {
-  // B has a second pool scanner: each lookup of B asks for two keys (signature's and sig2's) in two slots.
+  // B has a second pool scanner: each lookup of B asks for two keys (yara's and yara2's) in two slots.
   const f = await withFleet(t, ['a', 'b'], { cluster: 3, stacks: { b: TWO_POOL_SCANNERS } });
   const { a, b } = f.hosts as Record<string, FleetHost>;
   const cluster = f.cluster!;
@@ -34,7 +34,7 @@ rootTest('content scanned on host A is answered on host B through a Redis Cluste
   t.regex(onA['eicar.com']!.stderr, /Operation not permitted/);
   t.is(await scans(a!), 2);
   t.is(await fleet(a!, 'unavailable'), 0, `A's lookups all answered: ${a!.daemon().log()}`);
-  const byNode = await cluster.keysByNode('blessd:v1:signature:*');
+  const byNode = await cluster.keysByNode('blessd:v1:yara:*');
   const keys = [...byNode.values()].flat();
   t.is(keys.length, 2, `each key on exactly one node: ${JSON.stringify([...byNode].map(([n, k]) => [n.name, k]))}`);
   for (const c of [CLEAN, EICAR]) {
@@ -44,10 +44,10 @@ rootTest('content scanned on host A is answered on host B through a Redis Cluste
 
   t.is((await read(join(b!.dir, 'clean.txt'))).stdout, CLEAN.toString());
   t.regex((await read(join(b!.dir, 'eicar.com'))).stderr, /Operation not permitted/, "A's deny holds on B");
-  t.is(await scans(b!), 0, 'B scanned nothing with signature');
-  t.is(await fleet(b!, 'hits'), 2, "signature's two answers, taken from the cluster");
-  t.is(await fleet(b!, 'misses'), 2, 'sig2 has no answer in the store: B scanned with it');
-  t.is(await scans(b!, 'sig2'), 2);
+  t.is(await scans(b!), 0, 'B scanned nothing with yara');
+  t.is(await fleet(b!, 'hits'), 2, "yara's two answers, taken from the cluster");
+  t.is(await fleet(b!, 'misses'), 2, 'yara2 has no answer in the store: B scanned with it');
+  t.is(await scans(b!, 'yara2'), 2);
   t.is(await fleet(b!, 'unavailable'), 0, 'a lookup across slots is answered (no CROSSSLOT)');
 });
 

@@ -21,7 +21,7 @@ const EVIL2 = Buffer.concat([EICAR, Buffer.from('\nvariant two\n')]);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 const read = (p: string) => runChild('cat', [p], { timeoutMs: 15_000 });
-const scans = async (h: FleetHost) => (await h.stats()).scans['signature'] ?? 0;
+const scans = async (h: FleetHost) => (await h.stats()).scans['yara'] ?? 0;
 const fleet = async (h: FleetHost, k: string) => (await h.stats()).fleet?.[k] ?? 0;
 
 rootTest('a forged or copied value in the store is refused, and the malicious content is still denied', async (t) => {
@@ -35,7 +35,7 @@ rootTest('a forged or copied value in the store is refused, and the malicious co
   t.regex((await read(join(a!.dir, 'evil1'))).stderr, /Operation not permitted/);
   t.regex((await read(join(a!.dir, 'evil2'))).stderr, /Operation not permitted/);
   await waitFor('A published three verdicts', async () => (await fleet(a!, 'published')) === 3, 10_000, 50);
-  const keys = (await f.cli(['--scan', '--pattern', 'blessd:v1:signature:*'])).trim().split('\n');
+  const keys = (await f.cli(['--scan', '--pattern', 'blessd:v1:yara:*'])).trim().split('\n');
   const keyOf = (b: Buffer) => keys.find((k) => k.endsWith(`:${sha(b)}`))!;
   const genuineClean = (await f.cli(['--raw', 'get', keyOf(CLEAN)])).trim();
   t.regex(genuineClean, /^1 ok \d+ a - \S+$/);
@@ -62,7 +62,7 @@ rootTest('a deny overwrites an allow in the store, and an allow never overwrites
   const client = storeClient(f.storeUrl, 1_000);
   t.teardown(() => client.close());
   const fleetKey = randomBytes(32);
-  const key = storeKey('signature', 'g#0', sha(Buffer.from('raced content')));
+  const key = storeKey('yara', 'g#0', sha(Buffer.from('raced content')));
   const answerAt = async () => {
     const r = await client.get([key]);
     if (r.failed) throw new Error(r.why);

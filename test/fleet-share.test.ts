@@ -21,7 +21,7 @@ async function cat(path: string) {
 }
 
 async function scans(h: FleetHost): Promise<number> {
-  return (await h.stats()).scans['signature'] ?? 0;
+  return (await h.stats()).scans['yara'] ?? 0;
 }
 
 rootTest('content scanned on host A is answered on host B from the store, with zero scans on B; a deny counts', async (t) => {
@@ -32,7 +32,7 @@ rootTest('content scanned on host A is answered on host B from the store, with z
   t.is(onA['clean.txt']!.stdout, CLEAN.toString());
   t.regex(onA['eicar.com']!.stderr, /Operation not permitted/);
   t.is(await scans(a!), 2);
-  const keys = (await f.cli(['--scan', '--pattern', 'blessd:v1:signature:*'])).trim().split('\n').sort();
+  const keys = (await f.cli(['--scan', '--pattern', 'blessd:v1:yara:*'])).trim().split('\n').sort();
   const digests = [CLEAN, EICAR].map((c) => createHash('sha256').update(c).digest('hex'));
   t.is(keys.length, 2);
   for (const d of digests) t.true(keys.some((k) => k.endsWith(`:${d}`)), `a key for ${d}`);
@@ -48,7 +48,7 @@ rootTest('content scanned on host A is answered on host B from the store, with z
   // B wrote its own tag (a denied file refuses even blessctl's open: the clean one shows it).
   const listed = await runChild(process.execPath, [BLESSCTL, 'tags', join(b!.dir, 'clean.txt'), '--json', '--config', b!.configFile]);
   const tags = JSON.parse(listed.stdout);
-  const sig = (tags.tags ?? tags[0]?.tags ?? []).find((x: { scanner: string }) => x.scanner === 'signature');
+  const sig = (tags.tags ?? tags[0]?.tags ?? []).find((x: { scanner: string }) => x.scanner === 'yara');
   t.is(sig?.judgement, 'valid', listed.stdout);
   t.is(sig?.value?.answer ?? sig?.answer, 'ok', listed.stdout);
 });
@@ -86,6 +86,6 @@ rootTest('a stack of two pool scanners publishes both answers, and the other hos
   });
   for (const [name, content] of Object.entries(files)) t.is((await cat(join(b!.dir, name))).stdout, content.toString());
   const st = await b!.stats();
-  t.is((st.scans['signature'] ?? 0) + (st.scans['sig2'] ?? 0), 0, 'B scanned nothing');
+  t.is((st.scans['yara'] ?? 0) + (st.scans['yara2'] ?? 0), 0, 'B scanned nothing');
   t.is(await fleetCount(b!, 'hits'), 4);
 });

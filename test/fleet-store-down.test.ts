@@ -13,7 +13,7 @@ import { waitFor, within } from './helpers/wait.js';
 const rootTest = isRoot() ? test.serial : test.skip;
 
 const read = (p: string) => runChild('cat', [p], { timeoutMs: 15_000 });
-const scans = async (h: FleetHost) => (await h.stats()).scans['signature'] ?? 0;
+const scans = async (h: FleetHost) => (await h.stats()).scans['yara'] ?? 0;
 const fleet = async (h: FleetHost, k: string) => (await h.stats()).fleet?.[k] ?? 0;
 const lines = (h: FleetHost, re: RegExp) => h.daemon().log().split('\n').filter((l) => re.test(l)).length;
 

@@ -135,6 +135,7 @@ export class Daemon extends EventEmitter {
     d.judgeQueue = new JudgeQueue(d.pool, c.pool.threads, () => (lastPolicy = d.judgePolicy() ?? lastPolicy)!);
     d.stack = new StackState(d.pool, this.remote, d.log);
     this.generationWatch.watch(await d.stack.load(c));
+    this.logFleetScope();
 
     d.svc = inodeServices(d);
     this.settler = new TagSettler(d);
@@ -189,6 +190,21 @@ export class Daemon extends EventEmitter {
       });
       this.crawl.start();
     }
+  }
+
+  private loggedScope?: string;
+
+  /** Once per stack that changes it: which scanners the fleet store serves, and why the others make no traffic. */
+  private logFleetScope() {
+    const d = this.d;
+    if (!d.fleet) return;
+    const { scope } = d.fleetScope();
+    const said = JSON.stringify(scope);
+    if (said === this.loggedScope) return;
+    this.loggedScope = said;
+    const skipped = Object.fromEntries(scope.skipped.map((s) => [s.name, s.why]));
+    if (scope.served.length === 0) d.log.info({ skipped }, 'fleet store: no store traffic for this stack: none of its scanners is one a store hit would spare (docs/fleet.md)');
+    else d.log.info({ served: scope.served, skipped }, 'fleet store: shared verdicts for these scanners');
   }
 
   /** Hand the native reader the stack, generations and key it settles misses with (after every change of them). */
@@ -294,6 +310,7 @@ export class Daemon extends EventEmitter {
       d.log.level = config.log.level;
       this.syncTagPolicy();
       this.applyExempt();
+      this.logFleetScope();
       // Cached verdicts came from the old stack: judge every file again from its tags (valid answers are reused).
       await this.forgetAll();
       if (restartNeeded.length > 0) d.log.warn({ restartNeeded }, `configuration reloaded; not applied until the next restart: ${restartNeeded.join(', ')}`);

@@ -46,7 +46,8 @@ export function inodeServices(d: DaemonParts): InodeServices {
           generation: d.stack.generations[name],
           signal,
           timeoutMs: d.config.pool.scanTimeout,
-          ...(d.fleet && { fleet: d.fleet.policy }),
+          // Only for the scanners the store serves (src/fleet/scope.ts): a signature-only stack makes no store traffic.
+          ...(d.fleet && d.fleetScope().served.has(name) && { fleet: d.fleet.policy }),
           path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
           onScan: (n) => (d.counters.scans[n] = (d.counters.scans[n] ?? 0) + 1),
           onTagError: (err) => d.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),

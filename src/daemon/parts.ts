@@ -4,12 +4,14 @@ import { CostBook } from './costs.js';
 import { ScanDurations } from '../metrics/scan-durations.js';
 import { LogLimit } from './log-limit.js';
 import { withFleet, type Fleet } from '../fleet/policy.js';
+import { fleetScope, type FleetScope } from '../fleet/scope.js';
+import type { StackEntry } from '../config/types.js';
 import type { Config } from '../config/types.js';
 import type { Gate } from '../gate/gate.js';
 import { FAN_ALLOW, FAN_DENY, denyErrno } from '../gate/types.js';
 import type { InodeRegistry } from '../inode/registry.js';
 import type { InodeServices } from '../inode/services.js';
-import { RemoteScanners } from '../notify/remote-scanners.js';
+import { REMOTE_ACTOR, RemoteScanners } from '../notify/remote-scanners.js';
 import type { ScanPool } from '../pool/scan-pool.js';
 import type { JudgeQueue } from '../pool/judge-queue.js';
 import { ScanCounter } from '../pool/scan-counter.js';
@@ -75,6 +77,18 @@ export class DaemonParts {
   judgePolicy(): JudgePolicy | null {
     const policy = this.stack.judgePolicy(this.config, this.tagKey, this.tags.namespace, this.scanCounter);
     return policy && withFleet(policy, this.fleet);
+  }
+
+  private scopeOf?: { stack: readonly StackEntry[]; scope: FleetScope; served: Set<string> };
+
+  /** Which scanners of the current stack the fleet store serves (src/fleet/scope.ts); found again per stack. */
+  fleetScope(): { scope: FleetScope; served: Set<string> } {
+    const stack = this.stack.stack;
+    if (this.scopeOf?.stack !== stack) {
+      const scope = fleetScope(stack, REMOTE_ACTOR);
+      this.scopeOf = { stack, scope, served: new Set(scope.served) };
+    }
+    return this.scopeOf;
   }
 
   /** Scans started per scanner: the main thread's (slow path, remote) and the workers' (cold path). */

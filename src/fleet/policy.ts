@@ -5,6 +5,7 @@ import type { Config } from '../config/types.js';
 import type { JudgePolicy } from '../pool/tasks.js';
 import { FleetCounters } from './counters.js';
 import { loadFleetKey } from './key.js';
+import { notServedBecause } from './scope.js';
 import type { FleetPolicy } from './share.js';
 
 export interface Fleet {
@@ -23,11 +24,13 @@ export async function openFleet(c: Config['fleet']): Promise<Fleet | null> {
 
 const joined = new WeakMap<JudgePolicy, JudgePolicy>();
 
+/** The judge policy with the fleet store for the scanners it serves (scope.ts); without it when it serves none. */
 export function withFleet(policy: JudgePolicy, fleet: Fleet | null): JudgePolicy {
   if (!fleet) return policy;
   let p = joined.get(policy);
   if (!p) {
-    p = { ...policy, fleet: fleet.policy };
+    const served = policy.scanners.filter((s) => notServedBecause(s.actor) === undefined).map((s) => s.name);
+    p = served.length === 0 ? policy : { ...policy, fleet: { ...fleet.policy, served } };
     joined.set(policy, p);
   }
   return p;

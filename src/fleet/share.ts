@@ -33,6 +33,8 @@ export interface FleetPolicy {
   origin: string;
   /** FleetCounters' shared memory (rides beside the serialised policy, like the scan counters). */
   counts?: SharedArrayBuffer;
+  /** In a judge policy: the scanners the store serves (scope.ts); the others are never looked up or published. */
+  served?: readonly string[];
 }
 
 const derived = new WeakMap<FleetPolicy, { client: StoreClient; key: Buffer; counters: FleetCounters }>();
@@ -63,9 +65,10 @@ export class FleetFile {
     private readonly fd: number,
     /** The stamped size the scans read up to (undefined: not known yet, taken from the file). */
     private readonly size: number | undefined,
-    /** Scanner name -> generation, for every pool scanner the file still needs. */
+    /** Scanner name -> generation, for every pool scanner the store serves that the file still needs. */
     private readonly wanted: Map<string, string>,
-    /** One of `wanted` whose scan is a content pass that gives the digest (content-pass.ts); never looked up. */
+    /** A scanner whose scan is a content pass that gives the digest (content-pass.ts); never looked up, and only
+     * published if it is one of `wanted`. */
     readonly source?: string,
   ) {
     if (source !== undefined) this.passed = new Promise((resolve) => (this.endPass = resolve));
@@ -73,7 +76,7 @@ export class FleetFile {
 
   /** Another host's answer for this content and scanner, or undefined (scan it). Bounded by the store timeout. */
   async shared(scanner: string): Promise<Answer | undefined> {
-    if (scanner === this.source) return undefined;
+    if (scanner === this.source || !this.wanted.has(scanner)) return undefined;
     // Not before this turn ends: the other scanners of the file start in this turn too, and each takes its lease
     // first (a tag write, which moves ctime). A digest taken before the last lease would match no publish. With a
     // source, its pass starts after that turn too, and the lookup waits for it.

@@ -249,17 +249,19 @@ function stampIfAny(fd: number): Stamp | undefined {
 }
 
 /**
- * The fleet store (src/fleet/share.ts): another host's answer for this content, asked once for every pool scanner.
- * A content pass is the digest's source when the file also needs an engine that is not one (share.ts says why it
- * alone is not looked up); when every scanner is a pass, a digest read of its own lets a hit spare them all.
+ * The fleet store (src/fleet/share.ts): another host's answer for this content, asked once for every scanner the
+ * store serves (src/fleet/scope.ts: not the signature pass, not path-based built-ins). None of them needed: no store
+ * traffic at all. A content pass among the needed scanners is the digest's source (share.ts says why it is not
+ * looked up); without one, the lookup reads the digest itself.
  */
 function fleetFor(fd: number, needed: string[], size: number | undefined, ctx: BatchContext): FleetFile | undefined {
   const { policy } = ctx;
   if (!policy.fleet) return undefined;
-  const pooled = needed.filter((n) => ctx.scanners.has(n));
-  if (pooled.length === 0) return undefined;
-  const source = pooled.some((n) => !ctx.passes.has(n)) ? pooled.find((n) => ctx.passes.has(n)) : undefined;
-  return new FleetFile(policy.fleet, fd, size, new Map(pooled.map((n) => [n, policy.generations[n] ?? ''])), source);
+  const served = policy.fleet.served;
+  const wanted = needed.filter((n) => ctx.scanners.has(n) && (served === undefined || served.includes(n)));
+  if (wanted.length === 0) return undefined;
+  const source = needed.find((n) => ctx.passes.has(n));
+  return new FleetFile(policy.fleet, fd, size, new Map(wanted.map((n) => [n, policy.generations[n] ?? ''])), source);
 }
 
 /** One scanner on one file; the fleet digest's source says, on every way out, that its pass is over. */

@@ -53,7 +53,7 @@ export interface Fleet {
 }
 
 export interface FleetOptions {
-  /** The stack of every host (default: the signature actor on the shipped databases, then allow). */
+  /** The stack of every host (default: YARA_STACK, a scanner the store serves). */
   stack?: string;
   /** The stack of some hosts, by name (default: `stack`). */
   stacks?: Record<string, string>;
@@ -71,6 +71,7 @@ export interface FleetOptions {
   cluster?: number;
 }
 
+/** The built-in signature scanner alone: the store serves none of it, so this stack makes no store traffic. */
 export const SIGNATURE_STACK = `stack:
   - actor: signature
     options: { databases: [${join(REPO, 'signatures')}] }
@@ -78,13 +79,21 @@ export const SIGNATURE_STACK = `stack:
     options: { answer: allow }
 `;
 
-/** Two pool scanners (signature, and the same engine named sig2): a file needs both, so its lookup asks for two keys. */
+/** YARA with a rule for the EICAR test file, then allow: the scanner the fleet tests share (src/fleet/scope.ts). */
+export const YARA_STACK = `stack:
+  - actor: yara
+    options: { rules: [${join(REPO, 'test', 'fixtures', 'fleet-eicar.yar')}] }
+  - actor: default
+    options: { answer: allow }
+`;
+
+/** Two served pool scanners (yara, and the same engine named yara2): a file needs both, so its lookup asks for two keys. */
 export const TWO_POOL_SCANNERS = `stack:
-  - actor: signature
-    options: { databases: [${join(REPO, 'signatures')}] }
-  - actor: signature
-    name: sig2
-    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: yara
+    options: { rules: [${join(REPO, 'test', 'fixtures', 'fleet-eicar.yar')}] }
+  - actor: yara
+    name: yara2
+    options: { rules: [${join(REPO, 'test', 'fixtures', 'fleet-eicar.yar')}] }
   - actor: default
     options: { answer: allow }
 `;
@@ -125,7 +134,7 @@ guards: [{ path: ${scratch.dir}, kind: filesystem }]
 log: { level: info }
 # Written files are judged at their first read, not in the background after their close: the tests count scans.
 pool: { rescan: onRead }
-${opts.stacks?.[name] ?? opts.stack ?? SIGNATURE_STACK}fleet:
+${opts.stacks?.[name] ?? opts.stack ?? YARA_STACK}fleet:
   store: ${storeUrl}
   keyFile: ${keyFile}
   timeout: ${opts.timeout ?? '1s'}
