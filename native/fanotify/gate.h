@@ -181,9 +181,11 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value SetLane(const Napi::CallbackInfo &info);       // lane.cc
 
  public:
-  // lane.cc — a pool worker concludes an allow here, from its own thread (see lane.cc). Null: not concluded (the
-  // main thread decides, as before); else the ids of the events answered.
-  bool LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp &judged, std::vector<uint64_t> &answered);
+  // lane.cc — a pool worker concludes an allow here, from its own thread (see lane.cc): Concluded (`answered`: the
+  // events answered), Declined (the main thread decides, as before), or Changed (the file changed since it was
+  // judged: its answers describe content that is gone).
+  enum class LaneEnd { Concluded, Declined, Changed };
+  LaneEnd LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp &judged, std::vector<uint64_t> &answered);
 
  private:
   // lane.cc: the change sequence of an inode (bucketed: a collision only costs a fallback), bumped under mu_ by every

@@ -102,19 +102,23 @@ void MarkDelivered(uint32_t lane, const std::vector<OutEvent> &batch) {
   }
 }
 
-bool Gate::LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp &judged, std::vector<uint64_t> &answered) {
+Gate::LaneEnd Gate::LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp &judged, std::vector<uint64_t> &answered) {
   InodeKey key;
-  if (!judged.known || !key_of_fd(fd, key)) return false;
-  auto may = [&]() {
-    if (lane_epoch_ == 0 || lane_epoch_ != epoch || change_seq_[SeqBucket(key)] != seq) return false;
+  if (!judged.known || !key_of_fd(fd, key)) return LaneEnd::Declined;
+  // Under mu_: what stands in the way now (the epoch first: a judgement of an older stack is no judgement at all).
+  auto check = [&]() {
+    if (lane_epoch_ == 0 || lane_epoch_ != epoch) return LaneEnd::Declined;
+    if (change_seq_[SeqBucket(key)] != seq) return LaneEnd::Changed;
     auto t = table_.find(key);
-    return t == table_.end() || t->second.verdict == Verdict::Allowed;
+    if (t == table_.end() || t->second.verdict == Verdict::Allowed) return LaneEnd::Concluded;
+    return t->second.verdict == Verdict::Dirty ? LaneEnd::Changed : LaneEnd::Declined;
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!may()) {
+    LaneEnd now = check();
+    if (now != LaneEnd::Concluded) {
       c_.lane_declined++;
-      return false;
+      return now;
     }
   }
   // The bless first (as a queued bless precedes the answers queued after it): an accessor woken by its allow finds
@@ -122,16 +126,17 @@ bool Gate::LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp 
   bool marked = false;
   if (!BlessFd(fd, marked, judged)) {
     c_.lane_declined++;
-    return false;
+    return LaneEnd::Changed;
   }
   std::vector<std::pair<uint64_t, int>> work;
   {
     std::lock_guard<std::mutex> lock(mu_);
     // A change read while the bless was under way: the main thread decides (its bless is checked again, and the
     // change record has dropped what this one cached if it came after it).
-    if (lane_epoch_ == 0 || lane_epoch_ != epoch || change_seq_[SeqBucket(key)] != seq) {
+    LaneEnd now = check();
+    if (now != LaneEnd::Concluded) {
       c_.lane_declined++;
-      return false;
+      return now;
     }
     auto k = pending_keys_.find(key);
     if (k != pending_keys_.end()) {
@@ -159,7 +164,7 @@ bool Gate::LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp 
   }
   c_.lane_concluded++;
   c_.lane_answered += work.size();
-  return true;
+  return LaneEnd::Concluded;
 }
 
 Napi::Value Gate::LaneId(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), lane_id_); }
@@ -173,7 +178,8 @@ Napi::Value Gate::SetLane(const Napi::CallbackInfo &info) {
 }
 
 // laneConclude(laneId, epoch, seq, fd, size, mtimeNs, ctimeNs): from any thread's env. Null: not concluded (the
-// main thread decides); else the ids of the events it answered allow.
+// main thread decides); false: not concluded, the file changed since it was judged; else the ids of the events it
+// answered allow.
 static Napi::Value LaneConcludeJs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 7) throw Napi::TypeError::New(env, "laneConclude(laneId, epoch, seq, fd, size, mtimeNs, ctimeNs): 7 arguments");
@@ -189,13 +195,14 @@ static Napi::Value LaneConcludeJs(const Napi::CallbackInfo &info) {
   judged.mtime_ns = info[5].As<Napi::BigInt>().Int64Value(&lossless);
   judged.ctime_ns = info[6].As<Napi::BigInt>().Int64Value(&lossless);
   std::vector<uint64_t> answered;
-  bool done;
+  Gate::LaneEnd end;
   {
     LaneUse use(lane);
     if (!use.gate) return env.Null();
-    done = use.gate->LaneConclude(epoch, seq, fd, judged, answered);
+    end = use.gate->LaneConclude(epoch, seq, fd, judged, answered);
   }
-  if (!done) return env.Null();
+  if (end == Gate::LaneEnd::Declined) return env.Null();
+  if (end == Gate::LaneEnd::Changed) return Napi::Boolean::New(env, false);
   Napi::Array out = Napi::Array::New(env, answered.size());
   for (size_t i = 0; i < answered.size(); i++) out.Set(i, (double)answered[i]);
   return out;
