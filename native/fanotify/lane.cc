@@ -3,7 +3,7 @@
 // Why: a pool worker judges a cold file end to end (src/pool/judge-batch.ts) and the stack's answer is known there;
 // sending it back to the main thread only for the bless and the answers cost that thread a wake-up and its share
 // of every file. Here the worker does both from its own thread: the stamp-checked bless (answers.cc BlessFd) and
-// the answers of the inode's waiting events (written by the answer thread, as JS's are). The main thread still gets
+// the answers of the inode's waiting events (written from the worker itself, claimed under mu_ as JS's are). The main thread still gets
 // the judgement for its bookkeeping (counters, costs, notices), and answers whatever waiter is left (an event that
 // reached JS after the conclusion).
 //
@@ -146,7 +146,7 @@ Gate::LaneEnd Gate::LaneConclude(uint32_t epoch, uint32_t seq, int fd, const Jud
         if (it == pending_.end()) continue;
         Pending &p = it->second;
         if (!p.delivered || p.answered || p.queued) continue;
-        p.answered = p.queued = true;  // claimed: the answer thread writes, closes and drops it (answers.cc)
+        p.answered = p.queued = true;  // claimed: nobody else answers or closes it; written and dropped below
         c_.by_js++;
         c_.latency[latency_bucket((now - p.forwarded_ns) / 1000)]++;
         auto u = pending_by_uid_.find(p.uid);
@@ -157,11 +157,20 @@ Gate::LaneEnd Gate::LaneConclude(uint32_t epoch, uint32_t seq, int fd, const Jud
       if (!work.empty()) budgets_.erase(key);
     }
   }
-  for (auto &w : work) QueueWork({w.first, w.second, FAN_ALLOW});
+  // Written here, as the answer thread writes JS's (answers.cc RunAnswers): outside mu_, then the records dropped
+  // and the fds closed. Not handed to the answer thread: waking it costs a worker as much as the write itself
+  // (measured, docs/bench.md), and this thread is no event loop that must stay free.
+  for (auto &w : work) WriteResponse(w.second, FAN_ALLOW);
   if (!work.empty()) {
-    // No JS loop turn kicks the answer thread for a worker: wake it now (once per file, not per answer).
-    KickAnswers();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto &w : work) {
+      auto it = pending_.find(w.first);
+      if (it == pending_.end()) continue;
+      UnindexPendingLocked(w.first, it->second.key);
+      pending_.erase(it);
+    }
   }
+  for (auto &w : work) close(w.second);
   c_.lane_concluded++;
   c_.lane_answered += work.size();
   return LaneEnd::Concluded;
