@@ -14,6 +14,9 @@
 //    JS's answers are claimed under `mu_` (Pending::queued: nobody else may answer it now) and written by the answer
 //    thread (answers.cc), which also closes the fd and drops the record; the main thread makes no syscall for them.
 //    close() lets that thread write everything queued before it answers the rest allow.
+//  - A pool worker may conclude a cold file allow itself (lane.cc): it claims the inode's events JS holds
+//    (Pending::delivered) under `mu_` like answer() does, writes them from its own thread, drops and closes them.
+//    Shutdown unregisters the lane and waits for conclusions under way before anything else closes.
 //  - A 'settled' record's fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held
 //    fds). No open notice reaches JS: read mode's filesystem mark raises no open event, and the opens a deny mark or a
 //    tree checkpoint raise are answered on the reader thread.
