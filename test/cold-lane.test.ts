@@ -88,3 +88,24 @@ t0('stop with a conclusion in flight: the waiting reader gets EAGAIN (fail close
   writeFileSync(hold, ''); // the worker goes on, after the gate is gone: it must conclude nothing
   await within('the daemon to stop', stopped, 20_000);
 });
+
+t0('a reload between the judgement and the worker\'s conclusion: the old stack\'s allow is not used', async (t) => {
+  const hold = seam(t);
+  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
+  const { parseConfig } = await import('../src/config/index.js');
+  const { FIXTURES } = await import('./helpers/daemon-harness.js');
+  const strict = parseConfig(
+    `stateDir: ${h.state}\nguards: [{ path: ${h.dir}, kind: filesystem }]\nsocket: { path: ${join(h.scratch.base, 's')} }\nstack:\n  - actor: ${join(FIXTURES, 'word-actor.js')}\n    name: word\n    options: { word: RELOAD-ME }\n  - actor: default\n    options: { answer: allow }`,
+    join(h.scratch.base, 'c.yaml'),
+  );
+  const reader = startChild('cat', [join(h.dir, 'r.txt')]);
+  // The old stack (signature + default) judged it clean; the worker stands just before concluding.
+  await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
+  await within('the reload', h.daemon.reload(strict), 20_000);
+  writeFileSync(hold, '');
+  const r = await within('the reader to be answered', reader.done, 20_000);
+  t.is(r.stdout, '', 'the old stack\'s judgement must not serve it');
+  t.regex(r.stderr, /Operation not permitted|Resource temporarily unavailable/);
+  t.is(h.daemon.stats().gate.laneConcluded, 0);
+  t.regex((await runChild('cat', [join(h.dir, 'r.txt')])).stderr, denied, 'the new stack judges');
+});
