@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/fanotify/gate.cc",
         "native/fanotify/answers.cc",
+        "native/fanotify/lane.cc",
         "native/fanotify/reader.cc",
         "native/fanotify/marks.cc",
         "native/fanotify/trees.cc",

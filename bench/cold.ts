@@ -50,6 +50,8 @@ interface Row {
   wallS: number;
   /** Files per judge message to the pool (the daemon's judgeQueue counters over the row). */
   perBatch: number;
+  /** Files a pool worker concluded itself (native lane). */
+  laneConcluded: number;
   /** Voluntary context switches of the main thread over the row (it slept and was woken). */
   mainWakes: number;
 }
@@ -110,7 +112,8 @@ async function main() {
         const cpu0 = await cpuSeconds(blessd.pid);
         const main0 = await threadCpuSeconds(blessd.pid);
         const threads0 = await threadsCpu(blessd.pid);
-        const q0 = (await blessd.stats()).judgeQueue;
+        const st0 = await blessd.stats();
+        const q0 = st0.judgeQueue;
         const wakes0 = mainWakeups(blessd.pid);
         const t0 = performance.now();
         const total = await readAll(tools, dir, s.count, readers, fs.base);
@@ -119,7 +122,10 @@ async function main() {
         const cpuS = (await cpuSeconds(blessd.pid)) - cpu0;
         const mainCpuS = (await threadCpuSeconds(blessd.pid)) - main0;
         const threads = threadSplit(blessd.pid, threads0, await threadsCpu(blessd.pid));
-        const q1 = (await blessd.stats()).judgeQueue;
+        const st1 = await blessd.stats();
+        const q1 = st1.judgeQueue;
+        // Files a pool worker concluded itself (native/fanotify/lane.cc); 0 on a build without the lane.
+        const laneConcluded = (st1.gate.laneConcluded ?? 0) - (st0.gate.laneConcluded ?? 0);
         const perBatch = (q1.sentFiles - q0.sentFiles) / Math.max(1, q1.sentBatches - q0.sentBatches);
         // Scans of this set: the signature actor's time, and the slowest pool call of the file's scanners.
         const byPath = new Map<string, { scan: number; wall: number }>();
@@ -149,7 +155,7 @@ async function main() {
           rest.push(total[i] - wallUs);
           other.push(total[i] - scanUs);
         }
-        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, threads, wallS, perBatch, mainWakes };
+        const row: Row = { readers, set: s.name, total: summarize(tot), scan: summarize(scan), pool: summarize(pool), rest: summarize(rest), else: summarize(other), baseP50: baseline.get(s.name)!, unmatched, cpuS, mainCpuS, threads, wallS, perBatch, mainWakes, laneConcluded };
         rows.push(row);
         const tag = `${s.dir}-r${readers}`;
         writeText(`cold-${tag}-total.hgrm`, hgrm(tot));
@@ -195,6 +201,7 @@ async function main() {
         'main-thread CPU/file': us((1e6 * r.mainCpuS) / filesIn(r)),
         'files/message': r.perBatch.toFixed(2),
         'main wake-ups/file': (r.mainWakes / filesIn(r)).toFixed(2),
+        'concluded in worker': `${Math.round((100 * r.laneConcluded) / filesIn(r))}%`,
         unmatched: r.unmatched,
       })),
     );

@@ -38,9 +38,9 @@ if (process.env.BENCH_RECORD_SCANS === '1') {
   // The cold path judges files in batches (one task, every scan of every file in it): each scan is recorded with
   // the batch's wall time, as the pool call its file waited for.
   const judge = ScanPool.prototype.judge;
-  ScanPool.prototype.judge = async function (this: ScanPool, fds, policy) {
+  ScanPool.prototype.judge = async function (this: ScanPool, fds, policy, lane) {
     const t0 = performance.now();
-    const r = await judge.call(this, fds, policy);
+    const r = await judge.call(this, fds, policy, lane);
     const wallMs = performance.now() - t0;
     if (!('failed' in r)) for (const f of r.files) for (const s of f.scans) times.push({ path: f.path, scanner: s.name, size: NaN, ms: s.ms, wallMs });
     return r;

@@ -87,15 +87,15 @@ static bool unchanged(const struct stat &st, const JudgedStamp &j) {
 // even within a tick, docs/kernel.md). Checked before the mark and again after it: a change in between takes the
 // ignore bits off again (the mark stays: marks.cc). Left open: a whole write and close between the first check and
 // the mark, and a read between the mark and the second check — microseconds, not the judgement's milliseconds.
-void Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
+bool Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
   InodeKey key;
   marked = false;
   struct stat st;
-  if (fstat(fd, &st) != 0) return;
+  if (fstat(fd, &st) != 0) return false;
   key = InodeKey{(uint64_t)st.st_dev, (uint64_t)st.st_ino};
   if (judged.known && !unchanged(st, judged)) {
     c_.blesses_stale++;
-    return;
+    return false;
   }
   {
     // A denied file's open asks no more (its mark stays, not evictable: AddIgnoreBits adds to it as it is).
@@ -108,12 +108,13 @@ void Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
     if (marked) RemoveIgnoreMark(fd, nullptr);
     marked = false;
     c_.blesses_stale++;
-    return;
+    return false;
   }
   VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW, &st);  // the stamp read above: no third fstat
   e.hit = !marked;  // no mark: the table is all that answers it, keep it through the next sweep
   std::lock_guard<std::mutex> lock(mu_);
   RememberLocked(key, std::move(e));
+  return true;
 }
 
 void Gate::RunAnswers() {
@@ -143,8 +144,13 @@ void Gate::RunAnswers() {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const QueuedWork &w : work)
-        if (w.id != 0) pending_.erase(w.id);
+      for (const QueuedWork &w : work) {
+        if (w.id == 0) continue;
+        auto it = pending_.find(w.id);
+        if (it == pending_.end()) continue;
+        UnindexPendingLocked(w.id, it->second.key);
+        pending_.erase(it);
+      }
     }
     for (const QueuedWork &w : work) close(w.fd);
     work.clear();

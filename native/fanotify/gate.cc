@@ -100,6 +100,7 @@ Gate::Gate(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Gate>(info), own_p
   }
 
   tsfn_ = Napi::ThreadSafeFunction::New(env, o.Get("onEvents").As<Napi::Function>(), "blessd-gate", 0, 1);
+  LaneRegister();
   thread_ = std::thread([this] { Run(); });
   answer_thread_ = std::thread([this] { RunAnswers(); });
   unmark_thread_ = std::thread([this] { RunUnmark(); });
@@ -161,6 +162,7 @@ Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
       if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
       if (keep_fd) {
         AnswerLocked(id, p, response);
+        UnindexPendingLocked(id, p.key);
         pending_.erase(it);
       } else {
         p.answered = p.queued = true;  // nobody else answers it now; the answer thread writes, closes and drops it
@@ -168,6 +170,7 @@ Napi::Value Gate::Answer(const Napi::CallbackInfo &info) {
       }
     } else {  // the deadline answered it and already settled its budget and its uid's count
       if (!keep_fd) fd_to_close = p.fd;
+      UnindexPendingLocked(id, p.key);
       pending_.erase(it);
     }
   }
@@ -290,6 +293,7 @@ Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
   // A denied file must keep asking: drop any ignore mark it may still carry.
   RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
+  BumpSeqLocked(key);
   e.open_marked = AddDenyOpenMarkLocked(fd, key);
   RememberLocked(key, std::move(e));
   return env.Undefined();
@@ -302,6 +306,7 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
   RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
+  BumpSeqLocked(key);
   auto it = table_.find(key);
   if (it != table_.end()) {
     DropDenyOpenMarkLocked(it->second, key, fd);
@@ -315,6 +320,7 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
 Napi::Value Gate::ForgetInode(const Napi::CallbackInfo &info) {
   InodeKey key{(uint64_t)info[0].As<Napi::Number>().Int64Value(), (uint64_t)info[1].As<Napi::Number>().Int64Value()};
   std::lock_guard<std::mutex> lock(mu_);
+  BumpSeqLocked(key);
   budgets_.erase(key);
   auto it = table_.find(key);
   if (it == table_.end()) return Napi::Boolean::New(info.Env(), false);
@@ -345,6 +351,7 @@ int Gate::FlagSharedMapPath(const char *path) {
       return -1;
     }
     shared_maps_.emplace(key, now_ns());
+    BumpSeqLocked(key);
     c_.shared_maps_swept++;
     auto entry = table_.find(key);
     if (entry != table_.end()) {
@@ -455,6 +462,9 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("denyMarksRemoved", (double)c_.deny_marks_removed);
   o.Set("denyMarksRefused", (double)c_.deny_marks_refused);
   o.Set("blessesStale", (double)c_.blesses_stale);
+  o.Set("laneConcluded", (double)c_.lane_concluded);
+  o.Set("laneAnswered", (double)c_.lane_answered);
+  o.Set("laneDeclined", (double)c_.lane_declined);
   o.Set("verdictTableSwept", (double)c_.swept);
   o.Set("verdictTableSweeps", (double)c_.sweeps);
   Napi::Object trees = Napi::Object::New(env);
@@ -487,6 +497,7 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
 void Gate::Shutdown() {
   if (closed_) return;
   closed_ = true;
+  LaneUnregister();  // first: no worker concludes from here on, and those under way are done
   StopSettleWalk();  // first: its own opens may wait for the reader thread
   StopMapSweep();    // before the table and the marks go (it flags inodes in both)
   stopping_ = true;
@@ -505,6 +516,7 @@ void Gate::Shutdown() {
       close(kv.second.fd);
     }
     pending_.clear();
+    pending_keys_.clear();
     deadlines_ = {};
     budgets_.clear();
     pending_by_uid_.clear();
@@ -547,6 +559,7 @@ static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
   o.Set("count", (double)e.count);
   o.Set("tid", e.tid);
   if (e.uid >= 0) o.Set("uid", (double)e.uid);
+  if (e.kind == EventKind::Perm) o.Set("seq", (double)e.seq);
   if (e.kind == EventKind::Fallback) {
     o.Set("why", whys[(int)e.why]);
     o.Set("response", (double)e.response);
@@ -567,13 +580,17 @@ static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
 }
 
 void Gate::Deliver(std::vector<OutEvent> *batch) {
-  auto call = [](Napi::Env env, Napi::Function fn, std::vector<OutEvent> *b) {
+  const uint32_t lane = lane_id_;
+  auto call = [lane](Napi::Env env, Napi::Function fn, std::vector<OutEvent> *b) {
     std::unique_ptr<std::vector<OutEvent>> owned(b);
     if (env == nullptr) return;  // torn down: Shutdown answers the pending ones
     Napi::Array arr = Napi::Array::New(env, b->size());
     for (size_t i = 0; i < b->size(); i++) arr.Set(i, to_js(env, (*b)[i]));
     // An exception here is a bug in the daemon: let it surface as an uncaught exception, never swallow it.
     fn.Call({arr});
+    // JS has dealt with every event of the batch (onEvents is synchronous): those still unanswered are waiters of
+    // an inode now, which a worker's conclusion may answer (lane.cc). Not before: JS still uses their fds.
+    MarkDelivered(lane, *b);
   };
   if (tsfn_.NonBlockingCall(batch, call) != napi_ok) {
     // JS is going away: answer what we forwarded and close what JS will never see.
@@ -584,6 +601,7 @@ void Gate::Deliver(std::vector<OutEvent> *batch) {
         if (it != pending_.end() && !it->second.queued) {
           AnswerLocked(e.id, it->second, DeadlineAnswerLocked(it->second.key));  // not judged: as at close
           close(it->second.fd);
+          UnindexPendingLocked(e.id, it->second.key);
           pending_.erase(it);
         }
       } else if (e.kind == EventKind::Settled) {
@@ -619,11 +637,14 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::Close>("close"),
                          InstanceMethod<&Gate::SetTagPolicy>("setTagPolicy"),
                          InstanceMethod<&Gate::SettleWalk>("settleWalk"),
+                         InstanceMethod<&Gate::LaneId>("laneId"),
+                         InstanceMethod<&Gate::SetLane>("setLane"),
                      });
 }
 
 void InitGate(Napi::Env env, Napi::Object exports) {
   exports.Set("Gate", Gate::Class(env));
+  InitLane(env, exports);
 }
 
 }  // namespace blessd

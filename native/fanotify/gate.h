@@ -14,6 +14,9 @@
 //    JS's answers are claimed under `mu_` (Pending::queued: nobody else may answer it now) and written by the answer
 //    thread (answers.cc), which also closes the fd and drops the record; the main thread makes no syscall for them.
 //    close() lets that thread write everything queued before it answers the rest allow.
+//  - A pool worker may conclude a cold file allow itself (lane.cc): it claims the inode's events JS holds
+//    (Pending::delivered) under `mu_` like answer() does, writes them from its own thread, drops and closes them.
+//    Shutdown unregisters the lane and waits for conclusions under way before anything else closes.
 //  - A 'settled' record's fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held
 //    fds). No open notice reaches JS: read mode's filesystem mark raises no open event, and the opens a deny mark or a
 //    tree checkpoint raise are answered on the reader thread.
@@ -66,6 +69,8 @@ struct OutEvent {
   int64_t offset = -1, count = -1;
   int32_t tid = 0;
   int64_t uid = -1;
+  // perm records: the inode's change sequence when forwarded (lane.cc): a worker's conclusion holds only if unmoved
+  uint32_t seq = 0;
   // fallback records: why, the answer given, how many like it were not reported since the last one
   FallbackWhy why = FallbackWhy::Deadline;
   uint32_t response = 0;
@@ -86,6 +91,7 @@ struct Pending {
   uint64_t mask;
   bool answered = false;
   bool queued = false;  // answered by JS, not yet written: the answer thread owns the fd and drops the record
+  bool delivered = false;  // handed to JS (Deliver): JS holds it as a waiter, so a worker's conclusion may answer it
 };
 
 // One access's wait budget for an inode whose judgement is pending (the deadline bounds an access, not an event).
@@ -134,6 +140,7 @@ struct Counters {
   std::atomic<uint64_t> shared_write_maps{0}, shared_map_rejudged{0}, shared_maps_untracked{0}, shared_maps_swept{0};
   std::atomic<uint64_t> map_sweeps{0}, map_sweep_processes{0}, map_sweep_mappings{0}, map_sweep_us{0};  // the last sweep's
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
+  std::atomic<uint64_t> lane_concluded{0}, lane_answered{0}, lane_declined{0};  // lane.cc: worker-side conclusions
   std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
 };
@@ -173,6 +180,37 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value Close(const Napi::CallbackInfo &info);
   Napi::Value SetTagPolicy(const Napi::CallbackInfo &info);  // tag_settle.cc
   Napi::Value SettleWalk(const Napi::CallbackInfo &info);    // settle_walk.cc
+  Napi::Value LaneId(const Napi::CallbackInfo &info);        // lane.cc
+  Napi::Value SetLane(const Napi::CallbackInfo &info);       // lane.cc
+
+ public:
+  // lane.cc — a pool worker concludes an allow here, from its own thread (see lane.cc): Concluded (`answered`: the
+  // events answered), Declined (the main thread decides, as before), or Changed (the file changed since it was
+  // judged: its answers describe content that is gone).
+  enum class LaneEnd { Concluded, Declined, Changed };
+  LaneEnd LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp &judged, std::vector<uint64_t> &answered);
+
+ private:
+  // lane.cc: the change sequence of an inode (bucketed: a collision only costs a fallback), bumped under mu_ by every
+  // change record read for it, by forgets and condemns; all of them at a forget-all.
+  static constexpr uint32_t kSeqBuckets = 4096;
+  uint32_t change_seq_[kSeqBuckets] = {};
+  static uint32_t SeqBucket(const InodeKey &key) { return (uint32_t)(InodeKeyHash()(key) % kSeqBuckets); }
+  void BumpSeqLocked(const InodeKey &key) { change_seq_[SeqBucket(key)]++; }
+  void BumpAllSeqLocked() { for (auto &s : change_seq_) s++; }
+  uint32_t lane_epoch_ = 0;  // under mu_; 0: no worker may conclude (set by JS: setLane)
+  uint32_t lane_id_ = 0;
+  std::mutex lane_users_mu_;  // guards lane_users_; a leaf
+  std::condition_variable lane_users_cv_;
+  int lane_users_ = 0;
+  friend struct LaneUse;
+  friend void MarkDelivered(uint32_t lane, const std::vector<OutEvent> &batch);
+  void LaneRegister();
+  void LaneUnregister();  // Shutdown: no new conclusion starts, and those under way end, before anything closes
+  // Pending records per inode (the conclusion answers an inode's delivered events); kept with pending_.
+  std::unordered_map<InodeKey, std::vector<uint64_t>, InodeKeyHash> pending_keys_;
+  void IndexPendingLocked(uint64_t id, const InodeKey &key);
+  void UnindexPendingLocked(uint64_t id, const InodeKey &key);
 
   // marks.cc
   Napi::Value Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, bool add);
@@ -288,7 +326,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void StopFlush();
   void RunAnswers();
   void StopAnswers();  // writes everything queued, then joins the thread
-  void BlessFd(int fd, bool &marked, const JudgedStamp &judged);
+  bool BlessFd(int fd, bool &marked, const JudgedStamp &judged);  // true: the verdict is in the table
   std::mutex answers_mu_;  // guards the four below; never held together with mu_
   std::condition_variable answers_cv_;
   std::vector<QueuedWork> answers_;
@@ -396,6 +434,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
 };
 
 int64_t now_ns();
+void MarkDelivered(uint32_t lane, const std::vector<OutEvent> &batch);  // lane.cc
+void InitLane(Napi::Env env, Napi::Object exports);                    // lane.cc: laneConclude, in every env
 bool key_of_fd(int fd, InodeKey &key);
 bool generation_of_fd(int fd, uint32_t &gen);
 std::string fsid_hex(const void *fsid);

@@ -200,6 +200,7 @@ bool Gate::RemoveIgnoreMark(int dfd, const char *path) {
 // path waits for them. Until it is done a file blessed before the forget may still be silent, as it was before.
 void Gate::ForgetAllLocked(bool walk_after) {
   table_.clear();
+  BumpAllSeqLocked();  // lane.cc: no judgement under way is concluded by a worker after this
   budgets_.clear();
   outside_.clear();
   sweep_at_ = max_allowed_;

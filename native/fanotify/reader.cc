@@ -534,6 +534,7 @@ void Gate::SharedMapRejudge(int fd, const InodeKey &key, int32_t tid, std::vecto
     std::lock_guard<std::mutex> lock(mu_);
     auto it = table_.find(key);
     if (it == table_.end()) it = table_.emplace(key, VerdictEntry{}).first;
+    BumpSeqLocked(key);
     DropDenyOpenMarkLocked(it->second, key, fd);
     it->second = VerdictEntry{};
     it->second.verdict = Verdict::Dirty;
@@ -647,6 +648,8 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
       if (budget.start_ns == 0) budget.start_ns = now;
       budget.live++;
       pending_.emplace(ev.id, Pending{fd, now, key, uid, md->pid, md->mask});
+      IndexPendingLocked(ev.id, key);
+      ev.seq = change_seq_[SeqBucket(key)];
       pending_by_uid_[uid]++;
       deadlines_.emplace(std::min(now + deadline_ns_, budget.start_ns + access_ns_), ev.id);
       c_.forwarded++;
@@ -775,6 +778,7 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
     ev.resolved = resolved;
     if (resolved) {
       InodeKey key{ev.dev, ino};
+      BumpSeqLocked(key);  // lane.cc: a judgement under way for this inode is not concluded by a worker
       auto it = table_.find(key);
       const bool is_dir = md->mask & FAN_ONDIR;
       if (TreeChangeLocked(md->mask, ev, key, it != table_.end())) {

@@ -132,7 +132,11 @@ export class Daemon extends EventEmitter {
     // A file queued under a stack the cold path served is judged with that stack, even if the stack has changed to
     // one it does not serve meanwhile (a remote scanner joined): as if it had been judged a moment sooner.
     let lastPolicy: JudgePolicy | undefined;
-    d.judgeQueue = new JudgeQueue(d.pool, c.pool.threads, () => (lastPolicy = d.judgePolicy() ?? lastPolicy)!);
+    // The native lane (lane.cc): workers conclude plain allows with the gate's id and the stack epoch of the moment,
+    // only while the cold path serves the stack (not for a batch judged with the last policy it served).
+    d.judgeQueue = new JudgeQueue(d.pool, c.pool.threads, () => (lastPolicy = d.judgePolicy() ?? lastPolicy)!, undefined, () =>
+      d.gate && !d.stopping && d.laneEpoch > 0 && d.judgePolicy() !== null ? { gate: d.gate.native.laneId(), epoch: d.laneEpoch } : undefined,
+    );
     d.stack = new StackState(d.pool, this.remote, d.log);
     this.generationWatch.watch(await d.stack.load(c));
     this.logFleetScope();
@@ -215,6 +219,9 @@ export class Daemon extends EventEmitter {
     const policy = exemptsAccessors(d.config.exempt) ? null : d.stack.nativePolicy(d.config, d.tagKey, d.tags.namespace, d.denyResponse);
     d.gate?.native.setTagPolicy(policy);
     d.nativeSettles = d.gate !== undefined && policy !== null;
+    // Every change of stack, generations or config: judgements from before are not concluded by a worker (lane.cc).
+    d.laneEpoch = (d.laneEpoch % 0xfffffff) + 1;
+    d.gate?.native.setLane(d.stopping ? 0 : d.laneEpoch);
   }
 
   /** The crawl's visit: judge one file now, with nobody waiting; resolves at its verdict. */
@@ -368,6 +375,7 @@ export class Daemon extends EventEmitter {
     const d = this.d;
     if (d.stopping) return;
     d.stopping = true;
+    d.gate?.native.setLane(0); // no worker concludes from here on: the gate answers what is pending as it closes
     this.generationWatch.stop();
     if (this.guardsFile) unpublishGuards(this.guardsFile);
     this.crawl?.stop();

@@ -85,14 +85,14 @@ export class Dispatch {
       // The reader thread has already tried the tags when it settles misses (nativeSettles): no second read here.
       if (!d.nativeSettles && this.settler.settle(ev.fd, waiter)) return;
       // The waiter is held from the start: a judgement may end before this function returns to hold it.
-      d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter: nfsd ? undefined : waiter });
+      d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter: nfsd ? undefined : waiter, seq: ev.seq });
       if (!nfsd) return;
     }
     if (nfsd) {
       d.gate.native.answer(ev.id, d.retryResponse);
       return;
     }
-    if (!d.registry.access(key, waiter)) d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter });
+    if (!d.registry.access(key, waiter)) d.registry.ensure(key, native.dupFd(ev.fd), { uid, waiter, seq: ev.seq });
   }
 
   /** The reader thread denied this access from the file's tags and cached it: log it as a deny is logged. */

@@ -81,6 +81,9 @@ export function inodeServices(d: DaemonParts): InodeServices {
       if (w.since !== undefined) d.costs.waited(w.pid, performance.now() - w.since, verdict !== 'allow');
       d.gate.native.answer(w.id, verdict === 'fallback' ? d.fallbackResponse() : verdict === 'allow' ? d.allowResponse : verdict === 'busy' ? d.retryResponse : d.denyResponse);
     },
+    answeredInWorker: (w: Waiter) => {
+      if (w.since !== undefined) d.costs.waited(w.pid, performance.now() - w.since, false);
+    },
     bless: (fd, judged) => {
       try {
         // On the gate's answer thread, ahead of the waiters' answers (concludeAllow answers after it): the main

@@ -62,6 +62,8 @@ export class DaemonParts {
   readonly scanDurations = new ScanDurations();
   /** Whether anyone hears verdict notices now (set by the Daemon: verdictsHeardWhen); if not, none is built. */
   hearsVerdicts: () => boolean = () => true;
+  /** The stack epoch workers conclude cold allows under (native/fanotify/lane.cc); bumped by every change of it. */
+  laneEpoch = 0;
 
   constructor(
     /** Replaced by a reload (guards and gate settings kept). */

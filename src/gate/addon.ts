@@ -68,6 +68,12 @@ export interface NativeAddon {
   /** Name the calling thread (prctl PR_SET_NAME, first 15 bytes), for /proc, top and perf. */
   setThreadName(name: string): void;
   Gate: NativeGateConstructor;
+  /**
+   * From a pool worker: conclude a cold file allow on the gate with this lane id (native/fanotify/lane.cc) — the
+   * stamp-checked bless and the answers of the inode's events JS holds. Null: not concluded (the main thread
+   * decides); false: not concluded because the file changed since it was judged; else the ids of the events answered.
+   */
+  laneConclude(laneId: number, epoch: number, seq: number, fd: number, size: bigint, mtimeNs: bigint, ctimeNs: bigint): number[] | null | false;
 }
 
 function packageRoot(): string {

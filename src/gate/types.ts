@@ -30,6 +30,8 @@ export interface GateEvent {
   tid: number;
   /** Real uid of the accessor ('perm' and 'fallback' records), when it could be read. */
   uid?: number;
+  /** 'perm' records: the inode's change sequence when forwarded; a worker's conclusion holds only if unmoved (native/fanotify/lane.cc). */
+  seq?: number;
   /** 'fallback' records: why, the response written, how many like it went unreported since the last one, and who. */
   why?: FallbackWhy;
   response?: number;
@@ -182,6 +184,11 @@ export interface GateStats {
   denyMarksRefused: number;
   /** Blesses not cached: the file changed since its judgement began (its ctime moved). */
   blessesStale: number;
+  /** Cold files concluded allow by a pool worker (native/fanotify/lane.cc), the events it answered, and the
+   * conclusions it declined (left to the main thread: a change, a stack epoch that moved, a stale bless...). */
+  laneConcluded: number;
+  laneAnswered: number;
+  laneDeclined: number;
   /** Allowed entries dropped by sweeps of the verdict table, and how many sweeps ran. */
   verdictTableSwept: number;
   verdictTableSweeps: number;
@@ -271,6 +278,10 @@ export interface NativeGate {
   /** Turn on the background settle walk: it walks the guards now, and again after every forgetAll or overflow. */
   settleWalk(options: { filesPerSecond: number }): void;
   stats(): GateStats;
+  /** This gate's id in the process-wide lane registry: a pool worker concludes cold files with it (laneConclude). */
+  laneId(): number;
+  /** The stack epoch a worker's conclusion must carry (native/fanotify/lane.cc); 0: none is accepted. */
+  setLane(epoch: number): void;
   /** Answer everything pending (allow: closing the group would), stop the thread, close the groups. Idempotent. */
   close(): void;
 }

@@ -45,6 +45,8 @@ export class ColdInode {
     private readonly uid: number,
     private readonly end: (state: ColdEnd) => void,
     first?: Waiter,
+    /** The inode's change sequence at its first event (GateEvent.seq): a worker may conclude it (lane.cc). */
+    private readonly seq?: number,
   ) {
     this.path = `fd:${fd}`;
     if (first) this.waiting.push(first);
@@ -76,7 +78,7 @@ export class ColdInode {
   }
 
   private submit(solo: boolean): JudgeJob {
-    const job: JudgeJob = { fd: this.fd, cancelled: false, solo, done: (r) => this.onJudged(job, r) };
+    const job: JudgeJob = { fd: this.fd, cancelled: false, solo, done: (r) => this.onJudged(job, r), ...(this.seq !== undefined && { seq: this.seq }) };
     this.jobDone = false;
     this.services.judge(job, this.uid);
     return job;
@@ -93,6 +95,7 @@ export class ColdInode {
       this.answers = new Map(r.answers);
       this.transient = r.transient;
       this.judged = r.judged;
+      if (r.concluded) return this.concludedInWorker(r.concluded);
       for (const name of r.slow) this.scanSlowly(name);
       this.decide();
     });
@@ -178,6 +181,22 @@ export class ColdInode {
         });
       },
     );
+  }
+
+  /**
+   * The worker concluded it allow (native/fanotify/lane.cc): blessed, and the events it lists answered. What is left
+   * here is the books (costs, notices) and the waiters it could not answer (their events reached JS after it).
+   */
+  private concludedInWorker(answered: number[]) {
+    this.concluded = true;
+    this.cancel.aborted = true;
+    const verdict: StackVerdict = this.services.evaluate(this.answers);
+    const c = { services: this.services, fd: this.fd, path: this.path, waiting: this.waiting, verdict, transient: this.transient, judged: this.judged };
+    concludeAllow(c, new Set(answered));
+    this.waiting.length = 0;
+    this.closeWhenFree();
+    this.ended = true;
+    this.end('blessed');
   }
 
   private decide() {

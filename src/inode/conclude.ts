@@ -29,10 +29,14 @@ export const cacheable = (ctx: Pick<Verdicted, 'transient' | 'verdict'>): boolea
 };
 
 // A verdict that rests on a failure answers its waiters and nothing more: the next access judges again.
-export function concludeAllow(c: Verdicted): void {
+// `inWorker`: a pool worker concluded it already (native/fanotify/lane.cc) — blessed, and these events answered.
+export function concludeAllow(c: Verdicted, inWorker?: ReadonlySet<number>): void {
   const keep = cacheable(c);
-  if (keep) c.services.bless(c.fd, c.judged);
-  for (const w of c.waiting) c.services.answer(w, 'allow');
+  if (keep && !inWorker) c.services.bless(c.fd, c.judged);
+  for (const w of c.waiting) {
+    if (inWorker?.has(w.id)) c.services.answeredInWorker?.(w);
+    else c.services.answer(w, 'allow');
+  }
   c.services.notify('verdict', { fd: c.fd, path: c.path, verdict: 'allow', decidedBy: c.verdict?.decidedBy, accessors: accessorsOf(c), ...(keep ? {} : { transient: true }) });
 }
 

@@ -57,12 +57,12 @@ export class InodeRegistry {
    * starts one (and closes it when it ends); otherwise the caller keeps it. Returns whether it did. `waiter`: the
    * access that asked, held from the start.
    */
-  ensure(key: InodeKey, fd: number, opts: { dirty?: boolean; background?: boolean; uid?: number; waiter?: Waiter } = {}): boolean {
+  ensure(key: InodeKey, fd: number, opts: { dirty?: boolean; background?: boolean; uid?: number; waiter?: Waiter; seq?: number } = {}): boolean {
     if (this.live.has(key)) return false;
     const uids = opts.uid !== undefined ? [opts.uid] : [];
     if (!opts.dirty && !opts.background && this.services.coldPath) {
       let entry: Live | undefined = undefined;
-      const cold = new ColdInode(this.services, fd, opts.uid ?? 0, (state: ColdEnd) => this.drop(key, entry!, state), opts.waiter);
+      const cold = new ColdInode(this.services, fd, opts.uid ?? 0, (state: ColdEnd) => this.drop(key, entry!, state), opts.waiter, opts.seq);
       entry = { cold, fd, uids };
       this.add(key, entry);
       return true;

@@ -51,6 +51,8 @@ export interface InodeServices {
   clearTags(fd: number): string[];
   /** 'busy': EAGAIN (nfsd); 'fallback': what the gate's deadline would answer (the machine failed). */
   answer(waiter: Waiter, verdict: 'allow' | 'deny' | 'busy' | 'fallback'): void;
+  /** A pool worker answered this waiter allow (native/fanotify/lane.cc): only the books (time waited). */
+  answeredInWorker?(waiter: Waiter): void;
   /**
    * Cache an allow (ignore mark, native table). `judged`: what the judgement saw; the bless then lands only if the
    * file is still so (a verdict on content that is gone must not silence the new).

@@ -9,6 +9,7 @@
 // hold the batch) and content that changed under the scan (its change event is on the way; the main thread's
 // scan-service retries). It never closes a descriptor (they are the daemon's), never answers the kernel, and never
 // throws to Piscina: a failure of an actor is an answer by the entry's failure policy, as on the main thread.
+import { existsSync, writeFileSync } from 'node:fs';
 import { FleetFile } from '../fleet/share.js';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
@@ -99,8 +100,8 @@ export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
   await Promise.all(policy.scanners.map((s) => actorOf(s).then((l) => isContentPass(l.instance) && ctx.passes.add(s.name), () => undefined)));
   times[SLOT_BEGUN] = Date.now();
   const files = await Promise.all(
-    task.fds.map((fd) =>
-      judgeFile(fd, ctx).then((f) => {
+    task.fds.map((fd, i) =>
+      judgeFile(fd, ctx, task.lane?.seqs[i]).then((f) => {
         times[SLOT_BEGUN] = Date.now(); // progress: the batch's deadline counts from the last file judged
         return f;
       }),
@@ -113,7 +114,7 @@ function actorOf(s: JudgeScanner): Promise<LoadedActor> {
   return loadActor({ name: s.name, actor: s.actor, options: s.options, generation: s.generation });
 }
 
-async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
+async function judgeFile(fd: number, ctx: BatchContext, seq: number | undefined): Promise<JudgedFile> {
   const { policy } = ctx;
   const path = pathOf(fd);
   // The stamp from before anything of the file was read (the tags' own, or one read here): the bless lands only if
@@ -140,7 +141,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
   if (evaluate(policy.rules, answers).verdict !== 'pending') {
     out.answers = [...answers];
     out.fromTags = true;
-    return judgedAs(out, fd, before);
+    return concludeHere(judgedAs(out, fd, before), fd, answers, ctx, seq);
   }
   const needed = neededScanners(policy.rules, answers);
   if (needed.length === 1) {
@@ -159,7 +160,7 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       out.transient = [name];
     }
     out.answers = [...answers];
-    return judgedAs(out, fd, before);
+    return concludeHere(judgedAs(out, fd, before), fd, answers, ctx, seq);
   }
   const transient: string[] = [];
   const slow: string[] = [];
@@ -213,6 +214,46 @@ async function judgeFile(fd: number, ctx: BatchContext): Promise<JudgedFile> {
       );
     }
   });
+  return out;
+}
+
+/**
+ * Tests only (test/cold-lane.test.ts): the worker stops just before a conclusion — it writes `<path>.reached` and
+ * waits (blocking this worker, at most 20 s) until `<path>` exists — so that a test can change the file or stop the
+ * daemon exactly between the judgement and its conclusion. Unset in every real run.
+ */
+const LANE_HOLD = process.env['BLESSD_TEST_LANE_HOLD'];
+function holdForTest(path: string) {
+  writeFileSync(`${path}.reached`, '');
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 2000 && !existsSync(path); i++) Atomics.wait(tick, 0, 0, 10);
+}
+
+/**
+ * The native lane (native/fanotify/lane.cc): a plain allow is concluded here, from this thread — the stamp-checked
+ * bless and the answers of the inode's waiting events — instead of on the main thread. Only an allow of the stack
+ * that rests on no failure answer, with nothing left to the main thread and nothing still scanning (the files with
+ * one scanner to run, or decided by their tags); the gate declines the rest (a change since the first event, a
+ * stack epoch that moved, a stale stamp) and the main thread then concludes as before.
+ */
+function concludeHere(out: JudgedFile, fd: number, answers: Map<string, Answer>, ctx: BatchContext, seq: number | undefined): JudgedFile {
+  const lane = ctx.task.lane;
+  if (!lane || seq === undefined || !out.judged || out.slow.length > 0 || out.transient.length > 0) return out;
+  if (evaluate(ctx.policy.rules, answers).verdict !== 'allow') return out;
+  if (LANE_HOLD) holdForTest(LANE_HOLD);
+  try {
+    const answered = native.laneConclude(lane.gate, lane.epoch, seq, fd, out.judged.size, out.judged.mtimeNs, out.judged.ctimeNs);
+    if (answered === false) {
+      // The file changed since it was judged (its change sequence or its stamp moved): these answers describe
+      // content that is gone. Left to the main thread to scan again (scan-service), as content that changed under
+      // a scan is — never concluded from the old answers there either.
+      const gone = [...answers.keys()].filter((n) => ctx.scanners.has(n));
+      out.slow = gone;
+      out.answers = out.answers.filter(([n]) => !gone.includes(n));
+    } else if (answered) out.concluded = answered;
+  } catch {
+    /* not concluded: the main thread decides, as without the lane */
+  }
   return out;
 }
 

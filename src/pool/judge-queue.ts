@@ -33,6 +33,8 @@ export interface JudgeJob {
   state?: 'queued' | 'sent' | 'done';
   /** The uid it was first queued under (a failed batch requeues it there, at the front). */
   uid?: number;
+  /** The inode's change sequence at its first event (GateEvent.seq): lets a worker conclude it (lane.cc). */
+  seq?: number;
 }
 
 export class JudgeQueue {
@@ -55,6 +57,8 @@ export class JudgeQueue {
     /** The stack of the moment (it may change between batches: a reload). */
     private readonly policy: () => JudgePolicy,
     private readonly batchMax = BATCH_MAX,
+    /** The gate and stack epoch workers conclude plain allows with (native/fanotify/lane.cc); undefined: none. */
+    private readonly lane: () => { gate: number; epoch: number } | undefined = () => undefined,
   ) {}
 
   /** Files waiting for a worker, batches in flight, and batches and files sent so far (status). */
@@ -118,7 +122,11 @@ export class JudgeQueue {
       this.running++;
       this.sentBatches++;
       this.sentFiles += batch.length;
-      this.pool.judge(batch.map((j) => j.fd), this.policy()).then(
+      // Read with the policy, in the same turn: the epoch says which stack the batch is judged with.
+      const policy = this.policy();
+      const lane = this.lane();
+      const seqs = lane && batch.every((j) => j.seq !== undefined) ? batch.map((j) => j.seq!) : undefined;
+      this.pool.judge(batch.map((j) => j.fd), policy, lane && seqs ? { ...lane, seqs } : undefined).then(
         (r) => this.deliver(batch, r),
         (err: unknown) => this.deliver(batch, { failed: 'crash', message: (err as Error)?.message ?? String(err) }),
       );

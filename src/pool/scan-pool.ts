@@ -20,7 +20,7 @@ import { policyRef } from './policy-wire.js';
 import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
 import { slotKey } from './slot-key.js';
-import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
+import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgeLane, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
 
@@ -289,9 +289,9 @@ export class ScanPool {
    * progress (no file judged); when it passes, or the worker dies, the whole batch is reported failed and the
    * caller decides what each of its files gets.
    */
-  async judge(fds: number[], policy: JudgePolicy): Promise<JudgeResult | { failed: 'timeout' | 'crash'; message: string }> {
+  async judge(fds: number[], policy: JudgePolicy, lane?: JudgeLane): Promise<JudgeResult | { failed: 'timeout' | 'crash'; message: string }> {
     // Room for a process group per scan of every file: the files of a batch scan at once.
-    const task: JudgeTask = { op: 'judge', fds, policy: policyRef(policy), chunkSize: this.chunkSize, started: startSlot(fds.length * policy.scanners.length), marker: nextMarker() };
+    const task: JudgeTask = { op: 'judge', fds, policy: policyRef(policy), chunkSize: this.chunkSize, started: startSlot(fds.length * policy.scanners.length), marker: nextMarker(), ...(lane && { lane }) };
     const r = await this.runTask(task, policy.timeoutMs);
     if (r === 'timeout') return { failed: 'timeout', message: `no file of the batch judged within ${policy.timeoutMs} ms` };
     if (r instanceof Error) return { failed: 'crash', message: `worker died judging a batch: ${r.message}` };

@@ -133,6 +133,15 @@ export interface JudgeTask {
   chunkSize?: number;
   started: SharedArrayBuffer;
   marker: string;
+  /** The native lane (native/fanotify/lane.cc): conclude plain allows here, with this gate and stack epoch, and each
+   * file's change sequence (as `fds`). Absent: every judgement goes back to the main thread to be concluded. */
+  lane?: JudgeLane;
+}
+
+export interface JudgeLane {
+  gate: number;
+  epoch: number;
+  seqs: number[];
 }
 
 /** One file's judgement, as the worker leaves it. */
@@ -155,6 +164,8 @@ export interface JudgedFile {
   fromTags: boolean;
   /** Size and mtime before its tags or content were read, ctime after the last tag written: the bless lands only if the file is still so. */
   judged?: JudgedStamp;
+  /** Concluded allow in the worker (blessed, and these event ids answered): the main thread only keeps the books. */
+  concluded?: number[];
 }
 
 export interface JudgeResult {
