@@ -42,8 +42,13 @@ rootTest('redis killed mid-run: both hosts keep gating with local scans, nothing
       t.true(e.ms < 3_000, `${h.name} evil-${i} took ${Math.round(e.ms)} ms`);
     }
   }
-  t.is(await scans(a!), 9);
-  t.is(await scans(b!), 8);
+  // One scan a file, none answered by the store. On a loaded CI machine one run in a few showed one more on one
+  // host (after the worker-side conclusion and the yara fleet stack were merged); a conclusion declined as changed
+  // is scanned again, which is safe. One extra is tolerated, a missing one never.
+  for (const [h, files] of [[a!, 9], [b!, 8]] as const) {
+    const n = await scans(h);
+    t.true(n >= files && n <= files + 1, `${h.name}: ${n} local scans for ${files} files`);
+  }
   for (const h of [a!, b!]) {
     t.true((await fleet(h, 'unavailable')) >= 8, `${h.name} counted the store unavailable`);
     await waitFor(`${h.name} logged the store's loss`, () => lines(h, /fleet store unavailable/) > 0, 5_000);
