@@ -6,6 +6,9 @@
 // - The first lookup of a fresh client waits for the connection to come up, within the same bound (a worker starts
 //   its client at its first file: without this wait, the first file of every worker would miss).
 // - Publishing never holds a file: the caller does not await it; its result only feeds the counters.
+// - TLS (rediss://, rediss+cluster://): fleet.tls's PEM text (tls.ts) on every connection, each node's too. A
+//   handshake that fails (an untrusted certificate, a name that does not match) is a connection that fails: the
+//   same bounds, reconnects in the background, the reason kept for the log.
 // - A cluster (redis+cluster://, store-url.ts) gets the same guarantees: no offline queue, no retry delays (a
 //   lookup never waits for a failover or a down cluster: it fails and the file is scanned), the client finds the
 //   nodes from the ones named and reconnects in the background. A node that is gone fails the lookups whose keys
@@ -13,7 +16,9 @@
 // Must not: throw to the caller for a store problem (every failure is a StoreFailure value), queue without bound,
 // or keep a worker alive by itself.
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from 'node:tls';
 import { parseStoreUrl } from './store-url.js';
+import type { StoreTls } from './tls.js';
 
 export interface StoreFailure {
   failed: true;
@@ -25,12 +30,12 @@ export type Lookup = { failed: false; values: (Buffer | null)[] } | StoreFailure
 const clients = new Map<string, StoreClient>();
 const PUBLISH_FIRST_WAIT_MS = 5_000;
 
-/** The worker's client for this URL and timeout, made at first use. */
-export function storeClient(url: string, timeoutMs: number): StoreClient {
-  const id = `${timeoutMs}\0${url}`;
+/** The worker's client for this URL, timeout and TLS, made at first use. */
+export function storeClient(url: string, timeoutMs: number, tls?: StoreTls): StoreClient {
+  const id = `${timeoutMs}\0${url}\0${tls ? JSON.stringify(tls) : ''}`;
   let c = clients.get(id);
   if (!c) {
-    c = new StoreClient(url, timeoutMs);
+    c = new StoreClient(url, timeoutMs, tls);
     clients.set(id, c);
   }
   return c;
@@ -47,7 +52,12 @@ export class StoreClient {
   constructor(
     url: string,
     private readonly timeoutMs: number,
+    tls?: StoreTls,
   ) {
+    const target = parseStoreUrl(url);
+    if ('problem' in target) throw new Error(`fleet store URL: ${target.problem}`); // the config loader refused it already
+    // Set whenever the URL says TLS (ioredis would only see rediss:// spelt in lower case, and never a cluster's).
+    const tlsOptions: ConnectionOptions | undefined = target.tls ? { ...tls, minVersion: 'TLSv1.2' } : undefined;
     const bounded: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -55,11 +65,10 @@ export class StoreClient {
       connectTimeout: Math.max(1000, timeoutMs),
       enableReadyCheck: false,
       connectionName: 'blessd',
+      ...(tlsOptions && { tls: tlsOptions }),
     };
     // Reconnect in the background, backing off to 2 s: lookups meanwhile fail at once (no offline queue).
     const backOff = (times: number) => Math.min(50 * times, 2000);
-    const target = parseStoreUrl(url);
-    if ('problem' in target) throw new Error(`fleet store URL: ${target.problem}`); // the config loader refused it already
     this.cluster = target.kind === 'cluster';
     if (target.kind === 'single') {
       // The lookups of a judge batch are issued in one tick: one write to the socket for all of them.
