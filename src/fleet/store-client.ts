@@ -16,7 +16,7 @@
 // Must not: throw to the caller for a store problem (every failure is a StoreFailure value), queue without bound,
 // or keep a worker alive by itself.
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { ConnectionOptions } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { parseStoreUrl } from './store-url.js';
 import type { StoreTls } from './tls.js';
 
@@ -29,6 +29,8 @@ export type Lookup = { failed: false; values: (Buffer | null)[] } | StoreFailure
 
 const clients = new Map<string, StoreClient>();
 const PUBLISH_FIRST_WAIT_MS = 5_000;
+/** ioredis's message for a command on a connection that is gone (says nothing of why). */
+const CLOSED = 'Connection is closed.';
 
 /** The worker's client for this URL, timeout and TLS, made at first use. */
 export function storeClient(url: string, timeoutMs: number, tls?: StoreTls): StoreClient {
@@ -46,6 +48,9 @@ export class StoreClient {
   private readonly cluster: boolean;
   private everReady = false;
   private lastError = '';
+  private lastNodeError = '';
+  private lastClusterError = '';
+  private handshaking = false;
   private firstWait?: Promise<void>;
   private firstPublishWait?: Promise<void>;
 
@@ -90,11 +95,25 @@ export class StoreClient {
         // One pipeline per node, all written in the same tick: a file's keys on several nodes cost one round trip.
         enableAutoPipelining: true,
       });
-      this.redis.on('node error', (err: Error) => (this.lastError = err.message));
+      // The cluster's own errors say little ("Failed to refresh slots cache."): the last node's error says why
+      // (refused, a TLS handshake's certificate problem), so it is what the log keeps.
+      // A failed connection reports its cause, then "Connection is closed." for the command it was asked: the cause
+      // is kept. But the connection that asks for the slots is ioredis's own duplicate, whose errors it drops: a
+      // failed TLS handshake there reads only "Connection is closed.", so one handshake of our own asks why.
+      this.redis.on('node error', (err: Error, node?: string) => {
+        const at = `${node ?? 'a node'}: `;
+        if (err.message === CLOSED && this.lastNodeError.startsWith(at)) return;
+        this.lastNodeError = `${at}${err.message}`;
+        if (err.message === CLOSED && tlsOptions && node) this.askHandshake(node, tlsOptions);
+      });
       this.redis.on('+node', (node: Redis) => node.on('connect', () => unref(node)));
     }
     this.redis.on('ready', () => (this.everReady = true));
-    this.redis.on('error', (err: Error) => (this.lastError = err.message)); // each command reports its own failure
+    // Each command reports its own failure; this is the reason kept for the log.
+    this.redis.on('error', (err: Error) => {
+      this.lastClusterError = err.message;
+      this.lastError = this.lastNodeError ? `${err.message} (${this.lastNodeError})` : err.message;
+    });
     // The socket must not keep a worker thread alive (Piscina ends idle workers by terminate anyway).
     if (this.redis instanceof Redis) {
       const r = this.redis;
@@ -148,6 +167,19 @@ export class StoreClient {
     for (const [id, c] of clients) if (c === this) clients.delete(id);
   }
 
+  /** One TLS handshake with `node` ("host:port"); its failure, if any, becomes the node's error in the log. */
+  private askHandshake(node: string, tls: ConnectionOptions): void {
+    if (this.handshaking) return;
+    const colon = node.lastIndexOf(':');
+    this.handshaking = true;
+    void handshakeProblem(node.slice(0, colon), Number(node.slice(colon + 1)), tls, Math.max(1000, this.timeoutMs)).then((why) => {
+      this.handshaking = false;
+      if (!why || this.redis.status === 'ready') return;
+      this.lastNodeError = `${node}: TLS: ${why}`;
+      if (this.lastClusterError) this.lastError = `${this.lastClusterError} (${this.lastNodeError})`;
+    });
+  }
+
   private ready(): boolean {
     return this.redis.status === 'ready';
   }
@@ -181,4 +213,21 @@ function deadline(p: Promise<Lookup>, ms: number): Promise<Lookup> {
     timer.unref();
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Why a TLS handshake with host:port fails ('' if it does not, or says nothing within `ms`). Never throws. */
+function handshakeProblem(host: string, port: number, tls: ConnectionOptions, ms: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ ...tls, host, port });
+    const done = (why: string) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done(''), ms);
+    timer.unref();
+    s.unref();
+    s.once('secureConnect', () => done(''));
+    s.once('error', (err: NodeJS.ErrnoException) => done(`${err.message}${err.code && !err.message.includes(err.code) ? ` (${err.code})` : ''}`));
+  });
 }
