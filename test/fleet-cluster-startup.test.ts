@@ -113,3 +113,48 @@ rootTest('the first listed cluster node down at start: both hosts gate with loca
     t.is((await h.daemon().exited).code, 0, `${h.name} stopped cleanly`);
   }
 });
+
+rootTest('every cluster node down at start: both hosts start and gate with local scans, bounded; the cluster up, answers are shared', async (t) => {
+  const f = await withFleet(t, ['a', 'b'], { cluster: 3, noStart: true });
+  const { a, b } = f.hosts as Record<string, FleetHost>;
+  const cluster = f.cluster!;
+  for (const n of cluster.nodes) await n.kill();
+  for (const h of [a!, b!]) await h.start();
+  for (const h of [a!, b!]) {
+    for (let i = 0; i < 3; i++) {
+      const clean = join(h.dir, `clean-${i}`);
+      const evil = join(h.dir, `evil-${i}`);
+      await writeFile(clean, `clean file ${i} on ${h.name}, no node up\n`);
+      await writeFile(evil, Buffer.concat([EICAR, Buffer.from(`\n${i} ${h.name} no node up\n`)]));
+      const c = await read(clean);
+      t.is(c.code, 0, `${h.name} clean-${i}: ${c.stderr}`);
+      t.true(c.ms < 3_000, `${h.name} clean-${i} took ${Math.round(c.ms)} ms`);
+      const e = await read(evil);
+      t.regex(e.stderr, /Operation not permitted/, `${h.name} evil-${i} denied by the local scan`);
+      t.true(e.ms < 3_000, `${h.name} evil-${i} took ${Math.round(e.ms)} ms`);
+    }
+    t.is(await scans(h), 6, `${h.name} scanned every file locally`);
+    t.true((await fleet(h, 'unavailable')) > 0, `${h.name} counted its lookups unavailable`);
+  }
+  for (const n of cluster.nodes) await n.restart();
+  await cluster.waitState('ok');
+  const shared = Buffer.from('judged on A once every node is back\n');
+  let n = 0;
+  await waitFor('A publishes to the cluster', async () => {
+    const p = join(a!.dir, `after-${n++}`);
+    await writeFile(p, shared);
+    t.is((await read(p)).code, 0);
+    return (await fleet(a!, 'published')) > 0;
+  }, 20_000, 200);
+  let m = 0;
+  await waitFor("B takes A's answer from the cluster", async () => {
+    const p = join(b!.dir, `after-${m++}`);
+    await writeFile(p, shared);
+    t.is((await read(p)).code, 0);
+    return (await fleet(b!, 'hits')) > 0;
+  }, 20_000, 200);
+  for (const h of [a!, b!]) {
+    await h.daemon().kill('SIGTERM');
+    t.is((await h.daemon().exited).code, 0, `${h.name} stopped cleanly`);
+  }
+});

@@ -10,7 +10,9 @@ import { loadFleetKey } from '../src/fleet/key.js';
 import { openFleet } from '../src/fleet/policy.js';
 import { shownStoreUrl as shownUrl } from '../src/fleet/store-url.js';
 import { parseStoreUrl } from '../src/fleet/store-url.js';
+import { FleetTlsError, loadStoreTls } from '../src/fleet/tls.js';
 import { decodeValue, encodeValue, storeKey } from '../src/fleet/value.js';
+import { runChild } from './helpers/child.js';
 
 const MINIMAL = `guards:
   - path: /srv/files
@@ -35,7 +37,7 @@ test('fleet: defaults (off), and a full section', (t) => {
   t.is(off.keyFile, '/var/lib/blessd/fleet.key');
   t.is(off.timeout, 100);
   const on = parseConfig(`${MINIMAL}fleet:\n  store: rediss://u:p@10.0.0.5:6380/2\n  keyFile: keys/fleet.key\n  timeout: 250ms\n  ttl: 1d\n  host: fs-07\n`, '/etc/blessd/config.yaml').fleet;
-  t.deepEqual(on, { store: 'rediss://u:p@10.0.0.5:6380/2', keyFile: '/etc/blessd/keys/fleet.key', timeout: 250, ttl: 86_400_000, host: 'fs-07' });
+  t.deepEqual(on, { store: 'rediss://u:p@10.0.0.5:6380/2', tls: { ca: null, cert: null, key: null, servername: null }, keyFile: '/etc/blessd/keys/fleet.key', timeout: 250, ttl: 86_400_000, host: 'fs-07' });
   t.is(shownUrl(on.store!), 'rediss://u:***@10.0.0.5:6380/2', 'logs never show the password');
 });
 
@@ -49,20 +51,36 @@ test('fleet: a cluster store is named by its scheme, with a few of its nodes', (
       { host: 'node-2.example', port: 6379 },
       { host: 'fd00::7', port: 7002 },
     ],
+    tls: false,
     username: 'u',
     password: 'p@ss',
   });
   t.is(shownUrl(c.store!), 'redis+cluster://u:***@10.0.0.5:7000,node-2.example:6379,[fd00::7]:7002', 'logs never show the password');
-  t.deepEqual(parseStoreUrl('redis://10.0.0.5'), { kind: 'single', url: 'redis://10.0.0.5' });
+  t.deepEqual(parseStoreUrl('redis://10.0.0.5'), { kind: 'single', url: 'redis://10.0.0.5', tls: false });
+  t.deepEqual(parseStoreUrl('rediss://10.0.0.5'), { kind: 'single', url: 'rediss://10.0.0.5', tls: true });
+});
+
+test('fleet: TLS to a cluster (rediss+cluster://) with fleet.tls, paths relative to the config file', (t) => {
+  const c = parseConfig(`${MINIMAL}fleet:\n  store: rediss+cluster://u:p@10.0.0.5:7000,10.0.0.6\n  tls:\n    ca: tls/ca.pem\n    cert: /etc/blessd/tls/host.pem\n    key: tls/host.key\n    servername: redis.fleet.example\n`, '/etc/blessd/config.yaml').fleet;
+  t.deepEqual(c.tls, { ca: '/etc/blessd/tls/ca.pem', cert: '/etc/blessd/tls/host.pem', key: '/etc/blessd/tls/host.key', servername: 'redis.fleet.example' });
+  t.deepEqual(parseStoreUrl(c.store!), { kind: 'cluster', nodes: [{ host: '10.0.0.5', port: 7000 }, { host: '10.0.0.6', port: 6379 }], tls: true, username: 'u', password: 'p' });
+  t.is(shownUrl(c.store!), 'rediss+cluster://u:***@10.0.0.5:7000,10.0.0.6:6379', 'the log says TLS, never the password');
+  t.deepEqual(parseConfig(`${MINIMAL}fleet: { store: "REDISS+CLUSTER://10.0.0.5" }\n`, '/etc/blessd/config.yaml').fleet.tls, { ca: null, cert: null, key: null, servername: null }, 'no fleet.tls: the system CAs');
+  t.true((parseStoreUrl('REDISS+CLUSTER://10.0.0.5') as { tls: boolean }).tls, 'the scheme is case-insensitive');
 });
 
 const BAD: [string, string, RegExp][] = [
-  ['not a URL', 'store: 10.0.0.5:6379', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/, rediss:\/\/ or redis\+cluster:\/\/ URL|config\.yaml:7:3: fleet\.store: must be a URL/],
-  ['another scheme', 'store: http://10.0.0.5', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/, rediss:\/\/ or redis\+cluster:\/\/ URL \(got http:\/\//],
-  ['another cluster scheme', 'store: http+cluster://10.0.0.5', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/, rediss:\/\/ or redis\+cluster:\/\/ URL \(got http\+cluster:\/\//],
-  ['TLS to a cluster', 'store: rediss+cluster://10.0.0.5', /config\.yaml:7:3: fleet\.store: rediss\+cluster:\/\/ \(TLS to a cluster\) is not supported/],
+  ['not a URL', 'store: 10.0.0.5:6379', /config\.yaml:7:3: fleet\.store: must be a URL such as redis:\/\/10\.0\.0\.5:6379/],
+  ['another scheme', 'store: http://10.0.0.5', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/, rediss:\/\/, redis\+cluster:\/\/ or rediss\+cluster:\/\/ URL \(got http:\/\//],
+  ['another cluster scheme', 'store: http+cluster://10.0.0.5', /config\.yaml:7:3: fleet\.store: must be a redis:\/\/, rediss:\/\/, redis\+cluster:\/\/ or rediss\+cluster:\/\/ URL \(got http\+cluster:\/\//],
+  ['a TLS cluster with no node', 'store: rediss+cluster://', /config\.yaml:7:3: fleet\.store: names no node: rediss\+cluster:\/\/host/],
+  ['fleet.tls for a plain-text store', 'store: redis+cluster://10.0.0.5\n  tls: { ca: /etc/blessd/ca.pem }', /config\.yaml:8:\d+: fleet\.tls: is set but fleet\.store is not a TLS URL: use rediss:\/\/… or rediss\+cluster:\/\/… \(got redis\+cluster:\/\/\)/],
+  ['fleet.tls for a plain-text single store', 'store: redis://10.0.0.5\n  tls: { servername: x }', /fleet\.tls: is set but fleet\.store is not a TLS URL/],
+  ['a client certificate without its key', 'store: rediss+cluster://10.0.0.5\n  tls: { cert: /etc/blessd/c.pem }', /config\.yaml:8:\d+: fleet\.tls\.key: required with fleet\.tls\.cert/],
+  ['a client key without its certificate', 'store: rediss://10.0.0.5\n  tls: { key: /etc/blessd/c.key }', /config\.yaml:8:\d+: fleet\.tls\.cert: required with fleet\.tls\.key/],
+  ['an unknown fleet.tls key', 'store: rediss://10.0.0.5\n  tls: { cafile: /etc/blessd/ca.pem }', /fleet\.tls\.cafile: unknown key \(did you mean "ca"\?\)|fleet\.tls\.cafile: unknown key/],
   ['a cluster with a database', 'store: redis+cluster://10.0.0.5,10.0.0.6/2', /config\.yaml:7:3: fleet\.store: a cluster has no database to choose/],
-  ['a cluster with a query', 'store: redis+cluster://10.0.0.5?x=1', /config\.yaml:7:3: fleet\.store: must be redis\+cluster:\/\/\[user:password@\]host\[:port\],host\[:port\]… with no query/],
+  ['a cluster with a query', 'store: redis+cluster://10.0.0.5?x=1', /config\.yaml:7:3: fleet\.store: must be redis\+cluster:\/\/\[user:password@\]host\[:port\],host\[:port\]… \(or rediss\+cluster:\/\/… for TLS\) with no query/],
   ['a cluster with no node', 'store: redis+cluster://u:p@', /config\.yaml:7:3: fleet\.store: names no node/],
   ['a cluster node with a bad port', 'store: redis+cluster://10.0.0.5:6379,10.0.0.6:70000', /config\.yaml:7:3: fleet\.store: node "10\.0\.0\.6:70000": port must be 1\.\.65535/],
   ['a cluster node that is no host', 'store: redis+cluster://10.0.0.5,,10.0.0.6', /config\.yaml:7:3: fleet\.store: node "" is not host\[:port\]/],
@@ -115,4 +133,37 @@ test('values: round trip, and every kind of damage refused', (t) => {
   t.regex(refused(`${v} extra`), /7 fields/);
   t.regex(refused('1 '.repeat(3000)), /at most 4096/);
   t.regex(refused(''), /format version/);
+});
+
+test('fleet.tls files: missing, holding no PEM, a key that is not the certificate\'s — each an error naming the key and path', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'blessd-fleet-tls-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const p = (f: string) => join(dir, f);
+  const openssl = async (args: string[]) => {
+    const r = await runChild('openssl', args, { cwd: dir, timeoutMs: 20_000 });
+    if (r.code !== 0) throw new Error(`openssl: ${r.stderr}`);
+  };
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  for (const n of ['one', 'two']) await openssl(['req', '-x509', ...newKey, '-keyout', `${n}.key`, '-out', `${n}.pem`, '-days', '2', '-subj', `/CN=${n}`]);
+  await writeFile(p('empty.pem'), 'not a certificate\n');
+  const none = { ca: null, cert: null, key: null, servername: null };
+  const ok = await loadStoreTls({ ...none, ca: p('one.pem'), cert: p('two.pem'), key: p('two.key'), servername: 'redis.example' });
+  t.regex(ok.ca!, /BEGIN CERTIFICATE/);
+  t.is(ok.servername, 'redis.example');
+  const e1 = await t.throwsAsync(loadStoreTls({ ...none, ca: p('missing.pem') }), { message: new RegExp(`^fleet\\.tls\\.ca ${p('missing.pem')}: ENOENT`) });
+  t.is((e1 as FleetTlsError).code, 'FLEET_TLS');
+  await t.throwsAsync(loadStoreTls({ ...none, ca: p('empty.pem') }), { message: `fleet.tls.ca ${p('empty.pem')}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it` });
+  await t.throwsAsync(loadStoreTls({ ...none, cert: p('one.pem'), key: p('one.pem') }), { message: new RegExp(`^fleet\\.tls\\.key ${p('one.pem')}: no PEM private key`) });
+  await t.throwsAsync(loadStoreTls({ ...none, cert: p('one.pem'), key: p('two.key') }), { message: new RegExp(`^fleet\\.tls \\(fleet\\.tls\\.cert ${p('one.pem')}, fleet\\.tls\\.key ${p('two.key')}\\): not usable for TLS: `) });
+
+  // The daemon's start reads them: a missing CA stops it, naming the key and the path.
+  const key = p('fleet.key');
+  await writeFile(key, randomBytes(32), { mode: 0o600 });
+  await chmod(key, 0o600);
+  const c = parseConfig(`${MINIMAL}fleet: { store: "rediss+cluster://127.0.0.1:1", keyFile: ${key}, tls: { ca: ${p('missing.pem')} } }\n`, '/etc/blessd/config.yaml');
+  await t.throwsAsync(openFleet(c.fleet), { message: new RegExp(`fleet\\.tls\\.ca ${p('missing.pem')}: ENOENT`) });
+  const on = await openFleet(parseConfig(`${MINIMAL}fleet: { store: "rediss://127.0.0.1:1", keyFile: ${key}, tls: { ca: ${p('one.pem')} } }\n`, '/etc/blessd/config.yaml').fleet);
+  t.regex(on!.policy.tls!.ca!, /BEGIN CERTIFICATE/, 'the PEM text rides with the policy to the workers');
+  const plain = await openFleet(parseConfig(`${MINIMAL}fleet: { store: "redis://127.0.0.1:1", keyFile: ${key} }\n`, '/etc/blessd/config.yaml').fleet);
+  t.is(plain!.policy.tls, undefined);
 });

@@ -1,11 +1,14 @@
 // `blessd check`: everything `blessd run` would fail on, found without guarding anything — guard paths that are
 // missing or of the wrong kind, a must-pass directory that cannot be read, actors that do not load (missing
-// databases, rules that do not compile, bad options). Each problem is one line, `file:line:col: key: message`.
+// databases, rules that do not compile, bad options), fleet.tls files that are missing or hold no usable PEM.
+// Each problem is one line, `file:line:col: key: message`.
 // `run` makes the same checks before it marks anything, so a start-up failure reads the same.
 import { statSync } from 'node:fs';
 import { unsupportedFilesystem } from '../gate/fs-support.js';
 import type { Config, StackEntry } from '../config/types.js';
 import { effectiveStack } from '../policy/must-pass.js';
+import { parseStoreUrl } from '../fleet/store-url.js';
+import { FleetTlsError, loadStoreTls } from '../fleet/tls.js';
 
 export interface CheckReport {
   problems: string[];
@@ -48,8 +51,24 @@ export async function checkConfig(config: Config, opts: { loadActors?: boolean }
   } catch (err) {
     problems.push(`${config.file}: mustPass.dir: ${(err as Error).message}`);
   }
+  await checkFleetTls(config, problems, warnings);
   if (opts.loadActors !== false) problems.push(...(await loadActors(stack, warnings)));
   return { problems, warnings, stack };
+}
+
+/** fleet.tls's files, read as run reads them at start (src/fleet/tls.ts). */
+async function checkFleetTls(config: Config, problems: string[], warnings: string[]): Promise<void> {
+  if (config.fleet.store === null) return;
+  const target = parseStoreUrl(config.fleet.store);
+  if ('problem' in target || !target.tls) return;
+  try {
+    await loadStoreTls(config.fleet.tls);
+  } catch (err) {
+    if (!(err instanceof FleetTlsError)) throw err;
+    // check runs as any user; run reads the files as root: a key only root may read is no problem of the config.
+    const notRoot = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EACCES' && process.getuid?.() !== 0;
+    (notRoot ? warnings : problems).push(`${config.file}: ${err.message}${notRoot ? ' (not checked: blessd run reads it as root)' : ''}`);
+  }
 }
 
 async function loadActors(stack: StackEntry[], warnings: string[]): Promise<string[]> {

@@ -367,19 +367,41 @@ export function parseMetricsListen(v: string): MetricsListen | string {
 }
 
 function readFleet(r: Reader, slot: Slot | undefined, stateDir: string): Config['fleet'] {
-  const m = section(r, slot, ['store', 'keyFile', 'timeout', 'ttl', 'host']);
+  const m = section(r, slot, ['store', 'keyFile', 'timeout', 'ttl', 'host', 'tls']);
   const at = m?.get('store');
   let store: string | null = null;
+  let tlsStore = false;
   if (at && !r.isNull(at)) {
     const v = r.string(at, '');
-    const why = storeUrlProblem(v);
-    if (why) r.problem(at, at.path, why);
-    else store = v;
+    const t = parseStoreUrl(v);
+    if ('problem' in t) r.problem(at, at.path, t.problem);
+    else {
+      store = v;
+      tlsStore = t.tls;
+    }
   }
+  const tlsAt = m?.get('tls');
+  const t: Map<string, Slot> = (tlsAt && !r.isNull(tlsAt) ? section(r, tlsAt, ['ca', 'cert', 'key', 'servername']) : undefined) ?? new Map();
+  const optionalPath = (key: string) => {
+    const s = t.get(key);
+    return !s || r.isNull(s) ? null : r.path(s, '') || null;
+  };
+  const servernameAt = t.get('servername');
+  const tls: Config['fleet']['tls'] = {
+    ca: optionalPath('ca'),
+    cert: optionalPath('cert'),
+    key: optionalPath('key'),
+    servername: !servernameAt || r.isNull(servernameAt) ? null : r.string(servernameAt, '') || null,
+  };
+  const tlsSet = Object.values(tls).some((v) => v !== null);
+  // A CA or a client certificate given for a plain-text store would be ignored: the admin meant TLS.
+  if (tlsSet && store !== null && !tlsStore) r.problem(tlsAt, 'fleet.tls', `is set but fleet.store is not a TLS URL: use rediss://… or rediss+cluster://… (got ${store.slice(0, store.indexOf(':'))}://)`);
+  if ((tls.cert === null) !== (tls.key === null)) r.problem(tlsAt, tls.cert === null ? 'fleet.tls.cert' : 'fleet.tls.key', `required with fleet.tls.${tls.cert === null ? 'key' : 'cert'} (a client certificate needs its key)`);
   const host = r.string(m?.get('host'), hostname());
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(host)) r.problem(m?.get('host'), 'fleet.host', `must be 1 to 64 of A-Z a-z 0-9 . _ - (got ${JSON.stringify(host)})`);
   return {
     store,
+    tls,
     keyFile: r.path(m?.get('keyFile'), join(stateDir, 'fleet.key')),
     // Short: a lookup is one round trip on a LAN; past this the file is scanned locally.
     timeout: r.duration(m?.get('timeout'), 100, 1, { ms: 10_000, why: 'the store must not hold a permission event for long' }),

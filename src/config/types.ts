@@ -149,8 +149,10 @@ export interface Config {
   };
   /** Verdicts shared by content digest between the hosts of a fleet (docs/fleet.md). */
   fleet: {
-    /** The store's URL: one Redis (redis:// or rediss://, optionally with a user, password and database) or a cluster (redis+cluster://host:port,…: src/fleet/store-url.ts); null: off. */
+    /** The store's URL: one Redis (redis:// or rediss://, optionally with a user, password and database) or a cluster (redis+cluster://host:port,… or rediss+cluster://…: src/fleet/store-url.ts); null: off. */
     store: string | null;
+    /** TLS to the store (rediss:// and rediss+cluster:// only): file paths, read at start; null: not set. */
+    tls: FleetTls;
     /** The fleet key (the same on every host; never created by blessd). */
     keyFile: string;
     /** How long a lookup or a publish may take before the file is scanned locally (ms). */
@@ -160,6 +162,17 @@ export interface Config {
     /** This host's name in the values it publishes. */
     host: string;
   };
+}
+
+/** fleet.tls: how a TLS store is trusted and how this host shows itself to it. */
+export interface FleetTls {
+  /** PEM file of the CA(s) the store's certificates are checked against (null: the system's CAs). */
+  ca: string | null;
+  /** PEM client certificate and its key, for a store that asks for one (tls-auth-clients); both or neither. */
+  cert: string | null;
+  key: string | null;
+  /** The name every store node's certificate is checked against (null: the address connected to). */
+  servername: string | null;
 }
 
 /** A loopback TCP address or a unix socket path. */

@@ -7,18 +7,23 @@ import { FleetCounters } from './counters.js';
 import { loadFleetKey } from './key.js';
 import { notServedBecause } from './scope.js';
 import type { FleetPolicy } from './share.js';
+import { parseStoreUrl } from './store-url.js';
+import { loadStoreTls } from './tls.js';
 
 export interface Fleet {
   policy: FleetPolicy;
   counters: FleetCounters;
 }
 
-/** Null when fleet.store is not set. Throws (naming the file) when the key cannot be used. */
+/** Null when fleet.store is not set. Throws (naming the key and file) when the key or a fleet.tls file cannot be used. */
 export async function openFleet(c: Config['fleet']): Promise<Fleet | null> {
   if (c.store === null) return null;
   const key = await loadFleetKey(c.keyFile);
+  const target = parseStoreUrl(c.store);
+  // Read here, once: a worker's client gets the PEM text and never meets a missing file mid-run.
+  const tls = !('problem' in target) && target.tls ? await loadStoreTls(c.tls) : undefined;
   const counters = new FleetCounters();
-  const policy: FleetPolicy = { url: c.store, key: new Uint8Array(key), timeoutMs: c.timeout, ttlS: Math.max(1, Math.round(c.ttl / 1000)), origin: c.host, counts: counters.shared };
+  const policy: FleetPolicy = { url: c.store, key: new Uint8Array(key), timeoutMs: c.timeout, ttlS: Math.max(1, Math.round(c.ttl / 1000)), origin: c.host, counts: counters.shared, ...(tls && { tls }) };
   return { policy, counters };
 }
 

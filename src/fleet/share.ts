@@ -21,6 +21,7 @@ import { readStampAndCtime, sameStamp, type Stamp } from '../tags/stamp.js';
 import { FleetCounters } from './counters.js';
 import { contentDigest, type Digest } from './digest.js';
 import { storeClient, type StoreClient } from './store-client.js';
+import type { StoreTls } from './tls.js';
 import { decodeValue, encodeValue, storeKey } from './value.js';
 
 /** What a judge policy carries for the fleet (src/pool/tasks.ts JudgePolicy.fleet). */
@@ -35,6 +36,8 @@ export interface FleetPolicy {
   counts?: SharedArrayBuffer;
   /** In a judge policy: the scanners the store serves (scope.ts); the others are never looked up or published. */
   served?: readonly string[];
+  /** With a TLS store (rediss://, rediss+cluster://): fleet.tls's PEM text, read at start (tls.ts). */
+  tls?: StoreTls;
 }
 
 const derived = new WeakMap<FleetPolicy, { client: StoreClient; key: Buffer; counters: FleetCounters }>();
@@ -42,7 +45,7 @@ const derived = new WeakMap<FleetPolicy, { client: StoreClient; key: Buffer; cou
 function derivedOf(p: FleetPolicy) {
   let d = derived.get(p);
   if (!d) {
-    d = { client: storeClient(p.url, p.timeoutMs), key: Buffer.from(p.key), counters: new FleetCounters(p.counts) };
+    d = { client: storeClient(p.url, p.timeoutMs, p.tls), key: Buffer.from(p.key), counters: new FleetCounters(p.counts) };
     derived.set(p, d);
   }
   return d;

@@ -6,6 +6,9 @@
 // - The first lookup of a fresh client waits for the connection to come up, within the same bound (a worker starts
 //   its client at its first file: without this wait, the first file of every worker would miss).
 // - Publishing never holds a file: the caller does not await it; its result only feeds the counters.
+// - TLS (rediss://, rediss+cluster://): fleet.tls's PEM text (tls.ts) on every connection, each node's too. A
+//   handshake that fails (an untrusted certificate, a name that does not match) is a connection that fails: the
+//   same bounds, reconnects in the background, the reason kept for the log.
 // - A cluster (redis+cluster://, store-url.ts) gets the same guarantees: no offline queue, no retry delays (a
 //   lookup never waits for a failover or a down cluster: it fails and the file is scanned), the client finds the
 //   nodes from the ones named and reconnects in the background. A node that is gone fails the lookups whose keys
@@ -13,7 +16,9 @@
 // Must not: throw to the caller for a store problem (every failure is a StoreFailure value), queue without bound,
 // or keep a worker alive by itself.
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { parseStoreUrl } from './store-url.js';
+import type { StoreTls } from './tls.js';
 
 export interface StoreFailure {
   failed: true;
@@ -24,13 +29,15 @@ export type Lookup = { failed: false; values: (Buffer | null)[] } | StoreFailure
 
 const clients = new Map<string, StoreClient>();
 const PUBLISH_FIRST_WAIT_MS = 5_000;
+/** ioredis's message for a command on a connection that is gone (says nothing of why). */
+const CLOSED = 'Connection is closed.';
 
-/** The worker's client for this URL and timeout, made at first use. */
-export function storeClient(url: string, timeoutMs: number): StoreClient {
-  const id = `${timeoutMs}\0${url}`;
+/** The worker's client for this URL, timeout and TLS, made at first use. */
+export function storeClient(url: string, timeoutMs: number, tls?: StoreTls): StoreClient {
+  const id = `${timeoutMs}\0${url}\0${tls ? JSON.stringify(tls) : ''}`;
   let c = clients.get(id);
   if (!c) {
-    c = new StoreClient(url, timeoutMs);
+    c = new StoreClient(url, timeoutMs, tls);
     clients.set(id, c);
   }
   return c;
@@ -41,13 +48,21 @@ export class StoreClient {
   private readonly cluster: boolean;
   private everReady = false;
   private lastError = '';
+  private lastNodeError = '';
+  private lastClusterError = '';
+  private handshaking = false;
   private firstWait?: Promise<void>;
   private firstPublishWait?: Promise<void>;
 
   constructor(
     url: string,
     private readonly timeoutMs: number,
+    tls?: StoreTls,
   ) {
+    const target = parseStoreUrl(url);
+    if ('problem' in target) throw new Error(`fleet store URL: ${target.problem}`); // the config loader refused it already
+    // Set whenever the URL says TLS (ioredis would only see rediss:// spelt in lower case, and never a cluster's).
+    const tlsOptions: ConnectionOptions | undefined = target.tls ? { ...tls, minVersion: 'TLSv1.2' } : undefined;
     const bounded: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -55,11 +70,10 @@ export class StoreClient {
       connectTimeout: Math.max(1000, timeoutMs),
       enableReadyCheck: false,
       connectionName: 'blessd',
+      ...(tlsOptions && { tls: tlsOptions }),
     };
     // Reconnect in the background, backing off to 2 s: lookups meanwhile fail at once (no offline queue).
     const backOff = (times: number) => Math.min(50 * times, 2000);
-    const target = parseStoreUrl(url);
-    if ('problem' in target) throw new Error(`fleet store URL: ${target.problem}`); // the config loader refused it already
     this.cluster = target.kind === 'cluster';
     if (target.kind === 'single') {
       // The lookups of a judge batch are issued in one tick: one write to the socket for all of them.
@@ -81,11 +95,25 @@ export class StoreClient {
         // One pipeline per node, all written in the same tick: a file's keys on several nodes cost one round trip.
         enableAutoPipelining: true,
       });
-      this.redis.on('node error', (err: Error) => (this.lastError = err.message));
+      // The cluster's own errors say little ("Failed to refresh slots cache."): the last node's error says why
+      // (refused, a TLS handshake's certificate problem), so it is what the log keeps.
+      // A failed connection reports its cause, then "Connection is closed." for the command it was asked: the cause
+      // is kept. But the connection that asks for the slots is ioredis's own duplicate, whose errors it drops: a
+      // failed TLS handshake there reads only "Connection is closed.", so one handshake of our own asks why.
+      this.redis.on('node error', (err: Error, node?: string) => {
+        const at = `${node ?? 'a node'}: `;
+        if (err.message === CLOSED && this.lastNodeError.startsWith(at)) return;
+        this.lastNodeError = `${at}${err.message}`;
+        if (err.message === CLOSED && tlsOptions && node) this.askHandshake(node, tlsOptions);
+      });
       this.redis.on('+node', (node: Redis) => node.on('connect', () => unref(node)));
     }
     this.redis.on('ready', () => (this.everReady = true));
-    this.redis.on('error', (err: Error) => (this.lastError = err.message)); // each command reports its own failure
+    // Each command reports its own failure; this is the reason kept for the log.
+    this.redis.on('error', (err: Error) => {
+      this.lastClusterError = err.message;
+      this.lastError = this.lastNodeError ? `${err.message} (${this.lastNodeError})` : err.message;
+    });
     // The socket must not keep a worker thread alive (Piscina ends idle workers by terminate anyway).
     if (this.redis instanceof Redis) {
       const r = this.redis;
@@ -139,6 +167,19 @@ export class StoreClient {
     for (const [id, c] of clients) if (c === this) clients.delete(id);
   }
 
+  /** One TLS handshake with `node` ("host:port"); its failure, if any, becomes the node's error in the log. */
+  private askHandshake(node: string, tls: ConnectionOptions): void {
+    if (this.handshaking) return;
+    const colon = node.lastIndexOf(':');
+    this.handshaking = true;
+    void handshakeProblem(node.slice(0, colon), Number(node.slice(colon + 1)), tls, Math.max(1000, this.timeoutMs)).then((why) => {
+      this.handshaking = false;
+      if (!why || this.redis.status === 'ready') return;
+      this.lastNodeError = `${node}: TLS: ${why}`;
+      if (this.lastClusterError) this.lastError = `${this.lastClusterError} (${this.lastNodeError})`;
+    });
+  }
+
   private ready(): boolean {
     return this.redis.status === 'ready';
   }
@@ -172,4 +213,21 @@ function deadline(p: Promise<Lookup>, ms: number): Promise<Lookup> {
     timer.unref();
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Why a TLS handshake with host:port fails ('' if it does not, or says nothing within `ms`). Never throws. */
+function handshakeProblem(host: string, port: number, tls: ConnectionOptions, ms: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ ...tls, host, port });
+    const done = (why: string) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done(''), ms);
+    timer.unref();
+    s.unref();
+    s.once('secureConnect', () => done(''));
+    s.once('error', (err: NodeJS.ErrnoException) => done(`${err.message}${err.code && !err.message.includes(err.code) ? ` (${err.code})` : ''}`));
+  });
 }

@@ -1,11 +1,14 @@
 // The fleet store's URL (config fleet.store), read in one place for the config check, the client and the logs. Its
 // scheme says what the store is:
-// - `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS): one Redis; ioredis reads the URL itself.
+// - `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS): one Redis; ioredis reads the URL itself
+//   (the TLS options beside it come from fleet.tls).
 // - `redis+cluster://[user:password@]host[:port],host[:port]…`: a Redis Cluster, named by a few of its nodes (the
 //   client finds the others from them). No database (a cluster has only 0), no query. The user and password are
 //   those of every node.
-// - `rediss+cluster://` is refused: TLS to a cluster also needs each node's certificate to name the address the
-//   cluster announces for it, which nothing here can check or test yet. A refusal is better than a guess.
+// - `rediss+cluster://…`: the same cluster over TLS (the nodes run with tls-cluster yes). Every node is checked
+//   against the address the cluster announces for it (or fleet.tls.servername), so each node's certificate must
+//   name that address (an IP SAN for an IP): docs/fleet.md.
+// TLS's files (CA, client certificate and key, servername) are config fleet.tls, the same for both TLS forms.
 // Pure: no I/O, so the config loader can call it for each problem it reports with the file's line and column.
 
 export interface ClusterNode {
@@ -14,8 +17,8 @@ export interface ClusterNode {
 }
 
 export type StoreTarget =
-  | { kind: 'single'; url: string }
-  | { kind: 'cluster'; nodes: ClusterNode[]; username?: string; password?: string };
+  | { kind: 'single'; url: string; tls: boolean }
+  | { kind: 'cluster'; nodes: ClusterNode[]; tls: boolean; username?: string; password?: string };
 
 export const DEFAULT_REDIS_PORT = 6379;
 
@@ -29,24 +32,23 @@ export function parseStoreUrl(v: string): StoreTarget | { problem: string } {
   try {
     u = new URL(v);
   } catch {
-    return { problem: `must be a URL such as redis://10.0.0.5:6379 or redis+cluster://10.0.0.5:6379,10.0.0.6:6379 (got ${JSON.stringify(v)})` };
+    return { problem: `must be a URL such as redis://10.0.0.5:6379, rediss://10.0.0.5:6380 or redis+cluster://10.0.0.5:6379,10.0.0.6:6379 (got ${JSON.stringify(v)})` };
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return { problem: `must be a redis://, rediss:// or redis+cluster:// URL (got ${u.protocol}//)` };
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return { problem: `must be a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL (got ${u.protocol}//)` };
   if (!u.hostname) return { problem: 'names no host' };
-  return { kind: 'single', url: v };
+  return { kind: 'single', url: v, tls: u.protocol === 'rediss:' };
 }
 
 function parseCluster(v: string): StoreTarget | { problem: string } {
   const m = CLUSTER.exec(v);
   if (!m) {
     if (/^rediss?\+cluster:\/\/[^/?#]*\/[^?#]/i.test(v)) return { problem: `a cluster has no database to choose: drop the /… after the nodes (got ${JSON.stringify(v)})` };
-    if (/^rediss?\+cluster:/i.test(v)) return { problem: `must be redis+cluster://[user:password@]host[:port],host[:port]… with no query (got ${JSON.stringify(v)})` };
-    return { problem: `must be a redis://, rediss:// or redis+cluster:// URL (got ${v.slice(0, v.indexOf(':') + 1)}//)` };
+    if (/^rediss?\+cluster:/i.test(v)) return { problem: `must be redis+cluster://[user:password@]host[:port],host[:port]… (or rediss+cluster://… for TLS) with no query (got ${JSON.stringify(v)})` };
+    return { problem: `must be a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL (got ${v.slice(0, v.indexOf(':') + 1)}//)` };
   }
-  if (m[1]!.toLowerCase() === 'rediss') return { problem: 'rediss+cluster:// (TLS to a cluster) is not supported: use redis+cluster:// on a private network, or one rediss:// store' };
   const authority = m[2]!;
   const at = authority.lastIndexOf('@');
-  const target: StoreTarget = { kind: 'cluster', nodes: [] };
+  const target: StoreTarget = { kind: 'cluster', nodes: [], tls: m[1]!.toLowerCase() === 'rediss' };
   if (at >= 0) {
     const userinfo = authority.slice(0, at);
     const colon = userinfo.indexOf(':');
@@ -59,7 +61,7 @@ function parseCluster(v: string): StoreTarget | { problem: string } {
     }
   }
   const list = authority.slice(at + 1);
-  if (!list) return { problem: 'names no node: redis+cluster://host[:port],host[:port]…' };
+  if (!list) return { problem: `names no node: ${m[1]!.toLowerCase()}+cluster://host[:port],host[:port]…` };
   for (const item of list.split(',')) {
     const hp = /^(\[[^\]]*\]|[^:]*)(?::(\d{1,5}))?$/.exec(item);
     if (!hp || !HOST.test(hp[1]!)) return { problem: `node ${JSON.stringify(item)} is not host[:port]` };
@@ -76,7 +78,7 @@ export function shownStoreUrl(url: string): string {
   if ('problem' in t) return '(unparseable URL)';
   if (t.kind === 'cluster') {
     const user = t.username === undefined && t.password === undefined ? '' : `${encodeURIComponent(t.username ?? '')}${t.password === undefined ? '' : ':***'}@`;
-    return `redis+cluster://${user}${t.nodes.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',')}`;
+    return `${t.tls ? 'rediss' : 'redis'}+cluster://${user}${t.nodes.map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`).join(',')}`;
   }
   const u = new URL(t.url);
   if (u.password) u.password = '***';

@@ -16,6 +16,7 @@ import { withNet, type Net } from './netns.js';
 import { startRedisCluster, type RedisCluster } from './redis-cluster.js';
 import { startRedisServer } from './redis-server.js';
 import { makeScratch, type Scratch } from './scratch.js';
+import { makePki, type Pki } from './tls-pki.js';
 import { waitFor } from './wait.js';
 
 type Teardown = { teardown(fn: () => void | Promise<void>): void };
@@ -50,6 +51,8 @@ export interface Fleet {
   cli(args: string[]): Promise<string>;
   /** With `cluster`: the cluster (redis(), startRedis() and cli() are about the single store and throw). */
   cluster?: RedisCluster;
+  /** With `tls`: the certificates. */
+  pki?: Pki;
 }
 
 export interface FleetOptions {
@@ -69,6 +72,11 @@ export interface FleetOptions {
   noStart?: boolean;
   /** The store is a Redis Cluster of this many masters (at least 3), each on a namespace of its own (r1, r2, …). */
   cluster?: number;
+  /**
+   * With `cluster`: the nodes speak TLS only (certificates made here, tls-pki.ts; Fleet.pki), the URL is
+   * rediss+cluster:// and every host's fleet.tls is these lines (default: the CA and the client certificate).
+   */
+  tls?: true | ((pki: Pki) => string);
 }
 
 /** The built-in signature scanner alone: the store serves none of it, so this stack makes no store traffic. */
@@ -116,7 +124,10 @@ export async function withFleet(t: Teardown, names: string[], opts: FleetOptions
     single();
     redis = await startRedisServer(redisHost, REDIS_PORT, base);
   };
-  const cluster = opts.cluster === undefined ? undefined : await startRedisCluster(storeHosts.map((n) => net.hosts[n]!), base);
+  if (opts.tls && opts.cluster === undefined) throw new Error('tls: with cluster only');
+  const pki = opts.tls ? await makePki(t, storeHosts.map((n) => net.hosts[n]!.addr)) : undefined;
+  const cluster = opts.cluster === undefined ? undefined : await startRedisCluster(storeHosts.map((n) => net.hosts[n]!), base, pki ? { tls: pki } : {});
+  const tlsLines = !pki || !opts.tls ? '' : opts.tls === true ? `  tls: { ca: ${pki.ca}, cert: ${pki.clientCert}, key: ${pki.clientKey} }\n` : opts.tls(pki);
   if (!cluster) await startRedis();
   const storeUrl = opts.storeUrl ? opts.storeUrl(redisAddr) : (cluster?.url ?? `redis://${redisAddr}:${REDIS_PORT}`);
   const hosts: Record<string, FleetHost> = {};
@@ -139,7 +150,7 @@ ${opts.stacks?.[name] ?? opts.stack ?? YARA_STACK}fleet:
   keyFile: ${keyFile}
   timeout: ${opts.timeout ?? '1s'}
   host: ${name}
-${opts.extra ?? ''}`,
+${tlsLines}${opts.extra ?? ''}`,
     );
     const runs: DaemonChild[] = [];
     const ctl = (args: string[], timeoutMs = 10_000) => runChild(process.execPath, [BLESSCTL, ...args, '--socket', socket], { timeoutMs });
@@ -170,7 +181,7 @@ ${opts.extra ?? ''}`,
     return r.stdout;
   };
   const redisChild = () => (single(), redis!);
-  return { net, hosts, redisAddr, storeUrl, keyFile, redis: redisChild, startRedis, cli, ...(cluster ? { cluster } : {}) };
+  return { net, hosts, redisAddr, storeUrl, keyFile, redis: redisChild, startRedis, cli, ...(cluster ? { cluster } : {}), ...(pki ? { pki } : {}) };
 }
 
 /** A fleet counter of `h` (`blessctl stats`: hits, misses, published, refused, unavailable). */

@@ -3,12 +3,14 @@
 // 16384 slots), ready once every node says cluster_state:ok. The nodes announce their own private addresses, which
 // every namespace and the test reach, so clients need no NAT map. A short cluster-node-timeout lets a test see the
 // cluster mark a killed node failed (and refuse every slot: CLUSTERDOWN) within seconds. The processes die with
-// the network's cleanup; their node files live in `dir`, which the caller removes.
+// the network's cleanup; their node files live in `dir`, which the caller removes. With `tls` (tls-pki.ts) the nodes
+// speak TLS only (no plain-text port), on the cluster bus too, and the URL is rediss+cluster://.
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { runChild } from './child.js';
 import type { NetHost } from './netns.js';
 import { startRedisServer } from './redis-server.js';
+import { redisCliTlsArgs, redisTlsArgs, type Pki } from './tls-pki.js';
 import { waitFor, within } from './wait.js';
 
 export const CLUSTER_PORT = 7000;
@@ -40,13 +42,14 @@ export interface RedisCluster {
   waitState(state: 'ok' | 'fail', timeoutMs?: number): Promise<void>;
 }
 
-async function cliAt(addr: string, port: number, args: string[]): Promise<string> {
-  const r = await runChild('redis-cli', ['-h', addr, '-p', String(port), ...args], { timeoutMs: 5_000 });
+async function cliAt(addr: string, port: number, args: string[], pki?: Pki): Promise<string> {
+  const r = await runChild('redis-cli', ['-h', addr, '-p', String(port), ...(pki ? redisCliTlsArgs(pki) : []), ...args], { timeoutMs: 5_000 });
   if (r.code !== 0) throw new Error(`redis-cli -h ${addr} -p ${port} ${args.join(' ')}: ${r.code ?? r.signal}: ${r.stderr}${r.stdout}`);
   return r.stdout;
 }
 
-export async function startRedisCluster(hosts: NetHost[], dir: string): Promise<RedisCluster> {
+export async function startRedisCluster(hosts: NetHost[], dir: string, opts: { tls?: Pki } = {}): Promise<RedisCluster> {
+  const pki = opts.tls;
   if (hosts.length < 3) throw new Error('a Redis Cluster needs at least 3 masters');
   const nodes: ClusterNode[] = [];
   for (const host of hosts) {
@@ -55,6 +58,7 @@ export async function startRedisCluster(hosts: NetHost[], dir: string): Promise<
         '--cluster-enabled', 'yes',
         '--cluster-config-file', join(dir, `nodes-${host.name}.conf`),
         '--cluster-node-timeout', String(CLUSTER_NODE_TIMEOUT_MS),
+        ...(pki ? redisTlsArgs(pki, host.addr, CLUSTER_PORT) : []),
       ]);
     let child = await start();
     const alive = () => child.exitCode === null && child.signalCode === null;
@@ -74,16 +78,16 @@ export async function startRedisCluster(hosts: NetHost[], dir: string): Promise<
         if (alive()) throw new Error(`cluster node ${host.name} still runs`);
         child = await start();
       },
-      cli: (args) => cliAt(host.addr, CLUSTER_PORT, args),
+      cli: (args) => cliAt(host.addr, CLUSTER_PORT, args, pki),
     });
   }
   // From the first node's namespace; the tool assigns the slots and waits for the nodes to agree.
-  const create = await hosts[0]!.run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `${n.addr}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeoutMs: 30_000 });
+  const create = await hosts[0]!.run('redis-cli', [...(pki ? redisCliTlsArgs(pki) : []), '--cluster', 'create', ...nodes.map((n) => `${n.addr}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeoutMs: 30_000 });
   if (create.code !== 0) throw new Error(`redis-cli --cluster create: ${create.code ?? create.signal}: ${create.stdout}${create.stderr}`);
   const live = () => nodes.filter((n) => n.alive());
   const cluster: RedisCluster = {
     nodes,
-    url: `redis+cluster://${nodes.map((n) => `${n.addr}:${n.port}`).join(',')}`,
+    url: `${pki ? 'rediss' : 'redis'}+cluster://${nodes.map((n) => `${n.addr}:${n.port}`).join(',')}`,
     async keysByNode(pattern) {
       const found = new Map<ClusterNode, string[]>();
       for (const n of live()) found.set(n, (await n.cli(['--scan', '--pattern', pattern])).split('\n').filter(Boolean));
