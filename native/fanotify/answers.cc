@@ -117,31 +117,6 @@ bool Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
   return true;
 }
 
-// A bless found stale: the judgement's verdict is about content that is gone. Its waiters' allows (queued after it,
-// by concludeAllow) would serve what nobody scanned, in the moment before the change record reaches JS: every
-// waiting event of the inode is flagged, and an allow for it is written as the retry answer (EAGAIN by default;
-// the retried access finds nothing cached and is judged again). True if any event was flagged.
-bool Gate::MarkStaleBless(int fd) {
-  InodeKey key;
-  if (!key_of_fd(fd, key)) return false;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto k = pending_keys_.find(key);
-  if (k == pending_keys_.end()) return false;
-  for (uint64_t id : k->second) {
-    auto it = pending_.find(id);
-    if (it != pending_.end()) it->second.stale_bless = true;
-  }
-  return !k->second.empty();
-}
-
-uint32_t Gate::AllowOrRefusal(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = pending_.find(id);
-  if (it == pending_.end() || !it->second.stale_bless) return FAN_ALLOW;
-  c_.stale_allows_refused++;
-  return overload_answer_;
-}
-
 void Gate::RunAnswers() {
   pthread_setname_np(pthread_self(), "blessd-answer");
   std::vector<QueuedWork> work;
@@ -161,14 +136,11 @@ void Gate::RunAnswers() {
     // meanwhile. The records stay in pending_ until then (their fds counted as held, never reused before the write).
     for (const QueuedWork &w : work) {
       if (w.id != 0) {
-        // Allows are looked up only for a while after a stale bless (rare), whichever batch its answers land in.
-        const bool check = w.response == FAN_ALLOW && now_ns() < stale_until_ns_.load(std::memory_order_relaxed);
-        WriteResponse(w.fd, check ? AllowOrRefusal(w.id) : w.response);
+        WriteResponse(w.fd, w.response);
         continue;
       }
       bool marked;
-      if (!BlessFd(w.fd, marked, w.judged) && w.judged.known && MarkStaleBless(w.fd))
-        stale_until_ns_.store(now_ns() + kStaleBlessCheckNs, std::memory_order_relaxed);
+      BlessFd(w.fd, marked, w.judged);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
