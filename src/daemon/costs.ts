@@ -118,6 +118,14 @@ export class CostBook {
     return this.tables[axis].top(n, by);
   }
 
+  /**
+   * Name an accessor now, while it still waits: a pool worker may answer it (lane.cc) and it may be gone by the time
+   * its books are kept here. Cached per pid, so this is the readlink the answer would have cost anyway.
+   */
+  know(pid: number): void {
+    this.whoIs(pid);
+  }
+
   private whoIs(pid: number): Who {
     const now = Date.now();
     const hit = this.who.get(pid);

@@ -73,6 +73,7 @@ export class Dispatch {
     // and no stat of /proc on the main thread.
     const uid = ev.uid ?? uidOf(ev.pid);
     const waiter: Waiter = { id: ev.id, pid: ev.pid, access: accessOf(ev.mask), since: performance.now(), uid };
+    d.costs.know(ev.pid);
     // A kernel nfsd thread must not sit in our wait: EAGAIN makes it answer NFS4ERR_DELAY and the client retries.
     const nfsd = isNfsd(ev.pid);
     if (!d.registry.has(key)) {
