@@ -9,6 +9,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { EICAR } from './actor-files.js';
 import { runChild, type ChildResult } from './child.js';
 import { REPO } from './daemon-harness.js';
 import { BLESSCTL, startDaemonProcess, type DaemonChild } from './daemon-process.js';
@@ -201,4 +202,36 @@ export async function judgedOnFirst(hosts: FleetHost[], files: Record<string, Bu
   const n = Object.keys(files).length;
   await waitFor(`${first.name} published ${n} verdicts`, async () => (await fleetCount(first, 'published')) === n, 10_000, 50);
   return reads;
+}
+
+type Asserts = {
+  is(actual: unknown, expected: unknown, message?: string): void;
+  true(value: boolean, message?: string): void;
+  regex(s: string, re: RegExp, message?: string): void;
+};
+
+/**
+ * Writes `count` clean files and `count` EICAR files on `h` and reads each once, with no store to answer: every clean
+ * file reads, every EICAR file is denied by the local scan, each within 3 s (a lookup waits at most fleet.timeout,
+ * 1 s, then the file is scanned). `body(i)` makes the files' content (the same on every host: a store reached would
+ * answer the second host). Then the yara scans: one a file; one extra is tolerated — on a loaded CI machine one run
+ * in a few showed one more on one host since the pool worker concludes cold files (a conclusion declined as
+ * changed is scanned again, which is safe) — a missing one never.
+ */
+export async function readFreshLocally(t: Asserts, h: FleetHost, count: number, body: (i: number) => string): Promise<void> {
+  const before = (await h.stats()).scans['yara'] ?? 0;
+  for (let i = 0; i < count; i++) {
+    const clean = join(h.dir, `clean-${i}`);
+    const evil = join(h.dir, `evil-${i}`);
+    await writeFile(clean, `clean file ${body(i)}\n`);
+    await writeFile(evil, Buffer.concat([EICAR, Buffer.from(`\n${body(i)}\n`)]));
+    const c = await runChild('cat', [clean], { timeoutMs: 15_000 });
+    t.is(c.code, 0, `${h.name} clean-${i}: ${c.stderr}`);
+    t.true(c.ms < 3_000, `${h.name} clean-${i} took ${Math.round(c.ms)} ms`);
+    const e = await runChild('cat', [evil], { timeoutMs: 15_000 });
+    t.regex(e.stderr, /Operation not permitted/, `${h.name} evil-${i} denied by the local scan`);
+    t.true(e.ms < 3_000, `${h.name} evil-${i} took ${Math.round(e.ms)} ms`);
+  }
+  const n = ((await h.stats()).scans['yara'] ?? 0) - before;
+  t.true(n >= 2 * count && n <= 2 * count + 1, `${h.name} scanned every file locally: ${n} yara scans for ${2 * count} files`);
 }
