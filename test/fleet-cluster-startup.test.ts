@@ -4,7 +4,7 @@
 // (2) The first URL entry is a real cluster node, killed before the daemons start (the cluster refuses every slot):
 // both hosts start and gate with local scans, every access bounded, the loss logged once, not once per file; the
 // node back, B takes A's answers from the cluster.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EICAR } from './helpers/actor-files.js';
@@ -24,6 +24,28 @@ const lines = (h: FleetHost, re: RegExp) => h.daemon().log().split('\n').filter(
 async function setStore(h: FleetHost, url: string): Promise<void> {
   const conf = await readFile(h.configFile, 'utf8');
   await writeFile(h.configFile, conf.replace(/^  store: .*$/m, `  store: ${url}`));
+}
+
+/**
+ * Once the cluster is back: A judges one new content until it is published (the client reconnects in the
+ * background), then B reads the same content until it takes A's answer (until B has reconnected too, its reads are
+ * scanned locally, still gated); every read is served. Then both stop cleanly.
+ */
+async function sharedOnceBack(t: ExecutionContext, a: FleetHost, b: FleetHost, content: string, boundMs: number): Promise<void> {
+  const shared = Buffer.from(content);
+  for (const [h, counter, what] of [[a, 'published', 'A publishes to the cluster'], [b, 'hits', "B takes A's answer from the cluster"]] as const) {
+    let n = 0;
+    await waitFor(what, async () => {
+      const p = join(h.dir, `after-${n++}`);
+      await writeFile(p, shared);
+      t.is((await read(p)).code, 0);
+      return (await fleet(h, counter)) > 0;
+    }, boundMs, 200);
+  }
+  for (const h of [a, b]) {
+    await h.daemon().kill('SIGTERM');
+    t.is((await h.daemon().exited).code, 0, `${h.name} stopped cleanly`);
+  }
 }
 
 rootTest('startup nodes that refuse, listed before a live one: the client finds the cluster through it, answers are shared', async (t) => {
@@ -75,26 +97,7 @@ rootTest('the first listed cluster node down at start: both hosts gate with loca
   await first.restart();
   await cluster.waitState('ok');
   // A judges a new content until it is published (the client reconnects in the background), then B takes it.
-  const shared = Buffer.from('judged on A once the first node is back\n');
-  let n = 0;
-  await waitFor('A publishes to the cluster again', async () => {
-    const p = join(a!.dir, `after-${n++}`);
-    await writeFile(p, shared);
-    t.is((await read(p)).code, 0);
-    return (await fleet(a!, 'published')) > 0;
-  }, 15_000, 200);
-  // B reconnects in the background too: until it has, its reads are scanned locally, still gated.
-  let m = 0;
-  await waitFor("B takes A's answer from the cluster", async () => {
-    const p = join(b!.dir, `after-${m++}`);
-    await writeFile(p, shared);
-    t.is((await read(p)).code, 0);
-    return (await fleet(b!, 'hits')) > 0;
-  }, 15_000, 200);
-  for (const h of [a!, b!]) {
-    await h.daemon().kill('SIGTERM');
-    t.is((await h.daemon().exited).code, 0, `${h.name} stopped cleanly`);
-  }
+  await sharedOnceBack(t, a!, b!, 'judged on A once the first node is back\n', 15_000);
 });
 
 rootTest('every cluster node down at start: both hosts start and gate with local scans, bounded; the cluster up, answers are shared', async (t) => {
@@ -109,23 +112,5 @@ rootTest('every cluster node down at start: both hosts start and gate with local
   }
   for (const n of cluster.nodes) await n.restart();
   await cluster.waitState('ok');
-  const shared = Buffer.from('judged on A once every node is back\n');
-  let n = 0;
-  await waitFor('A publishes to the cluster', async () => {
-    const p = join(a!.dir, `after-${n++}`);
-    await writeFile(p, shared);
-    t.is((await read(p)).code, 0);
-    return (await fleet(a!, 'published')) > 0;
-  }, 20_000, 200);
-  let m = 0;
-  await waitFor("B takes A's answer from the cluster", async () => {
-    const p = join(b!.dir, `after-${m++}`);
-    await writeFile(p, shared);
-    t.is((await read(p)).code, 0);
-    return (await fleet(b!, 'hits')) > 0;
-  }, 20_000, 200);
-  for (const h of [a!, b!]) {
-    await h.daemon().kill('SIGTERM');
-    t.is((await h.daemon().exited).code, 0, `${h.name} stopped cleanly`);
-  }
+  await sharedOnceBack(t, a!, b!, 'judged on A once every node is back\n', 20_000);
 });
