@@ -1,6 +1,7 @@
 // JS's answers are claimed on the main thread and written by the gate's answer thread (native/fanotify/answers.cc):
 // real fanotify on a private ext4 image, real reader processes.
 import test from 'ava';
+import { fstatSync } from 'node:fs';
 import { closeSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -86,6 +87,67 @@ t0('queueBless before an allow: the ignore mark is in place, the next reader of 
   await h.settle();
   t.is(reads(h.events).length, 1, 'the second read was silenced by the ignore mark');
   t.true(h.gate.native.stats().verdictTableSize >= 1, 'and the table holds the verdict');
+});
+
+t0('an allow queued behind a stale bless is written as the retry answer: content the judgement did not see is not served', async (t) => {
+  const h = await withGate(t, 'ext4', {
+    deadlineAnswer: 'retry',
+    prepare: (d) => writeFile(join(d, 's.txt'), 'seen by nobody\n'),
+    onEvent: (e, hh) => {
+      if (e.kind !== 'perm') return;
+      // What a judgement that saw other content would carry: one byte shorter (the file was written since).
+      const st = fstatSync(e.fd, { bigint: true });
+      hh.gate.native.queueBless(e.fd, { size: st.size - 1n, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs });
+      hh.gate.native.answer(e.id, FAN_ALLOW);
+    },
+  });
+  const r = await runChild('cat', [join(h.scratch.dir, 's.txt')]);
+  t.is(r.stdout, '', 'served content its judgement did not see');
+  t.regex(r.stderr, /Resource temporarily unavailable/);
+  const s = h.gate.native.stats();
+  t.true(s.blessesStale >= 1 && s.staleAllowsRefused >= 1, JSON.stringify({ stale: s.blessesStale, refused: s.staleAllowsRefused }));
+  t.is(s.verdictTableSize, 0, 'nothing cached');
+});
+
+t0('after a stale bless, a later bless that is not stale lets its own allows through (the flags are cleared)', async (t) => {
+  const h = await withGate(t, 'ext4', { deadlineAnswer: 'retry', prepare: (d) => writeFile(join(d, 'two.txt'), 'judged again\n') });
+  const file = join(h.scratch.dir, 'two.txt');
+  const first = runChild('cat', [file]);
+  const second = runChild('cat', [file]);
+  await waitFor('two held reads', () => reads(h.events).length >= 2);
+  const [a, b] = reads(h.events);
+  const st = fstatSync(a!.fd, { bigint: true });
+  // The first judgement saw other content (one byte shorter): its allow is refused and the other waiter flagged.
+  h.gate.native.queueBless(a!.fd, { size: st.size - 1n, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs });
+  h.gate.native.answer(a!.id, FAN_ALLOW);
+  const r1 = await first;
+  t.regex(r1.stderr, /Resource temporarily unavailable/);
+  // The second judgement saw the content as it is: its bless holds, and its allow is written as given.
+  h.gate.native.queueBless(b!.fd, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs });
+  h.gate.native.answer(b!.id, FAN_ALLOW);
+  const r2 = await second;
+  t.is(r2.stdout, 'judged again\n', r2.stderr);
+  t.is(h.gate.native.stats().staleAllowsRefused, 1);
+});
+
+t0('an allow queued behind a bless stale by ctime alone is written: our own tag writes move ctime, not the content', async (t) => {
+  const h = await withGate(t, 'ext4', {
+    deadlineAnswer: 'retry',
+    prepare: (d) => writeFile(join(d, 'c.txt'), 'seen and tagged since\n'),
+    onEvent: (e, hh) => {
+      if (e.kind !== 'perm') return;
+      // What a judgement carries when a slower scanner's tag landed after it: same size and mtime, an older ctime.
+      const st = fstatSync(e.fd, { bigint: true });
+      hh.gate.native.queueBless(e.fd, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs - 1n });
+      hh.gate.native.answer(e.id, FAN_ALLOW);
+    },
+  });
+  const r = await runChild('cat', [join(h.scratch.dir, 'c.txt')]);
+  t.is(r.stdout, 'seen and tagged since\n', r.stderr);
+  const s = h.gate.native.stats();
+  t.true(s.blessesStale >= 1, 'the bless was found stale');
+  t.is(s.staleAllowsRefused, 0, 'and its allow was not refused');
+  t.is(s.verdictTableSize, 0, 'nothing cached');
 });
 
 t0('JS stuck in the turn that answered: the reader thread has the answer written by its deadline, as JS gave it', async (t) => {

@@ -75,9 +75,12 @@ void Gate::StopFlush() {
   });
 }
 
+static bool content_unchanged(const struct stat &st, const JudgedStamp &j) {
+  return (int64_t)st.st_size == j.size && (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec == j.mtime_ns;
+}
+
 static bool unchanged(const struct stat &st, const JudgedStamp &j) {
-  return (int64_t)st.st_size == j.size && (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec == j.mtime_ns &&
-         (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec == j.ctime_ns;
+  return content_unchanged(st, j) && (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec == j.ctime_ns;
 }
 
 // The conditional bless: a verdict judged on content that is gone must not become an ignore mark on the new one. The
@@ -87,7 +90,7 @@ static bool unchanged(const struct stat &st, const JudgedStamp &j) {
 // even within a tick, docs/kernel.md). Checked before the mark and again after it: a change in between takes the
 // ignore bits off again (the mark stays: marks.cc). Left open: a whole write and close between the first check and
 // the mark, and a read between the mark and the second check — microseconds, not the judgement's milliseconds.
-bool Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
+bool Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged, bool *content_moved) {
   InodeKey key;
   marked = false;
   struct stat st;
@@ -95,6 +98,7 @@ bool Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
   key = InodeKey{(uint64_t)st.st_dev, (uint64_t)st.st_ino};
   if (judged.known && !unchanged(st, judged)) {
     c_.blesses_stale++;
+    if (content_moved) *content_moved = !content_unchanged(st, judged);
     return false;
   }
   {
@@ -108,6 +112,7 @@ bool Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
     if (marked) RemoveIgnoreMark(fd, nullptr);
     marked = false;
     c_.blesses_stale++;
+    if (content_moved) *content_moved = !content_unchanged(st, judged);
     return false;
   }
   VerdictEntry e = EntryOf(fd, Verdict::Allowed, FAN_ALLOW, &st);  // the stamp read above: no third fstat
@@ -115,6 +120,35 @@ bool Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged) {
   std::lock_guard<std::mutex> lock(mu_);
   RememberLocked(key, std::move(e));
   return true;
+}
+
+// A bless found stale because the content moved (size or mtime: a write) — the judgement's verdict is about content
+// that is gone. Its waiters' allows (queued after it, by concludeAllow) would serve what nobody scanned, in the moment
+// before the change record reaches JS: every waiting event of the inode is flagged, and an allow for it is written
+// as the retry answer (EAGAIN by default; the retried access finds nothing cached and is judged again). A ctime that
+// moved alone is not enough: our own tag and lease writes move it (a slower scanner's tag after an early allow, a
+// peer's lease), and those allows are good; what is left is a write whose mtime was put back within microseconds of
+// the answer, before its change record was read. A later bless that is not stale clears the flags (flag = false).
+// True if any event was flagged.
+bool Gate::FlagStaleBless(int fd, bool flag) {
+  InodeKey key;
+  if (!key_of_fd(fd, key)) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto k = pending_keys_.find(key);
+  if (k == pending_keys_.end()) return false;
+  for (uint64_t id : k->second) {
+    auto it = pending_.find(id);
+    if (it != pending_.end()) it->second.stale_bless = flag;
+  }
+  return !k->second.empty();
+}
+
+uint32_t Gate::AllowOrRefusal(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pending_.find(id);
+  if (it == pending_.end() || !it->second.stale_bless) return FAN_ALLOW;
+  c_.stale_allows_refused++;
+  return overload_answer_;
 }
 
 void Gate::RunAnswers() {
@@ -136,11 +170,18 @@ void Gate::RunAnswers() {
     // meanwhile. The records stay in pending_ until then (their fds counted as held, never reused before the write).
     for (const QueuedWork &w : work) {
       if (w.id != 0) {
-        WriteResponse(w.fd, w.response);
+        // Allows are looked up only for a while after a stale bless (rare), whichever batch its answers land in.
+        const bool check = w.response == FAN_ALLOW && now_ns() < stale_until_ns_.load(std::memory_order_relaxed);
+        WriteResponse(w.fd, check ? AllowOrRefusal(w.id) : w.response);
         continue;
       }
-      bool marked;
-      BlessFd(w.fd, marked, w.judged);
+      bool marked, content_moved = false;
+      if (BlessFd(w.fd, marked, w.judged, &content_moved)) {
+        // A later judgement of the same inode saw the content as it is now: its allows are good again.
+        if (now_ns() < stale_until_ns_.load(std::memory_order_relaxed)) FlagStaleBless(w.fd, false);
+      } else if (content_moved && FlagStaleBless(w.fd, true)) {
+        stale_until_ns_.store(now_ns() + kStaleBlessCheckNs, std::memory_order_relaxed);
+      }
     }
     {
       std::lock_guard<std::mutex> lock(mu_);

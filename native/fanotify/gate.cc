@@ -462,6 +462,7 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("denyMarksRemoved", (double)c_.deny_marks_removed);
   o.Set("denyMarksRefused", (double)c_.deny_marks_refused);
   o.Set("blessesStale", (double)c_.blesses_stale);
+  o.Set("staleAllowsRefused", (double)c_.stale_allows_refused);
   o.Set("laneConcluded", (double)c_.lane_concluded);
   o.Set("laneAnswered", (double)c_.lane_answered);
   o.Set("laneDeclined", (double)c_.lane_declined);

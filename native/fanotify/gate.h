@@ -92,6 +92,7 @@ struct Pending {
   bool answered = false;
   bool queued = false;  // answered by JS, not yet written: the answer thread owns the fd and drops the record
   bool delivered = false;  // handed to JS (Deliver): JS holds it as a waiter, so a worker's conclusion may answer it
+  bool stale_bless = false;  // a queued bless of its inode found the file changed: an allow for it is not written
 };
 
 // One access's wait budget for an inode whose judgement is pending (the deadline bounds an access, not an event).
@@ -134,6 +135,7 @@ struct Counters {
   std::atomic<uint64_t> marks_added{0}, marks_removed{0}, marks_refused{0}, mark_flushes{0}, swept{0}, sweeps{0};
   std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
   std::atomic<uint64_t> blesses_stale{0};    // a bless whose file changed since its judgement began: not cached
+  std::atomic<uint64_t> stale_allows_refused{0};  // allows queued behind such a bless, written as the retry answer
   std::atomic<uint64_t> marks_forgotten{0};  // inode marks whose ignore and deny bits a forget-all removed in place
   // Forget-alls asked (incremented under unmark_mu_: the unmark thread waits on it), and those whose marks are cleared.
   std::atomic<uint64_t> forgets_asked{0}, forgets_done{0};
@@ -325,8 +327,13 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void StartFlush(Napi::Env env);
   void StopFlush();
   void RunAnswers();
+  static constexpr int64_t kStaleBlessCheckNs = 5'000'000'000;  // JS queues a bless and its answers in one turn
+  std::atomic<int64_t> stale_until_ns_{0};
+  bool FlagStaleBless(int fd, bool flag);  // answers.cc: (un)flag the waiting events of a bless's inode
+  uint32_t AllowOrRefusal(uint64_t id);  // answers.cc: FAN_ALLOW, or the retry answer for a flagged event
   void StopAnswers();  // writes everything queued, then joins the thread
-  bool BlessFd(int fd, bool &marked, const JudgedStamp &judged);  // true: the verdict is in the table
+  // True: the verdict is in the table. Else, if content_moved is given, it says whether size or mtime moved (a write).
+  bool BlessFd(int fd, bool &marked, const JudgedStamp &judged, bool *content_moved = nullptr);
   std::mutex answers_mu_;  // guards the four below; never held together with mu_
   std::condition_variable answers_cv_;
   std::vector<QueuedWork> answers_;

@@ -184,6 +184,8 @@ export interface GateStats {
   denyMarksRefused: number;
   /** Blesses not cached: the file changed since its judgement began (its ctime moved). */
   blessesStale: number;
+  /** Allows JS queued behind a stale bless of the same inode, written as the retry answer instead (answers.cc). */
+  staleAllowsRefused: number;
   /** Cold files concluded allow by a pool worker (native/fanotify/lane.cc), the events it answered, and the
    * conclusions it declined (left to the main thread: a change, a stack epoch that moved, a stale bless...). */
   laneConcluded: number;
