@@ -85,7 +85,7 @@ t0('a condemned inode is refused on the native thread, with the chosen errno, wi
 });
 
 t0('the deadline answers a stuck event (allow, counted) and a deny deadline refuses', async (t) => {
-  const h = await withGate(t, 'tmpfs', { deadlineMs: 300, prepare: (d) => writeFile(join(d, 's.txt'), 'slow\n') });
+  const h = await withGate(t, 'tmpfs', { deadlineMs: 300, deadlineAnswer: 'allow', prepare: (d) => writeFile(join(d, 's.txt'), 'slow\n') });
   const r = await runChild('cat', [join(h.scratch.dir, 's.txt')]);
   t.is(r.stdout, 'slow\n');
   t.true(r.ms >= 280, `answered after ${r.ms} ms`);
@@ -100,7 +100,7 @@ t0('the deadline answers a stuck event (allow, counted) and a deny deadline refu
   t.regex(r2.stderr, /Operation not permitted/);
 });
 
-t0('closing the gate releases every blocked process', async (t) => {
+t0('closing the gate releases every blocked process, with the fail-closed answer', async (t) => {
   const h = await withGate(t, 'ext4', { prepare: (d) => writeFile(join(d, 'c.txt'), 'free\n') });
   const file = join(h.scratch.dir, 'c.txt');
   const runs = [1, 2, 3].map(() => runChild('cat', [file]));
@@ -108,7 +108,10 @@ t0('closing the gate releases every blocked process', async (t) => {
   t.is(h.gate.native.stats().pendingNow, 3);
   h.gate.close();
   const results = await Promise.all(runs);
-  for (const r of results) t.is(r.stdout, 'free\n');
+  for (const r of results) {
+    t.is(r.stdout, '', 'nothing judged was served');
+    t.regex(r.stderr, /Resource temporarily unavailable/);
+  }
 });
 
 t0('repeated modifies are coalesced into one dirty notice per write session', async (t) => {

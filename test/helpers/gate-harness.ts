@@ -40,7 +40,7 @@ export async function withGate(
   const barrierPids = new Map<number, () => void>();
   const gate = new Gate({
     deadlineMs: opts.deadlineMs ?? 15_000,
-    deadlineAnswer: opts.deadlineAnswer ?? 'allow',
+    deadlineAnswer: opts.deadlineAnswer ?? 'retry',  // the daemon's default: fail closed
     maxPending: opts.maxPending,
     maxPendingPerUid: opts.maxPendingPerUid,
     maxAllowedEntries: opts.maxAllowedEntries,
