@@ -89,18 +89,24 @@ t0('queueBless before an allow: the ignore mark is in place, the next reader of 
   t.true(h.gate.native.stats().verdictTableSize >= 1, 'and the table holds the verdict');
 });
 
-t0('an allow queued behind a stale bless is written as the retry answer: content the judgement did not see is not served', async (t) => {
-  const h = await withGate(t, 'ext4', {
+type Judged = { size: bigint; mtimeNs: bigint; ctimeNs: bigint };
+
+/** A gate whose JS answers each read with a bless carrying the stamp `judged` makes of the file's own, then allow. */
+function blessedAs(t: Parameters<typeof withGate>[0], name: string, content: string, judged: (st: Judged) => Judged) {
+  return withGate(t, 'ext4', {
     deadlineAnswer: 'retry',
-    prepare: (d) => writeFile(join(d, 's.txt'), 'seen by nobody\n'),
+    prepare: (d) => writeFile(join(d, name), content),
     onEvent: (e, hh) => {
       if (e.kind !== 'perm') return;
-      // What a judgement that saw other content would carry: one byte shorter (the file was written since).
-      const st = fstatSync(e.fd, { bigint: true });
-      hh.gate.native.queueBless(e.fd, { size: st.size - 1n, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs });
+      hh.gate.native.queueBless(e.fd, judged(fstatSync(e.fd, { bigint: true })));
       hh.gate.native.answer(e.id, FAN_ALLOW);
     },
   });
+}
+
+t0('an allow queued behind a stale bless is written as the retry answer: content the judgement did not see is not served', async (t) => {
+  // What a judgement that saw other content would carry: one byte shorter (the file was written since).
+  const h = await blessedAs(t, 's.txt', 'seen by nobody\n', (st) => ({ size: st.size - 1n, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }));
   const r = await runChild('cat', [join(h.scratch.dir, 's.txt')]);
   t.is(r.stdout, '', 'served content its judgement did not see');
   t.regex(r.stderr, /Resource temporarily unavailable/);
@@ -131,17 +137,8 @@ t0('after a stale bless, a later bless that is not stale lets its own allows thr
 });
 
 t0('an allow queued behind a bless stale by ctime alone is written: our own tag writes move ctime, not the content', async (t) => {
-  const h = await withGate(t, 'ext4', {
-    deadlineAnswer: 'retry',
-    prepare: (d) => writeFile(join(d, 'c.txt'), 'seen and tagged since\n'),
-    onEvent: (e, hh) => {
-      if (e.kind !== 'perm') return;
-      // What a judgement carries when a slower scanner's tag landed after it: same size and mtime, an older ctime.
-      const st = fstatSync(e.fd, { bigint: true });
-      hh.gate.native.queueBless(e.fd, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs - 1n });
-      hh.gate.native.answer(e.id, FAN_ALLOW);
-    },
-  });
+  // What a judgement carries when a slower scanner's tag landed after it: same size and mtime, an older ctime.
+  const h = await blessedAs(t, 'c.txt', 'seen and tagged since\n', (st) => ({ size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs - 1n }));
   const r = await runChild('cat', [join(h.scratch.dir, 'c.txt')]);
   t.is(r.stdout, 'seen and tagged since\n', r.stderr);
   const s = h.gate.native.stats();
