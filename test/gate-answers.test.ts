@@ -1,6 +1,7 @@
 // JS's answers are claimed on the main thread and written by the gate's answer thread (native/fanotify/answers.cc):
 // real fanotify on a private ext4 image, real reader processes.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { fstatSync } from 'node:fs';
 import { closeSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -145,6 +146,33 @@ t0('an allow queued behind a bless stale by ctime alone is written: our own tag 
   t.true(s.blessesStale >= 1, 'the bless was found stale');
   t.is(s.staleAllowsRefused, 0, 'and its allow was not refused');
   t.is(s.verdictTableSize, 0, 'nothing cached');
+});
+
+t0('a write whose mtime is put back, made while the judgement ran: the allow behind its stale bless is refused', async (t) => {
+  // The judgement saw the file as it was; then someone wrote the same number of bytes and put mtime back (futimens):
+  // size and mtime say nothing, ctime moved. The answer thread has the change group read and finds the write.
+  let wrote = '';
+  const h = await withGate(t, 'ext4', {
+    deadlineAnswer: 'retry',
+    prepare: (d) => writeFile(join(d, 'm.txt'), 'clean words\n'),
+    onEvent: (e, hh) => {
+      if (e.kind !== 'perm' || wrote) return;
+      const st = fstatSync(e.fd, { bigint: true });
+      const path = join(hh.scratch.dir, 'm.txt');
+      wrote = execFileSync('python3', ['-c', `import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY)\nos.write(fd,b'WRONG words\\n')\nos.close(fd)\nos.utime(sys.argv[1],ns=(${st.atimeNs},${st.mtimeNs}))\nprint('wrote')`, path], { encoding: 'utf8' });
+      const now = fstatSync(e.fd, { bigint: true });
+      if (now.size !== st.size || now.mtimeNs !== st.mtimeNs || now.ctimeNs === st.ctimeNs) throw new Error('the write did not leave size and mtime as they were');
+      hh.gate.native.queueBless(e.fd, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs });
+      hh.gate.native.answer(e.id, FAN_ALLOW);
+    },
+  });
+  const r = await runChild('cat', [join(h.scratch.dir, 'm.txt')]);
+  t.is(wrote.trim(), 'wrote');
+  t.is(r.stdout, '', 'served content its judgement did not see');
+  t.regex(r.stderr, /Resource temporarily unavailable/);
+  const s = h.gate.native.stats();
+  t.true(s.staleDrains >= 1 && s.staleAllowsRefused >= 1, JSON.stringify({ drains: s.staleDrains, refused: s.staleAllowsRefused, timeouts: s.staleDrainTimeouts }));
+  t.is(s.staleDrainTimeouts, 0, 'the reader thread drained in time');
 });
 
 t0('JS stuck in the turn that answered: the reader thread has the answer written by its deadline, as JS gave it', async (t) => {

@@ -126,9 +126,7 @@ bool Gate::BlessFd(int fd, bool &marked, const JudgedStamp &judged, bool *conten
 // that is gone. Its waiters' allows (queued after it, by concludeAllow) would serve what nobody scanned, in the moment
 // before the change record reaches JS: every waiting event of the inode is flagged, and an allow for it is written
 // as the retry answer (EAGAIN by default; the retried access finds nothing cached and is judged again). A ctime that
-// moved alone is not enough: our own tag and lease writes move it (a slower scanner's tag after an early allow, a
-// peer's lease), and those allows are good; what is left is a write whose mtime was put back within microseconds of
-// the answer, before its change record was read. A later bless that is not stale clears the flags (flag = false).
+// moved alone is FlagWrittenSince's to decide. A later bless that is not stale clears the flags (flag = false).
 // True if any event was flagged.
 bool Gate::FlagStaleBless(int fd, bool flag) {
   InodeKey key;
@@ -141,6 +139,49 @@ bool Gate::FlagStaleBless(int fd, bool flag) {
     if (it != pending_.end()) it->second.stale_bless = flag;
   }
   return !k->second.empty();
+}
+
+// A bless stale by ctime alone: our own tag writes and a peer's lease move ctime, and so does a write whose mtime was
+// put back (futimens). Such a write queued its modify record before it returned, so before the ctime we just read
+// moved: once the reader thread has read the change group up to now, the inode's content sequence tells them apart.
+// The waiting events read before that write are flagged; those read after it, and all of them when nothing was
+// written, are not. A drain that does not end in time flags them all (fail closed). True if any event was flagged.
+bool Gate::FlagWrittenSince(int fd) {
+  InodeKey key;
+  if (!key_of_fd(fd, key)) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto k = pending_keys_.find(key);
+    if (k == pending_keys_.end() || k->second.empty()) return false;  // nobody waits: nothing to decide
+  }
+  c_.stale_drains++;
+  const bool drained = DrainChanges();
+  if (!drained) c_.stale_drain_timeouts++;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto k = pending_keys_.find(key);
+  if (k == pending_keys_.end()) return false;
+  const uint32_t now = content_seq_[SeqBucket(key)];
+  bool any = false;
+  for (uint64_t id : k->second) {
+    auto it = pending_.find(id);
+    if (it == pending_.end() || (drained && it->second.content_seq == now)) continue;
+    it->second.stale_bless = true;
+    any = true;
+  }
+  return any;
+}
+
+// Answer thread. Wakes the reader thread and waits, bounded, until it has read the change group past this request
+// (reader.cc Run). False if it did not in time, or the gate is stopping (nothing reads changes any more).
+bool Gate::DrainChanges() {
+  if (change_fd_ < 0) return true;  // no change group: no record to wait for
+  if (stopping_) return false;
+  const uint64_t mine = drain_asked_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof one) < 0) { /* the eventfd's counter is full: the reader is awake anyway */ }
+  std::unique_lock<std::mutex> lock(drain_mu_);
+  drain_cv_.wait_for(lock, std::chrono::milliseconds(kDrainWaitMs), [&] { return drain_done_ >= mine || stopping_; });
+  return drain_done_ >= mine;
 }
 
 uint32_t Gate::AllowOrRefusal(uint64_t id) {
@@ -179,7 +220,7 @@ void Gate::RunAnswers() {
       if (BlessFd(w.fd, marked, w.judged, &content_moved)) {
         // A later judgement of the same inode saw the content as it is now: its allows are good again.
         if (now_ns() < stale_until_ns_.load(std::memory_order_relaxed)) FlagStaleBless(w.fd, false);
-      } else if (content_moved && FlagStaleBless(w.fd, true)) {
+      } else if (w.judged.known && (content_moved ? FlagStaleBless(w.fd, true) : FlagWrittenSince(w.fd))) {
         stale_until_ns_.store(now_ns() + kStaleBlessCheckNs, std::memory_order_relaxed);
       }
     }

@@ -352,6 +352,7 @@ int Gate::FlagSharedMapPath(const char *path) {
     }
     shared_maps_.emplace(key, now_ns());
     BumpSeqLocked(key);
+    BumpContentSeqLocked(key);
     c_.shared_maps_swept++;
     auto entry = table_.find(key);
     if (entry != table_.end()) {
@@ -463,6 +464,8 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("denyMarksRefused", (double)c_.deny_marks_refused);
   o.Set("blessesStale", (double)c_.blesses_stale);
   o.Set("staleAllowsRefused", (double)c_.stale_allows_refused);
+  o.Set("staleDrains", (double)c_.stale_drains);
+  o.Set("staleDrainTimeouts", (double)c_.stale_drain_timeouts);
   o.Set("laneConcluded", (double)c_.lane_concluded);
   o.Set("laneAnswered", (double)c_.lane_answered);
   o.Set("laneDeclined", (double)c_.lane_declined);
@@ -502,6 +505,10 @@ void Gate::Shutdown() {
   StopSettleWalk();  // first: its own opens may wait for the reader thread
   StopMapSweep();    // before the table and the marks go (it flags inodes in both)
   stopping_ = true;
+  {
+    std::lock_guard<std::mutex> lock(drain_mu_);  // a drain the answer thread waits on ends now, undone (answers.cc)
+  }
+  drain_cv_.notify_all();
   uint64_t one = 1;
   if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) { /* the thread also checks stopping_ each wake */ }
   if (thread_.joinable()) thread_.join();

@@ -93,6 +93,7 @@ struct Pending {
   bool queued = false;  // answered by JS, not yet written: the answer thread owns the fd and drops the record
   bool delivered = false;  // handed to JS (Deliver): JS holds it as a waiter, so a worker's conclusion may answer it
   bool stale_bless = false;  // a queued bless of its inode found the file changed: an allow for it is not written
+  uint32_t content_seq = 0;  // its inode's content sequence when it was read (answers.cc: a stale bless's check)
 };
 
 // One access's wait budget for an inode whose judgement is pending (the deadline bounds an access, not an event).
@@ -136,6 +137,9 @@ struct Counters {
   std::atomic<uint64_t> deny_marks_added{0}, deny_marks_removed{0}, deny_marks_refused{0};
   std::atomic<uint64_t> blesses_stale{0};    // a bless whose file changed since its judgement began: not cached
   std::atomic<uint64_t> stale_allows_refused{0};  // allows queued behind such a bless, written as the retry answer
+  // Blesses stale by ctime alone, for which the answer thread had the reader drain the change group, and those
+  // drains that did not end in time (their allows refused: fail closed).
+  std::atomic<uint64_t> stale_drains{0}, stale_drain_timeouts{0};
   std::atomic<uint64_t> marks_forgotten{0};  // inode marks whose ignore and deny bits a forget-all removed in place
   // Forget-alls asked (incremented under unmark_mu_: the unmark thread waits on it), and those whose marks are cleared.
   std::atomic<uint64_t> forgets_asked{0}, forgets_done{0};
@@ -199,7 +203,14 @@ class Gate : public Napi::ObjectWrap<Gate> {
   uint32_t change_seq_[kSeqBuckets] = {};
   static uint32_t SeqBucket(const InodeKey &key) { return (uint32_t)(InodeKeyHash()(key) % kSeqBuckets); }
   void BumpSeqLocked(const InodeKey &key) { change_seq_[SeqBucket(key)]++; }
-  void BumpAllSeqLocked() { for (auto &s : change_seq_) s++; }
+  void BumpAllSeqLocked() {
+    for (auto &s : change_seq_) s++;
+    for (auto &s : content_seq_) s++;
+  }
+  // answers.cc: the same buckets, bumped only by records of new content (modify, close-write, a shared mapping's
+  // store) and at a forget-all — not by attribute records (a peer's lease, a user's chmod), which move ctime alone.
+  uint32_t content_seq_[kSeqBuckets] = {};
+  void BumpContentSeqLocked(const InodeKey &key) { content_seq_[SeqBucket(key)]++; }
   uint32_t lane_epoch_ = 0;  // under mu_; 0: no worker may conclude (set by JS: setLane)
   uint32_t lane_id_ = 0;
   std::mutex lane_users_mu_;  // guards lane_users_; a leaf
@@ -330,6 +341,15 @@ class Gate : public Napi::ObjectWrap<Gate> {
   static constexpr int64_t kStaleBlessCheckNs = 5'000'000'000;  // JS queues a bless and its answers in one turn
   std::atomic<int64_t> stale_until_ns_{0};
   bool FlagStaleBless(int fd, bool flag);  // answers.cc: (un)flag the waiting events of a bless's inode
+  bool FlagWrittenSince(int fd);  // answers.cc: flag the waiting events of an inode written since they were read
+  // answers.cc / reader.cc: the answer thread has the reader thread read the change group up to now, bounded.
+  static constexpr int64_t kDrainWaitMs = 200;
+  bool DrainChanges();
+  std::mutex drain_mu_;  // guards drain_done_; a leaf
+  std::condition_variable drain_cv_;
+  std::atomic<uint64_t> drain_asked_{0};
+  uint64_t drain_done_ = 0;
+  uint64_t drain_seen_ = 0;  // reader thread only
   uint32_t AllowOrRefusal(uint64_t id);  // answers.cc: FAN_ALLOW, or the retry answer for a flagged event
   void StopAnswers();  // writes everything queued, then joins the thread
   // True: the verdict is in the table. Else, if content_moved is given, it says whether size or mtime moved (a write).

@@ -54,7 +54,18 @@ void Gate::Run() {
     auto *batch = new std::vector<OutEvent>();
     // Changes first: a write queued its change record before any later read could raise an event, so the table is
     // brought up to date before the events that may ask it (after a stop of this process, both queues are full).
-    if (nfds == 3 && (fds[2].revents & POLLIN)) ReadChangeGroup(*batch);
+    // A drain the answer thread asked for (DrainChanges): read before the request counts as done, so that every
+    // change record queued before it was asked is in the table by then.
+    const uint64_t asked = drain_asked_.load(std::memory_order_acquire);
+    if (nfds == 3 && ((fds[2].revents & POLLIN) || asked != drain_seen_)) ReadChangeGroup(*batch);
+    if (asked != drain_seen_) {
+      drain_seen_ = asked;
+      {
+        std::lock_guard<std::mutex> lock(drain_mu_);
+        drain_done_ = asked;
+      }
+      drain_cv_.notify_all();
+    }
     if (fds[1].revents & POLLIN) ReadGateGroup(*batch);
     RetryHeld(*batch);
     ExpireDeadlines(*batch);
@@ -535,6 +546,7 @@ void Gate::SharedMapRejudge(int fd, const InodeKey &key, int32_t tid, std::vecto
     auto it = table_.find(key);
     if (it == table_.end()) it = table_.emplace(key, VerdictEntry{}).first;
     BumpSeqLocked(key);
+    BumpContentSeqLocked(key);
     DropDenyOpenMarkLocked(it->second, key, fd);
     it->second = VerdictEntry{};
     it->second.verdict = Verdict::Dirty;
@@ -647,7 +659,8 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
       auto &budget = budgets_[key];
       if (budget.start_ns == 0) budget.start_ns = now;
       budget.live++;
-      pending_.emplace(ev.id, Pending{fd, now, key, uid, md->pid, md->mask});
+      auto placed = pending_.emplace(ev.id, Pending{fd, now, key, uid, md->pid, md->mask}).first;
+      placed->second.content_seq = content_seq_[SeqBucket(key)];
       IndexPendingLocked(ev.id, key);
       ev.seq = change_seq_[SeqBucket(key)];
       pending_by_uid_[uid]++;
@@ -779,8 +792,9 @@ void Gate::HandleChangeEvent(const struct fanotify_event_metadata *md, std::vect
     if (resolved) {
       InodeKey key{ev.dev, ino};
       BumpSeqLocked(key);  // lane.cc: a judgement under way for this inode is not concluded by a worker
-      auto it = table_.find(key);
       const bool is_dir = md->mask & FAN_ONDIR;
+      if (!is_dir && (md->mask & (FAN_MODIFY | FAN_CLOSE_WRITE))) BumpContentSeqLocked(key);  // answers.cc
+      auto it = table_.find(key);
       if (TreeChangeLocked(md->mask, ev, key, it != table_.end())) {
         if (path_fd >= 0) close(path_fd);
         return;

@@ -186,6 +186,10 @@ export interface GateStats {
   blessesStale: number;
   /** Allows JS queued behind a stale bless of the same inode, written as the retry answer instead (answers.cc). */
   staleAllowsRefused: number;
+  /** Blesses stale by ctime alone whose waiting allows the answer thread checked against the change group, read up to
+   * then (answers.cc FlagWrittenSince), and those checks whose drain did not end in time (the allows refused). */
+  staleDrains: number;
+  staleDrainTimeouts: number;
   /** Cold files concluded allow by a pool worker (native/fanotify/lane.cc), the events it answered, and the
    * conclusions it declined (left to the main thread: a change, a stack epoch that moved, a stale bless...). */
   laneConcluded: number;
