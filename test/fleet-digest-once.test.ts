@@ -154,6 +154,13 @@ rootTest('with the pass as the digest, an engine whose file changed during its s
   await release();
   await within('cat of the changed file', r2.done, 15_000);
   const keys = async (scanner: string) => (await f.cli(['--scan', '--pattern', `blessd:v1:${scanner}:*`])).trim().split('\n').filter(Boolean);
+  // A wrong publish would be sent before the changed file's answer is handed back (share.ts publishes before the
+  // tag write), so before the cat above returned. The event to wait for: a later file's publish, which comes after
+  // it — once that key is in the store, a wrong one would be too.
+  const after = join(a.dir, 'after');
+  await writeFile(after, 'benign, read after the change\n');
+  t.is((await cat(after)).code, 0);
+  await waitFor("the later file's answer published", async () => (await keys('slow')).some((k) => k.endsWith(sha('benign, read after the change\n'))), 10_000, 50);
   // The pass is the digest, never a served scanner: nothing of it in the store.
   t.deepEqual(await keys('signature'), []);
   const slow = await keys('slow');
