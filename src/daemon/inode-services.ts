@@ -12,19 +12,42 @@ import type { DaemonParts } from './parts.js';
 import { scanWithTags, type ScanContext } from './scan-service.js';
 import { resolveFailure, RETRY } from '../pool/failure.js';
 import { judgedStampOf } from '../tags/stamp.js';
+import { isPassEntry } from '../fleet/scope.js';
+import type { Cancelled } from '../pool/cancel.js';
+import { DigestRound } from './digest-round.js';
 
 export function inodeServices(d: DaemonParts): InodeServices {
+  // Only where a digest has a use: the content stamp, or a fleet store.
+  const rounds = new WeakMap<Cancelled, DigestRound>();
+  const roundOf = (signal: Cancelled): DigestRound | undefined => {
+    if (d.config.tags.stamp !== 'content' && !d.fleet) return undefined;
+    let r = rounds.get(signal);
+    if (!r) rounds.set(signal, (r = new DigestRound(d.config.tags.stamp === 'content')));
+    return r;
+  };
   return {
-    readAnswers: async (fd) => d.stack.answersOf(await d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content' })),
+    // Content stamp: the digest that verifies it only where a result tag can use it (a cold file has none).
+    readAnswers: async (fd) => d.stack.answersOf(await d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content', digestOnlyForTags: true })),
     evaluate: (answers) => evaluate(d.stack.stack, answers),
     needed: (answers) => neededScanners(d.stack.stack, answers),
     observers: (answers) => d.stack.observers(answers),
     scan: async (machineFd, name, signal, lane, uid) => {
       const entry = d.stack.entry(name);
       if (!entry) throw new Error(`no scanner named ${name} in the stack`);
+      // The round: this file's scans started with this cancel flag, joined before any of them awaits (digest-round.ts).
+      const served = d.fleet !== undefined && d.fleetScope().served.has(name) && entry.actor !== REMOTE_ACTOR;
+      const round = roundOf(signal);
+      round?.join(name, { pass: isPassEntry(entry) && entry.actor !== REMOTE_ACTOR, served });
       // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
       // scanners still run and write their tags. A closed, reused fd number would tag the wrong file.
       const fd = native.dupFd(machineFd);
+      try {
+        // A served scanner looks the store up with the pass's digest: wait for the pass, holding no slot.
+        if (served) await round?.beforeLookup(name);
+      } catch (err) {
+        closeQuiet(fd);
+        throw err;
+      }
       // Observe scanners and the crawl wait for a background slot of the pool; a remote scanner uses no worker.
       const background = (lane === true || entry.control === 'observe') && entry.actor !== REMOTE_ACTOR;
       // Gating scans take their uid's turn: a flood of one uid queues behind itself (fair-slots.ts).
@@ -47,7 +70,8 @@ export function inodeServices(d: DaemonParts): InodeServices {
           signal,
           timeoutMs: d.config.pool.scanTimeout,
           // Only for the scanners the store serves (src/fleet/scope.ts): a signature-only stack makes no store traffic.
-          ...(d.fleet && d.fleetScope().served.has(name) && { fleet: d.fleet.policy }),
+          ...(served && { fleet: d.fleet!.policy }),
+          ...(round && { round }),
           path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
           onScan: (n) => (d.counters.scans[n] = (d.counters.scans[n] ?? 0) + 1),
           onTagError: (err) => d.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),
@@ -62,6 +86,7 @@ export function inodeServices(d: DaemonParts): InodeServices {
         }
         return result;
       } finally {
+        if (round?.isSource(name)) round.passEnded();
         if (background) d.backgroundSlots.release();
         else if (fair) d.fairSlots.release();
         closeQuiet(fd);

@@ -7,6 +7,7 @@
 // and since Linux 6.13 a change after a query of ctime always gets a new one: docs/kernel.md).
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
+import { landedInTime } from '../tags/ctime.js';
 import { readStampAndCtime, sameStamp, type Stamp } from '../tags/stamp.js';
 
 const CHUNK = 1 << 20;
@@ -32,4 +33,19 @@ export function contentDigest(fd: number, size: number): Digest | undefined {
   const after = readStampAndCtime(fd);
   if (!sameStamp(before.stamp, after.stamp) || before.ctimeNs !== after.ctimeNs) return undefined;
   return { sha256: hash.digest('hex'), stamp: after.stamp, ctimeNs: after.ctimeNs };
+}
+
+/**
+ * Whether a digest taken earlier still names the file's content now: the same stamp, and a ctime that is the
+ * digest's own or moved no later than our own tag writes (up to `ownWriteMs`) explain — those change no content.
+ * Read errors: no (the caller then reads a digest of its own, or publishes nothing).
+ */
+export function stillNames(fd: number, d: Digest, ownWriteMs: number | undefined): boolean {
+  try {
+    const now = readStampAndCtime(fd);
+    if (!sameStamp(now.stamp, d.stamp)) return false;
+    return now.ctimeNs === d.ctimeNs || (ownWriteMs !== undefined && landedInTime(now.ctimeNs, ownWriteMs));
+  } catch {
+    return false;
+  }
 }

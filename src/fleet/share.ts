@@ -16,10 +16,9 @@
 // Must not: hold a file longer than the store timeout, throw (a bug here would fail the scanner closed, as any
 // error in scanOne does, but the store's own problems are never errors), or run on the main thread.
 import type { Answer } from '../policy/answer.js';
-import { landedInTime } from '../tags/ctime.js';
 import { readStampAndCtime, sameStamp, type Stamp } from '../tags/stamp.js';
 import { FleetCounters } from './counters.js';
-import { contentDigest, type Digest } from './digest.js';
+import { contentDigest, stillNames, type Digest } from './digest.js';
 import { storeClient, type StoreClient } from './store-client.js';
 import type { StoreTls } from './tls.js';
 import { decodeValue, encodeValue, storeKey } from './value.js';
@@ -73,8 +72,16 @@ export class FleetFile {
     /** A scanner whose scan is a content pass that gives the digest (content-pass.ts); never looked up, and only
      * published if it is one of `wanted`. */
     readonly source?: string,
+    /** A digest another task's content pass took (the scan path: src/daemon/digest-round.ts), checked by the
+     * caller to still name the file; null: it does not (no lookup, no publish). */
+    private readonly given?: Digest | null,
   ) {
     if (source !== undefined) this.passed = new Promise((resolve) => (this.endPass = resolve));
+  }
+
+  /** The digest the lookup used (the pass's, the given one, or its own read), if any: for the content stamp. */
+  taken(): Digest | undefined {
+    return this.digest;
   }
 
   /** Another host's answer for this content and scanner, or undefined (scan it). Bounded by the store timeout. */
@@ -108,10 +115,10 @@ export class FleetFile {
 
   private async lookup(fromPass: Digest | null | undefined): Promise<Map<string, Answer>> {
     const found = new Map<string, Answer>();
-    if (fromPass === null) return found; // changed under the pass: scan, publish nothing
+    if (fromPass === null || this.given === null) return found; // changed under the pass: scan, publish nothing
     const { client, key, counters } = derivedOf(this.policy);
     const started = performance.now();
-    const digest = fromPass ?? contentDigest(this.fd, this.size ?? Number(readStampAndCtime(this.fd).stamp.size));
+    const digest = fromPass ?? this.given ?? contentDigest(this.fd, this.size ?? Number(readStampAndCtime(this.fd).stamp.size));
     if (digest === undefined) return found; // changing under us: scan, publish nothing
     this.digest = digest;
     const names = [...this.wanted.keys()].filter((n) => n !== this.source);
@@ -152,14 +159,8 @@ export class FleetFile {
     const generation = this.wanted.get(scanner);
     const digest = this.digest;
     if (digest === undefined || generation === undefined) return;
-    try {
-      const now = readStampAndCtime(this.fd);
-      if (!sameStamp(now.stamp, digest.stamp)) return;
-      // ctime moved since the digest: fine only if our own result tags (another scanner's, finished first) explain it.
-      if (now.ctimeNs !== digest.ctimeNs && (this.ownWriteMs === undefined || !landedInTime(now.ctimeNs, this.ownWriteMs))) return;
-    } catch {
-      return;
-    }
+    // ctime moved since the digest: fine only if our own tag writes (another scanner's, finished first) explain it.
+    if (!stillNames(this.fd, digest, this.ownWriteMs)) return;
     const { client, key, counters } = derivedOf(this.policy);
     const k = storeKey(scanner, generation, digest.sha256);
     void client.publish(k, encodeValue(key, k, answer, this.policy.origin), this.policy.ttlS, answer.answer === 'deny').then((r) => {

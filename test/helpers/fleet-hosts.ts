@@ -4,8 +4,8 @@
 // image, all sharing one fleet key. The test process reaches redis directly (reachFromTest) to look at keys and to
 // forge values. Everything is removed at teardown, also on failure: daemons and redis are SIGKILLed, images
 // unmounted, namespaces deleted.
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -234,4 +234,24 @@ export async function readFreshLocally(t: Asserts, h: FleetHost, count: number, 
   }
   const n = ((await h.stats()).scans['yara'] ?? 0) - before;
   t.true(n >= 2 * count && n <= 2 * count + 1, `${h.name} scanned every file locally: ${n} yara scans for ${2 * count} files`);
+}
+
+/**
+ * Bytes the daemon of `h` got from read/pread so far (/proc/<pid>/io rchar: page cache or not, every thread), for
+ * tests that count how often a file is read.
+ */
+export async function daemonRchar(h: FleetHost): Promise<number> {
+  const pid = h.daemon().child.pid!;
+  // ip netns exec execs blessd in place: the pid is the daemon's own (checked, or the numbers would be ip's).
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+  if (!cmdline.includes('blessd.js')) throw new Error(`pid ${pid} is not blessd: ${cmdline}`);
+  const io = await readFile(`/proc/${pid}/io`, 'utf8');
+  return Number(/^rchar: (\d+)$/m.exec(io)![1]);
+}
+
+/** `size` bytes, the same on every call, not compressible into a pattern a scanner could skip: SHA-256 in counter mode. */
+export function incompressible(size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  for (let i = 0; i * 32 < size; i++) createHash('sha256').update(`block ${i}`).digest().copy(out, i * 32);
+  return out;
 }
