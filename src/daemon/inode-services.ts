@@ -35,7 +35,7 @@ export function inodeServices(d: DaemonParts): InodeServices {
       const entry = d.stack.entry(name);
       if (!entry) throw new Error(`no scanner named ${name} in the stack`);
       // The round: this file's scans started with this cancel flag, joined before any of them awaits (digest-round.ts).
-      const served = d.fleet !== undefined && d.fleetScope().served.has(name) && entry.actor !== REMOTE_ACTOR;
+      const served = d.fleet !== null && d.fleetScope().served.has(name) && entry.actor !== REMOTE_ACTOR;
       const round = roundOf(signal);
       round?.join(name, { pass: isPassEntry(entry) && entry.actor !== REMOTE_ACTOR, served });
       // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
