@@ -5,33 +5,18 @@
 // with zero scans. (2) The store's certificate names a DNS name only: a host without `servername` fails every
 // handshake (the address is not the certificate's name) — its lookups fail fast, its files are scanned locally,
 // the loss is logged once with the reason; hosts with `fleet.tls.servername` share through the same store.
-import test, { type ExecutionContext } from 'ava';
-import { createHash } from 'node:crypto';
-import { EICAR } from './helpers/actor-files.js';
+import test from 'ava';
 import { runChild } from './helpers/child.js';
-import { fleetCount as fleet, judgedOnFirst, readFreshLocally, REDIS_PORT, takenFromStore, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { fleetCount as fleet, readFreshLocally, REDIS_PORT, sharedFromFirst, withFleet, type Fleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor } from './helpers/wait.js';
 
 const rootTest = isRoot() ? test.serial : test.skip;
 
 const CLEAN = Buffer.from('an ordinary file, the same bytes on every host of a fleet that stores in one Redis over TLS\n'.repeat(40));
-const scans = async (h: FleetHost) => (await h.stats()).scans['yara'] ?? 0;
 const lines = (h: FleetHost, re: RegExp) => h.daemon().log().split('\n').filter((l) => re.test(l));
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** A judges CLEAN and EICAR through the store; both keys land there; `second` takes both answers with zero scans. */
-async function sharedThrough(t: ExecutionContext, cli: (args: string[]) => Promise<string>, first: FleetHost, second: FleetHost, via: string) {
-  const onFirst = await judgedOnFirst([first, second], { 'clean.txt': CLEAN, 'eicar.com': EICAR });
-  t.is(onFirst['clean.txt']!.stdout, CLEAN.toString());
-  t.regex(onFirst['eicar.com']!.stderr, /Operation not permitted/);
-  t.is(await scans(first), 2);
-  t.is(await fleet(first, 'unavailable'), 0, `${first.name}'s lookups all answered: ${first.daemon().log()}`);
-  const keys = (await cli(['--scan', '--pattern', 'blessd:v1:yara:*'])).trim().split('\n').filter(Boolean);
-  t.is(keys.length, 2, `${first.name}'s two verdicts are in the store: ${keys.join(' ')}`);
-  for (const c of [CLEAN, EICAR]) t.true(keys.some((k) => k.endsWith(`:${sha(c)}`)), `a key for ${sha(c)}`);
-  await takenFromStore(t, second, CLEAN, via);
-}
+const yaraKeys = (f: Fleet) => async () => (await f.cli(['--scan', '--pattern', 'blessd:v1:yara:*'])).trim().split('\n').filter(Boolean);
 
 rootTest('one Redis over TLS (rediss://, a CA and a client certificate): content scanned on A is answered on B with zero scans', async (t) => {
   const f = await withFleet(t, ['a', 'b'], { tls: true });
@@ -40,7 +25,7 @@ rootTest('one Redis over TLS (rediss://, a CA and a client certificate): content
   // TLS only: a plain-text client gets nothing from it.
   const plain = await runChild('redis-cli', ['-h', f.redisAddr, '-p', String(REDIS_PORT), 'ping'], { timeoutMs: 5_000 });
   t.notRegex(plain.stdout, /PONG/, 'no plain-text answer from the TLS store');
-  await sharedThrough(t, f.cli, a!, b!, 'the TLS store');
+  await sharedFromFirst(t, a!, b!, CLEAN, { keys: yaraKeys(f), via: 'the TLS store' });
   t.regex(a!.daemon().log(), /"store":"rediss:\/\//, 'the log names the TLS store');
 });
 
@@ -63,5 +48,5 @@ rootTest("the store's certificate names a DNS name: without servername every loo
   t.regex(logged[0]!, /altnames|does not match/i, `the log says why: the certificate's name: ${logged[0]}`);
 
   t.deepEqual((await f.cli(['--scan', '--pattern', 'blessd:*'])).trim(), '', 'nothing of a in the store');
-  await sharedThrough(t, f.cli, b!, c!, `the TLS store, asked for as ${name}`);
+  await sharedFromFirst(t, b!, c!, CLEAN, { keys: yaraKeys(f), via: `the TLS store, asked for as ${name}` });
 });

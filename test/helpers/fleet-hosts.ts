@@ -276,3 +276,25 @@ export function incompressible(size: number): Buffer {
   for (let i = 0; i * 32 < size; i++) createHash('sha256').update(`block ${i}`).digest().copy(out, i * 32);
   return out;
 }
+
+/**
+ * The fleet tests' share check: `clean` (as clean.txt) and EICAR (eicar.com) judged on `first` — it reads the one,
+ * is denied the other, scans both with yara and publishes both, under the content's SHA-256 (`keys` lists the
+ * store's yara keys, one per verdict: a key on two cluster nodes would show twice) — then taken on `second` from
+ * the store with zero yara scans (takenFromStore).
+ */
+export async function sharedFromFirst(t: Asserts, first: FleetHost, second: FleetHost, clean: Buffer, store: { keys: () => Promise<string[]>; via: string }): Promise<void> {
+  const onFirst = await judgedOnFirst([first, second], { 'clean.txt': clean, 'eicar.com': EICAR });
+  t.is(onFirst['clean.txt']!.stdout, clean.toString());
+  t.regex(onFirst['eicar.com']!.stderr, /Operation not permitted/);
+  const stats = await first.stats();
+  t.is(stats.scans['yara'] ?? 0, 2);
+  t.is(stats.fleet?.['unavailable'] ?? 0, 0, `${first.name}'s lookups all answered: ${first.daemon().log()}`);
+  const keys = await store.keys();
+  t.is(keys.length, 2, `${first.name}'s two verdicts are in ${store.via}, once each: ${keys.join(' ')}`);
+  for (const c of [clean, EICAR]) {
+    const digest = createHash('sha256').update(c).digest('hex');
+    t.true(keys.some((k) => k.endsWith(`:${digest}`)), `a key for ${digest}`);
+  }
+  await takenFromStore(t, second, clean, store.via);
+}
