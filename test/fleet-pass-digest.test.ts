@@ -92,7 +92,7 @@ function scanTask(t: { teardown(fn: () => void): void }) {
     scans++;
     return { answer: 'ok', generation: 'g2', ms: 1 };
   };
-  const run = (fleet: { digest?: typeof given; ownWriteMs?: number }) => scanShared('yara', { fd, size: SIZE }, { policy, generation: 'g2', ...fleet }, 'g2', scan);
+  const run = (fleet: { digest?: typeof given; ownCtimeNs?: bigint }) => scanShared('yara', { fd, size: SIZE }, { policy, generation: 'g2', ...fleet }, 'g2', scan);
   /** The lookups the store was asked for (it refuses each: one 'unavailable'; a publish to a store known down is
    * not tried), once they are over. */
   const asked = async () => {
@@ -112,20 +112,22 @@ test.serial('scan path: a given pass digest that still names the file is the key
   t.is(await asked(), 1, 'one lookup, under the given digest');
 });
 
-test.serial('scan path: a given digest the file may no longer match (ctime moved, no tag write of ours explains it): no lookup, no digest back', async (t) => {
+test.serial('scan path: a given digest the file may no longer match (ctime moved, and it is not the ctime our own last tag write left): no lookup, no digest back', async (t) => {
   const { fd, given, run, asked, scans } = scanTask(t);
-  // ctime alone moves (as after a write whose mtime was put back): the stamp is the digest's, ctime is not.
-  fchmodSync(fd, 0o640);
-  const r = await run({ digest: given, ownWriteMs: Date.now() - 1_000 });
+  fchmodSync(fd, 0o640); // stands in for our own tag write: it moves ctime, not the stamp
+  const ours = readStampAndCtime(fd).ctimeNs;
+  // Then ctime alone moves again (as after a write whose mtime was put back), right after ours: not ours.
+  fchmodSync(fd, 0o600);
+  const r = await run({ digest: given, ownCtimeNs: ours });
   t.is(scans(), 1, 'scanned');
   t.is((r as ScanResult).digest, undefined, 'nothing for the content stamp: it reads its own');
   t.is(await asked(), 0, 'the store was asked nothing');
 });
 
-test.serial('scan path: a ctime moved no later than our own tag writes explain (a lease, another result tag): the given digest is used', async (t) => {
+test.serial('scan path: a ctime that is the one our own last tag write left (a lease, another result tag): the given digest is used', async (t) => {
   const { fd, given, run, asked } = scanTask(t);
   fchmodSync(fd, 0o640); // stands in for our own tag write: it moves ctime, not the stamp
-  const r = await run({ digest: given, ownWriteMs: Date.now() });
+  const r = await run({ digest: given, ownCtimeNs: readStampAndCtime(fd).ctimeNs });
   t.deepEqual((r as ScanResult).digest, given);
   t.is(await asked(), 1);
 });

@@ -6,18 +6,20 @@
 // holding one could starve the pass of its own) and look the store up with it; the content stamp's result tags
 // carry it (TagStore.finish) — instead of a read of the file for each. Without a pass, the first served scanner's
 // lookup digest is reused the same way.
-// A digest is reused only while it still names the file (src/fleet/digest.ts stillNames): its stamp, and a ctime
-// that our own tag writes of the round explain (each lease and result write is announced here before it lands).
+// A digest is reused only while it still names the file (src/fleet/digest.ts stillNames): its stamp, and its ctime
+// or exactly the ctime our own last tag write of the round left (read right after each lease and result write: a
+// change by anyone after that moves ctime again — multigrain timestamps, docs/kernel.md — so no slack is needed).
 // Else the old read happens (TagStore.finish digests the file itself; a lookup reads its own).
 // Must not: block, read the file, or hold a scan that has no pass to wait for.
 import { stillNames } from '../fleet/digest.js';
+import { readStampAndCtime } from '../tags/stamp.js';
 import type { FileDigest } from '../pool/tasks.js';
 
 export class DigestRound {
   /** The round's content-pass scanner, if it has one. */
   private source?: string;
   private known?: FileDigest;
-  private lastWriteMs?: number;
+  private ownCtimeNs?: bigint;
   private anyServed = false;
   private readonly passed: Promise<void>;
   private endPass!: () => void;
@@ -52,18 +54,28 @@ export class DigestRound {
     this.endPass();
   }
 
-  /** A tag write of ours on this file is about to land (a lease or a result): it moves ctime, not the content. */
-  wroteTag(): void {
-    this.lastWriteMs = Date.now();
+  /** A tag write of ours on this file just landed (a lease or a result; called right after it, with no await
+   * between): it moved ctime, not the content. The ctime it left is ours. */
+  wroteTag(fd: number): void {
+    try {
+      this.ownCtimeNs = readStampAndCtime(fd).ctimeNs;
+    } catch {
+      this.ownCtimeNs = undefined; // gone: nothing is reused
+    }
   }
 
-  get ownWriteMs(): number | undefined {
-    return this.lastWriteMs;
+  /** The ctime our last tag write left, for a worker's check (scan-shared.ts). */
+  get ownCtime(): bigint | undefined {
+    return this.ownCtimeNs;
   }
 
-  /** A digest a task read anyway (the pass's, or a lookup's). */
+  /** A digest a task read anyway (the pass's, or a lookup's). A pass during which ctime moved counts only if our
+   * own tag writes explain it (another scanner's lease, taken while the pass read): else it names no content. */
   offer(d: FileDigest | undefined): void {
-    if (d) this.known = d;
+    if (!d) return;
+    if (d.ctimeMovedFrom !== undefined && d.ctimeNs !== this.ownCtimeNs) return;
+    const { ctimeMovedFrom: _, ...digest } = d;
+    this.known = digest;
   }
 
   /** The round's digest for a task to use instead of a read, as taken (the worker checks it still names the file). */
@@ -73,6 +85,6 @@ export class DigestRound {
 
   /** The SHA-256 for a content stamp written now, if the round's digest still names the file. */
   forTag(fd: number): string | undefined {
-    return this.known && stillNames(fd, this.known, this.lastWriteMs) ? this.known.sha256 : undefined;
+    return this.known && stillNames(fd, this.known, this.ownCtimeNs) ? this.known.sha256 : undefined;
   }
 }

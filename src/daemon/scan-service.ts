@@ -67,8 +67,8 @@ export async function scanWithTags(fd: number, ctx: ScanContext): Promise<ScanRe
       // Our own live lease here is an older scan of this file (an earlier epoch, or an earlier attempt): this one
       // supersedes it. Waiting it out would hold the reader for a whole lease. A lease whose holder is gone (a
       // daemon of this host that died) is void and taken over at once (judge.ts).
-      ctx.round?.wroteTag(); // moves ctime (before the write: the slack counts from here)
       lease = tags.begin(fd, entry.name, ctx.generation, { takeOwn: true });
+      if (lease.status === 'leased') ctx.round?.wroteTag(fd); // the ctime our lease left (no await since)
     } catch (err) {
       // No room or no support for tags on this file (ENOSPC, EDQUOT, EOPNOTSUPP...): the verdict still counts for
       // this access, it just cannot outlive it. Say so, and scan without a lease.
@@ -104,8 +104,8 @@ export async function scanWithTags(fd: number, ctx: ScanContext): Promise<ScanRe
       ctx.round?.offer(scanned.digest);
       // Content stamp: the round's digest if it still names the file, else finish reads one (the old way).
       const digest = tags.stampMode === 'content' ? ctx.round?.forTag(fd) : undefined;
-      ctx.round?.wroteTag();
       written = await tags.finish(fd, entry.name, lease.token, scanned.answer, ctx.generation, digest === undefined ? {} : { digest });
+      ctx.round?.wroteTag(fd); // the ctime our result left (read one promise turn after the write)
     } catch (err) {
       ctx.onTagError?.(err as Error);
       return resultOf(entry.name, scanned);
@@ -152,8 +152,8 @@ async function scanOnce(fd: number, ctx: ScanContext): Promise<Scanned> {
 /** A served scanner's store task: with the round's digest (the pass's), checked in the worker, instead of a read. */
 function fleetTask(policy: FleetPolicy, generation: string, round: DigestRound | undefined) {
   const digest = round?.digest();
-  const ownWriteMs = round?.ownWriteMs;
-  return { policy, generation, ...(digest && { digest }), ...(ownWriteMs !== undefined && { ownWriteMs }) };
+  const ownCtimeNs = round?.ownCtime;
+  return { policy, generation, ...(digest && { digest }), ...(ownCtimeNs !== undefined && { ownCtimeNs }) };
 }
 
 async function awaitForeignResult(fd: number, ctx: ScanContext, leaseUntil: number): Promise<Answer | undefined> {

@@ -7,7 +7,6 @@
 // and since Linux 6.13 a change after a query of ctime always gets a new one: docs/kernel.md).
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
-import { landedInTime } from '../tags/ctime.js';
 import { readStampAndCtime, sameStamp, type Stamp } from '../tags/stamp.js';
 
 const CHUNK = 1 << 20;
@@ -37,14 +36,16 @@ export function contentDigest(fd: number, size: number): Digest | undefined {
 
 /**
  * Whether a digest taken earlier still names the file's content now: the same stamp, and a ctime that is the
- * digest's own or moved no later than our own tag writes (up to `ownWriteMs`) explain — those change no content.
- * Read errors: no (the caller then reads a digest of its own, or publishes nothing).
+ * digest's own or `ownCtimeNs`, the one read right after our own last tag write on the file (a write of ours
+ * changes no content). Exactly that one, no slack: any change after that read moves ctime again (multigrain
+ * timestamps, docs/kernel.md), however soon after our write it comes. Read errors: no (the caller then reads a
+ * digest of its own, or publishes nothing).
  */
-export function stillNames(fd: number, d: Digest, ownWriteMs: number | undefined): boolean {
+export function stillNames(fd: number, d: Digest, ownCtimeNs?: bigint): boolean {
   try {
     const now = readStampAndCtime(fd);
     if (!sameStamp(now.stamp, d.stamp)) return false;
-    return now.ctimeNs === d.ctimeNs || (ownWriteMs !== undefined && landedInTime(now.ctimeNs, ownWriteMs));
+    return now.ctimeNs === d.ctimeNs || now.ctimeNs === ownCtimeNs;
   } catch {
     return false;
   }

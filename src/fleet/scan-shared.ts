@@ -10,13 +10,13 @@ import { FleetFile, type FleetPolicy } from './share.js';
 export async function scanShared(
   name: string,
   file: { fd: number; size: number },
-  fleet: { policy: FleetPolicy; generation: string; digest?: FileDigest; ownWriteMs?: number },
+  fleet: { policy: FleetPolicy; generation: string; digest?: FileDigest; ownCtimeNs?: bigint },
   actorGeneration: string,
   scan: () => Promise<ScanResult | WorkerFailure>,
 ): Promise<ScanResult | WorkerFailure> {
-  const given = fleet.digest === undefined ? undefined : stillNames(file.fd, fleet.digest, fleet.ownWriteMs) ? fleet.digest : null;
+  const given = fleet.digest === undefined ? undefined : stillNames(file.fd, fleet.digest, fleet.ownCtimeNs) ? fleet.digest : null;
   const f = new FleetFile(fleet.policy, file.fd, file.size, new Map([[name, fleet.generation]]), undefined, given);
-  if (fleet.ownWriteMs !== undefined) f.wroteTag(fleet.ownWriteMs);
+  if (fleet.ownCtimeNs !== undefined) f.wroteTag(fleet.ownCtimeNs);
   const shared = await f.shared(name);
   const digest = f.taken();
   if (shared) {

@@ -60,9 +60,10 @@ export interface ScanTask {
   /**
    * The fleet store, and this scanner's tag generation (the key names it): src/fleet/share.ts. With `digest`: the
    * file's digest from another scanner's content pass (src/daemon/digest-round.ts), used instead of a read of its
-   * own if it still names the file (its stamp, and a ctime our own tag writes up to `ownWriteMs` explain).
+   * own if it still names the file (its stamp, and its ctime or `ownCtimeNs`: the ctime right after our last tag
+   * write on the file).
    */
-  fleet?: { policy: FleetPolicy; generation: string; digest?: FileDigest; ownWriteMs?: number };
+  fleet?: { policy: FleetPolicy; generation: string; digest?: FileDigest; ownCtimeNs?: bigint };
   /** Ask a content pass (content-pass.ts) for the SHA-256 it reads anyway: it comes back as ScanResult.digest. */
   digest?: true;
 }
@@ -72,6 +73,9 @@ export interface FileDigest {
   sha256: string;
   stamp: { ino: bigint; igen: number; size: bigint; mtimeNs: bigint };
   ctimeNs: bigint;
+  /** A pass's digest only: ctime moved during the pass (from this): good only if it is the ctime our own tag write
+   * left (another scanner's lease, taken meanwhile), which the main thread knows (src/daemon/digest-round.ts). */
+  ctimeMovedFrom?: bigint;
 }
 
 export type WorkerTask = LoadTask | ScanTask | JudgeTask;
