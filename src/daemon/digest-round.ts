@@ -46,6 +46,7 @@ export class DigestRound {
 
   /** Before the pass's digest is known: a served scanner looks the store up with it, so it waits (no slot held). */
   async beforeLookup(name: string): Promise<void> {
+    await null; // after this turn: every scanner of the round has joined (the pass may come after it in the stack)
     if (this.source !== undefined && name !== this.source) await this.passed;
   }
 
