@@ -36,6 +36,9 @@ const HOSTS = ['h1', 'h2', 'h3'];
 const PORT = 6379;
 const STACK = process.env['BENCH_FLEET_STACK'] ?? 'signature';
 if (STACK !== 'signature' && STACK !== 'yara') throw new Error(`BENCH_FLEET_STACK must be signature or yara, got ${JSON.stringify(STACK)}`);
+/** tags.stamp of every host: `content` puts every cold file on the scan path (the worker batch serves no content stamps). */
+const STAMP = process.env['BENCH_FLEET_STAMP'] ?? 'ctime';
+if (STAMP !== 'ctime' && STAMP !== 'content') throw new Error(`BENCH_FLEET_STAMP must be ctime or content, got ${JSON.stringify(STAMP)}`);
 
 interface HostRow {
   round: number;
@@ -99,7 +102,7 @@ socket: { path: ${socket} }
 guards: [{ path: ${s.dir}, kind: filesystem }]
 log: { level: warn }
 pool: { threads: 2 }
-stack:
+${STAMP === 'content' ? 'tags: { stamp: content }\n' : ''}stack:
   - actor: signature
     options: { databases: [${join(process.cwd(), 'signatures')}] }
 ${STACK === 'yara' ? `  - actor: yara\n    options: { rules: [${rules}] }\n` : ''}  - actor: default
@@ -235,7 +238,7 @@ async function main() {
   const base = await mkdtemp(join(tmpdir(), 'blessd-bench-fleet-'));
   try {
     const tools = await buildTools(base);
-    note(`stack: ${STACK === 'yara' ? 'signature + yara' : 'signature alone'}; ${HOSTS.length} hosts × ${N} files of ${SIZE} B, ${READERS} readers per host, hosts one after the other; ${ROUNDS} round(s) each way`);
+    note(`stack: ${STACK === 'yara' ? 'signature + yara' : 'signature alone'}, tags.stamp: ${STAMP}; ${HOSTS.length} hosts × ${N} files of ${SIZE} B, ${READERS} readers per host, hosts one after the other; ${ROUNDS} round(s) each way`);
     const rows: HostRow[] = [];
     for (let r = 1; r <= ROUNDS; r++) {
       rows.push(...(await oneRound(tools, base, r, false)));
@@ -304,7 +307,7 @@ async function main() {
       { what: 'CPU per hit, µs', value: us(hit.cpuUs), 'bare MGET (baseline)': us(hit.bareCpuUs), ratio: ratio(hit.cpuUs, hit.bareCpuUs) },
       { what: 'CPU of the digest alone, µs', value: us(hit.digestUs), 'bare MGET (baseline)': '-', ratio: '-' },
     ]);
-    writeResult('fleet', { stack: STACK, n: N, size: SIZE, readers: READERS, rounds: ROUNDS, rows, summary, hit });
+    writeResult('fleet', { stack: STACK, stamp: STAMP, n: N, size: SIZE, readers: READERS, rounds: ROUNDS, rows, summary, hit });
   } finally {
     await rm(base, { recursive: true, force: true });
   }

@@ -12,6 +12,9 @@ import { TagError } from '../src/tags/errors.js';
 import { ActorError } from '../actors/common/errors.js';
 import { ClamdError } from '../actors/clamd/session.js';
 import { parseConfig } from '../src/config/index.js';
+import { FleetKeyError } from '../src/fleet/key.js';
+import { FleetTlsError } from '../src/fleet/tls.js';
+import { FarmError } from '../src/farm/errors.js';
 
 test('each layer error is a BlessdError with its code, its name and its cause', (t) => {
   const cause = new Error('ENOENT');
@@ -26,6 +29,9 @@ test('each layer error is a BlessdError with its code, its name and its cause', 
     [new TagError('TAG_KEY_FILE', 'x', cause), 'TAG_KEY_FILE', 'TagError'],
     [new ActorError('ACTOR_DATABASE', 'x', { cause }), 'ACTOR_DATABASE', 'ActorError'],
     [new ClamdError('CLAMD_TIMEOUT', 'x'), 'CLAMD_TIMEOUT', 'ClamdError'],
+    [new FleetKeyError('x', cause), 'FLEET_KEY_FILE', 'FleetKeyError'],
+    [new FleetTlsError('x', cause), 'FLEET_TLS', 'FleetTlsError'],
+    [new FarmError('x', cause), 'BLESSD_FARM', 'FarmError'],
   ];
   for (const [err, code, name] of all) {
     t.true(isBlessdError(err), name);
@@ -35,6 +41,7 @@ test('each layer error is a BlessdError with its code, its name and its cause', 
   }
   t.is(all[6]![0].cause, cause);
   t.is(all[7]![0].cause, cause);
+  for (const i of [10, 11, 12]) t.is(all[i]![0].cause, cause);
   t.false('cause' in all[0]![0], 'no cause key when there is none');
   t.false(isBlessdError(new Error('plain')));
 });

@@ -14,7 +14,9 @@ import { connect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config/index.js';
-import { FarmConnection } from '../src/farm/scanner-listener.js';
+import { FarmConnection, FarmListener } from '../src/farm/scanner-listener.js';
+import { FarmError } from '../src/farm/errors.js';
+import { isBlessdError } from '../src/errors.js';
 import { LIMITS } from '../src/notify/protocol.js';
 import { runChild } from './helpers/child.js';
 import { withDaemonProcess, type DaemonProcess } from './helpers/daemon-process.js';
@@ -259,6 +261,23 @@ test('farm config: a listener without TLS material or without a way to authentic
   const badListen = t.throws(() => parse('farm: { listen: "somewhere", cert: s.pem, key: s.key, ca: ca.pem }\n'));
   t.regex(badListen!.message, /config\.yaml:3:\d+: farm\.listen: must be HOST:PORT/);
   t.throws(() => parse('farm: { listen: "0.0.0.0:7350", cert: s.pem, key: s.key, ca: ca.pem, sekret: x }\n'), { message: /farm\.sekret/ });
+});
+
+test('farm listener: a file it cannot use is a FarmError (BLESSD_FARM) naming the key and the file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'blessd-farm-files-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const farm = (extra: string) =>
+    parseConfig(`guards: [{ path: /srv }]\nstack: [{ actor: default, options: { answer: allow } }]\nfarm: { listen: "127.0.0.1:0", cert: ${join(dir, 'none.pem')}, key: ${join(dir, 'none.key')}, ${extra} }\n`, '/etc/blessd/config.yaml').farm;
+  const start = (f: ReturnType<typeof farm>) => FarmListener.start({ farm: f, control: {} as never, log: {} as never });
+  const short = join(dir, 'farm.secret');
+  await writeFile(short, 'too short\n');
+  const missing = await t.throwsAsync(start(farm(`ca: ${join(dir, 'ca.pem')}`)), { instanceOf: FarmError });
+  t.true(isBlessdError(missing));
+  t.is(missing!.code, 'BLESSD_FARM');
+  t.regex(missing!.message, new RegExp(`^farm\\.cert ${join(dir, 'none.pem')}: ENOENT`));
+  t.is((missing!.cause as NodeJS.ErrnoException).code, 'ENOENT');
+  const weak = await t.throwsAsync(start(farm(`secretFile: ${short}`)), { instanceOf: FarmError });
+  t.regex(weak!.message, new RegExp(`^farm\\.secretFile ${short}: the secret must be at least \\d+ bytes`));
 });
 
 t0('one scanner process serves two file servers over TLS: one admits by secret only, the other by client certificate only', async (t) => {

@@ -7,21 +7,17 @@
 // certificate's reason. (3) fleet.tls.ca names a missing file: `blessd check` and `blessd run` say so, naming the
 // key and the path, and run does not start (nothing is guarded).
 import test from 'ava';
-import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EICAR } from './helpers/actor-files.js';
 import { runChild } from './helpers/child.js';
 import { BLESSD } from './helpers/daemon-process.js';
-import { fleetCount as fleet, judgedOnFirst, readFreshLocally, TWO_POOL_SCANNERS, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { fleetCount as fleet, readFreshLocally, sharedFromFirst, TWO_POOL_SCANNERS, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor } from './helpers/wait.js';
 
 const rootTest = isRoot() ? test.serial : test.skip;
 
 const CLEAN = Buffer.from('an ordinary file, the same bytes on every host of a fleet that stores in a TLS cluster\n'.repeat(40));
-const read = (p: string) => runChild('cat', [p], { timeoutMs: 15_000 });
 const scans = async (h: FleetHost, scanner = 'yara') => (await h.stats()).scans[scanner] ?? 0;
 const lines = (h: FleetHost, re: RegExp) => h.daemon().log().split('\n').filter((l) => re.test(l));
 
@@ -35,24 +31,9 @@ rootTest('content scanned on host A is answered on host B through a TLS Redis Cl
   const plain = await runChild('redis-cli', ['-h', cluster.nodes[0]!.addr, '-p', String(cluster.nodes[0]!.port), 'ping'], { timeoutMs: 5_000 });
   t.notRegex(plain.stdout, /PONG/, 'no plain-text answer from a TLS node');
 
-  const onA = await judgedOnFirst([a!, b!], { 'clean.txt': CLEAN, 'eicar.com': EICAR });
-  t.is(onA['clean.txt']!.stdout, CLEAN.toString());
-  t.regex(onA['eicar.com']!.stderr, /Operation not permitted/);
-  t.is(await scans(a!), 2);
-  t.is(await fleet(a!, 'unavailable'), 0, `A's lookups all answered: ${a!.daemon().log()}`);
-  const keys = [...(await cluster.keysByNode('blessd:v1:yara:*')).values()].flat();
-  t.is(keys.length, 2, `A's two verdicts are in the cluster: ${JSON.stringify(keys)}`);
-  for (const c of [CLEAN, EICAR]) {
-    const digest = createHash('sha256').update(c).digest('hex');
-    t.true(keys.some((k) => k.endsWith(`:${digest}`)), `a key for ${digest}`);
-  }
-
-  t.is((await read(join(b!.dir, 'clean.txt'))).stdout, CLEAN.toString());
-  t.regex((await read(join(b!.dir, 'eicar.com'))).stderr, /Operation not permitted/, "A's deny holds on B");
-  t.is(await scans(b!), 0, 'B scanned nothing with yara');
-  t.is(await fleet(b!, 'hits'), 2, "yara's two answers, taken from the TLS cluster");
+  const keys = async () => [...(await cluster.keysByNode('blessd:v1:yara:*')).values()].flat();
+  await sharedFromFirst(t, a!, b!, CLEAN, { keys, via: 'the TLS cluster' });
   t.is(await scans(b!, 'yara2'), 2, 'yara2 has no answer in the store: B scanned with it');
-  t.is(await fleet(b!, 'unavailable'), 0, `B's lookups all answered: ${b!.daemon().log()}`);
   t.regex(a!.daemon().log(), /"store":"rediss\+cluster:\/\//, 'the log names the TLS cluster');
   for (const h of [a!, b!]) {
     await h.daemon().kill('SIGTERM');

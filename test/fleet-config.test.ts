@@ -2,11 +2,12 @@
 // not exactly what the fleet key signed under exactly this key is refused, whatever else it looks like.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseConfig } from '../src/config/index.js';
-import { loadFleetKey } from '../src/fleet/key.js';
+import { FleetKeyError, loadFleetKey } from '../src/fleet/key.js';
+import { isBlessdError } from '../src/errors.js';
 import { openFleet } from '../src/fleet/policy.js';
 import { shownStoreUrl as shownUrl } from '../src/fleet/store-url.js';
 import { parseStoreUrl } from '../src/fleet/store-url.js';
@@ -96,18 +97,28 @@ for (const [what, line, expected] of BAD) {
   });
 }
 
-test('the fleet key: refused when others can read it, when short, when missing — each naming the file', async (t) => {
+test('the fleet key: refused when others can read it, when short, when missing, when not a file — each a FLEET_KEY_FILE naming the key and the file', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'blessd-fleet-key-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'fleet.key');
-  await t.throwsAsync(loadFleetKey(path), { message: new RegExp(`fleet key file ${path}: .*ENOENT.*head -c 32 /dev/urandom`) });
+  const refused = async (message: RegExp) => {
+    const err = await t.throwsAsync(loadFleetKey(path), { instanceOf: FleetKeyError, message });
+    t.true(isBlessdError(err));
+    t.is((err as FleetKeyError).code, 'FLEET_KEY_FILE');
+  };
+  await refused(new RegExp(`^fleet\\.keyFile ${path}: .*ENOENT.*head -c 32 /dev/urandom`));
   await writeFile(path, randomBytes(32));
   await chmod(path, 0o644);
-  await t.throwsAsync(loadFleetKey(path), { message: new RegExp(`fleet key file ${path}: mode 644 lets others read it`) });
+  await refused(new RegExp(`^fleet\\.keyFile ${path}: mode 644 lets others read it`));
   await chmod(path, 0o600);
   t.is((await loadFleetKey(path)).length, 32);
   await writeFile(path, randomBytes(16));
-  await t.throwsAsync(loadFleetKey(path), { message: /16 bytes, at least 32 needed/ });
+  await refused(new RegExp(`^fleet\\.keyFile ${path}: 16 bytes, at least 32 needed`));
+  await rm(path);
+  await mkdir(path);
+  await refused(new RegExp(`^fleet\\.keyFile ${path}: not a regular file`));
+  await rm(path, { recursive: true });
+  await writeFile(path, randomBytes(16), { mode: 0o600 });
   const c = parseConfig(`${MINIMAL}fleet: { store: "redis://127.0.0.1:1", keyFile: ${path} }\n`, '/etc/blessd/config.yaml');
   await t.throwsAsync(openFleet(c.fleet), { message: /16 bytes/ }, 'a daemon with a bad key does not start');
 });

@@ -7,12 +7,12 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runChild, startChild } from './helpers/child.js';
 import { REPO } from './helpers/daemon-harness.js';
-import { fleetCount, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { daemonRchar, fleetCount, incompressible, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -20,13 +20,6 @@ const rootTest = isRoot() ? test.serial : test.skip;
 
 const MiB = 1 << 20;
 const SIZE = 16 * MiB;
-
-/** The same bytes on every host, not compressible into a pattern a scanner could skip: SHA-256 in counter mode. */
-function bigContent(): Buffer {
-  const out = Buffer.allocUnsafe(SIZE);
-  for (let i = 0; i * 32 < SIZE; i++) createHash('sha256').update(`block ${i}`).digest().copy(out, i * 32);
-  return out;
-}
 
 const MARKER = Buffer.from('a file the yara rule names: EVIL-MARKER\n'.repeat(10));
 
@@ -41,14 +34,7 @@ function stackWith(rules: string): string {
 `;
 }
 
-async function rchar(h: FleetHost): Promise<number> {
-  const pid = h.daemon().child.pid!;
-  // ip netns exec execs blessd in place: the pid is the daemon's own (checked, or the numbers would be ip's).
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-  if (!cmdline.includes('blessd.js')) throw new Error(`pid ${pid} is not blessd: ${cmdline}`);
-  const io = await readFile(`/proc/${pid}/io`, 'utf8');
-  return Number(/^rchar: (\d+)$/m.exec(io)![1]);
-}
+const rchar = daemonRchar;
 
 const scans = async (h: FleetHost, name: string) => (await h.stats()).scans[name] ?? 0;
 const cat = (p: string) => runChild('cat', [p], { timeoutMs: 30_000 });
@@ -60,7 +46,7 @@ rootTest('a store miss reads the file once for the signature pass and the digest
   await writeFile(rules, 'rule evil_marker {\n  strings:\n    $m = "EVIL-MARKER"\n  condition:\n    $m\n}\n');
   const f = await withFleet(t, ['a', 'b'], { stack: stackWith(rules), sizeMiB: 128 });
   const { a, b } = f.hosts as Record<string, FleetHost>;
-  const big = bigContent();
+  const big = incompressible(SIZE); // the same bytes on every host
   for (const h of [a!, b!]) {
     await writeFile(join(h.dir, 'warm.txt'), 'loads the actors and connects the store before the measured file\n');
     await writeFile(join(h.dir, 'big.bin'), big);
@@ -154,6 +140,13 @@ rootTest('with the pass as the digest, an engine whose file changed during its s
   await release();
   await within('cat of the changed file', r2.done, 15_000);
   const keys = async (scanner: string) => (await f.cli(['--scan', '--pattern', `blessd:v1:${scanner}:*`])).trim().split('\n').filter(Boolean);
+  // A wrong publish would be sent before the changed file's answer is handed back (share.ts publishes before the
+  // tag write), so before the cat above returned. The event to wait for: a later file's publish, which comes after
+  // it — once that key is in the store, a wrong one would be too.
+  const after = join(a.dir, 'after');
+  await writeFile(after, 'benign, read after the change\n');
+  t.is((await cat(after)).code, 0);
+  await waitFor("the later file's answer published", async () => (await keys('slow')).some((k) => k.endsWith(sha('benign, read after the change\n'))), 10_000, 50);
   // The pass is the digest, never a served scanner: nothing of it in the store.
   t.deepEqual(await keys('signature'), []);
   const slow = await keys('slow');

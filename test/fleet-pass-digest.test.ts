@@ -1,12 +1,15 @@
 // FleetFile (src/fleet/share.ts) taking its digest from a content pass, on a real file and against a store that
 // refuses connections (what the file asked of it shows in the counters): a digest from the pass is looked up
 // without a read of the file (this process's /proc/self/io rchar), a pass whose stamp or ctime moved gives no lookup
-// and no publish, and a pass that ended without a digest leaves the lookup to read one.
+// and no publish, and a pass that ended without a digest leaves the lookup to read one. On the scan path
+// (scan-shared.ts), a digest given by another task is used only while it still names the file.
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { FleetCounters } from '../src/fleet/counters.js';
+import { scanShared } from '../src/fleet/scan-shared.js';
 import { FleetFile, type FleetPolicy } from '../src/fleet/share.js';
+import type { ScanResult } from '../src/pool/tasks.js';
 import { storeClient } from '../src/fleet/store-client.js';
 import { readStampAndCtime } from '../src/tags/stamp.js';
 import { tempDir } from './helpers/actor-files.js';
@@ -82,4 +85,65 @@ test.serial('a pass that ended without a digest: the lookup reads one itself', a
   t.is(await looked, undefined);
   t.true(rchar() - before >= SIZE, `${rchar() - before} bytes read for a ${SIZE}-byte file`);
   t.is(counters.snapshot().unavailable, 1);
+});
+
+// The scan path (src/fleet/scan-shared.ts): a scan task given another task's pass digest (src/daemon/digest-round.ts).
+
+function scanTask(t: { teardown(fn: () => void): void }) {
+  const { fd, counters, sha256 } = setUp(t);
+  const policy: FleetPolicy = { url: URL, key: new Uint8Array(32), timeoutMs: TIMEOUT_MS, ttlS: 60, origin: 'test', counts: counters.shared };
+  const { stamp, ctimeNs } = readStampAndCtime(fd);
+  const given = { sha256: sha256.toString('hex'), stamp, ctimeNs };
+  let scans = 0;
+  const scan = async (): Promise<ScanResult> => {
+    scans++;
+    return { answer: 'ok', generation: 'g2', ms: 1 };
+  };
+  const run = (fleet: { digest?: typeof given; ownCtimeNs?: bigint }) => scanShared('yara', { fd, size: SIZE }, { policy, generation: 'g2', ...fleet }, 'g2', scan);
+  /** The lookups the store was asked for (it refuses each: one 'unavailable'; a publish to a store known down is
+   * not tried), once they are over. */
+  const asked = async () => {
+    await new Promise((r) => setTimeout(r, 2 * TIMEOUT_MS));
+    return counters.snapshot().unavailable;
+  };
+  return { fd, given, run, asked, scans: () => scans };
+}
+
+test.serial('scan path: a given pass digest that still names the file is the key (no read), and comes back for the content stamp', async (t) => {
+  const { given, run, asked, scans } = scanTask(t);
+  const before = rchar();
+  const r = await run({ digest: given });
+  t.true(rchar() - before < SIZE / 2, `${rchar() - before} bytes read for a ${SIZE}-byte file`);
+  t.is(scans(), 1);
+  t.deepEqual((r as ScanResult).digest, given);
+  t.is(await asked(), 1, 'one lookup, under the given digest');
+});
+
+test.serial('scan path: a given digest the file may no longer match (ctime moved, and it is not the ctime our own last tag write left): no lookup, no digest back', async (t) => {
+  const { fd, given, run, asked, scans } = scanTask(t);
+  fchmodSync(fd, 0o640); // stands in for our own tag write: it moves ctime, not the stamp
+  const ours = readStampAndCtime(fd).ctimeNs;
+  // Then ctime alone moves again (as after a write whose mtime was put back), right after ours: not ours.
+  fchmodSync(fd, 0o600);
+  const r = await run({ digest: given, ownCtimeNs: ours });
+  t.is(scans(), 1, 'scanned');
+  t.is((r as ScanResult).digest, undefined, 'nothing for the content stamp: it reads its own');
+  t.is(await asked(), 0, 'the store was asked nothing');
+});
+
+test.serial('scan path: a ctime that is the one our own last tag write left (a lease, another result tag): the given digest is used', async (t) => {
+  const { fd, given, run, asked } = scanTask(t);
+  fchmodSync(fd, 0o640); // stands in for our own tag write: it moves ctime, not the stamp
+  const r = await run({ digest: given, ownCtimeNs: readStampAndCtime(fd).ctimeNs });
+  t.deepEqual((r as ScanResult).digest, given);
+  t.is(await asked(), 1);
+});
+
+test.serial('scan path: no digest given: the lookup reads one, and it comes back with the result', async (t) => {
+  const { given, run, asked } = scanTask(t);
+  const before = rchar();
+  const r = await run({});
+  t.true(rchar() - before >= SIZE, `${rchar() - before} bytes read for a ${SIZE}-byte file`);
+  t.is((r as ScanResult).digest?.sha256, given.sha256);
+  t.is(await asked(), 1);
 });

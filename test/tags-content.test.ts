@@ -61,6 +61,25 @@ for (const kind of KINDS) {
     t.is((await content.read(b.fd, GEN, { verifyContent: true })).tags[0]!.judgement, 'stale-stamp');
   });
 
+  test(`${kind}: digestOnlyForTags: no digest read for a file without a result tag; a tagged file is verified as before`, async (t) => {
+    const s = await tagScratch(t, kind);
+    const tags = store(testKey(), { stampMode: 'content' });
+    const a = s.file('a', 'clean content 2');
+    const cold = await tags.read(a.fd, GEN, { verifyContent: true, digestOnlyForTags: true });
+    t.deepEqual(cold.tags, []);
+    t.is(cold.digest, undefined, 'a cold file: nothing could use a digest, none taken');
+    const lease = tags.begin(a.fd, 'clamav');
+    if (lease.status !== 'leased') return t.fail();
+    t.is((await tags.read(a.fd, GEN, { verifyContent: true, digestOnlyForTags: true })).digest, undefined, 'a lease alone needs no digest');
+    t.is((await tags.finish(a.fd, 'clamav', lease.token, { answer: 'allow' }, GEN.clamav)).status, 'written');
+    const tagged = await tags.read(a.fd, GEN, { verifyContent: true, digestOnlyForTags: true });
+    t.is(tagged.digest, sha('clean content 2'), 'a result tag to verify: digested');
+    t.is(tagged.tags[0]!.judgement, 'valid');
+    await sneakyRewrite(s.scratch.dir, a.path, 'EVIL content 2!');
+    const caught = (await tags.read(a.fd, GEN, { verifyContent: true, digestOnlyForTags: true })).tags[0]!;
+    t.is(caught.judgement, 'stale-stamp', 'the same-size rewrite with mtime put back is caught');
+  });
+
   test(`${kind}: finish uses the digest of what was scanned when the caller gives it`, async (t) => {
     const s = await tagScratch(t, kind);
     const tags = store(testKey(), { stampMode: 'content' });

@@ -1,12 +1,14 @@
 // `blessd check`: everything `blessd run` would fail on, found without guarding anything — guard paths that are
 // missing or of the wrong kind, a must-pass directory that cannot be read, actors that do not load (missing
-// databases, rules that do not compile, bad options), fleet.tls files that are missing or hold no usable PEM.
+// databases, rules that do not compile, bad options), fleet.tls files that are missing or hold no usable PEM, a
+// fleet key file that is missing, unreadable, too short or readable by others.
 // Each problem is one line, `file:line:col: key: message`.
 // `run` makes the same checks before it marks anything, so a start-up failure reads the same.
 import { statSync } from 'node:fs';
 import { unsupportedFilesystem } from '../gate/fs-support.js';
 import type { Config, StackEntry } from '../config/types.js';
 import { effectiveStack } from '../policy/must-pass.js';
+import { FleetKeyError, loadFleetKey } from '../fleet/key.js';
 import { parseStoreUrl } from '../fleet/store-url.js';
 import { FleetTlsError, loadStoreTls } from '../fleet/tls.js';
 
@@ -51,9 +53,27 @@ export async function checkConfig(config: Config, opts: { loadActors?: boolean }
   } catch (err) {
     problems.push(`${config.file}: mustPass.dir: ${(err as Error).message}`);
   }
+  await checkFleetKey(config, problems, warnings);
   await checkFleetTls(config, problems, warnings);
   if (opts.loadActors !== false) problems.push(...(await loadActors(stack, warnings)));
   return { problems, warnings, stack };
+}
+
+/** The fleet key file, read as run reads it at start (src/fleet/key.ts): missing, unreadable, too short, shared. */
+async function checkFleetKey(config: Config, problems: string[], warnings: string[]): Promise<void> {
+  if (config.fleet.store === null) return;
+  try {
+    await loadFleetKey(config.fleet.keyFile);
+  } catch (err) {
+    if (!(err instanceof FleetKeyError)) throw err;
+    notRootOr(config, err, problems, warnings);
+  }
+}
+
+/** check runs as any user; run reads the files as root: a file only root may read is no problem of the config. */
+function notRootOr(config: Config, err: FleetKeyError | FleetTlsError, problems: string[], warnings: string[]): void {
+  const notRoot = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EACCES' && process.getuid?.() !== 0;
+  (notRoot ? warnings : problems).push(`${config.file}: ${err.message}${notRoot ? ' (not checked: blessd run reads it as root)' : ''}`);
 }
 
 /** fleet.tls's files, read as run reads them at start (src/fleet/tls.ts). */
@@ -65,9 +85,7 @@ async function checkFleetTls(config: Config, problems: string[], warnings: strin
     await loadStoreTls(config.fleet.tls);
   } catch (err) {
     if (!(err instanceof FleetTlsError)) throw err;
-    // check runs as any user; run reads the files as root: a key only root may read is no problem of the config.
-    const notRoot = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EACCES' && process.getuid?.() !== 0;
-    (notRoot ? warnings : problems).push(`${config.file}: ${err.message}${notRoot ? ' (not checked: blessd run reads it as root)' : ''}`);
+    notRootOr(config, err, problems, warnings);
   }
 }
 

@@ -2,7 +2,8 @@
 // scan pool, the gate's answers, notices and logs. The machine decides; these do the work.
 import { native } from '../gate/addon.js';
 import { denyErrno } from '../gate/types.js';
-import type { InodeServices, Waiter } from '../inode/services.js';
+import type { InodeServices, ScanResult, Waiter } from '../inode/services.js';
+import type { StackEntry } from '../config/types.js';
 import { evaluate, neededScanners } from '../policy/stack.js';
 import { buildNotice } from '../notify/file-identity.js';
 import { REMOTE_ACTOR } from '../notify/remote-scanners.js';
@@ -12,59 +13,92 @@ import type { DaemonParts } from './parts.js';
 import { scanWithTags, type ScanContext } from './scan-service.js';
 import { resolveFailure, RETRY } from '../pool/failure.js';
 import { judgedStampOf } from '../tags/stamp.js';
+import { isPassEntry } from '../fleet/scope.js';
+import type { Cancelled } from '../pool/cancel.js';
+import { DigestRound } from './digest-round.js';
 
 export function inodeServices(d: DaemonParts): InodeServices {
+  // Only where a digest has a use: the content stamp, or a fleet store.
+  const rounds = new WeakMap<Cancelled, DigestRound>();
+  const roundOf = (signal: Cancelled): DigestRound | undefined => {
+    if (d.config.tags.stamp !== 'content' && !d.fleet) return undefined;
+    let r = rounds.get(signal);
+    if (!r) rounds.set(signal, (r = new DigestRound(d.config.tags.stamp === 'content')));
+    return r;
+  };
+  /** One scanner on one file (`scan` below): its slot, its context, scanWithTags (or the remote scanner). */
+  const scanOne = async (machineFd: number, name: string, entry: StackEntry, served: boolean, round: DigestRound | undefined, signal: Cancelled, lane: boolean | undefined, uid: number | undefined): Promise<ScanResult> => {
+    // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
+    // scanners still run and write their tags. A closed, reused fd number would tag the wrong file.
+    const fd = native.dupFd(machineFd);
+    try {
+      // A served scanner looks the store up with the pass's digest: wait for the pass, holding no slot.
+      if (served) await round?.beforeLookup(name);
+    } catch (err) {
+      closeQuiet(fd);
+      throw err;
+    }
+    // Observe scanners and the crawl wait for a background slot of the pool; a remote scanner uses no worker.
+    const background = (lane === true || entry.control === 'observe') && entry.actor !== REMOTE_ACTOR;
+    // Gating scans take their uid's turn: a flood of one uid queues behind itself (fair-slots.ts).
+    const fair = !background && entry.actor !== REMOTE_ACTOR;
+    if (background) await d.backgroundSlots.acquire();
+    else if (fair) {
+      try {
+        await d.fairSlots.acquire(uid ?? 0, signal);
+      } catch (err) {
+        closeQuiet(fd);
+        throw err;
+      }
+    }
+    try {
+      const ctx: ScanContext = {
+        pool: d.pool,
+        tags: d.tags,
+        entry,
+        generation: d.stack.generations[name],
+        signal,
+        timeoutMs: d.config.pool.scanTimeout,
+        // Only for the scanners the store serves (src/fleet/scope.ts): a signature-only stack makes no store traffic.
+        ...(served && { fleet: d.fleet!.policy }),
+        ...(round && { round }),
+        path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
+        onScan: (n) => (d.counters.scans[n] = (d.counters.scans[n] ?? 0) + 1),
+        onTagError: (err) => d.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),
+      };
+      // A remote entry is served by a client of the control socket, through the same lease and tag write.
+      const started = performance.now();
+      const result = await (entry.actor === REMOTE_ACTOR ? d.remote.scan(fd, ctx) : scanWithTags(fd, ctx));
+      if (result.source === 'scan') {
+        const ms = performance.now() - started;
+        d.costs.scanned(ctx.path, ms, []);
+        d.scanDurations.observe(name, ms / 1000);
+      }
+      return result;
+    } finally {
+      if (background) d.backgroundSlots.release();
+      else if (fair) d.fairSlots.release();
+      closeQuiet(fd);
+    }
+  };
   return {
-    readAnswers: async (fd) => d.stack.answersOf(await d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content' })),
+    // Content stamp: the digest that verifies it only where a result tag can use it (a cold file has none).
+    readAnswers: async (fd) => d.stack.answersOf(await d.tags.read(fd, d.stack.generations, { verifyContent: d.config.tags.stamp === 'content', digestOnlyForTags: true })),
     evaluate: (answers) => evaluate(d.stack.stack, answers),
     needed: (answers) => neededScanners(d.stack.stack, answers),
     observers: (answers) => d.stack.observers(answers),
     scan: async (machineFd, name, signal, lane, uid) => {
       const entry = d.stack.entry(name);
       if (!entry) throw new Error(`no scanner named ${name} in the stack`);
-      // Each scan holds its own descriptor: the machine may reach its verdict (and close its fd) while slower
-      // scanners still run and write their tags. A closed, reused fd number would tag the wrong file.
-      const fd = native.dupFd(machineFd);
-      // Observe scanners and the crawl wait for a background slot of the pool; a remote scanner uses no worker.
-      const background = (lane === true || entry.control === 'observe') && entry.actor !== REMOTE_ACTOR;
-      // Gating scans take their uid's turn: a flood of one uid queues behind itself (fair-slots.ts).
-      const fair = !background && entry.actor !== REMOTE_ACTOR;
-      if (background) await d.backgroundSlots.acquire();
-      else if (fair) {
-        try {
-          await d.fairSlots.acquire(uid ?? 0, signal);
-        } catch (err) {
-          closeQuiet(fd);
-          throw err;
-        }
-      }
+      // The round: this file's scans started with this cancel flag, joined before any of them awaits (digest-round.ts).
+      const served = d.fleet !== null && d.fleetScope().served.has(name) && entry.actor !== REMOTE_ACTOR;
+      const round = roundOf(signal);
+      round?.join(name, { pass: isPassEntry(entry) && entry.actor !== REMOTE_ACTOR, served });
+      if (!round?.isSource(name)) return scanOne(machineFd, name, entry, served, round, signal, lane, uid);
       try {
-        const ctx: ScanContext = {
-          pool: d.pool,
-          tags: d.tags,
-          entry,
-          generation: d.stack.generations[name],
-          signal,
-          timeoutMs: d.config.pool.scanTimeout,
-          // Only for the scanners the store serves (src/fleet/scope.ts): a signature-only stack makes no store traffic.
-          ...(d.fleet && d.fleetScope().served.has(name) && { fleet: d.fleet.policy }),
-          path: readlinkQuiet(`/proc/self/fd/${fd}`) ?? `fd:${fd}`,
-          onScan: (n) => (d.counters.scans[n] = (d.counters.scans[n] ?? 0) + 1),
-          onTagError: (err) => d.log.warn({ scanner: name, err: err.message }, 'tag not stored (no room or no xattr support): the verdict lives in memory only and will not survive a restart'),
-        };
-        // A remote entry is served by a client of the control socket, through the same lease and tag write.
-        const started = performance.now();
-        const result = await (entry.actor === REMOTE_ACTOR ? d.remote.scan(fd, ctx) : scanWithTags(fd, ctx));
-        if (result.source === 'scan') {
-          const ms = performance.now() - started;
-          d.costs.scanned(ctx.path, ms, []);
-          d.scanDurations.observe(name, ms / 1000);
-        }
-        return result;
+        return await scanOne(machineFd, name, entry, served, round, signal, lane, uid);
       } finally {
-        if (background) d.backgroundSlots.release();
-        else if (fair) d.fairSlots.release();
-        closeQuiet(fd);
+        round.passEnded(); // on every way out (an fd limit, an aborted wait for a slot, …): nobody waits for it in vain
       }
     },
     clearTags: (fd) => {

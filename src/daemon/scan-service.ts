@@ -10,6 +10,8 @@ import type { TagStore } from '../tags/index.js';
 import { splitTagGeneration } from '../tags/generation.js';
 import type { ScanResult } from '../inode/services.js';
 import type { FleetPolicy } from '../fleet/share.js';
+import type { FileDigest } from '../pool/tasks.js';
+import type { DigestRound } from './digest-round.js';
 
 export interface ScanContext {
   pool: ScanPool;
@@ -26,6 +28,8 @@ export interface ScanContext {
   onTagError?: (err: Error) => void;
   /** The fleet store (src/fleet/share.ts): pool scans look there first, and share what they find. */
   fleet?: FleetPolicy;
+  /** The file's other scans of this round, for one digest between them (digest-round.ts). */
+  round?: DigestRound;
   /** Who scans, instead of the pool: an out-of-process scanner on the control socket (src/notify). */
   run?: (file: { fd: number; size: number; path: string }) => Promise<ScanOutcome>;
 }
@@ -37,6 +41,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface Scanned {
   answer: Answer;
   failure?: 'timeout' | 'crash' | 'too-large' | 'load';
+  /** The content's digest the task read anyway (digest-round.ts). */
+  digest?: FileDigest;
 }
 
 // A failure answer is not a verdict on the content: it is neither tagged nor cached (transient). A too-large answer
@@ -62,6 +68,7 @@ export async function scanWithTags(fd: number, ctx: ScanContext): Promise<ScanRe
       // supersedes it. Waiting it out would hold the reader for a whole lease. A lease whose holder is gone (a
       // daemon of this host that died) is void and taken over at once (judge.ts).
       lease = tags.begin(fd, entry.name, ctx.generation, { takeOwn: true });
+      if (lease.status === 'leased') ctx.round?.wroteTag(fd); // the ctime our lease left (no await since)
     } catch (err) {
       // No room or no support for tags on this file (ENOSPC, EDQUOT, EOPNOTSUPP...): the verdict still counts for
       // this access, it just cannot outlive it. Say so, and scan without a lease.
@@ -94,7 +101,11 @@ export async function scanWithTags(fd: number, ctx: ScanContext): Promise<ScanRe
     }
     let written;
     try {
-      written = await tags.finish(fd, entry.name, lease.token, scanned.answer, ctx.generation);
+      ctx.round?.offer(scanned.digest);
+      // Content stamp: the round's digest if it still names the file, else finish reads one (the old way).
+      const digest = tags.stampMode === 'content' ? ctx.round?.forTag(fd) : undefined;
+      written = await tags.finish(fd, entry.name, lease.token, scanned.answer, ctx.generation, digest === undefined ? {} : { digest });
+      ctx.round?.wroteTag(fd); // the ctime our result left (read one promise turn after the write)
     } catch (err) {
       ctx.onTagError?.(err as Error);
       return resultOf(entry.name, scanned);
@@ -121,7 +132,11 @@ async function scanOnce(fd: number, ctx: ScanContext): Promise<Scanned> {
           { fd, size, path: ctx.path },
           // The actor generation this tag generation stands for: a worker holding an older database loads it anew.
           { name: entry.name, actor: entry.actor, options: entry.options as Record<string, unknown>, maxSize: entry.maxSize, generation: splitTagGeneration(ctx.generation).actor },
-          { timeoutMs: ctx.timeoutMs, ...(ctx.fleet && { fleet: { policy: ctx.fleet, generation: ctx.generation } }) },
+          {
+            timeoutMs: ctx.timeoutMs,
+            ...(ctx.fleet && { fleet: fleetTask(ctx.fleet, ctx.generation, ctx.round) }),
+            ...(ctx.round?.wantsPassDigest(entry.name) && { digest: true as const }),
+          },
         );
     if (ctx.fleet && !ctx.run && !(result.kind === 'answer' && result.shared)) ctx.onScan?.(entry.name);
     const resolved = resolveFailure(result, entry, { retried });
@@ -129,8 +144,16 @@ async function scanOnce(fd: number, ctx: ScanContext): Promise<Scanned> {
       retried = true;
       continue;
     }
-    return result.kind === 'error' ? { answer: resolved, failure: result.code } : { answer: resolved };
+    if (result.kind === 'error') return { answer: resolved, failure: result.code };
+    return result.digest ? { answer: resolved, digest: result.digest } : { answer: resolved };
   }
+}
+
+/** A served scanner's store task: with the round's digest (the pass's), checked in the worker, instead of a read. */
+function fleetTask(policy: FleetPolicy, generation: string, round: DigestRound | undefined) {
+  const digest = round?.digest();
+  const ownCtimeNs = round?.ownCtime;
+  return { policy, generation, ...(digest && { digest }), ...(ownCtimeNs !== undefined && { ownCtimeNs }) };
 }
 
 async function awaitForeignResult(fd: number, ctx: ScanContext, leaseUntil: number): Promise<Answer | undefined> {

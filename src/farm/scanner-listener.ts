@@ -24,6 +24,7 @@ import { hostname } from 'node:os';
 import { promisify } from 'node:util';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { Config } from '../config/types.js';
+import { FarmError } from './errors.js';
 import type { Logger } from '../daemon/logger.js';
 import { Connection } from '../notify/connection.js';
 import type { DaemonControl } from '../notify/daemon-control.js';
@@ -164,18 +165,18 @@ export class FarmListener {
   /** Listen on farm.listen with TLS. Throws (code BLESSD_FARM) naming the key and file on any setup failure. */
   static async start(o: FarmListenerOptions): Promise<FarmListener> {
     const f = o.farm;
-    if (!f.listen || !f.cert || !f.key) throw farmError('farm.listen, farm.cert and farm.key are required');
+    if (!f.listen || !f.cert || !f.key) throw new FarmError('farm.listen, farm.cert and farm.key are required');
     const file = (key: 'cert' | 'key' | 'ca' | 'secretFile', path: string) => {
       try {
         return readFileSync(path);
       } catch (err) {
-        throw farmError(`farm.${key} ${path}: ${(err as Error).message}`);
+        throw new FarmError(`farm.${key} ${path}: ${(err as Error).message}`, err);
       }
     };
     let secret: string | null = null;
     if (f.secretFile) {
       secret = file('secretFile', f.secretFile).toString('utf8').replace(/\r?\n$/, '');
-      if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) throw farmError(`farm.secretFile ${f.secretFile}: the secret must be at least ${MIN_SECRET_BYTES} bytes`);
+      if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) throw new FarmError(`farm.secretFile ${f.secretFile}: the secret must be at least ${MIN_SECRET_BYTES} bytes`);
     }
     const server = createServer({
       cert: file('cert', f.cert),
@@ -192,7 +193,7 @@ export class FarmListener {
     server.maxConnections = LIMITS.maxClients;
     const { host, port } = f.listen;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(farmError(`farm.listen ${host}:${port}: cannot listen: ${err.message}`)));
+      server.once('error', (err) => reject(new FarmError(`farm.listen ${host}:${port}: cannot listen: ${err.message}`, err)));
       server.listen(port, host, () => resolve());
     });
     const bound = self.address;
@@ -308,8 +309,4 @@ export class FarmListener {
 
 function digest(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
-}
-
-function farmError(message: string): Error {
-  return Object.assign(new Error(message), { code: 'BLESSD_FARM' });
 }

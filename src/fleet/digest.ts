@@ -33,3 +33,20 @@ export function contentDigest(fd: number, size: number): Digest | undefined {
   if (!sameStamp(before.stamp, after.stamp) || before.ctimeNs !== after.ctimeNs) return undefined;
   return { sha256: hash.digest('hex'), stamp: after.stamp, ctimeNs: after.ctimeNs };
 }
+
+/**
+ * Whether a digest taken earlier still names the file's content now: the same stamp, and a ctime that is the
+ * digest's own or `ownCtimeNs`, the one read right after our own last tag write on the file (a write of ours
+ * changes no content). Exactly that one, no slack: any change after that read moves ctime again (multigrain
+ * timestamps, docs/kernel.md), however soon after our write it comes. Read errors: no (the caller then reads a
+ * digest of its own, or publishes nothing).
+ */
+export function stillNames(fd: number, d: Digest, ownCtimeNs?: bigint): boolean {
+  try {
+    const now = readStampAndCtime(fd);
+    if (!sameStamp(now.stamp, d.stamp)) return false;
+    return now.ctimeNs === d.ctimeNs || now.ctimeNs === ownCtimeNs;
+  } catch {
+    return false;
+  }
+}

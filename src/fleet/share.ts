@@ -9,17 +9,16 @@
 // what the store skips, and the file is read once by blessd. Without such a pass (or if it ended without a digest)
 // the digest is one read of its own before the lookup (digest.ts): the price of skipping every scanner on a hit.
 // Only content answers are published: never a failure-policy answer (timeout, crash, onError, too large), and only
-// when the file's stamp right after the scan is the one its digest was taken with, and its ctime too — or moved no
-// later than our own result tags of another scanner explain (the scan read the content the digest names); the
-// publish happens before this scanner's result tag is written, which moves ctime. A refused value (bad MAC, other
+// when the file's stamp right after the scan is the one its digest was taken with, and its ctime too — or exactly
+// the ctime our own last result tag (another scanner's) left, read right after that write (the scan read the
+// content the digest names; no slack of time: a change right after our write moves ctime again); the publish happens before this scanner's result tag is written, which moves ctime. A refused value (bad MAC, other
 // format version, malformed) is counted, its reason kept for the log, and the file scanned.
 // Must not: hold a file longer than the store timeout, throw (a bug here would fail the scanner closed, as any
 // error in scanOne does, but the store's own problems are never errors), or run on the main thread.
 import type { Answer } from '../policy/answer.js';
-import { landedInTime } from '../tags/ctime.js';
 import { readStampAndCtime, sameStamp, type Stamp } from '../tags/stamp.js';
 import { FleetCounters } from './counters.js';
-import { contentDigest, type Digest } from './digest.js';
+import { contentDigest, stillNames, type Digest } from './digest.js';
 import { storeClient, type StoreClient } from './store-client.js';
 import type { StoreTls } from './tls.js';
 import { decodeValue, encodeValue, storeKey } from './value.js';
@@ -57,8 +56,8 @@ type StampAndCtime = { stamp: Stamp; ctimeNs: bigint };
 export class FleetFile {
   private looked?: Promise<Map<string, Answer>>;
   private digest?: Digest;
-  /** When our last result tag for this file was written (ms): ctime up to then is our own doing (ctime.ts). */
-  private ownWriteMs?: number;
+  /** The file's ctime right after our last result tag on it (digest.ts stillNames): that ctime is our own doing. */
+  private ownCtimeNs?: bigint;
   /** With a source: its pass's digest, null (the file changed under it: no lookup), or undefined (none: read one). */
   private readonly passed?: Promise<Digest | null | undefined>;
   private endPass?: (d: Digest | null | undefined) => void;
@@ -73,8 +72,16 @@ export class FleetFile {
     /** A scanner whose scan is a content pass that gives the digest (content-pass.ts); never looked up, and only
      * published if it is one of `wanted`. */
     readonly source?: string,
+    /** A digest another task's content pass took (the scan path: src/daemon/digest-round.ts), checked by the
+     * caller to still name the file; null: it does not (no lookup, no publish). */
+    private readonly given?: Digest | null,
   ) {
     if (source !== undefined) this.passed = new Promise((resolve) => (this.endPass = resolve));
+  }
+
+  /** The digest the lookup used (the pass's, the given one, or its own read), if any: for the content stamp. */
+  taken(): Digest | undefined {
+    return this.digest;
   }
 
   /** Another host's answer for this content and scanner, or undefined (scan it). Bounded by the store timeout. */
@@ -108,10 +115,10 @@ export class FleetFile {
 
   private async lookup(fromPass: Digest | null | undefined): Promise<Map<string, Answer>> {
     const found = new Map<string, Answer>();
-    if (fromPass === null) return found; // changed under the pass: scan, publish nothing
+    if (fromPass === null || this.given === null) return found; // changed under the pass: scan, publish nothing
     const { client, key, counters } = derivedOf(this.policy);
     const started = performance.now();
-    const digest = fromPass ?? contentDigest(this.fd, this.size ?? Number(readStampAndCtime(this.fd).stamp.size));
+    const digest = fromPass ?? this.given ?? contentDigest(this.fd, this.size ?? Number(readStampAndCtime(this.fd).stamp.size));
     if (digest === undefined) return found; // changing under us: scan, publish nothing
     this.digest = digest;
     const names = [...this.wanted.keys()].filter((n) => n !== this.source);
@@ -138,28 +145,23 @@ export class FleetFile {
     return found;
   }
 
-  /** A result tag of ours is being written now (judge-batch.ts): it moves ctime, and that is no change of content. */
-  wroteTag(atMs: number): void {
-    this.ownWriteMs = Math.max(this.ownWriteMs ?? 0, atMs);
+  /** A result tag of ours has just been written (judge-batch.ts, right after the write; on the scan path the main
+   * thread's, read there: scan-shared.ts): it moved ctime, and that is no change of content. */
+  wroteTag(ctimeNs: bigint | undefined): void {
+    this.ownCtimeNs = ctimeNs;
   }
 
   /**
    * Right after a scan's content answer (before its tag is written, which moves ctime): share it, if the file's
-   * stamp is still the one its digest was taken with, and its ctime too (or moved no later than our own result tags
-   * explain) — then the scan read the content the digest names. Not awaited by the caller; never throws.
+   * stamp is still the one its digest was taken with, and its ctime too (or the one our own last result tag on it
+   * left) — then the scan read the content the digest names. Not awaited by the caller; never throws.
    */
   publish(scanner: string, answer: Answer): void {
     const generation = this.wanted.get(scanner);
     const digest = this.digest;
     if (digest === undefined || generation === undefined) return;
-    try {
-      const now = readStampAndCtime(this.fd);
-      if (!sameStamp(now.stamp, digest.stamp)) return;
-      // ctime moved since the digest: fine only if our own result tags (another scanner's, finished first) explain it.
-      if (now.ctimeNs !== digest.ctimeNs && (this.ownWriteMs === undefined || !landedInTime(now.ctimeNs, this.ownWriteMs))) return;
-    } catch {
-      return;
-    }
+    // ctime moved since the digest: fine only if it is the ctime our own last tag write (another scanner's) left.
+    if (!stillNames(this.fd, digest, this.ownCtimeNs)) return;
     const { client, key, counters } = derivedOf(this.policy);
     const k = storeKey(scanner, generation, digest.sha256);
     void client.publish(k, encodeValue(key, k, answer, this.policy.origin), this.policy.ttlS, answer.answer === 'deny').then((r) => {

@@ -369,9 +369,11 @@ async function scanScanner(fd: number, name: string, path: string, stamped: numb
   };
   if (token === undefined) return done();
   try {
-    // Told before the write lands: another scanner of this file may publish while it is under way.
-    fleet?.wroteTag(Date.now());
-    const written = await store.finish(fd, name, token, answer, generation);
+    // The write lands inside this call, before its first await (no content digest here); the ctime it left is ours
+    // — told at once, for another scanner of this file that publishes after it (share.ts).
+    const finishing = store.finish(fd, name, token, answer, generation);
+    if (fleet) fleet.wroteTag(stampAndCtimeIfAny(fd)?.ctimeNs);
+    const written = await finishing;
     if (written.status === 'written') return done();
   } catch (err) {
     out.tagErrors.push({ name, message: (err as Error).message });

@@ -20,12 +20,12 @@ import { policyRef } from './policy-wire.js';
 import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
 import { slotKey } from './slot-key.js';
-import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgeLane, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
+import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgeLane, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type FileDigest, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
 
 export type ScanOutcome =
-  | { kind: 'answer'; answer: AnswerKind; reason?: string; ms: number; generation: string; shared?: true }
+  | { kind: 'answer'; answer: AnswerKind; reason?: string; ms: number; generation: string; shared?: true; digest?: FileDigest }
   | { kind: 'error'; code: 'timeout' | 'crash' | 'too-large' | 'load'; message: string };
 
 export interface ScanPoolOptions {
@@ -259,7 +259,7 @@ export class ScanPool {
   async scan(
     file: { fd: number; size: number; path: string },
     entry: PoolEntry,
-    opts: { timeoutMs: number; signal?: AbortSignal; fleet?: ScanTask['fleet'] },
+    opts: { timeoutMs: number; signal?: AbortSignal; fleet?: ScanTask['fleet']; digest?: true },
   ): Promise<ScanOutcome> {
     if (entry.maxSize !== undefined && file.size > entry.maxSize) {
       return { kind: 'error', code: 'too-large', message: `${entry.name}: ${file.path} is ${file.size} bytes, over the limit of ${entry.maxSize}` };
@@ -272,6 +272,7 @@ export class ScanPool {
       started: startSlot(),
       marker: nextMarker(),
       ...(opts.fleet && { fleet: opts.fleet }),
+      ...(opts.digest && { digest: true as const }),
     };
     const r = await this.runTask(task, opts.timeoutMs, opts.signal, entry.name);
     if (r === 'timeout') return { kind: 'error', code: 'timeout', message: `${entry.name}: no answer for ${file.path} within ${opts.timeoutMs} ms of starting` };
@@ -280,6 +281,7 @@ export class ScanPool {
     const s = r as ScanResult;
     const out: ScanOutcome = s.reason === undefined ? { kind: 'answer', answer: s.answer, ms: s.ms, generation: s.generation } : { kind: 'answer', answer: s.answer, reason: s.reason, ms: s.ms, generation: s.generation };
     if (s.shared) out.shared = true;
+    if (s.digest) out.digest = s.digest;
     return out;
   }
 

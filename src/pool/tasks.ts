@@ -57,8 +57,25 @@ export interface ScanTask {
   started: SharedArrayBuffer;
   /** Unique per task: put into the environment of programs the actor spawns, to find them by (scan-file.ts). */
   marker: string;
-  /** The fleet store, and this scanner's tag generation (the key names it): src/fleet/share.ts. */
-  fleet?: { policy: FleetPolicy; generation: string };
+  /**
+   * The fleet store, and this scanner's tag generation (the key names it): src/fleet/share.ts. With `digest`: the
+   * file's digest from another scanner's content pass (src/daemon/digest-round.ts), used instead of a read of its
+   * own if it still names the file (its stamp, and its ctime or `ownCtimeNs`: the ctime right after our last tag
+   * write on the file).
+   */
+  fleet?: { policy: FleetPolicy; generation: string; digest?: FileDigest; ownCtimeNs?: bigint };
+  /** Ask a content pass (content-pass.ts) for the SHA-256 it reads anyway: it comes back as ScanResult.digest. */
+  digest?: true;
+}
+
+/** A file's SHA-256 up to its stamped size, and the stamp and ctime it names (src/fleet/digest.ts). */
+export interface FileDigest {
+  sha256: string;
+  stamp: { ino: bigint; igen: number; size: bigint; mtimeNs: bigint };
+  ctimeNs: bigint;
+  /** A pass's digest only: ctime moved during the pass (from this): good only if it is the ctime our own tag write
+   * left (another scanner's lease, taken meanwhile), which the main thread knows (src/daemon/digest-round.ts). */
+  ctimeMovedFrom?: bigint;
 }
 
 export type WorkerTask = LoadTask | ScanTask | JudgeTask;
@@ -87,6 +104,9 @@ export interface ScanResult {
   helperPids?: number[];
   /** Another host's answer from the fleet store: nothing was scanned. */
   shared?: true;
+  /** The content's digest this task read anyway (a content pass asked for it, or the fleet lookup's): for the
+   * content stamp and the other scanners of the file, so that nothing reads the file again for it. */
+  digest?: FileDigest;
 }
 
 export type WorkerResult = LoadResult | ScanResult | WorkerFailure | JudgeResult;

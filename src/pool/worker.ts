@@ -8,6 +8,7 @@ import { native } from '../gate/addon.js';
 import { loadActor, onFirstLoad, retireAll, retireExcept } from './load-actor.js';
 import { failure, scanWith, withHelpers } from './actor-scan.js';
 import { judgeBatch } from './judge-batch.js';
+import { scanWithDigest } from './pass-digest.js';
 import { scanShared } from '../fleet/scan-shared.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type WorkerResult, type WorkerTask } from './tasks.js';
 
@@ -84,7 +85,9 @@ async function runTask(task: WorkerTask): Promise<WorkerResult> {
   // actor whose generation follows a server, like clamd's VERSION, that is down) scans with what it has: the
   // result carries that generation, and failing every scan until a reload would be worse.
   times[SLOT_BEGUN] = Date.now();
-  const scan = () => scanWith(task.entry.name, instance, { ...task.file, chunkSize: task.chunkSize, groups: new Int32Array(task.started, SLOT_GROUPS_AT, SLOT_GROUPS), marker: task.marker });
+  const init = { ...task.file, chunkSize: task.chunkSize, groups: new Int32Array(task.started, SLOT_GROUPS_AT, SLOT_GROUPS), marker: task.marker };
+  // Asked for (the scan path, src/daemon/digest-round.ts): a content pass returns the digest it reads anyway.
+  const scan = () => (task.digest ? scanWithDigest(task.entry.name, instance, init) : scanWith(task.entry.name, instance, init));
   // The fleet store: another host's answer instead of the scan, or this scan's answer shared (src/fleet/share.ts).
   return task.fleet ? scanShared(task.entry.name, task.file, task.fleet, instance.generation, scan) : scan();
 }

@@ -21,7 +21,7 @@ import { KEY_BYTES } from './key.js';
 import { isTagNamespace, parseTagName, tagName, type TagNamespace } from './names.js';
 import type { TagReport } from './report.js';
 import { judgeCtime } from './ctime.js';
-import { readStampAndCtime, type Stamp } from './stamp.js';
+import { readStampAndCtime, sameStamp, type Stamp } from './stamp.js';
 
 export type { TagReport } from './report.js';
 import { LOCK_STALE_MS, takeOver } from './takeover.js';
@@ -52,6 +52,8 @@ export interface ReadOptions {
   verifyContent?: boolean;
   /** The content digest if the caller already has it (saves the read). */
   digest?: string;
+  /** With verifyContent: no digest (no read) when no result tag could use it — none whose stamp is the file's. */
+  digestOnlyForTags?: boolean;
 }
 
 export type BeginResult =
@@ -129,7 +131,14 @@ export class TagStore {
   /** Every tag of the configured namespace on the file, judged. Unparseable values are reported, never trusted. */
   async read(fd: number, generations: Generations, options: ReadOptions = {}): Promise<TagReport> {
     let digest = options.digest;
-    if (options.verifyContent && digest === undefined) digest = await digestFd(fd);
+    if (options.verifyContent && digest === undefined) {
+      if (options.digestOnlyForTags) {
+        // A cold file has no result tag: its answers are the same with or without the content's digest.
+        const plain = this.readSync(fd, generations);
+        if (!plain.tags.some((t) => t.value?.kind === 'result' && sameStamp(t.value.stamp, plain.stamp))) return plain;
+      }
+      digest = await digestFd(fd);
+    }
     // Stamp and values after the digest: a change during the digest read then shows as stale-stamp.
     return this.readSync(fd, generations, { ...options, digest });
   }

@@ -4,8 +4,8 @@
 // image, all sharing one fleet key. The test process reaches redis directly (reachFromTest) to look at keys and to
 // forge values. Everything is removed at teardown, also on failure: daemons and redis are SIGKILLed, images
 // unmounted, namespaces deleted.
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -17,7 +17,7 @@ import { withNet, type Net } from './netns.js';
 import { startRedisCluster, type RedisCluster } from './redis-cluster.js';
 import { startRedisServer } from './redis-server.js';
 import { makeScratch, type Scratch } from './scratch.js';
-import { makePki, type Pki } from './tls-pki.js';
+import { makePki, redisCliTlsArgs, redisTlsArgs, type Pki } from './tls-pki.js';
 import { waitFor } from './wait.js';
 
 type Teardown = { teardown(fn: () => void | Promise<void>): void };
@@ -74,10 +74,13 @@ export interface FleetOptions {
   /** The store is a Redis Cluster of this many masters (at least 3), each on a namespace of its own (r1, r2, …). */
   cluster?: number;
   /**
-   * With `cluster`: the nodes speak TLS only (certificates made here, tls-pki.ts; Fleet.pki), the URL is
-   * rediss+cluster:// and every host's fleet.tls is these lines (default: the CA and the client certificate).
+   * The store speaks TLS only (certificates made here, tls-pki.ts; Fleet.pki): the URL is rediss:// (one Redis) or
+   * rediss+cluster:// (`cluster`), and every host's fleet.tls is these lines (default: the CA and the client
+   * certificate).
    */
-  tls?: true | ((pki: Pki) => string);
+  tls?: true | ((pki: Pki, host: string) => string);
+  /** With `tls`, one Redis: the one name (a DNS SAN) its certificate carries instead of its IP address. */
+  storeName?: string;
 }
 
 /** The built-in signature scanner alone: the store serves none of it, so this stack makes no store traffic. */
@@ -121,16 +124,16 @@ export async function withFleet(t: Teardown, names: string[], opts: FleetOptions
   const single = () => {
     if (cluster) throw new Error('this fleet stores in a cluster: use fleet.cluster');
   };
+  const certNames = opts.storeName === undefined ? {} : { [redisAddr]: opts.storeName };
+  const pki = opts.tls ? await makePki(t, storeHosts.map((n) => net.hosts[n]!.addr), certNames) : undefined;
   const startRedis = async () => {
     single();
-    redis = await startRedisServer(redisHost, REDIS_PORT, base);
+    redis = await startRedisServer(redisHost, REDIS_PORT, base, pki ? redisTlsArgs(pki, redisAddr, REDIS_PORT, { cluster: false }) : []);
   };
-  if (opts.tls && opts.cluster === undefined) throw new Error('tls: with cluster only');
-  const pki = opts.tls ? await makePki(t, storeHosts.map((n) => net.hosts[n]!.addr)) : undefined;
   const cluster = opts.cluster === undefined ? undefined : await startRedisCluster(storeHosts.map((n) => net.hosts[n]!), base, pki ? { tls: pki } : {});
-  const tlsLines = !pki || !opts.tls ? '' : opts.tls === true ? `  tls: { ca: ${pki.ca}, cert: ${pki.clientCert}, key: ${pki.clientKey} }\n` : opts.tls(pki);
+  const tlsLines = (host: string) => (!pki || !opts.tls ? '' : opts.tls === true ? `  tls: { ca: ${pki.ca}, cert: ${pki.clientCert}, key: ${pki.clientKey} }\n` : opts.tls(pki, host));
   if (!cluster) await startRedis();
-  const storeUrl = opts.storeUrl ? opts.storeUrl(redisAddr) : (cluster?.url ?? `redis://${redisAddr}:${REDIS_PORT}`);
+  const storeUrl = opts.storeUrl ? opts.storeUrl(redisAddr) : (cluster?.url ?? `${pki ? 'rediss' : 'redis'}://${redisAddr}:${REDIS_PORT}`);
   const hosts: Record<string, FleetHost> = {};
   for (const name of names) {
     const scratch = await makeScratch('ext4', opts.sizeMiB ?? 64);
@@ -151,7 +154,7 @@ ${opts.stacks?.[name] ?? opts.stack ?? YARA_STACK}fleet:
   keyFile: ${keyFile}
   timeout: ${opts.timeout ?? '1s'}
   host: ${name}
-${tlsLines}${opts.extra ?? ''}`,
+${tlsLines(name)}${opts.extra ?? ''}`,
     );
     const runs: DaemonChild[] = [];
     const ctl = (args: string[], timeoutMs = 10_000) => runChild(process.execPath, [BLESSCTL, ...args, '--socket', socket], { timeoutMs });
@@ -177,7 +180,9 @@ ${tlsLines}${opts.extra ?? ''}`,
   }
   const cli = async (args: string[]) => {
     single();
-    const r = await runChild('redis-cli', ['-h', redisAddr, '-p', String(REDIS_PORT), ...args], { timeoutMs: 5_000 });
+    // A certificate naming a DNS name: redis-cli checks it against --sni.
+    const tls = pki ? [...redisCliTlsArgs(pki), ...(opts.storeName === undefined ? [] : ['--sni', opts.storeName])] : [];
+    const r = await runChild('redis-cli', ['-h', redisAddr, '-p', String(REDIS_PORT), ...tls, ...args], { timeoutMs: 5_000 });
     if (r.code !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
@@ -211,6 +216,22 @@ type Asserts = {
 };
 
 /**
+ * After judgedOnFirst with `clean.txt` (`clean`) and `eicar.com` (EICAR): both read on `h`, whose yara answers come
+ * from the store — the clean file reads, EICAR is denied by the first host's deny, no yara scan ran on `h`, two
+ * hits, and no lookup went unanswered.
+ */
+export async function takenFromStore(t: Asserts, h: FleetHost, clean: Buffer, via: string): Promise<void> {
+  const c = await runChild('cat', [join(h.dir, 'clean.txt')], { timeoutMs: 15_000 });
+  t.is(c.stdout, clean.toString(), `${h.name} reads clean.txt: ${c.stderr}`);
+  const e = await runChild('cat', [join(h.dir, 'eicar.com')], { timeoutMs: 15_000 });
+  t.regex(e.stderr, /Operation not permitted/, `the first host's deny holds on ${h.name}`);
+  const stats = await h.stats();
+  t.is(stats.scans['yara'] ?? 0, 0, `${h.name} scanned nothing with yara`);
+  t.is(stats.fleet?.['hits'] ?? 0, 2, `yara's two answers, taken from ${via}`);
+  t.is(stats.fleet?.['unavailable'] ?? 0, 0, `${h.name}'s lookups all answered: ${h.daemon().log()}`);
+}
+
+/**
  * Writes `count` clean files and `count` EICAR files on `h` and reads each once, with no store to answer: every clean
  * file reads, every EICAR file is denied by the local scan, each within 3 s (a lookup waits at most fleet.timeout,
  * 1 s, then the file is scanned). `body(i)` makes the files' content (the same on every host: a store reached would
@@ -234,4 +255,46 @@ export async function readFreshLocally(t: Asserts, h: FleetHost, count: number, 
   }
   const n = ((await h.stats()).scans['yara'] ?? 0) - before;
   t.true(n >= 2 * count && n <= 2 * count + 1, `${h.name} scanned every file locally: ${n} yara scans for ${2 * count} files`);
+}
+
+/**
+ * Bytes the daemon of `h` got from read/pread so far (/proc/<pid>/io rchar: page cache or not, every thread), for
+ * tests that count how often a file is read.
+ */
+export async function daemonRchar(h: FleetHost): Promise<number> {
+  const pid = h.daemon().child.pid!;
+  // ip netns exec execs blessd in place: the pid is the daemon's own (checked, or the numbers would be ip's).
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+  if (!cmdline.includes('blessd.js')) throw new Error(`pid ${pid} is not blessd: ${cmdline}`);
+  const io = await readFile(`/proc/${pid}/io`, 'utf8');
+  return Number(/^rchar: (\d+)$/m.exec(io)![1]);
+}
+
+/** `size` bytes, the same on every call, not compressible into a pattern a scanner could skip: SHA-256 in counter mode. */
+export function incompressible(size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  for (let i = 0; i * 32 < size; i++) createHash('sha256').update(`block ${i}`).digest().copy(out, i * 32);
+  return out;
+}
+
+/**
+ * The fleet tests' share check: `clean` (as clean.txt) and EICAR (eicar.com) judged on `first` — it reads the one,
+ * is denied the other, scans both with yara and publishes both, under the content's SHA-256 (`keys` lists the
+ * store's yara keys, one per verdict: a key on two cluster nodes would show twice) — then taken on `second` from
+ * the store with zero yara scans (takenFromStore).
+ */
+export async function sharedFromFirst(t: Asserts, first: FleetHost, second: FleetHost, clean: Buffer, store: { keys: () => Promise<string[]>; via: string }): Promise<void> {
+  const onFirst = await judgedOnFirst([first, second], { 'clean.txt': clean, 'eicar.com': EICAR });
+  t.is(onFirst['clean.txt']!.stdout, clean.toString());
+  t.regex(onFirst['eicar.com']!.stderr, /Operation not permitted/);
+  const stats = await first.stats();
+  t.is(stats.scans['yara'] ?? 0, 2);
+  t.is(stats.fleet?.['unavailable'] ?? 0, 0, `${first.name}'s lookups all answered: ${first.daemon().log()}`);
+  const keys = await store.keys();
+  t.is(keys.length, 2, `${first.name}'s two verdicts are in ${store.via}, once each: ${keys.join(' ')}`);
+  for (const c of [clean, EICAR]) {
+    const digest = createHash('sha256').update(c).digest('hex');
+    t.true(keys.some((k) => k.endsWith(`:${digest}`)), `a key for ${digest}`);
+  }
+  await takenFromStore(t, second, clean, store.via);
 }

@@ -24,7 +24,11 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.code ?? r.signal}: ${r.stderr}`);
 }
 
-export async function makePki(t: Teardown, serverAddrs: string[]): Promise<Pki> {
+/**
+ * `names`: per server address, the one name its certificate carries instead of that address (a DNS SAN: a client
+ * must ask for it with `servername`, as the address no longer matches).
+ */
+export async function makePki(t: Teardown, serverAddrs: string[], names: Record<string, string> = {}): Promise<Pki> {
   const dir = await mkdtemp(join(tmpdir(), 'blessd-store-pki-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
@@ -37,7 +41,7 @@ export async function makePki(t: Teardown, serverAddrs: string[]): Promise<Pki> 
   const servers = new Map<string, { cert: string; key: string }>();
   for (const [i, addr] of serverAddrs.entries()) {
     const name = `node-${i + 1}`;
-    await writeFile(p(`${name}.ext`), `subjectAltName=IP:${addr}\n`);
+    await writeFile(p(`${name}.ext`), `subjectAltName=${names[addr] === undefined ? `IP:${addr}` : `DNS:${names[addr]}`}\n`);
     await sign(name, `${name}.ext`);
     servers.set(addr, { cert: p(`${name}.pem`), key: p(`${name}.key`) });
   }
@@ -45,8 +49,11 @@ export async function makePki(t: Teardown, serverAddrs: string[]): Promise<Pki> 
   return { dir, ca: p('ca.pem'), rogueCa: p('rogue-ca.pem'), servers, clientCert: p('client.pem'), clientKey: p('client.key') };
 }
 
-/** redis-server's arguments for TLS only on `port` (no plain-text port), the cluster bus and replication too. */
-export function redisTlsArgs(pki: Pki, addr: string, port: number): string[] {
+/**
+ * redis-server's arguments for TLS only on `port` (no plain-text port), client certificates asked for; with
+ * `cluster`, the cluster bus and replication too.
+ */
+export function redisTlsArgs(pki: Pki, addr: string, port: number, { cluster = true } = {}): string[] {
   const own = pki.servers.get(addr);
   if (!own) throw new Error(`no certificate for ${addr}`);
   return [
@@ -56,8 +63,7 @@ export function redisTlsArgs(pki: Pki, addr: string, port: number): string[] {
     '--tls-key-file', own.key,
     '--tls-ca-cert-file', pki.ca,
     '--tls-auth-clients', 'yes',
-    '--tls-cluster', 'yes',
-    '--tls-replication', 'yes',
+    ...(cluster ? ['--tls-cluster', 'yes', '--tls-replication', 'yes'] : []),
   ];
 }
 
