@@ -317,10 +317,12 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
 }
 
 // forgetInode(dev, ino): drop a cached verdict known only by identity (a change event for a file JS holds no fd of).
+// The change sequence is not bumped here: the reader thread bumped it when it read that change record. A bump now
+// would also refuse the lane's conclusion of an access read after that record — which judged the new content — when
+// JS, behind under load, gets to the record only after the access was read: one needless rescan (lane.cc).
 Napi::Value Gate::ForgetInode(const Napi::CallbackInfo &info) {
   InodeKey key{(uint64_t)info[0].As<Napi::Number>().Int64Value(), (uint64_t)info[1].As<Napi::Number>().Int64Value()};
   std::lock_guard<std::mutex> lock(mu_);
-  BumpSeqLocked(key);
   budgets_.erase(key);
   auto it = table_.find(key);
   if (it == table_.end()) return Napi::Boolean::New(info.Env(), false);
