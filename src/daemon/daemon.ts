@@ -41,6 +41,9 @@ import type { DaemonStats, Notice } from './stats.js';
 
 export type { DaemonStats, Notice } from './stats.js';
 
+/** Built-in actors that scan inside the worker and start no process or connection (not exec, clamd, yara's engine). */
+const IN_WORKER_ACTORS = new Set(['signature', 'default', 'allowlist', 'expected', 'integrity']);
+
 export class Daemon extends EventEmitter {
   private readonly d: DaemonParts;
   /** Out-of-process scanners registered on the control socket (src/notify). */
@@ -253,7 +256,9 @@ export class Daemon extends EventEmitter {
     const gate = d.gate?.native;
     if (!gate) return;
     const policy = d.stopping || d.laneEpoch === 0 || exemptsAccessors(d.config.exempt) || d.hearsVerdicts() ? null : d.judgePolicy();
-    if (!policy) return gate.setLaneQueue(null);
+    // A lane batch cannot be given up the way a pool task is (its worker destroyed, its scans' process groups
+    // killed: scan-pool.ts): only scanners that run in the worker itself and start no process take the lane.
+    if (!policy || !policy.scanners.every((s) => IN_WORKER_ACTORS.has(s.actor))) return gate.setLaneQueue(null);
     if (this.laneAnnounced !== d.laneEpoch) {
       d.pool.announceLane(d.laneEpoch, policy);
       this.laneAnnounced = d.laneEpoch;
