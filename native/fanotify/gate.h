@@ -17,6 +17,10 @@
 //  - A pool worker may conclude a cold file allow itself (lane.cc): it claims the inode's events JS holds
 //    (Pending::delivered) under `mu_` like answer() does, writes them from its own thread, drops and closes them.
 //    Shutdown unregisters the lane and waits for conclusions under way before anything else closes.
+//  - Stage B (lane_queue.cc): a cold event the reader queues natively is a Pending record with `lane` set and is
+//    never delivered to JS; its job's worker claims and writes it like lane.cc does, or hands it to JS (then it is
+//    delivered as a 'perm' record like any other). The deadline answers it as any pending event; its fd and record
+//    then go when the job ends or at the hand-over. The job's own dup'd fd is the worker's once taken.
 //  - A 'settled' record's fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held
 //    fds). No open notice reaches JS: read mode's filesystem mark raises no open event, and the opens a deny mark or a
 //    tree checkpoint raise are answered on the reader thread.
