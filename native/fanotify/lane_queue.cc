@@ -345,6 +345,8 @@ Napi::Value Gate::SetLaneQueue(const Napi::CallbackInfo &info) {
       for (auto &kv : lane_jobs_)
         if (!kv.second.taken) queued.push_back(kv.first);
       for (auto &k : queued) wake |= HandOverLocked(k);
+      lane_queues_.clear();  // only keys of handed-over jobs were left in them
+      lane_turns_.clear();
     }
     lane_queue_on_ = on;
     lane_hint_ = on;
@@ -413,6 +415,15 @@ static void DetachWorker(void *arg) {
         break;
       }
     if (v.empty()) by_pool.erase(w->pool);
+    // It may have been woken for jobs it will never take (its env is going: Piscina replaced it): another idle
+    // worker of the pool looks (a wake-up finding nothing costs one empty take). Jobs it had taken end at their
+    // deadline (handed to JS there).
+    else
+      for (LaneWorker *o : v)
+        if (o->idle && o->tsfn.NonBlockingCall() == napi_ok) {
+          o->idle = false;
+          break;
+        }
   }
   w->tsfn.Release();
   delete w;
