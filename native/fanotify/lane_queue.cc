@@ -47,6 +47,16 @@ uint32_t next_worker = 1;
 constexpr size_t kFilesPerWake = 8;
 constexpr size_t kTakeMax = 16;
 
+// On the worker's thread. Never lets an exception out (it would abort the process): a worker being terminated
+// cannot call into JS any more, and a throw of the drain itself is its own (its jobs end at their deadline).
+void CallWake(Napi::Env env, Napi::Function fn) {
+  if (env == nullptr || fn.IsEmpty()) return;
+  try {
+    fn.Call({});
+  } catch (const Napi::Error &) {
+  }
+}
+
 bool read_comm(int pid, char *out, size_t n) {
   char path[40];
   snprintf(path, sizeof path, "/proc/%d/comm", pid);
@@ -183,7 +193,7 @@ void Gate::WakeLaneWorkers() {
   for (LaneWorker *w : p->second) {
     if (want == 0) break;
     if (!w->idle || w->gone) continue;
-    if (w->tsfn.NonBlockingCall() != napi_ok) continue;  // its env is going away
+    if (w->tsfn.NonBlockingCall(CallWake) != napi_ok) continue;  // its env is going away
     w->idle = false;
     want--;
     c_.lane_wakes++;
@@ -414,16 +424,9 @@ static void DetachWorker(void *arg) {
         v.pop_back();
         break;
       }
+    // Jobs it had taken, or was woken for, end at their deadline at worst (handed to JS there), or with the next
+    // round of events that wakes another worker. Not woken from here: this runs while envs are torn down.
     if (v.empty()) by_pool.erase(w->pool);
-    // It may have been woken for jobs it will never take (its env is going: Piscina replaced it): another idle
-    // worker of the pool looks (a wake-up finding nothing costs one empty take). Jobs it had taken end at their
-    // deadline (handed to JS there).
-    else
-      for (LaneWorker *o : v)
-        if (o->idle && o->tsfn.NonBlockingCall() == napi_ok) {
-          o->idle = false;
-          break;
-        }
   }
   w->tsfn.Release();
   delete w;
