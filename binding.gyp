@@ -7,6 +7,7 @@
         "native/fanotify/gate.cc",
         "native/fanotify/answers.cc",
         "native/fanotify/lane.cc",
+        "native/fanotify/lane_queue.cc",
         "native/fanotify/reader.cc",
         "native/fanotify/marks.cc",
         "native/fanotify/trees.cc",

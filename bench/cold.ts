@@ -143,13 +143,15 @@ async function main() {
         let unmatched = 0;
         for (let i = 0; i < s.count; i++) {
           const e = byPath.get(join(dir, `f${String(i).padStart(7, '0')}`));
+          tot.push(total[i]);
           if (!e) {
-            unmatched++; // not scanned: a verdict found otherwise (should not happen on fresh files)
+            // No pool call recorded: concluded in the native lane (lane_queue.cc: the main thread never sees it), or
+            // a verdict found otherwise. Its read time still counts; only the scan/pool/rest split is unknown.
+            unmatched++;
             continue;
           }
           const scanUs = e.scan * 1000;
           const wallUs = e.wall * 1000;
-          tot.push(total[i]);
           scan.push(scanUs);
           pool.push(wallUs - scanUs);
           rest.push(total[i] - wallUs);

@@ -471,6 +471,14 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("laneConcluded", (double)c_.lane_concluded);
   o.Set("laneAnswered", (double)c_.lane_answered);
   o.Set("laneDeclined", (double)c_.lane_declined);
+  o.Set("laneQueued", (double)c_.lane_queued);
+  o.Set("laneJoined", (double)c_.lane_joined);
+  o.Set("laneHanded", (double)c_.lane_handed);
+  o.Set("laneRefused", (double)c_.lane_refused);
+  o.Set("laneJobsConcluded", (double)c_.lane_jobs_concluded);
+  o.Set("laneWakes", (double)c_.lane_wakes);
+  o.Set("laneBatches", (double)c_.lane_batches);
+  o.Set("laneLate", (double)c_.lane_late);
   o.Set("verdictTableSwept", (double)c_.swept);
   o.Set("verdictTableSweeps", (double)c_.sweeps);
   Napi::Object trees = Napi::Object::New(env);
@@ -527,6 +535,7 @@ void Gate::Shutdown() {
     }
     pending_.clear();
     pending_keys_.clear();
+    LaneQueueShutdownLocked();  // the queued jobs' own fds; their events were answered just above
     deadlines_ = {};
     budgets_.clear();
     pending_by_uid_.clear();
@@ -555,7 +564,7 @@ Napi::Value Gate::Close(const Napi::CallbackInfo &info) {
 // The one place events cross into JS. On the main thread; `batch` was built by the reader thread.
 static Napi::Value to_js(Napi::Env env, const OutEvent &e) {
   static const char *kinds[] = {"perm", "change", "overflow", "settled", "fallback"};
-  static const char *whys[] = {"deadline", "access-deadline", "overload", "uid-share"};
+  static const char *whys[] = {"deadline", "access-deadline", "overload", "uid-share", "queue-per-uid"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", kinds[(int)e.kind]);
   o.Set("id", (double)e.id);
@@ -649,12 +658,16 @@ Napi::Function Gate::Class(Napi::Env env) {
                          InstanceMethod<&Gate::SettleWalk>("settleWalk"),
                          InstanceMethod<&Gate::LaneId>("laneId"),
                          InstanceMethod<&Gate::SetLane>("setLane"),
+                         InstanceMethod<&Gate::SetLaneQueue>("setLaneQueue"),
+                         InstanceMethod<&Gate::LaneClaim>("laneClaim"),
+                         InstanceMethod<&Gate::LaneRelease>("laneRelease"),
                      });
 }
 
 void InitGate(Napi::Env env, Napi::Object exports) {
   exports.Set("Gate", Gate::Class(env));
   InitLane(env, exports);
+  InitLaneQueue(env, exports);
 }
 
 }  // namespace blessd

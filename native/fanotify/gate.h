@@ -17,6 +17,10 @@
 //  - A pool worker may conclude a cold file allow itself (lane.cc): it claims the inode's events JS holds
 //    (Pending::delivered) under `mu_` like answer() does, writes them from its own thread, drops and closes them.
 //    Shutdown unregisters the lane and waits for conclusions under way before anything else closes.
+//  - Stage B (lane_queue.cc): a cold event the reader queues natively is a Pending record with `lane` set and is
+//    never delivered to JS; its job's worker claims and writes it like lane.cc does, or hands it to JS (then it is
+//    delivered as a 'perm' record like any other). The deadline answers it as any pending event; its fd and record
+//    then go when the job ends or at the hand-over. The job's own dup'd fd is the worker's once taken.
 //  - A 'settled' record's fd is JS's from delivery on; JS gives it back with release(fd) (so the gate can count held
 //    fds). No open notice reaches JS: read mode's filesystem mark raises no open event, and the opens a deny mark or a
 //    tree checkpoint raise are answered on the reader thread.
@@ -55,7 +59,7 @@ enum class EventKind : uint8_t { Perm, Change, Overflow, Settled, Fallback };
 struct GateTagPolicy;
 
 // Why an answer was not a verdict (a 'fallback' record for JS to log).
-enum class FallbackWhy : uint8_t { Deadline, AccessDeadline, Overload, UidShare, kCount };
+enum class FallbackWhy : uint8_t { Deadline, AccessDeadline, Overload, UidShare, QueuePerUid, kCount };
 
 // One record for JS, built on the reader thread, turned into a JS object in Gate::Deliver.
 struct OutEvent {
@@ -94,6 +98,20 @@ struct Pending {
   bool delivered = false;  // handed to JS (Deliver): JS holds it as a waiter, so a worker's conclusion may answer it
   bool stale_bless = false;  // a queued bless of its inode found the file changed: an allow for it is not written
   uint32_t content_seq = 0;  // its inode's content sequence when it was read (answers.cc: a stale bless's check)
+  bool lane = false;  // waits in the native lane queue (lane_queue.cc): a worker's job answers it, or hands it to JS
+  bool js = false;    // went (or was handed) to JS: counted in js_holds_ until it is dropped
+};
+
+// lane_queue.cc: one cold inode waiting in the native lane for a pool worker (stage B). Its events stay in pending_
+// (the deadline, overload and shutdown answers cover them); `events` keeps what JS gets if the job is handed over.
+struct LaneJob {
+  uint64_t ticket = 0;
+  int fd = -1;          // our own dup of the first event's fd: the worker scans through it and closes it
+  uint32_t seq = 0;     // the inode's change sequence at the first event
+  uint32_t uid = 0;     // whose turn it is queued in (the first event's accessor)
+  bool taken = false;   // a worker has it (and its fd)
+  bool claimed = false; // JS started a judgement of its own meanwhile (laneClaim): never concluded here
+  std::vector<OutEvent> events;
 };
 
 // One access's wait budget for an inode whose judgement is pending (the deadline bounds an access, not an event).
@@ -147,6 +165,8 @@ struct Counters {
   std::atomic<uint64_t> map_sweeps{0}, map_sweep_processes{0}, map_sweep_mappings{0}, map_sweep_us{0};  // the last sweep's
   std::atomic<uint64_t> tags_allowed{0}, tags_denied{0};
   std::atomic<uint64_t> lane_concluded{0}, lane_answered{0}, lane_declined{0};  // lane.cc: worker-side conclusions
+  // lane_queue.cc: inodes queued in the native lane, handed to JS, refused (pool.queuePerUid), concluded there; wakes
+  std::atomic<uint64_t> lane_queued{0}, lane_joined{0}, lane_handed{0}, lane_refused{0}, lane_jobs_concluded{0}, lane_wakes{0}, lane_batches{0}, lane_late{0};
   std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
 };
@@ -188,6 +208,9 @@ class Gate : public Napi::ObjectWrap<Gate> {
   Napi::Value SettleWalk(const Napi::CallbackInfo &info);    // settle_walk.cc
   Napi::Value LaneId(const Napi::CallbackInfo &info);        // lane.cc
   Napi::Value SetLane(const Napi::CallbackInfo &info);       // lane.cc
+  Napi::Value SetLaneQueue(const Napi::CallbackInfo &info);  // lane_queue.cc
+  Napi::Value LaneClaim(const Napi::CallbackInfo &info);     // lane_queue.cc
+  Napi::Value LaneRelease(const Napi::CallbackInfo &info);   // lane_queue.cc
 
  public:
   // lane.cc — a pool worker concludes an allow here, from its own thread (see lane.cc): Concluded (`answered`: the
@@ -195,6 +218,12 @@ class Gate : public Napi::ObjectWrap<Gate> {
   // judged: its answers describe content that is gone).
   enum class LaneEnd { Concluded, Declined, Changed };
   LaneEnd LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp &judged, std::vector<uint64_t> &answered);
+  // lane_queue.cc — stage B: a worker takes queued cold inodes (up to `max`, round robin per uid) and finishes each:
+  // concluded allow here, or handed to JS as perm events. Gone: nothing to do (handed over already, or stopping).
+  struct LaneTaken { uint64_t ticket; int fd; uint32_t seq; };
+  uint32_t LaneTake(uint32_t worker, size_t max, std::vector<LaneTaken> &out);  // their epoch (0: none; worker idle)
+  enum class JobEnd { Concluded, Handed, Gone };
+  JobEnd LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, size_t &answered);
 
  private:
   // lane.cc: the change sequence of an inode (bucketed: a collision only costs a fallback), bumped under mu_ by every
@@ -220,6 +249,33 @@ class Gate : public Napi::ObjectWrap<Gate> {
   friend void MarkDelivered(uint32_t lane, const std::vector<OutEvent> &batch);
   void LaneRegister();
   void LaneUnregister();  // Shutdown: no new conclusion starts, and those under way end, before anything closes
+  // lane_queue.cc, all under mu_ (every step of a job touches pending_ too: a mutex of its own would only ever be
+  // taken inside mu_). The pool's workers are found by lane_pool_ in the process-wide worker registry.
+  bool lane_queue_on_ = false;
+  uint32_t lane_pool_ = 0, lane_per_uid_ = 0, lane_refusal_ = 0;
+  uint64_t next_ticket_ = 1;
+  std::unordered_map<InodeKey, LaneJob, InodeKeyHash> lane_jobs_;
+  std::unordered_map<uint64_t, InodeKey> lane_tickets_;
+  std::unordered_map<uint32_t, std::deque<InodeKey>> lane_queues_;  // per uid, arrival order
+  std::deque<uint32_t> lane_turns_;                                 // uids with queued jobs: the round robin
+  std::unordered_map<uint32_t, uint32_t> lane_by_uid_;              // jobs queued or taken, per uid (queuePerUid)
+  size_t lane_waiting_ = 0;                                         // jobs queued, not taken
+  // Inodes JS holds: its pending events (Pending::js) and its own judgements (laneClaim); never queued in the lane.
+  std::unordered_map<InodeKey, uint32_t, InodeKeyHash> js_holds_;
+  std::vector<OutEvent> handed_;  // handed to JS: the reader delivers them with its next batch
+  enum class LaneRoute { Js, Join, New, Refuse };
+  LaneRoute LaneRouteLocked(const InodeKey &key, uint32_t uid, bool js_only);
+  void LaneQueueLocked(const InodeKey &key, uint32_t uid, OutEvent &ev, int fd, Pending &p);  // New
+  void JsHoldLocked(const InodeKey &key) { js_holds_[key]++; }
+  void JsLetGoLocked(const InodeKey &key);
+  bool HandOverLocked(const InodeKey &key);  // true: events to deliver (wake the reader)
+  void WakeLaneWorkers();                    // reader thread, after a round that queued jobs
+  void TakeHandedLocked(std::vector<OutEvent> &batch);
+  void LaneQueueShutdownLocked();
+  bool lane_wake_ = false;  // reader thread only: jobs were queued this round
+  void Wake();              // poke the reader's poll (handed-over events to deliver)
+  std::atomic<bool> lane_hint_{false};  // lane_queue_on_, read without mu_ (whether the root name check is worth it)
+  static bool RootNeedsJs(int32_t tid, int32_t tgid);
   // Pending records per inode (the conclusion answers an inode's delivered events); kept with pending_.
   std::unordered_map<InodeKey, std::vector<uint64_t>, InodeKeyHash> pending_keys_;
   void IndexPendingLocked(uint64_t id, const InodeKey &key);
@@ -463,6 +519,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
 int64_t now_ns();
 void MarkDelivered(uint32_t lane, const std::vector<OutEvent> &batch);  // lane.cc
 void InitLane(Napi::Env env, Napi::Object exports);                    // lane.cc: laneConclude, in every env
+void InitLaneQueue(Napi::Env env, Napi::Object exports);               // lane_queue.cc: laneAttach/Take/Finish
 bool key_of_fd(int fd, InodeKey &key);
 bool generation_of_fd(int fd, uint32_t &gen);
 std::string fsid_hex(const void *fsid);

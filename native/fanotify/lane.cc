@@ -55,6 +55,20 @@ struct LaneUse {
   }
 };
 
+// lane_queue.cc's way in from a worker: the gate of this lane id, held (Shutdown waits) until LaneGateDone.
+Gate *LaneGateUse(uint32_t lane, void *&token) {
+  auto *use = new LaneUse(lane);
+  if (!use->gate) {
+    delete use;
+    token = nullptr;
+    return nullptr;
+  }
+  token = use;
+  return use->gate;
+}
+
+void LaneGateDone(void *token) { delete static_cast<LaneUse *>(token); }
+
 void Gate::LaneRegister() {
   std::lock_guard<std::mutex> lock(lanes_mu);
   lane_id_ = next_lane++;
@@ -77,6 +91,8 @@ void Gate::LaneUnregister() {
 void Gate::IndexPendingLocked(uint64_t id, const InodeKey &key) { pending_keys_[key].push_back(id); }
 
 void Gate::UnindexPendingLocked(uint64_t id, const InodeKey &key) {
+  auto p = pending_.find(id);
+  if (p != pending_.end() && p->second.js) JsLetGoLocked(key);  // lane_queue.cc: one event fewer that JS holds
   auto it = pending_keys_.find(key);
   if (it == pending_keys_.end()) return;
   auto &ids = it->second;

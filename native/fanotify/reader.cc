@@ -69,6 +69,14 @@ void Gate::Run() {
     if (fds[1].revents & POLLIN) ReadGateGroup(*batch);
     RetryHeld(*batch);
     ExpireDeadlines(*batch);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      TakeHandedLocked(*batch);  // lane_queue.cc: inodes a worker (or JS's claim) handed to JS
+    }
+    if (lane_wake_) {  // outside mu_: one wake-up per worker needed, for the whole round
+      lane_wake_ = false;
+      WakeLaneWorkers();
+    }
     if (kick_answers_) {  // after mu_ is released: the answer thread's lock is never taken under it
       kick_answers_ = false;
       KickAnswers();
@@ -161,6 +169,9 @@ uint32_t Gate::DeadlineAnswerLocked(const InodeKey &key) {
 void Gate::ExpireDeadlines(std::vector<OutEvent> &batch) {
   int64_t now = now_ns();
   std::lock_guard<std::mutex> lock(mu_);
+  // lane_queue.cc: a native job whose event ran out of time is too slow to keep the inode: handed to JS (its worker's
+  // finish then finds it gone), so that a stuck or lost job never makes the inode's next accesses wait too.
+  std::vector<InodeKey> slow_jobs;
   while (!deadlines_.empty() && deadlines_.top().first <= now) {
     uint64_t id = deadlines_.top().second;
     deadlines_.pop();
@@ -186,7 +197,10 @@ void Gate::ExpireDeadlines(std::vector<OutEvent> &batch) {
     }
     auto u = pending_by_uid_.find(p.uid);
     if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
+    if (p.lane) slow_jobs.push_back(p.key);
   }
+  for (const InodeKey &key : slow_jobs) HandOverLocked(key);  // the handed events go out with this very batch
+  TakeHandedLocked(batch);
 }
 
 // Fallback records for JS to log: at most kFallbackRecordsPerSecond per reason, the rest counted in the next record.
@@ -640,11 +654,20 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
   FallbackWhy refused = FallbackWhy::kCount;
   OutEvent rec{EventKind::Fallback};
   bool report = false;
+  bool in_lane = false;
+  uint32_t refusal = overload_answer_;
+  // Root's kernel nfsd threads and another daemon's peer scans are JS's to judge (dispatch.ts): a name check here.
+  const bool js_only = uid == 0 && lane_hint_.load(std::memory_order_relaxed) && RootNeedsJs(md->pid, ev.pid);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto u = pending_by_uid_.find(uid);
+    LaneRoute route = LaneRoute::Js;
     if (pending_.size() >= max_pending_) refused = FallbackWhy::Overload;
     else if (u != pending_by_uid_.end() && u->second >= max_pending_per_uid_) refused = FallbackWhy::UidShare;
+    else if ((route = LaneRouteLocked(key, uid, js_only)) == LaneRoute::Refuse) {
+      refused = FallbackWhy::QueuePerUid;
+      refusal = lane_refusal_;
+    }
     if (refused == FallbackWhy::kCount) {
       if (budgets_.size() > kMaxBudgets) {
         // Long-expired budgets nobody waits on are only a memory of a timeout: drop them (their next event waits).
@@ -659,28 +682,41 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
       auto &budget = budgets_[key];
       if (budget.start_ns == 0) budget.start_ns = now;
       budget.live++;
-      auto placed = pending_.emplace(ev.id, Pending{fd, now, key, uid, md->pid, md->mask}).first;
-      placed->second.content_seq = content_seq_[SeqBucket(key)];
+      Pending &p = pending_.emplace(ev.id, Pending{fd, now, key, uid, md->pid, md->mask}).first->second;
+      p.content_seq = content_seq_[SeqBucket(key)];
       IndexPendingLocked(ev.id, key);
       ev.seq = change_seq_[SeqBucket(key)];
       pending_by_uid_[uid]++;
       deadlines_.emplace(std::min(now + deadline_ns_, budget.start_ns + access_ns_), ev.id);
       c_.forwarded++;
+      // lane_queue.cc: a cold inode nobody in JS holds waits for a pool worker; the rest is JS's, as before.
+      if (route == LaneRoute::Join) {
+        lane_jobs_[key].events.push_back(ev);
+        p.lane = true;
+        c_.lane_joined++;
+      } else if (route == LaneRoute::New) {
+        LaneQueueLocked(key, uid, ev, fd, p);
+      } else {
+        p.js = true;
+        JsHoldLocked(key);
+      }
+      in_lane = p.lane;
     } else {
       if (refused == FallbackWhy::Overload) c_.overload++;
-      else c_.uid_share++;
+      else if (refused == FallbackWhy::UidShare) c_.uid_share++;
+      else c_.lane_refused++;
       report = FallbackSlotLocked(refused, rec);
     }
   }
   if (refused != FallbackWhy::kCount) {
     // Who it was, read while the accessor still waits (a few /proc readlinks); then the answer, before the log.
-    if (report) FillFallback(rec, fd, md->pid, md->mask, key, overload_answer_);
-    WriteResponse(fd, overload_answer_);
+    if (report) FillFallback(rec, fd, md->pid, md->mask, key, refusal);
+    WriteResponse(fd, refusal);
     close(fd);
     if (report) batch.push_back(std::move(rec));
     return;
   }
-  batch.push_back(std::move(ev));
+  if (!in_lane) batch.push_back(std::move(ev));
 }
 
 void Gate::ReadChangeGroup(std::vector<OutEvent> &batch) {

@@ -41,6 +41,9 @@ import type { DaemonStats, Notice } from './stats.js';
 
 export type { DaemonStats, Notice } from './stats.js';
 
+/** Built-in actors that scan inside the worker and start no process or connection (not exec, clamd, yara's engine). */
+const IN_WORKER_ACTORS = new Set(['signature', 'default', 'allowlist', 'expected', 'integrity']);
+
 export class Daemon extends EventEmitter {
   private readonly d: DaemonParts;
   /** Out-of-process scanners registered on the control socket (src/notify). */
@@ -68,6 +71,9 @@ export class Daemon extends EventEmitter {
     super();
     this.d = new DaemonParts(config, log, (n: Notice) => this.emit('notice', n));
     this.d.hearsVerdicts = () => this.listenerCount('notice') > 0;
+    // A 'notice' listener wants every verdict: the native lane (which builds none) follows who listens.
+    this.on('newListener', (name) => name === 'notice' && queueMicrotask(() => this.syncLaneQueue()));
+    this.on('removeListener', (name) => name === 'notice' && this.syncLaneQueue());
     this.remote = this.d.remote;
     // A scanner joined or left the socket: it may read guarded files ungated, the stack follows, and cached
     // verdicts go (a new must-pass scanner has not seen the files blessed without it).
@@ -143,11 +149,21 @@ export class Daemon extends EventEmitter {
 
     d.svc = inodeServices(d);
     this.settler = new TagSettler(d);
+    // Every inode the registry judges is JS's: the native lane queues none of its events meanwhile (lane_queue.cc).
+    const owned = (key: string, claim: boolean) => {
+      const gate = d.gate?.native;
+      if (!gate) return;
+      const at = key.indexOf(':');
+      const dev = Number(key.slice(0, at));
+      const ino = Number(key.slice(at + 1));
+      if (claim) gate.laneClaim(dev, ino);
+      else gate.laneRelease(dev, ino);
+    };
     d.registry = new InodeRegistry(d.svc, (key, state) => {
       if (state === 'blessed') d.counters.verdicts.allow++;
       else if (state === 'denied') d.counters.verdicts.deny++;
       this.crawlWaiting.get(key)?.();
-    });
+    }, owned);
     const dispatch = new Dispatch(d, this.settler);
     d.gate = new Gate({
       deadlineMs: c.gate.deadline,
@@ -222,6 +238,32 @@ export class Daemon extends EventEmitter {
     // Every change of stack, generations or config: judgements from before are not concluded by a worker (lane.cc).
     d.laneEpoch = (d.laneEpoch % 0xfffffff) + 1;
     d.gate?.native.setLane(d.stopping ? 0 : d.laneEpoch);
+    this.laneAnnounced = 0;
+    this.syncLaneQueue();
+  }
+
+  /** The epoch whose policy the workers were told (ScanPool.announceLane); 0: none since the last bump. */
+  private laneAnnounced = 0;
+
+  /**
+   * The native lane queue (native/fanotify/lane_queue.cc): the reader thread queues cold inodes for the pool's
+   * workers, and the main thread never sees the files concluded there. Only where nothing the main thread does per
+   * file is needed: the cold path serves the stack, no exempt executables or paths (matched here, dispatch.ts), and
+   * nobody hears verdict notices (built here). Otherwise every event goes to JS, as before.
+   */
+  private syncLaneQueue() {
+    const d = this.d;
+    const gate = d.gate?.native;
+    if (!gate) return;
+    const policy = d.stopping || d.laneEpoch === 0 || exemptsAccessors(d.config.exempt) || d.hearsVerdicts() ? null : d.judgePolicy();
+    // A lane batch cannot be given up the way a pool task is (its worker destroyed, its scans' process groups
+    // killed: scan-pool.ts): only scanners that run in the worker itself and start no process take the lane.
+    if (!policy || !policy.scanners.every((s) => IN_WORKER_ACTORS.has(s.actor))) return gate.setLaneQueue(null);
+    if (this.laneAnnounced !== d.laneEpoch) {
+      d.pool.announceLane(d.laneEpoch, policy);
+      this.laneAnnounced = d.laneEpoch;
+    }
+    gate.setLaneQueue({ pool: d.pool.lanePool, perUid: d.config.pool.queuePerUid, refusal: d.retryResponse });
   }
 
   /** The crawl's visit: judge one file now, with nobody waiting; resolves at its verdict. */
@@ -280,7 +322,8 @@ export class Daemon extends EventEmitter {
       gate: d.gate.native.stats(),
       scans: d.scansStarted(),
       scanDurations: d.scanDurations.snapshot(),
-      verdicts: { ...d.counters.verdicts },
+      // Files the native lane concluded (lane_queue.cc) never reach the main thread: counted by the gate.
+      verdicts: { ...d.counters.verdicts, allow: d.counters.verdicts.allow + (d.gate?.native.stats().laneJobsConcluded ?? 0) },
       judgeQueue: d.judgeQueue.stats(),
       machines: d.registry.size,
       machineStates: d.registry.states(),
@@ -336,12 +379,14 @@ export class Daemon extends EventEmitter {
    */
   verdictsHeardWhen(heard: () => boolean): void {
     this.d.hearsVerdicts = () => this.listenerCount('notice') > 1 || heard();
+    this.syncLaneQueue();
   }
 
   /** What the socket server may ask (src/notify/daemon-control.ts). */
   control(): DaemonControl {
     const d = this.d;
     return {
+      hearingChanged: () => this.syncLaneQueue(),
       config: () => d.config,
       stack: () => d.stack.stack,
       generations: () => d.stack.generations,
@@ -376,6 +421,7 @@ export class Daemon extends EventEmitter {
     if (d.stopping) return;
     d.stopping = true;
     d.gate?.native.setLane(0); // no worker concludes from here on: the gate answers what is pending as it closes
+    d.gate?.native.setLaneQueue(null);
     this.generationWatch.stop();
     if (this.guardsFile) unpublishGuards(this.guardsFile);
     this.crawl?.stop();

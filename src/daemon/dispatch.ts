@@ -52,6 +52,7 @@ export class Dispatch {
       'access-deadline': 'this access had its deadline answer already and the verdict is still pending',
       overload: `gate.maxPending (${g.maxPending}) events were waiting already`,
       'uid-share': `this uid had its share (gate.maxPendingPerUid ${g.maxPendingPerUid}) of waiting events already`,
+      'queue-per-uid': `this uid had pool.queuePerUid (${this.d.config.pool.queuePerUid}) files in judgement already`,
     }[ev.why ?? 'deadline'];
     const detail = { path: ev.path, pid: ev.pid, tid: ev.tid, uid: ev.uid, exe: ev.exe, why: ev.why, answer, access: accessOf(ev.mask), notLogged: ev.suppressed };
     this.d.log.warn(detail, `${answer} without a verdict: ${why}${ev.suppressed ? ` (${ev.suppressed} more like it not logged)` : ''}`);

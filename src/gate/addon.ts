@@ -74,6 +74,17 @@ export interface NativeAddon {
    * decides); false: not concluded because the file changed since it was judged; else the ids of the events answered.
    */
   laneConclude(laneId: number, epoch: number, seq: number, fd: number, size: bigint, mtimeNs: bigint, ctimeNs: bigint): number[] | null | false;
+  /**
+   * From a pool worker (native/fanotify/lane_queue.cc): serve this pool's native lane; `onWake` is called on this
+   * thread when cold inodes wait and the worker is idle. Returns the worker's id for laneTake.
+   */
+  laneAttach(pool: number, onWake: () => void): number;
+  /** Up to `max` queued cold inodes for this worker: jobs as [ticket, fd, seq] triples (the fds are the worker's to
+   * close); null when none waits (the worker is then idle until woken). */
+  laneTake(worker: number, max: number): { lane: number; epoch: number; jobs: number[] } | null;
+  /** Finish a job: `allow` with its judged stamp concludes it here (bless + answers) if nothing moved; else (and for
+   * anything not an allow) its events go to JS as perm records. True: concluded here. */
+  laneFinish(lane: number, epoch: number, ticket: number, allow: boolean, size?: bigint, mtimeNs?: bigint, ctimeNs?: bigint): boolean;
 }
 
 function packageRoot(): string {

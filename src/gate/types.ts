@@ -13,7 +13,7 @@ export type GateEventKind =
   | 'fallback'; // the native thread answered an event without a verdict (deadline, overload): log it (no fd)
 
 /** Why a 'fallback' answer was given. */
-export type FallbackWhy = 'deadline' | 'access-deadline' | 'overload' | 'uid-share';
+export type FallbackWhy = 'deadline' | 'access-deadline' | 'overload' | 'uid-share' | 'queue-per-uid';
 
 export interface GateEvent {
   kind: GateEventKind;
@@ -195,6 +195,17 @@ export interface GateStats {
   laneConcluded: number;
   laneAnswered: number;
   laneDeclined: number;
+  /** The native lane queue (native/fanotify/lane_queue.cc): cold inodes queued for a worker, events that joined a
+   * queued inode, jobs handed to JS, accesses refused past pool.queuePerUid, jobs concluded there, worker wake-ups
+   * and batches taken; jobs finished after they were handed over already (laneLate: their deadline came). */
+  laneQueued: number;
+  laneJoined: number;
+  laneHanded: number;
+  laneRefused: number;
+  laneJobsConcluded: number;
+  laneWakes: number;
+  laneBatches: number;
+  laneLate: number;
   /** Allowed entries dropped by sweeps of the verdict table, and how many sweeps ran. */
   verdictTableSwept: number;
   verdictTableSweeps: number;
@@ -288,6 +299,12 @@ export interface NativeGate {
   laneId(): number;
   /** The stack epoch a worker's conclusion must carry (native/fanotify/lane.cc); 0: none is accepted. */
   setLane(epoch: number): void;
+  /** Queue cold inodes natively for this pool's workers (lane_queue.cc), with the per-uid bound and its refusal;
+   * null: hand every event to JS (the jobs still queued go to JS at once). */
+  setLaneQueue(queue: { pool: number; perUid: number; refusal: number } | null): void;
+  /** JS judges this inode on its own (a registry entry): none of its events is queued natively until laneRelease. */
+  laneClaim(dev: number, ino: number): void;
+  laneRelease(dev: number, ino: number): void;
   /** Answer everything pending (allow: closing the group would), stop the thread, close the groups. Idempotent. */
   close(): void;
 }

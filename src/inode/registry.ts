@@ -25,6 +25,8 @@ export class InodeRegistry {
   constructor(
     private readonly services: InodeServices,
     onSettled: (key: InodeKey, state: string) => void = () => {},
+    /** Told when an inode's judgement starts here (true) and ends (false): the native lane leaves it alone meanwhile. */
+    private readonly owned: (key: InodeKey, claim: boolean) => void = () => {},
   ) {
     this.onSettled = onSettled;
   }
@@ -74,6 +76,7 @@ export class InodeRegistry {
   }
 
   private add(key: InodeKey, entry: Live) {
+    if (!this.live.has(key)) this.owned(key, true);
     this.live.set(key, entry);
     for (const uid of entry.uids) this.perUid.set(uid, this.liveOf(uid) + 1);
   }
@@ -116,6 +119,7 @@ export class InodeRegistry {
       // since the pool may still be reading the cold one (closed once it is done).
       const waiting = entry.cold.handOver();
       this.live.delete(key);
+      this.owned(key, false); // claimed again at once by the machine below
       for (const uid of entry.uids) this.release(uid);
       const fd = native.dupFd(entry.fd);
       this.startMachine(key, fd, entry.cold.path, entry.uids, { dirty: true, uid: entry.uids[0], waiting });
@@ -135,6 +139,7 @@ export class InodeRegistry {
   private drop(key: InodeKey, entry: Live, state: string) {
     if (this.live.get(key) !== entry) return;
     this.live.delete(key);
+    this.owned(key, false);
     for (const uid of entry.uids) this.release(uid);
     if (entry.actor) {
       try {

@@ -8,6 +8,8 @@ import type { TagReport } from '../tags/report.js';
 import type { RemoteScanners } from './remote-scanners.js';
 
 export interface DaemonControl {
+  /** Who hears verdict notices changed (a subscriber for verdicts came or went): the native lane follows. */
+  hearingChanged?(): void;
   config(): Config;
   /** The effective stack: config, must-pass links and registered remote scanners. */
   stack(): readonly StackEntry[];

@@ -98,18 +98,20 @@ export const OPS: Record<string, Op> = {
 
   subscribe: {
     root: false,
-    run: ({ conn, req }) => {
+    run: ({ conn, req, state }) => {
       conn.subscription = { verdicts: boolArg(req, 'verdicts', false) };
       // A non-root subscriber hears only of files its uid could find (visibility.ts): its groups as of now.
       conn.viewer = conn.peer.uid === 0 ? null : viewerOf(conn.peer);
+      state.control.hearingChanged?.();
       return { subscribed: { dirty: true, verdicts: conn.subscription.verdicts } };
     },
   },
 
   unsubscribe: {
     root: false,
-    run: ({ conn }) => {
+    run: ({ conn, state }) => {
       conn.subscription = null;
+      state.control.hearingChanged?.();
       return {};
     },
   },

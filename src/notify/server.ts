@@ -125,6 +125,7 @@ export class NotifyServer {
     if (!this.connections.delete(conn)) return;
     this.admission.release(conn.peer.uid);
     this.state.counters.noticesLostGone += conn.lostTotal;
+    if (conn.subscription?.verdicts) this.opts.control.hearingChanged?.();
     const names = this.opts.control.remote.unregisterPeer(conn);
     if (names.length > 0) this.opts.log.warn({ scanners: names, client: conn.label }, 'out-of-process scanner disconnected');
   }

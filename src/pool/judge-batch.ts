@@ -101,7 +101,7 @@ export async function judgeBatch(task: JudgeTask): Promise<JudgeResult> {
   times[SLOT_BEGUN] = Date.now();
   const files = await Promise.all(
     task.fds.map((fd, i) =>
-      judgeFile(fd, ctx, task.lane?.seqs[i]).then((f) => {
+      judgeFile(fd, ctx, task.lane?.seqs[i], i).then((f) => {
         times[SLOT_BEGUN] = Date.now(); // progress: the batch's deadline counts from the last file judged
         return f;
       }),
@@ -114,7 +114,7 @@ function actorOf(s: JudgeScanner): Promise<LoadedActor> {
   return loadActor({ name: s.name, actor: s.actor, options: s.options, generation: s.generation });
 }
 
-async function judgeFile(fd: number, ctx: BatchContext, seq: number | undefined): Promise<JudgedFile> {
+async function judgeFile(fd: number, ctx: BatchContext, seq: number | undefined, index: number): Promise<JudgedFile> {
   const { policy } = ctx;
   const path = pathOf(fd);
   // The stamp from before anything of the file was read (the tags' own, or one read here): the bless lands only if
@@ -141,7 +141,7 @@ async function judgeFile(fd: number, ctx: BatchContext, seq: number | undefined)
   if (evaluate(policy.rules, answers).verdict !== 'pending') {
     out.answers = [...answers];
     out.fromTags = true;
-    return concludeHere(judgedAs(out, fd, before), fd, answers, ctx, seq);
+    return concludeHere(judgedAs(out, fd, before), fd, answers, ctx, seq, index);
   }
   const needed = neededScanners(policy.rules, answers);
   if (needed.length === 1) {
@@ -160,7 +160,7 @@ async function judgeFile(fd: number, ctx: BatchContext, seq: number | undefined)
       out.transient = [name];
     }
     out.answers = [...answers];
-    return concludeHere(judgedAs(out, fd, before), fd, answers, ctx, seq);
+    return concludeHere(judgedAs(out, fd, before), fd, answers, ctx, seq, index);
   }
   const transient: string[] = [];
   const slow: string[] = [];
@@ -223,6 +223,11 @@ async function judgeFile(fd: number, ctx: BatchContext, seq: number | undefined)
  * daemon exactly between the judgement and its conclusion. Unset in every real run.
  */
 const LANE_HOLD = process.env['BLESSD_TEST_LANE_HOLD'];
+/** The same for a native lane job, without blocking this worker's loop (its Piscina tasks must go on: a reload's). */
+async function holdForTestAsync(path: string) {
+  writeFileSync(`${path}.reached`, '');
+  for (let i = 0; i < 2000 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
+}
 function holdForTest(path: string) {
   writeFileSync(`${path}.reached`, '');
   const tick = new Int32Array(new SharedArrayBuffer(4));
@@ -236,8 +241,9 @@ function holdForTest(path: string) {
  * one scanner to run, or decided by their tags); the gate declines the rest (a change since the first event, a
  * stack epoch that moved, a stale stamp) and the main thread then concludes as before.
  */
-function concludeHere(out: JudgedFile, fd: number, answers: Map<string, Answer>, ctx: BatchContext, seq: number | undefined): JudgedFile {
+function concludeHere(out: JudgedFile, fd: number, answers: Map<string, Answer>, ctx: BatchContext, seq: number | undefined, index: number): JudgedFile | Promise<JudgedFile> {
   const lane = ctx.task.lane;
+  if (lane?.tickets) return finishHere(out, answers, ctx, index);
   if (!lane || seq === undefined || !out.judged || out.slow.length > 0 || out.transient.length > 0) return out;
   if (evaluate(ctx.policy.rules, answers).verdict !== 'allow') return out;
   if (LANE_HOLD) holdForTest(LANE_HOLD);
@@ -253,6 +259,27 @@ function concludeHere(out: JudgedFile, fd: number, answers: Map<string, Answer>,
     } else if (answered) out.concluded = answered;
   } catch {
     /* not concluded: the main thread decides, as without the lane */
+  }
+  return out;
+}
+
+/**
+ * Stage B (native/fanotify/lane_queue.cc, lane-worker.ts): a job of the native lane queue, which the main thread
+ * never saw. A plain allow — of the stack, on no failure answer, nothing left to the main thread, every scan counted
+ * in the shared slots and every tag written — is concluded natively; anything else is left unfinished here, and
+ * lane-worker.ts hands it to JS, where it takes today's path (and a deny is logged and counted there).
+ */
+async function finishHere(out: JudgedFile, answers: Map<string, Answer>, ctx: BatchContext, index: number): Promise<JudgedFile> {
+  const lane = ctx.task.lane!;
+  if (!out.judged || out.slow.length > 0 || out.transient.length > 0 || out.uncounted.length > 0 || out.tagErrors.length > 0) return out;
+  if (evaluate(ctx.policy.rules, answers).verdict !== 'allow') return out;
+  if (LANE_HOLD) await holdForTestAsync(LANE_HOLD);
+  if (lane.finished!.has(index)) return out; // handed over at the batch's deadline
+  lane.finished!.add(index);
+  try {
+    if (native.laneFinish(lane.gate, lane.epoch, lane.tickets![index]!, true, out.judged.size, out.judged.mtimeNs, out.judged.ctimeNs)) out.concluded = [];
+  } catch {
+    /* the gate is gone: Shutdown answered its events */
   }
   return out;
 }

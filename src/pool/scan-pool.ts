@@ -20,6 +20,7 @@ import { policyRef } from './policy-wire.js';
 import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
 import { slotKey } from './slot-key.js';
+import type { LaneAnnounce } from './lane-worker.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgeLane, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type FileDigest, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
 export type { PoolEntry } from './tasks.js';
@@ -154,6 +155,8 @@ export class ScanPool {
   private readonly closeTimeoutMs: number;
   /** Where close() asks the workers to retire their actors (worker.ts). */
   private readonly retireChannel = `blessd-pool-retire.${process.pid}.${++pools}`;
+  /** This pool in the native lane's worker registry (lane_queue.cc): its workers attach under it. */
+  readonly lanePool = pools;
   /** The main side of it: workers answer the close here. Holders: workers that loaded an actor (thread ids). */
   private readonly channel: BroadcastChannel;
   private readonly holders = new Set<number>();
@@ -177,7 +180,17 @@ export class ScanPool {
     // Made only once the options passed: a constructor that throws must leave nothing open.
     this.channel = new BroadcastChannel(this.retireChannel);
     this.channel.onmessage = (ev) => {
-      const m = (ev as MessageEvent).data as { holding?: unknown; retired?: unknown } | null;
+      const m = (ev as MessageEvent).data as { holding?: unknown; retired?: unknown; helperPids?: Record<string, number[]> } | null;
+      if (m?.helperPids && this.onHelperPids) {
+        // From a native lane batch (lane-worker.ts): as judge() reports a task's.
+        for (const [name, pids] of Object.entries(m.helperPids)) {
+          try {
+            this.onHelperPids(name, pids);
+          } catch {
+            /* the daemon's business */
+          }
+        }
+      }
       if (typeof m?.holding === 'number') this.holders.add(m.holding);
       if (typeof m?.retired === 'number') {
         this.retired.add(m.retired);
@@ -197,7 +210,7 @@ export class ScanPool {
       // callbacks of actors are never frozen between tasks).
       atomics: 'async',
       execArgv: workerExecArgv(),
-      workerData: { retireChannel: this.retireChannel },
+      workerData: { retireChannel: this.retireChannel, lanePool: this.lanePool },
     });
     this.piscina.on('workerCreate', () => this.watchWorkers());
   }
@@ -283,6 +296,17 @@ export class ScanPool {
     if (s.shared) out.shared = true;
     if (s.digest) out.digest = s.digest;
     return out;
+  }
+
+  /**
+   * The policy of a lane epoch, for the workers' native lane batches (lane-worker.ts): announced before the gate
+   * queues anything under that epoch; a worker that has not got it yet hands its batch to JS.
+   */
+  announceLane(epoch: number, policy: JudgePolicy): void {
+    if (this.closed) return;
+    const lane: LaneAnnounce = { epoch, policy: policyRef(policy), timeoutMs: policy.timeoutMs };
+    if (this.chunkSize !== undefined) lane.chunkSize = this.chunkSize;
+    this.channel.postMessage({ lane });
   }
 
   /**

@@ -162,6 +162,10 @@ export interface JudgeLane {
   gate: number;
   epoch: number;
   seqs: number[];
+  /** The native lane queue's jobs (lane-worker.ts, as `fds`): each is finished natively (laneFinish), never sent
+   * back; `finished` holds the indexes finished already (concluded, or handed over at the batch's deadline). */
+  tickets?: number[];
+  finished?: Set<number>;
 }
 
 /** One file's judgement, as the worker leaves it. */

@@ -9,6 +9,7 @@ import { loadActor, onFirstLoad, retireAll, retireExcept } from './load-actor.js
 import { failure, scanWith, withHelpers } from './actor-scan.js';
 import { judgeBatch } from './judge-batch.js';
 import { scanWithDigest } from './pass-digest.js';
+import { attachLane, laneEpoch, type LaneAnnounce } from './lane-worker.js';
 import { scanShared } from '../fleet/scan-shared.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, type WorkerResult, type WorkerTask } from './tasks.js';
 
@@ -18,6 +19,7 @@ import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type LoadResult, 
 // none): on the channel at once, and on its next result, so that the pool knows before its caller can close it
 // (the two ways are not ordered with each other). The channel must not keep a worker alive: unref'd.
 const retireChannelName = (workerData as { retireChannel?: unknown } | undefined)?.retireChannel;
+const lanePool = (workerData as { lanePool?: unknown } | undefined)?.lanePool;
 const channel = typeof retireChannelName === 'string' ? new BroadcastChannel(retireChannelName) : undefined;
 // Named so that /proc/<pid>/task/*/comm, top, perf and bench/cold tell the pool's threads from node's own.
 native.setThreadName('blessd-pool');
@@ -25,6 +27,8 @@ let holding = false;
 let announced = false;
 if (channel) {
   channel.onmessage = (ev) => {
+    const lane = ((ev as MessageEvent).data as { lane?: LaneAnnounce } | null)?.lane;
+    if (lane) return laneEpoch(lane); // the policy of a new lane epoch (ScanPool.announceLane)
     const keep = ((ev as MessageEvent).data as { keep?: unknown } | null)?.keep;
     if (Array.isArray(keep)) {
       // A reload: the scanners the stack dropped close here (a close() that throws is the actor's own business).
@@ -39,6 +43,8 @@ if (channel) {
   };
   channel.unref(); // after onmessage, which refs it again
 }
+// The native cold lane (lane-worker.ts): the reader thread wakes this worker for cold files queued natively.
+if (channel && typeof lanePool === 'number') attachLane(lanePool, (helperPids) => channel.postMessage({ helperPids }));
 onFirstLoad(() => {
   holding = true;
   channel?.postMessage({ holding: threadId }); // for a close that comes while this very task still runs

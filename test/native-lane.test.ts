@@ -1,0 +1,198 @@
+// The native cold lane, stage B (native/fanotify/lane_queue.cc, src/pool/lane-worker.ts): the reader thread queues
+// a cold inode natively, a pool worker takes it, judges it and concludes a plain allow without the main thread;
+// everything else is handed to JS as perm events. Real daemon, real gate, real scans, a real unprivileged user.
+// The harness listens for notices (which turns the native queue off: it builds none); each test stops listening.
+import test from 'ava';
+import { writeFile } from 'node:fs/promises';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EICAR } from '../src/daemon/demo.js';
+import type { Notice } from '../src/daemon/daemon.js';
+import { makeAttacker, openToEveryone } from './helpers/attacker.js';
+import { runChild, startChild } from './helpers/child.js';
+import { withDaemon, type DaemonHarness } from './helpers/daemon-harness.js';
+import { isRoot } from './helpers/scratch.js';
+import { waitFor, within } from './helpers/wait.js';
+
+const t0 = isRoot() ? test.serial : test.skip;
+if (!isRoot()) console.log('native-lane tests skipped: they need root');
+
+const denied = /Operation not permitted|Permission denied/;
+const again = /Resource temporarily unavailable/;
+
+/** Nobody hears verdict notices now: the gate queues cold inodes natively from here on. */
+function laneOn(h: DaemonHarness) {
+  h.daemon.removeAllListeners('notice');
+}
+
+/** The worker's test seam (judge-batch.ts holdForTest): it stops just before a conclusion until `hold` exists. */
+function seam(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'blessd-nlane-'));
+  const hold = join(dir, 'hold');
+  process.env['BLESSD_TEST_LANE_HOLD'] = hold;
+  t.teardown(() => {
+    delete process.env['BLESSD_TEST_LANE_HOLD'];
+    writeFileSync(hold, ''); // a worker still held lets go
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return hold;
+}
+
+t0('cold files are judged and concluded in the workers without the main thread; an unprivileged user cannot read EICAR', async (t) => {
+  const atk = await makeAttacker(t);
+  const h = await withDaemon(t, 'ext4', {
+    prepare: async (d) => {
+      await writeFile(join(d, 'eicar.com'), EICAR);
+      for (let i = 0; i < 20; i++) await writeFile(join(d, `clean${i}.txt`), `clean ${i}\n`);
+    },
+  });
+  await openToEveryone(h.dir);
+  laneOn(h);
+  const before = h.daemon.stats();
+  const reads = await Promise.all([
+    atk.run('cat', [join(h.dir, 'eicar.com')]),
+    ...Array.from({ length: 20 }, (_, i) => atk.run('cat', [join(h.dir, `clean${i}.txt`)])),
+  ]);
+  t.regex(reads[0]!.stderr, denied, `EICAR must be refused: ${JSON.stringify(reads[0])} ${JSON.stringify(h.daemon.stats().gate)}`);
+  t.false(reads[0]!.stdout.includes('EICAR'), 'no byte of EICAR served');
+  for (let i = 0; i < 20; i++) t.is(reads[i + 1]!.stdout, `clean ${i}\n`);
+  const after = h.daemon.stats();
+  const g = after.gate;
+  t.true(g.laneQueued - before.gate.laneQueued >= 21, `queued natively: ${g.laneQueued - before.gate.laneQueued}`);
+  t.is(g.laneJobsConcluded - before.gate.laneJobsConcluded, 20, 'every clean file concluded in a worker');
+  t.true(g.laneHanded - before.gate.laneHanded >= 1, 'EICAR handed to JS');
+  // Only EICAR went through the main thread's judge queue (handed over); the clean files never reached it.
+  t.is(after.judgeQueue.sentFiles - before.judgeQueue.sentFiles, 1);
+  t.is(after.verdicts.deny - before.verdicts.deny, 1, 'the deny counted (and logged) by JS');
+  t.is(after.verdicts.allow - before.verdicts.allow, 20, 'the allows counted from the gate');
+  t.true(g.laneWakes >= 1 && g.laneBatches >= 1);
+  // From the cache now: the deny holds, the clean files pass.
+  t.regex((await atk.run('cat', [join(h.dir, 'eicar.com')])).stderr, denied);
+  t.is((await atk.run('cat', [join(h.dir, 'clean3.txt')])).stdout, 'clean 3\n');
+});
+
+t0('a change between the native judgement and its conclusion: nothing blessed, the reader is judged again by JS', async (t) => {
+  const hold = seam(t);
+  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
+  laneOn(h);
+  const file = join(h.dir, 'f.txt');
+  const reader = startChild('cat', [file]);
+  await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
+  t.is(h.daemon.stats().gate.laneQueued, 1, 'queued natively');
+  await writeFile(file, EICAR);
+  writeFileSync(hold, '');
+  const r = await within('the reader to be answered', reader.done, 20_000);
+  t.regex(r.stderr, denied, `cat must not get the old judgement's allow: ${r.stdout}`);
+  t.false(r.stdout.includes('EICAR'));
+  t.regex((await runChild('cat', [file])).stderr, denied, 'and nothing of the old judgement was cached');
+  const g = h.daemon.stats().gate;
+  t.is(g.laneJobsConcluded, 0, 'the worker concluded nothing');
+  t.true(g.laneHanded >= 1, 'handed to JS');
+});
+
+t0('stop with native lane work in flight and queued: every waiting reader gets EAGAIN, never the content', async (t) => {
+  const hold = seam(t);
+  const h = await withDaemon(t, 'ext4', {
+    prepare: async (d) => {
+      for (let i = 0; i < 4; i++) await writeFile(join(d, `f${i}.txt`), `good ${i}\n`);
+    },
+  });
+  laneOn(h);
+  const readers = Array.from({ length: 4 }, (_, i) => startChild('cat', [join(h.dir, `f${i}.txt`)]));
+  await waitFor('a worker to reach its conclusion', () => existsSync(`${hold}.reached`));
+  await waitFor('every reader queued natively', () => h.daemon.stats().gate.laneQueued >= 4);
+  const stopped = h.stop();
+  for (const reader of readers) {
+    const r = await within('the reader to be answered at stop', reader.done, 20_000);
+    t.regex(r.stderr, again);
+    t.is(r.stdout, '');
+  }
+  writeFileSync(hold, ''); // the workers go on after the gate is gone: they must conclude nothing
+  await within('the daemon to stop', stopped, 20_000);
+});
+
+t0('a reload between the native judgement and its conclusion: the old epoch\'s allow is not used', async (t) => {
+  const hold = seam(t);
+  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
+  laneOn(h);
+  const { parseConfig } = await import('../src/config/index.js');
+  const { FIXTURES } = await import('./helpers/daemon-harness.js');
+  const strict = parseConfig(
+    `stateDir: ${h.state}\nguards: [{ path: ${h.dir}, kind: filesystem }]\nsocket: { path: ${join(h.scratch.base, 's')} }\nstack:\n  - actor: ${join(FIXTURES, 'word-actor.js')}\n    name: word\n    options: { word: RELOAD-ME }\n  - actor: default\n    options: { answer: allow }`,
+    join(h.scratch.base, 'c.yaml'),
+  );
+  const reader = startChild('cat', [join(h.dir, 'r.txt')]);
+  await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
+  t.is(h.daemon.stats().gate.laneQueued, 1);
+  await within('the reload', h.daemon.reload(strict), 20_000);
+  writeFileSync(hold, '');
+  const r = await within('the reader to be answered', reader.done, 20_000);
+  t.is(r.stdout, '', 'the old stack\'s judgement must not serve it');
+  t.regex(r.stderr, /Operation not permitted|Resource temporarily unavailable/);
+  t.is(h.daemon.stats().gate.laneJobsConcluded, 0);
+  t.regex((await runChild('cat', [join(h.dir, 'r.txt')])).stderr, denied, 'the new stack judges');
+});
+
+t0('pool.queuePerUid bounds one uid\'s native jobs: past it, EAGAIN at once (and a fallback record), other uids unaffected', async (t) => {
+  const hold = seam(t);
+  const atk = await makeAttacker(t);
+  const h = await withDaemon(t, 'ext4', {
+    queuePerUid: 1,
+    prepare: async (d) => {
+      for (let i = 0; i < 3; i++) await writeFile(join(d, `f${i}.txt`), `good ${i}\n`);
+    },
+  });
+  await openToEveryone(h.dir);
+  laneOn(h);
+  const first = atk.run('cat', [join(h.dir, 'f0.txt')]);
+  await waitFor('the worker to hold the first file', () => existsSync(`${hold}.reached`));
+  const second = await within('the second read', atk.run('cat', [join(h.dir, 'f1.txt')]), 10_000);
+  t.regex(second.stderr, again, 'the uid is past its bound: refused, never a wait');
+  t.is(second.stdout, '');
+  t.true(h.daemon.stats().gate.laneRefused >= 1);
+  // Root is another uid: its own read is queued (the bound is per uid), held behind the seam like the first.
+  const other = startChild('cat', [join(h.dir, 'f2.txt')]);
+  await waitFor('root\'s read queued natively', () => h.daemon.stats().gate.laneQueued >= 2);
+  writeFileSync(hold, '');
+  t.is((await within('the first read', first, 20_000)).stdout, 'good 0\n');
+  t.is((await within('root\'s read', other.done, 20_000)).stdout, 'good 2\n');
+  t.is((await atk.run('cat', [join(h.dir, 'f1.txt')])).stdout, 'good 1\n', 'and once the first is done, the next goes');
+});
+
+t0('the deadline answers a natively queued event (EAGAIN) and hands the slow job to JS; its late finish concludes nothing', async (t) => {
+  const hold = seam(t);
+  const h = await withDaemon(t, 'ext4', { deadline: '400ms', prepare: (d) => writeFile(join(d, 'f.txt'), 'late\n') });
+  laneOn(h);
+  const reader = startChild('cat', [join(h.dir, 'f.txt')]);
+  await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
+  const r = await within('the deadline answer', reader.done, 10_000);
+  t.regex(r.stderr, again);
+  t.is(r.stdout, '');
+  t.is(h.daemon.stats().gate.answeredByDeadline, 1);
+  t.is(h.daemon.stats().gate.laneHanded, 1, 'the slow job left the lane at its deadline');
+  writeFileSync(hold, '');
+  await waitFor('the late job to end', () => h.daemon.stats().gate.laneLate === 1);
+  t.is(h.daemon.stats().gate.laneJobsConcluded, 0, 'nothing concluded from the late job');
+  // The worker wrote its result tag before it stopped: the reader thread settles the next read from it.
+  t.is((await runChild('cat', [join(h.dir, 'f.txt')])).stdout, 'late\n', 'the next read is judged again and passes');
+  t.is(h.daemon.stats().gate.fastTagsAllowed, 1);
+});
+
+t0('a verdict listener turns the native queue off (it builds no notices): every file then goes through JS and is heard', async (t) => {
+  const h = await withDaemon(t, 'ext4', {
+    prepare: async (d) => {
+      await writeFile(join(d, 'a.txt'), 'a\n');
+      await writeFile(join(d, 'b.txt'), 'b\n');
+    },
+  });
+  laneOn(h);
+  t.is((await runChild('cat', [join(h.dir, 'a.txt')])).stdout, 'a\n');
+  t.is(h.daemon.stats().gate.laneQueued, 1);
+  const heard: Notice[] = [];
+  h.daemon.on('notice', (n: Notice) => heard.push(n));
+  await Promise.resolve(); // the lane follows at the end of this turn (newListener runs before the listener is added)
+  t.is((await runChild('cat', [join(h.dir, 'b.txt')])).stdout, 'b\n');
+  t.is(h.daemon.stats().gate.laneQueued, 1, 'not queued natively');
+  await waitFor('the verdict notice', () => heard.some((n) => n.event === 'verdict' && String(n.path).endsWith('b.txt')));
+});
