@@ -3,13 +3,13 @@
 // real gate, real scans, a real unprivileged user.
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EICAR } from '../src/daemon/demo.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild } from './helpers/child.js';
 import { withDaemon } from './helpers/daemon-harness.js';
+import { laneSeam } from './helpers/lane-seam.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -45,21 +45,9 @@ t0('an unprivileged user cannot read EICAR through the worker-concluded path; cl
   t.is((await atk.run('cat', [join(h.dir, 'clean3.txt')])).stdout, 'clean 3\n');
 });
 
-/** The worker's test seam (judge-batch.ts holdForTest): it stops just before a conclusion until `hold` exists. */
-function seam(t: { teardown(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'blessd-lane-'));
-  const hold = join(dir, 'hold');
-  process.env['BLESSD_TEST_LANE_HOLD'] = hold;
-  t.teardown(() => {
-    delete process.env['BLESSD_TEST_LANE_HOLD'];
-    writeFileSync(hold, ''); // a worker still held lets go
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return hold;
-}
 
 t0('a change between the judgement and the worker\'s conclusion: nothing blessed, nothing answered from the old judgement', async (t) => {
-  const hold = seam(t);
+  const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
   const file = join(h.dir, 'f.txt');
   const reader = startChild('cat', [file]);
@@ -77,7 +65,7 @@ t0('a change between the judgement and the worker\'s conclusion: nothing blessed
 });
 
 t0('stop with a conclusion in flight: the waiting reader gets EAGAIN (fail closed), never the content', async (t) => {
-  const hold = seam(t);
+  const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
   const reader = startChild('cat', [join(h.dir, 'f.txt')]);
   await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
@@ -90,7 +78,7 @@ t0('stop with a conclusion in flight: the waiting reader gets EAGAIN (fail close
 });
 
 t0('a reload between the judgement and the worker\'s conclusion: the old stack\'s allow is not used', async (t) => {
-  const hold = seam(t);
+  const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
   const { parseConfig } = await import('../src/config/index.js');
   const { FIXTURES } = await import('./helpers/daemon-harness.js');

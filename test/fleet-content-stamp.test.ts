@@ -6,13 +6,11 @@
 // the store (verify, scan, stamp, lookup digest, yara, stamp). Reads are measured: the daemon's /proc/<pid>/io rchar.
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runChild } from './helpers/child.js';
-import { REPO } from './helpers/daemon-harness.js';
 import { BLESSCTL } from './helpers/daemon-process.js';
-import { daemonRchar, fleetCount, incompressible, SIGNATURE_STACK, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { daemonRchar, fleetCount, incompressible, SIGNATURE_STACK, signatureMarkerStack, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -58,18 +56,7 @@ rootTest('content stamp, signature alone: a cold 16 MiB file is read once (the p
 });
 
 rootTest('content stamp, signature + yara + the store: blessd reads a cold 16 MiB file once besides yara, and a hit on B once in all', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'blessd-content-stamp-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const rules = join(dir, 'marker.yar');
-  await writeFile(rules, 'rule evil_marker {\n  strings:\n    $m = "EVIL-MARKER"\n  condition:\n    $m\n}\n');
-  const stack = `stack:
-  - actor: signature
-    options: { databases: [${join(REPO, 'signatures')}] }
-  - actor: yara
-    options: { rules: [${rules}] }
-  - actor: default
-    options: { answer: allow }
-`;
+  const stack = await signatureMarkerStack(t);
   const f = await withFleet(t, ['a', 'b'], { stack, sizeMiB: 128, extra: CONTENT });
   const { a, b } = f.hosts as Record<string, FleetHost>;
   const big = incompressible(SIZE);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runChild, startChild } from './helpers/child.js';
 import { REPO } from './helpers/daemon-harness.js';
-import { daemonRchar, fleetCount, incompressible, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
+import { daemonRchar, fleetCount, incompressible, signatureMarkerStack, withFleet, type FleetHost } from './helpers/fleet-hosts.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -23,16 +23,6 @@ const SIZE = 16 * MiB;
 
 const MARKER = Buffer.from('a file the yara rule names: EVIL-MARKER\n'.repeat(10));
 
-function stackWith(rules: string): string {
-  return `stack:
-  - actor: signature
-    options: { databases: [${join(REPO, 'signatures')}] }
-  - actor: yara
-    options: { rules: [${rules}] }
-  - actor: default
-    options: { answer: allow }
-`;
-}
 
 const rchar = daemonRchar;
 
@@ -40,11 +30,7 @@ const scans = async (h: FleetHost, name: string) => (await h.stats()).scans[name
 const cat = (p: string) => runChild('cat', [p], { timeoutMs: 30_000 });
 
 rootTest('a store miss reads the file once for the signature pass and the digest; a hit on B spares yara (zero yara scans)', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'blessd-digest-once-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const rules = join(dir, 'marker.yar');
-  await writeFile(rules, 'rule evil_marker {\n  strings:\n    $m = "EVIL-MARKER"\n  condition:\n    $m\n}\n');
-  const f = await withFleet(t, ['a', 'b'], { stack: stackWith(rules), sizeMiB: 128 });
+  const f = await withFleet(t, ['a', 'b'], { stack: await signatureMarkerStack(t), sizeMiB: 128 });
   const { a, b } = f.hosts as Record<string, FleetHost>;
   const big = incompressible(SIZE); // the same bytes on every host
   for (const h of [a!, b!]) {

@@ -4,14 +4,14 @@
 // The harness listens for notices (which turns the native queue off: it builds none); each test stops listening.
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EICAR } from '../src/daemon/demo.js';
 import type { Notice } from '../src/daemon/daemon.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild } from './helpers/child.js';
 import { withDaemon, type DaemonHarness } from './helpers/daemon-harness.js';
+import { laneSeam } from './helpers/lane-seam.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -26,18 +26,6 @@ function laneOn(h: DaemonHarness) {
   h.daemon.removeAllListeners('notice');
 }
 
-/** The worker's test seam (judge-batch.ts holdForTest): it stops just before a conclusion until `hold` exists. */
-function seam(t: { teardown(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'blessd-nlane-'));
-  const hold = join(dir, 'hold');
-  process.env['BLESSD_TEST_LANE_HOLD'] = hold;
-  t.teardown(() => {
-    delete process.env['BLESSD_TEST_LANE_HOLD'];
-    writeFileSync(hold, ''); // a worker still held lets go
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return hold;
-}
 
 t0('cold files are judged and concluded in the workers without the main thread; an unprivileged user cannot read EICAR', async (t) => {
   const atk = await makeAttacker(t);
@@ -73,7 +61,7 @@ t0('cold files are judged and concluded in the workers without the main thread; 
 });
 
 t0('a change between the native judgement and its conclusion: nothing blessed, the reader is judged again by JS', async (t) => {
-  const hold = seam(t);
+  const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
   laneOn(h);
   const file = join(h.dir, 'f.txt');
@@ -92,7 +80,7 @@ t0('a change between the native judgement and its conclusion: nothing blessed, t
 });
 
 t0('stop with native lane work in flight and queued: every waiting reader gets EAGAIN, never the content', async (t) => {
-  const hold = seam(t);
+  const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', {
     prepare: async (d) => {
       for (let i = 0; i < 4; i++) await writeFile(join(d, `f${i}.txt`), `good ${i}\n`);
@@ -113,7 +101,7 @@ t0('stop with native lane work in flight and queued: every waiting reader gets E
 });
 
 t0('a reload between the native judgement and its conclusion: the old epoch\'s allow is not used', async (t) => {
-  const hold = seam(t);
+  const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
   laneOn(h);
   const { parseConfig } = await import('../src/config/index.js');
@@ -135,7 +123,7 @@ t0('a reload between the native judgement and its conclusion: the old epoch\'s a
 });
 
 t0('pool.queuePerUid bounds one uid\'s native jobs: past it, EAGAIN at once (and a fallback record), other uids unaffected', async (t) => {
-  const hold = seam(t);
+  const hold = laneSeam(t);
   const atk = await makeAttacker(t);
   const h = await withDaemon(t, 'ext4', {
     queuePerUid: 1,
@@ -161,7 +149,7 @@ t0('pool.queuePerUid bounds one uid\'s native jobs: past it, EAGAIN at once (and
 });
 
 t0('the deadline answers a natively queued event (EAGAIN) and hands the slow job to JS; its late finish concludes nothing', async (t) => {
-  const hold = seam(t);
+  const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { deadline: '400ms', prepare: (d) => writeFile(join(d, 'f.txt'), 'late\n') });
   laneOn(h);
   const reader = startChild('cat', [join(h.dir, 'f.txt')]);

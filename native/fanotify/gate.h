@@ -218,6 +218,8 @@ class Gate : public Napi::ObjectWrap<Gate> {
   // judged: its answers describe content that is gone).
   enum class LaneEnd { Concluded, Declined, Changed };
   LaneEnd LaneConclude(uint32_t epoch, uint32_t seq, int fd, const JudgedStamp &judged, std::vector<uint64_t> &answered);
+  // lane.cc: write a worker's claimed allows, drop their records, close their fds (lane.cc, lane_queue.cc).
+  void WriteLaneAllows(const std::vector<std::pair<uint64_t, int>> &work);
   // lane_queue.cc — stage B: a worker takes queued cold inodes (up to `max`, round robin per uid) and finishes each:
   // concluded allow here, or handed to JS as perm events. Gone: nothing to do (handed over already, or stopping).
   struct LaneTaken { uint64_t ticket; int fd; uint32_t seq; };

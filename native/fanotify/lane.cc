@@ -173,9 +173,17 @@ Gate::LaneEnd Gate::LaneConclude(uint32_t epoch, uint32_t seq, int fd, const Jud
       if (!work.empty()) budgets_.erase(key);
     }
   }
-  // Written here, as the answer thread writes JS's (answers.cc RunAnswers): outside mu_, then the records dropped
-  // and the fds closed. Not handed to the answer thread: waking it costs a worker as much as the write itself
-  // (measured, docs/bench.md), and this thread is no event loop that must stay free.
+  WriteLaneAllows(work);
+  c_.lane_concluded++;
+  c_.lane_answered += work.size();
+  return LaneEnd::Concluded;
+}
+
+// The allows a worker concludes (here and lane_queue.cc), written as the answer thread writes JS's (answers.cc
+// RunAnswers): outside mu_, then the records dropped and the fds closed. Not handed to the answer thread: waking it
+// costs a worker as much as the write itself (measured, docs/bench.md), and this thread is no event loop that must
+// stay free. `work`: (event id, its fd), claimed under mu_ by the caller.
+void Gate::WriteLaneAllows(const std::vector<std::pair<uint64_t, int>> &work) {
   for (auto &w : work) WriteResponse(w.second, FAN_ALLOW);
   if (!work.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -187,9 +195,6 @@ Gate::LaneEnd Gate::LaneConclude(uint32_t epoch, uint32_t seq, int fd, const Jud
     }
   }
   for (auto &w : work) close(w.second);
-  c_.lane_concluded++;
-  c_.lane_answered += work.size();
-  return LaneEnd::Concluded;
 }
 
 Napi::Value Gate::LaneId(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), lane_id_); }

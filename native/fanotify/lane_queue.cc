@@ -306,18 +306,7 @@ Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const
     lane_jobs_.erase(key);
   }
   for (auto &d : drop) close(d.second);
-  // Written from this thread, as lane.cc does (waking the answer thread costs a worker as much as the write).
-  for (auto &w : work) WriteResponse(w.second, FAN_ALLOW);
-  if (!work.empty()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto &w : work) {
-      auto it = pending_.find(w.first);
-      if (it == pending_.end()) continue;
-      UnindexPendingLocked(w.first, it->second.key);
-      pending_.erase(it);
-    }
-  }
-  for (auto &w : work) close(w.second);
+  WriteLaneAllows(work);  // from this thread, as lane.cc does
   c_.lane_concluded++;
   c_.lane_jobs_concluded++;
   c_.lane_answered += work.size();

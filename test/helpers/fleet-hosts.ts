@@ -99,6 +99,25 @@ export const YARA_STACK = `stack:
     options: { answer: allow }
 `;
 
+/**
+ * The signature pass, then YARA with a rule that names files holding EVIL-MARKER, then allow: a stack with a content
+ * pass and a scanner the store serves. The rule file lives in a directory of its own, removed at the test's end.
+ */
+export async function signatureMarkerStack(t: { teardown(fn: () => Promise<void> | void): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'blessd-marker-rule-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const rules = join(dir, 'marker.yar');
+  await writeFile(rules, 'rule evil_marker {\n  strings:\n    $m = "EVIL-MARKER"\n  condition:\n    $m\n}\n');
+  return `stack:
+  - actor: signature
+    options: { databases: [${join(REPO, 'signatures')}] }
+  - actor: yara
+    options: { rules: [${rules}] }
+  - actor: default
+    options: { answer: allow }
+`;
+}
+
 /** Two served pool scanners (yara, and the same engine named yara2): a file needs both, so its lookup asks for two keys. */
 export const TWO_POOL_SCANNERS = `stack:
   - actor: yara
