@@ -45,7 +45,6 @@ t0('an unprivileged user cannot read EICAR through the worker-concluded path; cl
   t.is((await atk.run('cat', [join(h.dir, 'clean3.txt')])).stdout, 'clean 3\n');
 });
 
-
 t0('a change between the judgement and the worker\'s conclusion: nothing blessed, nothing answered from the old judgement', async (t) => {
   const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });

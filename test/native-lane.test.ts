@@ -26,7 +26,6 @@ function laneOn(h: DaemonHarness) {
   h.daemon.removeAllListeners('notice');
 }
 
-
 t0('cold files are judged and concluded in the workers without the main thread; an unprivileged user cannot read EICAR', async (t) => {
   const atk = await makeAttacker(t);
   const h = await withDaemon(t, 'ext4', {
