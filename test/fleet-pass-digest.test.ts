@@ -64,7 +64,8 @@ test.serial('a pass whose stamp and ctime moved (the file was written under it):
   const now = readStampAndCtime(fd);
   marker.passDigest(sha256, SIZE, now, now);
   marker.publish('signature', { answer: 'ok' });
-  await waitFor('the marker publish counted', () => counters.snapshot().unavailable >= 1, 5000);
+  // A fresh client's first publish waits up to 5 s for a connection (store-client.ts PUBLISH_FIRST_WAIT_MS).
+  await waitFor('the marker publish counted', () => counters.snapshot().unavailable >= 1, 20_000);
   t.deepEqual(counters.snapshot(), { hits: 0, misses: 0, published: 0, refused: 0, unavailable: 1, lookupUs: 0 }, 'only the marker tried the store');
 });
 
