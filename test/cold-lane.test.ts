@@ -9,7 +9,7 @@ import { EICAR } from '../src/daemon/demo.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild } from './helpers/child.js';
 import { withDaemon } from './helpers/daemon-harness.js';
-import { laneSeam } from './helpers/lane-seam.js';
+import { eicarAndClean, laneSeam } from './helpers/lane-seam.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -21,10 +21,7 @@ const denied = /Operation not permitted|Permission denied/;
 t0('an unprivileged user cannot read EICAR through the worker-concluded path; clean files read, concluded in the worker', async (t) => {
   const atk = await makeAttacker(t);
   const h = await withDaemon(t, 'ext4', {
-    prepare: async (d) => {
-      await writeFile(join(d, 'eicar.com'), EICAR);
-      for (let i = 0; i < 20; i++) await writeFile(join(d, `clean${i}.txt`), `clean ${i}\n`);
-    },
+    prepare: (d) => eicarAndClean(d, 20, EICAR),
   });
   await openToEveryone(h.dir);
   const before = h.daemon.stats().gate;

@@ -11,7 +11,7 @@ import type { Notice } from '../src/daemon/daemon.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild } from './helpers/child.js';
 import { withDaemon, type DaemonHarness } from './helpers/daemon-harness.js';
-import { laneSeam } from './helpers/lane-seam.js';
+import { eicarAndClean, laneSeam } from './helpers/lane-seam.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -29,10 +29,7 @@ function laneOn(h: DaemonHarness) {
 t0('cold files are judged and concluded in the workers without the main thread; an unprivileged user cannot read EICAR', async (t) => {
   const atk = await makeAttacker(t);
   const h = await withDaemon(t, 'ext4', {
-    prepare: async (d) => {
-      await writeFile(join(d, 'eicar.com'), EICAR);
-      for (let i = 0; i < 20; i++) await writeFile(join(d, `clean${i}.txt`), `clean ${i}\n`);
-    },
+    prepare: (d) => eicarAndClean(d, 20, EICAR),
   });
   await openToEveryone(h.dir);
   laneOn(h);
