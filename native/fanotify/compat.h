@@ -67,9 +67,14 @@ constexpr uint64_t kIgnoreMask = FAN_OPEN | FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM |
 // An inode outside every tree guard: silent except at open, where a link or move into a tree is caught (trees.cc).
 constexpr uint64_t kOutsideIgnoreMask = FAN_OPEN | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS;
 constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS | FAN_ACCESS_PERM;
-// The change group: content changes, and what moves or removes a file.
-constexpr uint64_t kChangeMaskFs = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_MOVED_FROM | FAN_MOVED_TO |
-                                   FAN_RENAME | FAN_DELETE_SELF | FAN_CREATE | FAN_DELETE | FAN_ONDIR;
+// The change group: content changes, and what moves or removes a file. Not FAN_ATTRIB: every tag write raises one
+// (ours too: fsnotify knows no listener's own pid), so it would cost a record, and a wake-up of the reader thread,
+// per tag written — for nothing JS uses (only modify and close-write are content news to it).
+constexpr uint64_t kChangeMaskFs = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_RENAME |
+                                   FAN_DELETE_SELF | FAN_CREATE | FAN_DELETE | FAN_ONDIR;
+// What a tree guard adds to its filesystem's change mark: an inode outside every tree that is linked (its link
+// count moves) must lose the ignore mark it was let through with (trees.cc, TreeChangeLocked).
+constexpr uint64_t kTreeChangeMask = FAN_ATTRIB;
 // Mount marks cannot carry directory-entry or self events (docs/kernel.md, exp4).
 constexpr uint64_t kChangeMaskMount = FAN_MODIFY | FAN_CLOSE_WRITE;
 

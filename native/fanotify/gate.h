@@ -277,7 +277,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   bool lane_wake_ = false;  // reader thread only: jobs were queued this round
   void Wake();              // poke the reader's poll (handed-over events to deliver)
   std::atomic<bool> lane_hint_{false};  // lane_queue_on_, read without mu_ (whether the root name check is worth it)
-  static bool RootNeedsJs(int32_t tid, int32_t tgid);
+  static bool RootNeedsJs(int32_t tid, int32_t tgid, const char *tid_name);
   // Pending records per inode (the conclusion answers an inode's delivered events); kept with pending_.
   std::unordered_map<InodeKey, std::vector<uint64_t>, InodeKeyHash> pending_keys_;
   void IndexPendingLocked(uint64_t id, const InodeKey &key);

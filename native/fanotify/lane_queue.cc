@@ -72,10 +72,15 @@ bool read_comm(int pid, char *out, size_t n) {
 
 // uid 0 only: a kernel nfsd thread (it must get EAGAIN, not wait: dispatch.ts) or a thread of a process named like
 // us (a peer daemon's scan: dispatch.ts checks its lease). A filter of cost, not of trust: JS decides.
-bool Gate::RootNeedsJs(int32_t tid, int32_t tgid) {
+// `tid_name`: the thread's name as task_identity read it ("" when unknown: then read here).
+bool Gate::RootNeedsJs(int32_t tid, int32_t tgid, const char *tid_name) {
   char comm[32];
-  if (!read_comm(tid, comm, sizeof comm)) return true;  // gone or unreadable: JS sorts it out
-  if (strncmp(comm, "nfsd", 4) == 0 || strncmp(comm, "blessd", 6) == 0) return true;
+  const char *name = tid_name;
+  if (!name || !name[0]) {
+    if (!read_comm(tid, comm, sizeof comm)) return true;  // gone or unreadable: JS sorts it out
+    name = comm;
+  }
+  if (strncmp(name, "nfsd", 4) == 0 || strncmp(name, "blessd", 6) == 0) return true;
   if (tgid == tid) return false;
   if (!read_comm(tgid, comm, sizeof comm)) return true;
   return strncmp(comm, "nfsd", 4) == 0 || strncmp(comm, "blessd", 6) == 0;

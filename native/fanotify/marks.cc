@@ -53,7 +53,7 @@ Napi::Value Gate::Mark(const Napi::CallbackInfo &info, unsigned int kind_flags, 
     // Remove both modes' bits: a path may have been marked in either.
     int r = fanotify_mark(gate_fd_, FAN_MARK_REMOVE | kind_flags | only_dir, kReadModeMask | kOpenModeMask | child, AT_FDCWD, path.c_str());
     if (r != 0 && errno != ENOENT) throw errno_error(env, errno, "fanotify_mark(remove)", path);
-    if (change_fd_ >= 0) fanotify_mark(change_fd_, FAN_MARK_REMOVE | kind_flags | only_dir, change_mask | child, AT_FDCWD, path.c_str());
+    if (change_fd_ >= 0) fanotify_mark(change_fd_, FAN_MARK_REMOVE | kind_flags | only_dir, change_mask | (kind_flags == FAN_MARK_FILESYSTEM ? kTreeChangeMask : 0) | child, AT_FDCWD, path.c_str());
     return env.Undefined();
   }
 

@@ -631,7 +631,8 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
   ev.ino = key.ino;
   pid_t tgid;
   uint32_t uid = UINT32_MAX;  // unknown (the task is gone): one shared bucket
-  if (task_identity(md->pid, tgid, uid)) {
+  char name[32] = "";         // from the same /proc read: RootNeedsJs needs no read of its own for the thread
+  if (task_identity(md->pid, tgid, uid, name, sizeof name)) {
     ev.pid = tgid;
     ev.uid = uid;
   }
@@ -657,7 +658,7 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
   bool in_lane = false;
   uint32_t refusal = overload_answer_;
   // Root's kernel nfsd threads and another daemon's peer scans are JS's to judge (dispatch.ts): a name check here.
-  const bool js_only = uid == 0 && lane_hint_.load(std::memory_order_relaxed) && RootNeedsJs(md->pid, ev.pid);
+  const bool js_only = uid == 0 && lane_hint_.load(std::memory_order_relaxed) && RootNeedsJs(md->pid, ev.pid, name);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto u = pending_by_uid_.find(uid);

@@ -329,6 +329,11 @@ Napi::Value Gate::Guard(const Napi::CallbackInfo &info, bool tree) {
     }
     checkpoint = true;
   }
+  if (tree && change_fd_ >= 0 && fanotify_mark(change_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kTreeChangeMask, AT_FDCWD, path.c_str()) != 0) {
+    int e = errno;
+    if (root_fd >= 0) close(root_fd);
+    throw errno_error(env, e, "fanotify_mark(tree change)", path);
+  }
   std::lock_guard<std::mutex> lock(trees_mu_);
   GuardedFs &g = guarded_[st.st_dev];
   g.mode = o.Get("mode").As<Napi::String>().Utf8Value();

@@ -124,7 +124,7 @@ int task_open_accmode(pid_t tid) {
   return (int)(flags & O_ACCMODE);
 }
 
-bool task_identity(pid_t tid, pid_t &tgid, uint32_t &uid) {
+bool task_identity(pid_t tid, pid_t &tgid, uint32_t &uid, char *name, size_t name_size) {
   char path[48], buf[2048];
   snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
   if (read_small(path, buf, sizeof buf) <= 0) return false;
@@ -133,6 +133,18 @@ bool task_identity(pid_t tid, pid_t &tgid, uint32_t &uid) {
   if (!t || !u) return false;
   tgid = (pid_t)strtol(t + 6, nullptr, 10);
   uid = (uint32_t)strtoul(u + 5, nullptr, 10);  // the real uid: a setuid program still counts for who ran it
+  if (name && name_size > 0) {
+    // The first line, "Name:\t<comm>" (the kernel escapes odd bytes in it; a prefix check does not mind).
+    name[0] = 0;
+    if (strncmp(buf, "Name:", 5) == 0) {
+      const char *n = buf + 5;
+      while (*n == '\t' || *n == ' ') n++;
+      size_t len = strcspn(n, "\n");
+      if (len >= name_size) len = name_size - 1;
+      memcpy(name, n, len);
+      name[len] = 0;
+    }
+  }
   return true;
 }
 

@@ -1,6 +1,7 @@
 // What /proc says about one task that is blocked in a fanotify permission wait. Each call is a fixed number of small
 // reads of /proc/<tid>/..., whatever the task holds (its fd count does not matter): safe on the reader thread.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <sys/types.h>
 
@@ -26,8 +27,9 @@ TaskAccess task_access(pid_t tid, uint64_t dev, uint64_t ino);
 constexpr int kAccmodeNotYet = -2;
 int task_open_accmode(pid_t tid);
 
-// Thread group id and real uid of a task, from /proc/<tid>/status. False if the task is gone.
-bool task_identity(pid_t tid, pid_t &tgid, uint32_t &uid);
+// Thread group id and real uid of a task, from /proc/<tid>/status, and with `name` its name (comm) from the same
+// read. False if the task is gone.
+bool task_identity(pid_t tid, pid_t &tgid, uint32_t &uid, char *name = nullptr, size_t name_size = 0);
 
 // Effective uid of a live task (owner of /proc/<tid>), or -1.
 long task_uid(pid_t tid);
