@@ -376,6 +376,21 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void RetryHeld(std::vector<OutEvent> &batch);
   void AnswerHeld();
   std::vector<HeldEvent> held_, held_again_;  // reader thread only
+  // Who an accessor thread is (tgid, real uid, whether root's name check sends it to JS), kept for a moment per tid:
+  // a reader thread of a file server asks about the same threads again and again, and /proc/<tid>/status is the
+  // dearest read of a cold event. What it feeds is fairness (the per-uid queues and caps) and routing to JS, never a
+  // verdict: a tid reused or a uid changed within kIdentityNs costs at most one event in another uid's bucket.
+  struct Identity {
+    int32_t tid = 0;
+    pid_t tgid = 0;
+    uint32_t uid = UINT32_MAX;
+    int8_t root_js = -1;  // -1: not asked yet (asked only while the lane is on)
+    int64_t at_ns = 0;
+  };
+  static constexpr size_t kIdentitySlots = 256;       // direct-mapped by tid
+  static constexpr int64_t kIdentityNs = 20000000;    // 20 ms
+  Identity identities_[kIdentitySlots];               // reader thread only
+  const Identity *IdentityOf(int32_t tid, bool want_root_js);
   void Deliver(std::vector<OutEvent> *batch);
   bool IsExempt(int32_t tid);
   bool IsOwn(int32_t tid);

@@ -619,6 +619,30 @@ void Gate::AnswerHeld() {
   held_.clear();
 }
 
+// The accessor's identity, from the cache (Identity in gate.h says why a moment's staleness is fine) or from one
+// /proc/<tid>/status read, which also gives the thread's name for root's check. Null if the task is gone.
+const Gate::Identity *Gate::IdentityOf(int32_t tid, bool want_root_js) {
+  Identity &slot = identities_[(uint32_t)tid % kIdentitySlots];
+  const int64_t now = now_ns();
+  if (slot.tid != tid || now - slot.at_ns >= kIdentityNs) {
+    pid_t tgid;
+    uint32_t uid;
+    char name[32] = "";
+    if (!task_identity(tid, tgid, uid, name, sizeof name)) {
+      slot.tid = 0;
+      return nullptr;
+    }
+    slot.tid = tid;
+    slot.tgid = tgid;
+    slot.uid = uid;
+    slot.at_ns = now;
+    slot.root_js = uid != 0 ? 0 : want_root_js ? (RootNeedsJs(tid, tgid, name) ? 1 : 0) : -1;
+  } else if (slot.root_js < 0 && want_root_js) {
+    slot.root_js = RootNeedsJs(tid, slot.tgid, nullptr) ? 1 : 0;
+  }
+  return &slot;
+}
+
 // A permission event JS must answer. Past maxPending, or past this uid's share of it, the answer is a retryable
 // refusal at once — never allow: overload must not open the gate (RLIMIT_NOFILE is the wall behind the cap).
 void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, const InodeKey &key, std::vector<OutEvent> &batch) {
@@ -629,12 +653,12 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
   ev.pid = md->pid;
   ev.dev = key.dev;
   ev.ino = key.ino;
-  pid_t tgid;
   uint32_t uid = UINT32_MAX;  // unknown (the task is gone): one shared bucket
-  char name[32] = "";         // from the same /proc read: RootNeedsJs needs no read of its own for the thread
-  if (task_identity(md->pid, tgid, uid, name, sizeof name)) {
-    ev.pid = tgid;
-    ev.uid = uid;
+  const bool lane_hint = lane_hint_.load(std::memory_order_relaxed);
+  const Identity *who = IdentityOf(md->pid, lane_hint);
+  if (who) {
+    ev.pid = who->tgid;
+    ev.uid = uid = who->uid;
   }
   uint32_t gen = 0;
   if (generation_of_fd(fd, gen)) ev.gen = gen;
@@ -658,7 +682,7 @@ void Gate::ForwardPermission(const struct fanotify_event_metadata *md, int fd, c
   bool in_lane = false;
   uint32_t refusal = overload_answer_;
   // Root's kernel nfsd threads and another daemon's peer scans are JS's to judge (dispatch.ts): a name check here.
-  const bool js_only = uid == 0 && lane_hint_.load(std::memory_order_relaxed) && RootNeedsJs(md->pid, ev.pid, name);
+  const bool js_only = who && who->root_js == 1;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto u = pending_by_uid_.find(uid);
