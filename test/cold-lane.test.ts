@@ -21,6 +21,7 @@ const denied = /Operation not permitted|Permission denied/;
 t0('an unprivileged user cannot read EICAR through the worker-concluded path; clean files read, concluded in the worker', async (t) => {
   const atk = await makeAttacker(t);
   const h = await withDaemon(t, 'ext4', {
+    notices: true, // a listener keeps the native queue off: these tests are of stage A (pool judge task + laneConclude)
     prepare: (d) => eicarAndClean(d, 20, EICAR),
   });
   await openToEveryone(h.dir);
@@ -44,7 +45,7 @@ t0('an unprivileged user cannot read EICAR through the worker-concluded path; cl
 
 t0('a change between the judgement and the worker\'s conclusion: nothing blessed, nothing answered from the old judgement', async (t) => {
   const hold = laneSeam(t);
-  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
+  const h = await withDaemon(t, 'ext4', { notices: true, prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
   const file = join(h.dir, 'f.txt');
   const reader = startChild('cat', [file]);
   // The worker judged "good" clean and stands just before concluding it.
@@ -62,7 +63,7 @@ t0('a change between the judgement and the worker\'s conclusion: nothing blessed
 
 t0('stop with a conclusion in flight: the waiting reader gets EAGAIN (fail closed), never the content', async (t) => {
   const hold = laneSeam(t);
-  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
+  const h = await withDaemon(t, 'ext4', { notices: true, prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
   const reader = startChild('cat', [join(h.dir, 'f.txt')]);
   await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
   const stopped = h.stop();
@@ -75,7 +76,7 @@ t0('stop with a conclusion in flight: the waiting reader gets EAGAIN (fail close
 
 t0('a reload between the judgement and the worker\'s conclusion: the old stack\'s allow is not used', async (t) => {
   const hold = laneSeam(t);
-  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
+  const h = await withDaemon(t, 'ext4', { notices: true, prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
   const { parseConfig } = await import('../src/config/index.js');
   const { FIXTURES } = await import('./helpers/daemon-harness.js');
   const strict = parseConfig(
