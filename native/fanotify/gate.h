@@ -222,10 +222,12 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void WriteLaneAllows(const std::vector<std::pair<uint64_t, int>> &work);
   // lane_queue.cc — stage B: a worker takes queued cold inodes (up to `max`, round robin per uid) and finishes each:
   // concluded allow here, or handed to JS as perm events. Gone: nothing to do (handed over already, or stopping).
-  struct LaneTaken { uint64_t ticket; int fd; uint32_t seq; };
+  struct LaneTaken { uint64_t ticket; int fd; uint32_t seq; int32_t pid; };
+  // One event a worker answered (LaneFinish): for the books of who waited how long (src/daemon/costs.ts).
+  struct LaneWaited { int32_t pid; int64_t uid; int64_t waited_us; };
   uint32_t LaneTake(uint32_t worker, size_t max, std::vector<LaneTaken> &out);  // their epoch (0: none; worker idle)
   enum class JobEnd { Concluded, Handed, Gone };
-  JobEnd LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, size_t &answered);
+  JobEnd LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, std::vector<LaneWaited> &answered);
 
  private:
   // lane.cc: the change sequence of an inode (bucketed: a collision only costs a fallback), bumped under mu_ by every

@@ -223,7 +223,7 @@ uint32_t Gate::LaneTake(uint32_t worker, size_t max, std::vector<LaneTaken> &out
       if (j == lane_jobs_.end() || j->second.taken || j->second.uid != uid) continue;  // handed over meanwhile
       j->second.taken = true;
       lane_waiting_--;
-      out.push_back({j->second.ticket, j->second.fd, j->second.seq});
+      out.push_back({j->second.ticket, j->second.fd, j->second.seq, j->second.events.front().pid});
       break;
     }
     if (q->second.empty()) lane_queues_.erase(q);
@@ -234,7 +234,7 @@ uint32_t Gate::LaneTake(uint32_t worker, size_t max, std::vector<LaneTaken> &out
   return lane_epoch_;
 }
 
-Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, size_t &answered) {
+Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, std::vector<LaneWaited> &answered) {
   InodeKey key;
   auto fits = [&]() {
     auto t = lane_tickets_.find(ticket);
@@ -290,10 +290,12 @@ Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const
       }
       p.answered = p.queued = true;  // claimed: nobody else answers or closes it; written and dropped below
       c_.by_js++;
-      c_.latency[latency_bucket((now - p.forwarded_ns) / 1000)]++;
+      const int64_t waited_us = (now - p.forwarded_ns) / 1000;
+      c_.latency[latency_bucket(waited_us)]++;
       auto u = pending_by_uid_.find(p.uid);
       if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
       work.emplace_back(ev.id, p.fd);
+      answered.push_back({ev.pid, ev.uid, waited_us});
     }
     if (!work.empty()) budgets_.erase(key);
     for (auto &d : drop) {
@@ -310,7 +312,6 @@ Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const
   c_.lane_concluded++;
   c_.lane_jobs_concluded++;
   c_.lane_answered += work.size();
-  answered = work.size();
   return JobEnd::Concluded;
 }
 
@@ -441,7 +442,7 @@ static Napi::Value LaneAttachJs(const Napi::CallbackInfo &info) {
 }
 
 // laneTake(worker, max): null (nothing waits: this worker is idle until woken), or { lane, epoch, jobs: [ticket, fd,
-// seq, ...] } — the worker owns each fd from here on (it closes them after laneFinish).
+// seq, pid, ...] } — the worker owns each fd from here on (it closes them after laneFinish); pid: the first accessor's.
 static Napi::Value LaneTakeJs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
@@ -470,18 +471,20 @@ static Napi::Value LaneTakeJs(const Napi::CallbackInfo &info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("lane", lane);
   o.Set("epoch", epoch);
-  Napi::Array jobs = Napi::Array::New(env, out.size() * 3);
+  Napi::Array jobs = Napi::Array::New(env, out.size() * 4);
   for (size_t i = 0; i < out.size(); i++) {
-    jobs.Set(i * 3, (double)out[i].ticket);
-    jobs.Set(i * 3 + 1, out[i].fd);
-    jobs.Set(i * 3 + 2, out[i].seq);
+    jobs.Set(i * 4, (double)out[i].ticket);
+    jobs.Set(i * 4 + 1, out[i].fd);
+    jobs.Set(i * 4 + 2, out[i].seq);
+    jobs.Set(i * 4 + 3, out[i].pid);
   }
   o.Set("jobs", jobs);
   return o;
 }
 
-// laneFinish(lane, epoch, ticket, allow, size, mtimeNs, ctimeNs): true: concluded allow here (blessed, its events
-// answered); false: handed to JS (or already gone). The caller closes the job's fd after.
+// laneFinish(lane, epoch, ticket, allow, size, mtimeNs, ctimeNs): concluded allow here (blessed, its events answered):
+// the answered events as [pid, uid, waitedUs, ...] (for the worker's per-batch books, lane-worker.ts); false: handed
+// to JS (or already gone). The caller closes the job's fd after.
 static Napi::Value LaneFinishJs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4) throw Napi::TypeError::New(env, "laneFinish(lane, epoch, ticket, allow[, size, mtimeNs, ctimeNs]): 4 arguments at least");
@@ -500,10 +503,17 @@ static Napi::Value LaneFinishJs(const Napi::CallbackInfo &info) {
   void *token = nullptr;
   Gate *gate = LaneGateUse(lane, token);
   if (!gate) return Napi::Boolean::New(env, false);
-  size_t answered = 0;
+  std::vector<Gate::LaneWaited> answered;
   Gate::JobEnd end = gate->LaneFinish(ticket, epoch, allow, judged, answered);
   LaneGateDone(token);
-  return Napi::Boolean::New(env, end == Gate::JobEnd::Concluded);
+  if (end != Gate::JobEnd::Concluded) return Napi::Boolean::New(env, false);
+  Napi::Array out = Napi::Array::New(env, answered.size() * 3);
+  for (size_t i = 0; i < answered.size(); i++) {
+    out.Set(i * 3, answered[i].pid);
+    out.Set(i * 3 + 1, (double)answered[i].uid);
+    out.Set(i * 3 + 2, (double)answered[i].waited_us);
+  }
+  return out;
 }
 
 void InitLaneQueue(Napi::Env env, Napi::Object exports) {

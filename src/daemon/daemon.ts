@@ -130,7 +130,15 @@ export class Daemon extends EventEmitter {
     d.denyResponse = denyErrno(c.gate.denyErrno);
     d.retryResponse = denyErrno(c.gate.retryErrno);
 
-    d.pool = new ScanPool({ threads: c.pool.threads, onHelperPids: (name, pids) => this.onHelperPids(name, pids) });
+    d.pool = new ScanPool({
+      threads: c.pool.threads,
+      onHelperPids: (name, pids) => this.onHelperPids(name, pids),
+      // The native lane's files never reach this thread one by one: their books come summed, once per batch.
+      onLaneBooks: (b) => {
+        d.costs.addLane(b);
+        d.scanDurations.merge(b.durations);
+      },
+    });
     d.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
     // One more than the workers: the pool's own queue stays short, so the order is decided here, per uid.
     d.fairSlots = new FairSlots(c.pool.threads + 1);

@@ -277,7 +277,11 @@ async function finishHere(out: JudgedFile, answers: Map<string, Answer>, ctx: Ba
   if (lane.finished!.has(index)) return out; // handed over at the batch's deadline
   lane.finished!.add(index);
   try {
-    if (native.laneFinish(lane.gate, lane.epoch, lane.tickets![index]!, true, out.judged.size, out.judged.mtimeNs, out.judged.ctimeNs)) out.concluded = [];
+    const waits = native.laneFinish(lane.gate, lane.epoch, lane.tickets![index]!, true, out.judged.size, out.judged.mtimeNs, out.judged.ctimeNs);
+    if (waits) {
+      out.concluded = [];
+      out.laneWaits = waits; // for the batch's books (lane-books.ts)
+    }
   } catch {
     /* the gate is gone: Shutdown answered its events */
   }

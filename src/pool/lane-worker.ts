@@ -11,6 +11,7 @@
 import { threadId } from 'node:worker_threads';
 import { native } from '../gate/addon.js';
 import { judgeBatch } from './judge-batch.js';
+import { booksOf, exeOf, type LaneBooks } from './lane-books.js';
 import { BATCH_MAX } from './judge-queue.js';
 import type { PolicyRef } from './policy-wire.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, type JudgeTask } from './tasks.js';
@@ -28,11 +29,16 @@ const KEEP = 4;
 let worker = 0;
 let draining = false;
 let markers = 0;
-let onHelpers: ((helperPids: Record<string, number[]>) => void) | undefined;
+/** The ways to the main thread: actors' helper pids, and each batch's books (lane-books.ts). */
+export interface LaneOut {
+  helpers(helperPids: Record<string, number[]>): void;
+  books(books: LaneBooks): void;
+}
+let out: LaneOut | undefined;
 
-/** In the worker's start: serve this pool's lane. `helpers`: actors' helper pids reach the main thread this way. */
-export function attachLane(pool: number, helpers: (helperPids: Record<string, number[]>) => void): void {
-  onHelpers = helpers;
+/** In the worker's start: serve this pool's lane. */
+export function attachLane(pool: number, to: LaneOut): void {
+  out = to;
   worker = native.laneAttach(pool, () => void drain());
 }
 
@@ -62,14 +68,15 @@ async function drain(): Promise<void> {
   }
 }
 
-async function runBatch(lane: number, epoch: number, triples: number[]): Promise<void> {
+async function runBatch(lane: number, epoch: number, jobs: number[]): Promise<void> {
   const tickets: number[] = [];
   const fds: number[] = [];
   const seqs: number[] = [];
-  for (let i = 0; i < triples.length; i += 3) {
-    tickets.push(triples[i]!);
-    fds.push(triples[i + 1]!);
-    seqs.push(triples[i + 2]!);
+  for (let i = 0; i < jobs.length; i += 4) {
+    tickets.push(jobs[i]!);
+    fds.push(jobs[i + 1]!);
+    seqs.push(jobs[i + 2]!);
+    exeOf(jobs[i + 3]!); // named now, while it waits: once answered it may be gone before the books are kept
   }
   const finished = new Set<number>();
   const handOver = (i: number) => {
@@ -105,7 +112,9 @@ async function runBatch(lane: number, epoch: number, triples: number[]): Promise
   timer = setTimeout(watch, a.timeoutMs);
   try {
     const r = await judgeBatch(task);
-    if (r.helperPids) onHelpers?.(r.helperPids);
+    if (r.helperPids) out?.helpers(r.helperPids);
+    const books = booksOf(r.files);
+    if (books) out?.books(books);
   } catch {
     /* a bug in the batch: JS judges its files again */
   } finally {
