@@ -222,6 +222,7 @@ uint32_t Gate::LaneTake(uint32_t worker, size_t max, std::vector<LaneTaken> &out
       auto j = lane_jobs_.find(key);
       if (j == lane_jobs_.end() || j->second.taken || j->second.uid != uid) continue;  // handed over meanwhile
       j->second.taken = true;
+      j->second.worker = worker;
       lane_waiting_--;
       out.push_back({j->second.ticket, j->second.fd, j->second.seq, j->second.events.front().pid});
       break;
@@ -315,6 +316,33 @@ Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const
   return JobEnd::Concluded;
 }
 
+// On the going worker's own thread (its env's cleanup hook, lane_queue.cc DetachWorker): none of its JS runs any more,
+// so its taken jobs would only end at their deadline (EAGAIN). They go to JS now, as a declined job does, and their
+// fds — the worker's, which will never close them — are closed here. Queued jobs it was woken for stay queued: the
+// reader wakes another worker for them.
+void Gate::LaneWorkerGone(uint32_t worker) {
+  std::vector<int> fds;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    std::vector<InodeKey> keys;
+    for (auto &kv : lane_jobs_)
+      if (kv.second.taken && kv.second.worker == worker) keys.push_back(kv.first);
+    for (auto &k : keys) {
+      fds.push_back(lane_jobs_.at(k).fd);
+      wake |= HandOverLocked(k);
+      c_.lane_orphaned++;
+    }
+    if (lane_waiting_ > 0) {
+      lane_rewake_ = true;
+      wake = true;
+    }
+  }
+  for (int fd : fds) close(fd);
+  if (wake) Wake();
+}
+
 // The reader delivers what was handed over: poke its poll.
 void Gate::Wake() {
   uint64_t one = 1;
@@ -403,8 +431,11 @@ void LaneGateDone(void *token);                  // lane.cc
 
 static void DetachWorker(void *arg) {
   auto *w = static_cast<LaneWorker *>(arg);
+  uint32_t lane = 0;
   {
     std::lock_guard<std::mutex> lock(workers_mu);
+    auto l = pool_lanes.find(w->pool);
+    if (l != pool_lanes.end()) lane = l->second;
     w->gone = true;
     workers.erase(w->id);
     auto &v = by_pool[w->pool];
@@ -414,9 +445,14 @@ static void DetachWorker(void *arg) {
         v.pop_back();
         break;
       }
-    // Jobs it had taken, or was woken for, end at their deadline at worst (handed to JS there), or with the next
-    // round of events that wakes another worker. Not woken from here: this runs while envs are torn down.
     if (v.empty()) by_pool.erase(w->pool);
+  }
+  // Out of the registry first (nobody wakes it now), then its jobs go to JS at once, never to the deadline; the
+  // reader wakes the workers left (from its thread, not this one: envs are being torn down) for the queued ones.
+  void *token = nullptr;
+  if (Gate *gate = lane ? LaneGateUse(lane, token) : nullptr) {
+    gate->LaneWorkerGone(w->id);
+    LaneGateDone(token);
   }
   w->tsfn.Release();
   delete w;

@@ -138,6 +138,7 @@ export class Daemon extends EventEmitter {
         d.costs.addLane(b);
         d.scanDurations.merge(b.durations);
       },
+      onWorkerError: (err) => d.log.error({ err: err.message }, 'a pool worker died outside a task (a native lane batch): its jobs went to JS, a new worker replaces it'),
     });
     d.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
     // One more than the workers: the pool's own queue stays short, so the order is decided here, per uid.

@@ -40,6 +40,8 @@ let out: LaneOut | undefined;
 export function attachLane(pool: number, to: LaneOut): void {
   out = to;
   worker = native.laneAttach(pool, () => void drain());
+  // A worker that replaces one gone mid-batch: jobs may wait already, and the reader woke only the workers it knew.
+  setImmediate(() => void drain());
 }
 
 /** The policy of a new lane epoch (the main thread's announce, on the pool's channel). */

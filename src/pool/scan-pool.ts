@@ -46,6 +46,11 @@ export interface ScanPoolOptions {
   onHelperPids?: (entryName: string, pids: number[]) => void;
   /** A native lane batch's books (lane-books.ts): one message per batch, from the worker that ran it. */
   onLaneBooks?: (books: LaneBooks) => void;
+  /**
+   * A worker died with no task of its own in flight (a native lane batch runs outside any task): Piscina replaces
+   * it and says so here. Without a listener, Piscina's 'error' event would end the whole process.
+   */
+  onWorkerError?: (err: Error) => void;
 }
 
 export interface ActorDescription {
@@ -225,6 +230,15 @@ export class ScanPool {
       workerData: { retireChannel: this.retireChannel, lanePool: this.lanePool },
     });
     this.piscina.on('workerCreate', () => this.watchWorkers());
+    // The lane's jobs of the dead worker went to JS already (lane_queue.cc LaneWorkerGone): only told, never thrown.
+    const onWorkerError = options.onWorkerError;
+    this.piscina.on('error', (err: Error) => {
+      try {
+        onWorkerError?.(err);
+      } catch {
+        /* the daemon's business */
+      }
+    });
   }
 
   /** Sweep the given-up tasks' process groups when any worker exits (its slots can no longer change). */
