@@ -1,0 +1,62 @@
+// The native lane's per-uid round robin (lane_queue.cc LaneTake: one job per uid per turn): a uid that floods cold
+// files does not make another uid's cold read wait behind the whole flood. Counted, not timed: the lane seam
+// (judge-batch.ts) writes each file's path as a worker reaches its conclusion, in order.
+import test from 'ava';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeAttacker, openToEveryone } from './helpers/attacker.js';
+import { withDaemon } from './helpers/daemon-harness.js';
+import { laneSeam } from './helpers/lane-seam.js';
+import { isRoot } from './helpers/scratch.js';
+import { waitFor, within } from './helpers/wait.js';
+
+const t0 = isRoot() ? test.serial : test.skip;
+if (!isRoot()) console.log('lane-turns tests skipped: they need root');
+
+const FIRST = 24; // the flood that fills both workers' first batches
+const MORE = 64; // queued behind them, before the victim's read: four batches' worth (kTakeMax 16)
+
+t0("one uid floods cold files: another uid's cold read is taken in its turn, not behind the flood", async (t) => {
+  const hold = laneSeam(t);
+  const flooder = await makeAttacker(t, 'fld');
+  const victim = await makeAttacker(t, 'vic');
+  const h = await withDaemon(t, 'ext4', {
+    prepare: async (d) => {
+      for (let i = 0; i < FIRST + MORE; i++) await writeFile(join(d, `flood${i}.txt`), `flood ${i}\n`);
+      await writeFile(join(d, 'victim.txt'), 'victim\n');
+    },
+  });
+  await openToEveryone(h.dir);
+  const reached = () => (existsSync(`${hold}.reached`) ? readFileSync(`${hold}.reached`, 'utf8').split('\n').filter(Boolean) : []);
+  const read = (who: typeof flooder, i: number | 'victim') => who.run('cat', [join(h.dir, i === 'victim' ? 'victim.txt' : `flood${i}.txt`)], { timeoutMs: 60_000 });
+
+  // Both workers take a batch of the flood and hold it (a worker takes no more while its batch is under way).
+  const first = Array.from({ length: FIRST }, (_, i) => read(flooder, i));
+  await waitFor('both workers to hold a batch', () => h.daemon.stats().gate.laneBatches >= 2, 20_000);
+  const held = h.daemon.stats().gate;
+  // Then the rest of the flood queues behind them, and the victim's read after all of it.
+  const more = Array.from({ length: MORE }, (_, i) => read(flooder, FIRST + i));
+  await waitFor('the flood to be queued', () => h.daemon.stats().gate.laneQueued === FIRST + MORE, 20_000);
+  const mine = read(victim, 'victim');
+  await waitFor("the victim's read to be queued", () => h.daemon.stats().gate.laneQueued === FIRST + MORE + 1, 20_000);
+  t.is(h.daemon.stats().gate.laneBatches, held.laneBatches, 'nothing taken while the workers hold their batches');
+  writeFileSync(hold, '');
+
+  t.is((await within("the victim's read", mine, 30_000)).stdout, 'victim\n');
+  const all = await within('the flood', Promise.all([...first, ...more]), 30_000);
+  all.forEach((r, i) => t.is(r.stdout, `flood ${i}\n`));
+  await waitFor('every file to be concluded in a worker', () => h.daemon.stats().gate.laneJobsConcluded === FIRST + MORE + 1, 10_000);
+
+  // The order in which the workers reached the files: the victim's comes among the first of the next batches taken
+  // (the first job of its uid's turn), not after the MORE flood files queued before it.
+  const order = reached();
+  t.is(order.length, FIRST + MORE + 1, order.join(' '));
+  const at = order.indexOf(join(h.dir, 'victim.txt'));
+  const before = order.slice(0, at).filter((p) => !/flood(\d+)\.txt$/.test(p) || Number(/flood(\d+)\.txt$/.exec(p)![1]) >= FIRST).length;
+  t.log(`flood files of the later queue reached before the victim's: ${before} of ${MORE}`);
+  // The first batch taken after the release has the victim's job second (the flood's turn, then its own); the other
+  // worker's batch may be reached alongside it, and a batch's files are judged at once: at most two batches' worth
+  // (kTakeMax 16) of the later flood go first. First come, first served, all MORE of them would.
+  t.true(before <= 32, `the victim waited behind ${before} of the ${MORE} flood files queued before it`);
+});
