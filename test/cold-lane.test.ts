@@ -35,7 +35,13 @@ t0('an unprivileged user cannot read EICAR through the worker-concluded path; cl
   t.false(reads[0]!.stdout.includes('EICAR'), 'no byte of EICAR served');
   for (let i = 0; i < 20; i++) t.is(reads[i + 1]!.stdout, `clean ${i}\n`);
   const after = h.daemon.stats().gate;
-  t.true(after.laneConcluded - before.laneConcluded >= 20, `clean files concluded in a worker: ${after.laneConcluded - before.laneConcluded}`);
+  // What is guaranteed: each clean file's judgement reached the worker's conclusion, which concluded it there or
+  // declined it (safe: the main thread then concluded it, as without the lane — seen once under load: 19 and 1).
+  // EICAR never gets there (a deny). The worker concluding at least one shows the path is taken at all.
+  const concluded = after.laneConcluded - before.laneConcluded;
+  const declined = after.laneDeclined - before.laneDeclined;
+  t.true(concluded + declined >= 20, `clean files that reached the worker's conclusion: ${concluded} concluded, ${declined} declined`);
+  t.true(concluded >= 1, `clean files concluded in a worker: ${concluded} (${declined} declined)`);
   t.true(after.laneAnswered - before.laneAnswered >= 1, 'the worker answered events itself');
   t.is(h.daemon.stats().verdicts.deny, 1);
   // And again, now from the cache: the deny holds, the clean files pass.
