@@ -9,7 +9,7 @@ import { EICAR } from '../src/daemon/demo.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild } from './helpers/child.js';
 import { withDaemon } from './helpers/daemon-harness.js';
-import { eicarAndClean, laneSeam } from './helpers/lane-seam.js';
+import { eicarAndClean, laneSeam, reloadMidConclusion } from './helpers/lane-seam.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -83,18 +83,7 @@ t0('stop with a conclusion in flight: the waiting reader gets EAGAIN (fail close
 t0('a reload between the judgement and the worker\'s conclusion: the old stack\'s allow is not used', async (t) => {
   const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { notices: true, prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
-  const { parseConfig } = await import('../src/config/index.js');
-  const { FIXTURES } = await import('./helpers/daemon-harness.js');
-  const strict = parseConfig(
-    `stateDir: ${h.state}\nguards: [{ path: ${h.dir}, kind: filesystem }]\nsocket: { path: ${join(h.scratch.base, 's')} }\nstack:\n  - actor: ${join(FIXTURES, 'word-actor.js')}\n    name: word\n    options: { word: RELOAD-ME }\n  - actor: default\n    options: { answer: allow }`,
-    join(h.scratch.base, 'c.yaml'),
-  );
-  const reader = startChild('cat', [join(h.dir, 'r.txt')]);
-  // The old stack (signature + default) judged it clean; the worker stands just before concluding.
-  await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
-  await within('the reload', h.daemon.reload(strict), 20_000);
-  writeFileSync(hold, '');
-  const r = await within('the reader to be answered', reader.done, 20_000);
+  const r = await reloadMidConclusion(h, hold, join(h.dir, 'r.txt'));
   t.is(r.stdout, '', 'the old stack\'s judgement must not serve it');
   t.regex(r.stderr, /Operation not permitted|Resource temporarily unavailable/);
   t.is(h.daemon.stats().gate.laneConcluded, 0);

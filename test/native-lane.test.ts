@@ -11,7 +11,7 @@ import type { Notice } from '../src/daemon/daemon.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild } from './helpers/child.js';
 import { withDaemon } from './helpers/daemon-harness.js';
-import { eicarAndClean, laneSeam } from './helpers/lane-seam.js';
+import { eicarAndClean, laneSeam, reloadMidConclusion } from './helpers/lane-seam.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -91,18 +91,7 @@ t0('stop with native lane work in flight and queued: every waiting reader gets E
 t0('a reload between the native judgement and its conclusion: the old epoch\'s allow is not used', async (t) => {
   const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
-  const { parseConfig } = await import('../src/config/index.js');
-  const { FIXTURES } = await import('./helpers/daemon-harness.js');
-  const strict = parseConfig(
-    `stateDir: ${h.state}\nguards: [{ path: ${h.dir}, kind: filesystem }]\nsocket: { path: ${join(h.scratch.base, 's')} }\nstack:\n  - actor: ${join(FIXTURES, 'word-actor.js')}\n    name: word\n    options: { word: RELOAD-ME }\n  - actor: default\n    options: { answer: allow }`,
-    join(h.scratch.base, 'c.yaml'),
-  );
-  const reader = startChild('cat', [join(h.dir, 'r.txt')]);
-  await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
-  t.is(h.daemon.stats().gate.laneQueued, 1);
-  await within('the reload', h.daemon.reload(strict), 20_000);
-  writeFileSync(hold, '');
-  const r = await within('the reader to be answered', reader.done, 20_000);
+  const r = await reloadMidConclusion(h, hold, join(h.dir, 'r.txt'), () => t.is(h.daemon.stats().gate.laneQueued, 1));
   t.is(r.stdout, '', 'the old stack\'s judgement must not serve it');
   t.regex(r.stderr, /Operation not permitted|Resource temporarily unavailable/);
   t.is(h.daemon.stats().gate.laneJobsConcluded, 0);

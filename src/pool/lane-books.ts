@@ -5,18 +5,12 @@
 // Owns: the sums (per scanner, per path, per executable, per uid), the worker's pid → executable cache.
 // Must not: read /proc per file (one readlink per accessor process, cached as costs.ts caches it), or decide anything.
 import { readlinkSync } from 'node:fs';
+import type { CostRow } from '../daemon/costs.js';
 import { SCAN_BUCKETS_S, type ScanHistogram } from '../metrics/scan-durations.js';
 import type { JudgedFile } from './tasks.js';
 
-/** One row's additions (costs.ts CostRow without its key). */
-export interface BookRow {
-  judged: number;
-  scans: number;
-  scanMs: number;
-  waitedMs: number;
-  waits: number;
-  denied: number;
-}
+/** One row's additions: a costs.ts row without its key. */
+export type BookRow = Omit<CostRow, 'key'>;
 
 /** One batch's books, as posted to the main thread (ScanPool onLaneBooks). */
 export interface LaneBooks {
