@@ -46,7 +46,9 @@ t0("one uid floods cold files: another uid's cold read is taken in its turn, not
   t.is((await within("the victim's read", mine, 30_000)).stdout, 'victim\n');
   const all = await within('the flood', Promise.all([...first, ...more]), 30_000);
   all.forEach((r, i) => t.is(r.stdout, `flood ${i}\n`));
-  await waitFor('every file to be concluded in a worker', () => h.daemon.stats().gate.laneJobsConcluded === FIRST + MORE + 1, 10_000);
+  // Every job finished in a worker: concluded there, or declined (safe: JS concludes it; rare, under load).
+  const finished = () => h.daemon.stats().gate.laneJobsConcluded + h.daemon.stats().gate.laneDeclined;
+  await waitFor('every job to be finished in a worker', () => finished() === FIRST + MORE + 1, 10_000);
 
   // The order in which the workers reached the files: the victim's comes among the first of the next batches taken
   // (the first job of its uid's turn), not after the MORE flood files queued before it.
