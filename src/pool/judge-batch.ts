@@ -9,7 +9,7 @@
 // hold the batch) and content that changed under the scan (its change event is on the way; the main thread's
 // scan-service retries). It never closes a descriptor (they are the daemon's), never answers the kernel, and never
 // throws to Piscina: a failure of an actor is an answer by the entry's failure policy, as on the main thread.
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { FleetFile } from '../fleet/share.js';
 import { native } from '../gate/addon.js';
 import type { Answer } from '../policy/answer.js';
@@ -226,10 +226,9 @@ const LANE_HOLD = process.env['BLESSD_TEST_LANE_HOLD'];
 /**
  * The same for a native lane job, without blocking this worker's loop (its Piscina tasks must go on: a reload's).
  * `<path>.die` instead: the worker dies there, mid-batch, of an uncaught exception (test/lane-worker-gone.test.ts).
- * `<path>.reached` gets the file's path, one line per file, in the order the workers reached them (test/lane-turns).
  */
-async function holdForTestAsync(path: string, file: string) {
-  appendFileSync(`${path}.reached`, `${file}\n`);
+async function holdForTestAsync(path: string) {
+  writeFileSync(`${path}.reached`, '');
   for (let i = 0; i < 2000; i++) {
     if (existsSync(`${path}.die`)) {
       setImmediate(() => {
@@ -286,7 +285,7 @@ async function finishHere(out: JudgedFile, answers: Map<string, Answer>, ctx: Ba
   const lane = ctx.task.lane!;
   if (!out.judged || out.slow.length > 0 || out.transient.length > 0 || out.uncounted.length > 0 || out.tagErrors.length > 0) return out;
   if (evaluate(ctx.policy.rules, answers).verdict !== 'allow') return out;
-  if (LANE_HOLD) await holdForTestAsync(LANE_HOLD, out.path);
+  if (LANE_HOLD) await holdForTestAsync(LANE_HOLD);
   if (lane.finished!.has(index)) return out; // handed over at the batch's deadline
   lane.finished!.add(index);
   try {

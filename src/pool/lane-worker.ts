@@ -8,6 +8,7 @@
 // main thread on the pool's channel: ScanPool.announceLane), the batch's deadline.
 // Must not: leave a taken job unfinished (every one gets laneFinish: concluded or handed over), close a job's fd
 // while a scan may still read it, or conclude with a policy other than its epoch's (no policy known: hand over).
+import { appendFileSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { native } from '../gate/addon.js';
 import { judgeBatch } from './judge-batch.js';
@@ -24,6 +25,8 @@ export interface LaneAnnounce {
   timeoutMs: number;
 }
 
+/** Tests only (test/lane-turns.test.ts, with the lane seam of judge-batch.ts): each batch's files, in take order. */
+const TAKEN_LOG = process.env['BLESSD_TEST_LANE_HOLD'] ? `${process.env['BLESSD_TEST_LANE_HOLD']}.taken` : undefined;
 const epochs = new Map<number, LaneAnnounce>();
 const KEEP = 4;
 let worker = 0;
@@ -80,6 +83,7 @@ async function runBatch(lane: number, epoch: number, jobs: number[]): Promise<vo
     seqs.push(jobs[i + 2]!);
     exeOf(jobs[i + 3]!); // named now, while it waits: once answered it may be gone before the books are kept
   }
+  if (TAKEN_LOG) appendFileSync(TAKEN_LOG, fds.map((fd) => `${native.fdPath(fd) ?? fd}\n`).join(''));
   const finished = new Set<number>();
   const handOver = (i: number) => {
     if (finished.has(i)) return;
