@@ -58,6 +58,7 @@ function nextGeneration(h: DaemonHarness, scanner: string, timeoutMs = 30_000): 
 t0('ext4, unix socket (FILDES in an IDSESSION): EICAR denied, clean allowed; RELOAD denies what passed; stopped → onTimeout, killed mid-scan → onError; back → scans resume', async (t) => {
   const clamd = await startClamd(t, [EICAR_SIG]);
   const h = await withDaemon(t, 'ext4', {
+    notices: true,
     stack: `  - actor: clamd
     options: { socket: ${clamd.socket}, timeoutMs: 1500, versionIntervalMs: 200 }
     onError: deny
@@ -130,6 +131,7 @@ t0('ext4, unix socket (FILDES in an IDSESSION): EICAR denied, clean allowed; REL
 t0('tmpfs, TCP (INSTREAM in chunks): EICAR denied, clean allowed; over StreamMaxLength → onTooLarge', async (t) => {
   const clamd = await startClamd(t, [EICAR_SIG], ['StreamMaxLength 1M']);
   const h = await withDaemon(t, 'tmpfs', {
+    notices: true,
     // onError: ok (then the default allows), so that a size refusal misread as an error would let the big file through and fail the test.
     stack: `  - actor: clamd
     options: { host: 127.0.0.1, port: ${clamd.port}, timeoutMs: 3000, streamMaxLength: 1048576, chunkSize: 65536 }

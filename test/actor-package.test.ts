@@ -22,6 +22,7 @@ test('the example actor package installs with npm and denies an ELF file behind 
   const actor = join(prefix, 'node_modules/blessd-actor-magic/index.js');
 
   const h = await withDaemon(t, 'tmpfs', {
+    notices: true,
     stack: `  - actor: ${actor}
     name: magic
     options: { magic: { elf: 7f454c46 } }

@@ -58,6 +58,7 @@ t0('tmpfs: YARA rules deny a match and allow the rest; edited rules at reload de
   await writeFile(join(rules, 'more', 'slow.yara'), SLOW_RULE);
   await writeFile(join(rules, 'README.txt'), 'not a rule file: skipped\n');
   const h = await withDaemon(t, 'tmpfs', {
+    notices: true,
     stack: `  - actor: yara
     options: { rules: [${rules}], timeoutMs: 4500 }
     onTimeout: deny

@@ -102,6 +102,7 @@ t0('blessctl explain names each entry, its answer and source, and the entry and 
 
 t0('blessctl stats --by process|path|uid: who waited, what was scanned and denied, per executable, path and uid', async (t) => {
   const h = await withNotify(t, 'ext4', {
+    notices: true,
     prepare: async (d) => {
       await writeFile(join(d, 'eicar.com'), EICAR);
       for (let i = 0; i < 3; i++) await writeFile(join(d, `f${i}.txt`), `f${i}\n`);

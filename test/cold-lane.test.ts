@@ -9,7 +9,7 @@ import { EICAR } from '../src/daemon/demo.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild } from './helpers/child.js';
 import { withDaemon } from './helpers/daemon-harness.js';
-import { eicarAndClean, laneSeam } from './helpers/lane-seam.js';
+import { eicarAndClean, laneSeam, reloadMidConclusion } from './helpers/lane-seam.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -21,6 +21,7 @@ const denied = /Operation not permitted|Permission denied/;
 t0('an unprivileged user cannot read EICAR through the worker-concluded path; clean files read, concluded in the worker', async (t) => {
   const atk = await makeAttacker(t);
   const h = await withDaemon(t, 'ext4', {
+    notices: true, // a listener keeps the native queue off: these tests are of stage A (pool judge task + laneConclude)
     prepare: (d) => eicarAndClean(d, 20, EICAR),
   });
   await openToEveryone(h.dir);
@@ -34,7 +35,13 @@ t0('an unprivileged user cannot read EICAR through the worker-concluded path; cl
   t.false(reads[0]!.stdout.includes('EICAR'), 'no byte of EICAR served');
   for (let i = 0; i < 20; i++) t.is(reads[i + 1]!.stdout, `clean ${i}\n`);
   const after = h.daemon.stats().gate;
-  t.true(after.laneConcluded - before.laneConcluded >= 20, `clean files concluded in a worker: ${after.laneConcluded - before.laneConcluded}`);
+  // What is guaranteed: each clean file's judgement reached the worker's conclusion, which concluded it there or
+  // declined it (safe: the main thread then concluded it, as without the lane — seen once under load: 19 and 1).
+  // EICAR never gets there (a deny). The worker concluding at least one shows the path is taken at all.
+  const concluded = after.laneConcluded - before.laneConcluded;
+  const declined = after.laneDeclined - before.laneDeclined;
+  t.true(concluded + declined >= 20, `clean files that reached the worker's conclusion: ${concluded} concluded, ${declined} declined`);
+  t.true(concluded >= 1, `clean files concluded in a worker: ${concluded} (${declined} declined)`);
   t.true(after.laneAnswered - before.laneAnswered >= 1, 'the worker answered events itself');
   t.is(h.daemon.stats().verdicts.deny, 1);
   // And again, now from the cache: the deny holds, the clean files pass.
@@ -44,7 +51,7 @@ t0('an unprivileged user cannot read EICAR through the worker-concluded path; cl
 
 t0('a change between the judgement and the worker\'s conclusion: nothing blessed, nothing answered from the old judgement', async (t) => {
   const hold = laneSeam(t);
-  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
+  const h = await withDaemon(t, 'ext4', { notices: true, prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
   const file = join(h.dir, 'f.txt');
   const reader = startChild('cat', [file]);
   // The worker judged "good" clean and stands just before concluding it.
@@ -62,7 +69,7 @@ t0('a change between the judgement and the worker\'s conclusion: nothing blessed
 
 t0('stop with a conclusion in flight: the waiting reader gets EAGAIN (fail closed), never the content', async (t) => {
   const hold = laneSeam(t);
-  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
+  const h = await withDaemon(t, 'ext4', { notices: true, prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
   const reader = startChild('cat', [join(h.dir, 'f.txt')]);
   await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
   const stopped = h.stop();
@@ -75,19 +82,8 @@ t0('stop with a conclusion in flight: the waiting reader gets EAGAIN (fail close
 
 t0('a reload between the judgement and the worker\'s conclusion: the old stack\'s allow is not used', async (t) => {
   const hold = laneSeam(t);
-  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
-  const { parseConfig } = await import('../src/config/index.js');
-  const { FIXTURES } = await import('./helpers/daemon-harness.js');
-  const strict = parseConfig(
-    `stateDir: ${h.state}\nguards: [{ path: ${h.dir}, kind: filesystem }]\nsocket: { path: ${join(h.scratch.base, 's')} }\nstack:\n  - actor: ${join(FIXTURES, 'word-actor.js')}\n    name: word\n    options: { word: RELOAD-ME }\n  - actor: default\n    options: { answer: allow }`,
-    join(h.scratch.base, 'c.yaml'),
-  );
-  const reader = startChild('cat', [join(h.dir, 'r.txt')]);
-  // The old stack (signature + default) judged it clean; the worker stands just before concluding.
-  await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
-  await within('the reload', h.daemon.reload(strict), 20_000);
-  writeFileSync(hold, '');
-  const r = await within('the reader to be answered', reader.done, 20_000);
+  const h = await withDaemon(t, 'ext4', { notices: true, prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
+  const r = await reloadMidConclusion(h, hold, join(h.dir, 'r.txt'));
   t.is(r.stdout, '', 'the old stack\'s judgement must not serve it');
   t.regex(r.stderr, /Operation not permitted|Resource temporarily unavailable/);
   t.is(h.daemon.stats().gate.laneConcluded, 0);

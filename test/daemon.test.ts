@@ -61,7 +61,7 @@ for (const fs of ['ext4', 'tmpfs'] as const) {
   });
 
   t0(`${fs}: a blessed file carries its tags, raises no further events, and rewritten to EICAR is refused`, async (t) => {
-    const h = await withDaemon(t, fs, { prepare: (d) => writeFile(join(d, 'doc.txt'), 'fine\n') });
+    const h = await withDaemon(t, fs, { notices: true, prepare: (d) => writeFile(join(d, 'doc.txt'), 'fine\n') });
     const file = join(h.dir, 'doc.txt');
     t.is((await runChild('cat', [file])).stdout, 'fine\n');
     const names = native.listXattr(file);
@@ -316,7 +316,7 @@ t0('a reader of a just-written file starts its rescan at once instead of waiting
 
 for (const whileWriting of ['wait', 'allow'] as const) {
   t0(`a reader of a file being written ${whileWriting === 'wait' ? 'waits for the writer to close and the rescan' : 'passes at once'} (whileWriting: ${whileWriting})`, async (t) => {
-    const h = await withDaemon(t, 'ext4', { whileWriting, prepare: (d) => writeFile(join(d, 'busy.txt'), 'v1\n') });
+    const h = await withDaemon(t, 'ext4', { notices: true, whileWriting, prepare: (d) => writeFile(join(d, 'busy.txt'), 'v1\n') });
     const file = join(h.dir, 'busy.txt');
     t.is((await runChild('cat', [file])).stdout, 'v1\n');
     // The writer keeps its fd open until told to close (a line on its stdin): the order of events is the test.

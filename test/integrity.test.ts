@@ -32,6 +32,7 @@ test('ext4: a baselined file that changed is denied with both digests, the watch
   const b = await baselineDir(t);
   const baseline = join(b, 'baseline');
   const h = await withNotify(t, 'ext4', {
+    notices: true,
     stack: `  - actor: integrity
     options: { baseline: ${baseline}, refreshMs: 200 }
   - actor: default
@@ -82,6 +83,7 @@ test('ext4: an unprivileged owner of a baselined file cannot get changed content
   const b = await baselineDir(t);
   const baseline = join(b, 'baseline');
   const h = await withDaemon(t, 'ext4', {
+    notices: true,
     stack: `  - actor: integrity
     options: { baseline: ${baseline}, refreshMs: 0 }
   - actor: default

@@ -1,7 +1,7 @@
 // The native cold lane, stage B (native/fanotify/lane_queue.cc, src/pool/lane-worker.ts): the reader thread queues
 // a cold inode natively, a pool worker takes it, judges it and concludes a plain allow without the main thread;
 // everything else is handed to JS as perm events. Real daemon, real gate, real scans, a real unprivileged user.
-// The harness listens for notices (which turns the native queue off: it builds none); each test stops listening.
+// The harness hears no notices unless asked (a listener turns the native queue off: it builds none).
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -10,8 +10,8 @@ import { EICAR } from '../src/daemon/demo.js';
 import type { Notice } from '../src/daemon/daemon.js';
 import { makeAttacker, openToEveryone } from './helpers/attacker.js';
 import { runChild, startChild } from './helpers/child.js';
-import { withDaemon, type DaemonHarness } from './helpers/daemon-harness.js';
-import { eicarAndClean, laneSeam } from './helpers/lane-seam.js';
+import { withDaemon } from './helpers/daemon-harness.js';
+import { eicarAndClean, laneSeam, reloadMidConclusion } from './helpers/lane-seam.js';
 import { isRoot } from './helpers/scratch.js';
 import { waitFor, within } from './helpers/wait.js';
 
@@ -21,18 +21,12 @@ if (!isRoot()) console.log('native-lane tests skipped: they need root');
 const denied = /Operation not permitted|Permission denied/;
 const again = /Resource temporarily unavailable/;
 
-/** Nobody hears verdict notices now: the gate queues cold inodes natively from here on. */
-function laneOn(h: DaemonHarness) {
-  h.daemon.removeAllListeners('notice');
-}
-
 t0('cold files are judged and concluded in the workers without the main thread; an unprivileged user cannot read EICAR', async (t) => {
   const atk = await makeAttacker(t);
   const h = await withDaemon(t, 'ext4', {
     prepare: (d) => eicarAndClean(d, 20, EICAR),
   });
   await openToEveryone(h.dir);
-  laneOn(h);
   const before = h.daemon.stats();
   const reads = await Promise.all([
     atk.run('cat', [join(h.dir, 'eicar.com')]),
@@ -59,7 +53,6 @@ t0('cold files are judged and concluded in the workers without the main thread; 
 t0('a change between the native judgement and its conclusion: nothing blessed, the reader is judged again by JS', async (t) => {
   const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'f.txt'), 'good\n') });
-  laneOn(h);
   const file = join(h.dir, 'f.txt');
   const reader = startChild('cat', [file]);
   await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
@@ -82,7 +75,6 @@ t0('stop with native lane work in flight and queued: every waiting reader gets E
       for (let i = 0; i < 4; i++) await writeFile(join(d, `f${i}.txt`), `good ${i}\n`);
     },
   });
-  laneOn(h);
   const readers = Array.from({ length: 4 }, (_, i) => startChild('cat', [join(h.dir, `f${i}.txt`)]));
   await waitFor('a worker to reach its conclusion', () => existsSync(`${hold}.reached`));
   await waitFor('every reader queued natively', () => h.daemon.stats().gate.laneQueued >= 4);
@@ -99,19 +91,7 @@ t0('stop with native lane work in flight and queued: every waiting reader gets E
 t0('a reload between the native judgement and its conclusion: the old epoch\'s allow is not used', async (t) => {
   const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'r.txt'), 'RELOAD-ME\n') });
-  laneOn(h);
-  const { parseConfig } = await import('../src/config/index.js');
-  const { FIXTURES } = await import('./helpers/daemon-harness.js');
-  const strict = parseConfig(
-    `stateDir: ${h.state}\nguards: [{ path: ${h.dir}, kind: filesystem }]\nsocket: { path: ${join(h.scratch.base, 's')} }\nstack:\n  - actor: ${join(FIXTURES, 'word-actor.js')}\n    name: word\n    options: { word: RELOAD-ME }\n  - actor: default\n    options: { answer: allow }`,
-    join(h.scratch.base, 'c.yaml'),
-  );
-  const reader = startChild('cat', [join(h.dir, 'r.txt')]);
-  await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
-  t.is(h.daemon.stats().gate.laneQueued, 1);
-  await within('the reload', h.daemon.reload(strict), 20_000);
-  writeFileSync(hold, '');
-  const r = await within('the reader to be answered', reader.done, 20_000);
+  const r = await reloadMidConclusion(h, hold, join(h.dir, 'r.txt'), () => t.is(h.daemon.stats().gate.laneQueued, 1));
   t.is(r.stdout, '', 'the old stack\'s judgement must not serve it');
   t.regex(r.stderr, /Operation not permitted|Resource temporarily unavailable/);
   t.is(h.daemon.stats().gate.laneJobsConcluded, 0);
@@ -128,7 +108,6 @@ t0('pool.queuePerUid bounds one uid\'s native jobs: past it, EAGAIN at once (and
     },
   });
   await openToEveryone(h.dir);
-  laneOn(h);
   const first = atk.run('cat', [join(h.dir, 'f0.txt')]);
   await waitFor('the worker to hold the first file', () => existsSync(`${hold}.reached`));
   const second = await within('the second read', atk.run('cat', [join(h.dir, 'f1.txt')]), 10_000);
@@ -147,7 +126,6 @@ t0('pool.queuePerUid bounds one uid\'s native jobs: past it, EAGAIN at once (and
 t0('the deadline answers a natively queued event (EAGAIN) and hands the slow job to JS; its late finish concludes nothing', async (t) => {
   const hold = laneSeam(t);
   const h = await withDaemon(t, 'ext4', { deadline: '400ms', prepare: (d) => writeFile(join(d, 'f.txt'), 'late\n') });
-  laneOn(h);
   const reader = startChild('cat', [join(h.dir, 'f.txt')]);
   await waitFor('the worker to reach its conclusion', () => existsSync(`${hold}.reached`));
   const r = await within('the deadline answer', reader.done, 10_000);
@@ -170,7 +148,6 @@ t0('a verdict listener turns the native queue off (it builds no notices): every 
       await writeFile(join(d, 'b.txt'), 'b\n');
     },
   });
-  laneOn(h);
   t.is((await runChild('cat', [join(h.dir, 'a.txt')])).stdout, 'a\n');
   t.is(h.daemon.stats().gate.laneQueued, 1);
   const heard: Notice[] = [];

@@ -30,7 +30,7 @@ test('pool.rescan is onClose unless set; anything but onClose or onRead is an er
 });
 
 t0('ext4: with rescan onRead a written file is scanned at its next read, not at its close', async (t) => {
-  const h = await withDaemon(t, 'ext4', { rescan: 'onRead', prepare: (d) => writeFile(join(d, 'old.txt'), 'old\n') });
+  const h = await withDaemon(t, 'ext4', { notices: true, rescan: 'onRead', prepare: (d) => writeFile(join(d, 'old.txt'), 'old\n') });
   const old = join(h.dir, 'old.txt');
   t.is((await runChild('cat', [old])).stdout, 'old\n');
   const scans = () => h.daemon.stats().scans.signature ?? 0;

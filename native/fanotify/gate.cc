@@ -479,6 +479,7 @@ Napi::Value Gate::Stats(const Napi::CallbackInfo &info) {
   o.Set("laneWakes", (double)c_.lane_wakes);
   o.Set("laneBatches", (double)c_.lane_batches);
   o.Set("laneLate", (double)c_.lane_late);
+  o.Set("laneOrphaned", (double)c_.lane_orphaned);
   o.Set("verdictTableSwept", (double)c_.swept);
   o.Set("verdictTableSweeps", (double)c_.sweeps);
   Napi::Object trees = Napi::Object::New(env);

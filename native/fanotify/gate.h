@@ -110,6 +110,7 @@ struct LaneJob {
   uint32_t seq = 0;     // the inode's change sequence at the first event
   uint32_t uid = 0;     // whose turn it is queued in (the first event's accessor)
   bool taken = false;   // a worker has it (and its fd)
+  uint32_t worker = 0;  // which one (lane_queue.cc LaneWorkerGone: a worker that goes away hands its jobs to JS)
   bool claimed = false; // JS started a judgement of its own meanwhile (laneClaim): never concluded here
   std::vector<OutEvent> events;
 };
@@ -167,6 +168,7 @@ struct Counters {
   std::atomic<uint64_t> lane_concluded{0}, lane_answered{0}, lane_declined{0};  // lane.cc: worker-side conclusions
   // lane_queue.cc: inodes queued in the native lane, handed to JS, refused (pool.queuePerUid), concluded there; wakes
   std::atomic<uint64_t> lane_queued{0}, lane_joined{0}, lane_handed{0}, lane_refused{0}, lane_jobs_concluded{0}, lane_wakes{0}, lane_batches{0}, lane_late{0};
+  std::atomic<uint64_t> lane_orphaned{0};  // jobs of a worker that went away mid-batch, handed to JS (LaneWorkerGone)
   std::atomic<uint64_t> fast_outside{0}, tree_checks{0}, tree_check_ns{0}, tree_outside{0}, tree_changes_dropped{0}, tree_forget_moves{0}, tree_relinked{0}, tree_checkpoints{0};
   std::atomic<uint64_t> latency[kLatencyBuckets] = {};
 };
@@ -222,10 +224,14 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void WriteLaneAllows(const std::vector<std::pair<uint64_t, int>> &work);
   // lane_queue.cc — stage B: a worker takes queued cold inodes (up to `max`, round robin per uid) and finishes each:
   // concluded allow here, or handed to JS as perm events. Gone: nothing to do (handed over already, or stopping).
-  struct LaneTaken { uint64_t ticket; int fd; uint32_t seq; };
+  struct LaneTaken { uint64_t ticket; int fd; uint32_t seq; int32_t pid; };
+  // One event a worker answered (LaneFinish): for the books of who waited how long (src/daemon/costs.ts).
+  struct LaneWaited { int32_t pid; int64_t uid; int64_t waited_us; };
   uint32_t LaneTake(uint32_t worker, size_t max, std::vector<LaneTaken> &out);  // their epoch (0: none; worker idle)
   enum class JobEnd { Concluded, Handed, Gone };
-  JobEnd LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, size_t &answered);
+  JobEnd LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, std::vector<LaneWaited> &answered);
+  // A worker went away (its env's cleanup: an exit, a crash, the pool's close): the jobs it had taken go to JS now.
+  void LaneWorkerGone(uint32_t worker);
 
  private:
   // lane.cc: the change sequence of an inode (bucketed: a collision only costs a fallback), bumped under mu_ by every
@@ -275,6 +281,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
   void TakeHandedLocked(std::vector<OutEvent> &batch);
   void LaneQueueShutdownLocked();
   bool lane_wake_ = false;  // reader thread only: jobs were queued this round
+  bool lane_rewake_ = false;  // under mu_: a worker went away with jobs still queued; the reader wakes the others
   void Wake();              // poke the reader's poll (handed-over events to deliver)
   std::atomic<bool> lane_hint_{false};  // lane_queue_on_, read without mu_ (whether the root name check is worth it)
   static bool RootNeedsJs(int32_t tid, int32_t tgid, const char *tid_name);

@@ -227,8 +227,9 @@ uint32_t Gate::LaneTake(uint32_t worker, size_t max, std::vector<LaneTaken> &out
       auto j = lane_jobs_.find(key);
       if (j == lane_jobs_.end() || j->second.taken || j->second.uid != uid) continue;  // handed over meanwhile
       j->second.taken = true;
+      j->second.worker = worker;
       lane_waiting_--;
-      out.push_back({j->second.ticket, j->second.fd, j->second.seq});
+      out.push_back({j->second.ticket, j->second.fd, j->second.seq, j->second.events.front().pid});
       break;
     }
     if (q->second.empty()) lane_queues_.erase(q);
@@ -239,7 +240,7 @@ uint32_t Gate::LaneTake(uint32_t worker, size_t max, std::vector<LaneTaken> &out
   return lane_epoch_;
 }
 
-Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, size_t &answered) {
+Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const JudgedStamp &judged, std::vector<LaneWaited> &answered) {
   InodeKey key;
   auto fits = [&]() {
     auto t = lane_tickets_.find(ticket);
@@ -295,10 +296,12 @@ Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const
       }
       p.answered = p.queued = true;  // claimed: nobody else answers or closes it; written and dropped below
       c_.by_js++;
-      c_.latency[latency_bucket((now - p.forwarded_ns) / 1000)]++;
+      const int64_t waited_us = (now - p.forwarded_ns) / 1000;
+      c_.latency[latency_bucket(waited_us)]++;
       auto u = pending_by_uid_.find(p.uid);
       if (u != pending_by_uid_.end() && --u->second == 0) pending_by_uid_.erase(u);
       work.emplace_back(ev.id, p.fd);
+      answered.push_back({ev.pid, ev.uid, waited_us});
     }
     if (!work.empty()) budgets_.erase(key);
     for (auto &d : drop) {
@@ -315,8 +318,34 @@ Gate::JobEnd Gate::LaneFinish(uint64_t ticket, uint32_t epoch, bool allow, const
   c_.lane_concluded++;
   c_.lane_jobs_concluded++;
   c_.lane_answered += work.size();
-  answered = work.size();
   return JobEnd::Concluded;
+}
+
+// On the going worker's own thread (its env's cleanup hook, lane_queue.cc DetachWorker): none of its JS runs any more,
+// so its taken jobs would only end at their deadline (EAGAIN). They go to JS now, as a declined job does, and their
+// fds — the worker's, which will never close them — are closed here. Queued jobs it was woken for stay queued: the
+// reader wakes another worker for them.
+void Gate::LaneWorkerGone(uint32_t worker) {
+  std::vector<int> fds;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    std::vector<InodeKey> keys;
+    for (auto &kv : lane_jobs_)
+      if (kv.second.taken && kv.second.worker == worker) keys.push_back(kv.first);
+    for (auto &k : keys) {
+      fds.push_back(lane_jobs_.at(k).fd);
+      wake |= HandOverLocked(k);
+      c_.lane_orphaned++;
+    }
+    if (lane_waiting_ > 0) {
+      lane_rewake_ = true;
+      wake = true;
+    }
+  }
+  for (int fd : fds) close(fd);
+  if (wake) Wake();
 }
 
 // The reader delivers what was handed over: poke its poll.
@@ -407,8 +436,11 @@ void LaneGateDone(void *token);                  // lane.cc
 
 static void DetachWorker(void *arg) {
   auto *w = static_cast<LaneWorker *>(arg);
+  uint32_t lane = 0;
   {
     std::lock_guard<std::mutex> lock(workers_mu);
+    auto l = pool_lanes.find(w->pool);
+    if (l != pool_lanes.end()) lane = l->second;
     w->gone = true;
     workers.erase(w->id);
     auto &v = by_pool[w->pool];
@@ -418,9 +450,14 @@ static void DetachWorker(void *arg) {
         v.pop_back();
         break;
       }
-    // Jobs it had taken, or was woken for, end at their deadline at worst (handed to JS there), or with the next
-    // round of events that wakes another worker. Not woken from here: this runs while envs are torn down.
     if (v.empty()) by_pool.erase(w->pool);
+  }
+  // Out of the registry first (nobody wakes it now), then its jobs go to JS at once, never to the deadline; the
+  // reader wakes the workers left (from its thread, not this one: envs are being torn down) for the queued ones.
+  void *token = nullptr;
+  if (Gate *gate = lane ? LaneGateUse(lane, token) : nullptr) {
+    gate->LaneWorkerGone(w->id);
+    LaneGateDone(token);
   }
   w->tsfn.Release();
   delete w;
@@ -446,7 +483,7 @@ static Napi::Value LaneAttachJs(const Napi::CallbackInfo &info) {
 }
 
 // laneTake(worker, max): null (nothing waits: this worker is idle until woken), or { lane, epoch, jobs: [ticket, fd,
-// seq, ...] } — the worker owns each fd from here on (it closes them after laneFinish).
+// seq, pid, ...] } — the worker owns each fd from here on (it closes them after laneFinish); pid: the first accessor's.
 static Napi::Value LaneTakeJs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
@@ -475,18 +512,20 @@ static Napi::Value LaneTakeJs(const Napi::CallbackInfo &info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("lane", lane);
   o.Set("epoch", epoch);
-  Napi::Array jobs = Napi::Array::New(env, out.size() * 3);
+  Napi::Array jobs = Napi::Array::New(env, out.size() * 4);
   for (size_t i = 0; i < out.size(); i++) {
-    jobs.Set(i * 3, (double)out[i].ticket);
-    jobs.Set(i * 3 + 1, out[i].fd);
-    jobs.Set(i * 3 + 2, out[i].seq);
+    jobs.Set(i * 4, (double)out[i].ticket);
+    jobs.Set(i * 4 + 1, out[i].fd);
+    jobs.Set(i * 4 + 2, out[i].seq);
+    jobs.Set(i * 4 + 3, out[i].pid);
   }
   o.Set("jobs", jobs);
   return o;
 }
 
-// laneFinish(lane, epoch, ticket, allow, size, mtimeNs, ctimeNs): true: concluded allow here (blessed, its events
-// answered); false: handed to JS (or already gone). The caller closes the job's fd after.
+// laneFinish(lane, epoch, ticket, allow, size, mtimeNs, ctimeNs): concluded allow here (blessed, its events answered):
+// the answered events as [pid, uid, waitedUs, ...] (for the worker's per-batch books, lane-worker.ts); false: handed
+// to JS (or already gone). The caller closes the job's fd after.
 static Napi::Value LaneFinishJs(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4) throw Napi::TypeError::New(env, "laneFinish(lane, epoch, ticket, allow[, size, mtimeNs, ctimeNs]): 4 arguments at least");
@@ -505,10 +544,17 @@ static Napi::Value LaneFinishJs(const Napi::CallbackInfo &info) {
   void *token = nullptr;
   Gate *gate = LaneGateUse(lane, token);
   if (!gate) return Napi::Boolean::New(env, false);
-  size_t answered = 0;
+  std::vector<Gate::LaneWaited> answered;
   Gate::JobEnd end = gate->LaneFinish(ticket, epoch, allow, judged, answered);
   LaneGateDone(token);
-  return Napi::Boolean::New(env, end == Gate::JobEnd::Concluded);
+  if (end != Gate::JobEnd::Concluded) return Napi::Boolean::New(env, false);
+  Napi::Array out = Napi::Array::New(env, answered.size() * 3);
+  for (size_t i = 0; i < answered.size(); i++) {
+    out.Set(i * 3, answered[i].pid);
+    out.Set(i * 3 + 1, (double)answered[i].uid);
+    out.Set(i * 3 + 2, (double)answered[i].waited_us);
+  }
+  return out;
 }
 
 void InitLaneQueue(Napi::Env env, Napi::Object exports) {

@@ -72,6 +72,10 @@ void Gate::Run() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       TakeHandedLocked(*batch);  // lane_queue.cc: inodes a worker (or JS's claim) handed to JS
+      if (lane_rewake_) {  // a worker went away with jobs still queued (LaneWorkerGone)
+        lane_rewake_ = false;
+        lane_wake_ = true;
+      }
     }
     if (lane_wake_) {  // outside mu_: one wake-up per worker needed, for the whole round
       lane_wake_ = false;

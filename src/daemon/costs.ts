@@ -114,6 +114,25 @@ export class CostBook {
     }
   }
 
+  /**
+   * A native lane batch's books (src/pool/lane-books.ts), summed in its worker: the files it concluded, their scans
+   * and who waited for them; the scans of the files it handed to JS wait for JS's verdict, as scanned() keeps them.
+   */
+  addLane(b: { path: [string, Omit<CostRow, 'key'>][]; process: [string, Omit<CostRow, 'key'>][]; uid: [string, Omit<CostRow, 'key'>][]; unpaid: [string, number][] }): void {
+    for (const axis of ['path', 'process', 'uid'] as const) {
+      for (const [key, add] of b[axis]) {
+        const r = this.tables[axis].row(key);
+        r.judged += add.judged;
+        r.scans += add.scans;
+        r.scanMs += add.scanMs;
+        r.waits += add.waits;
+        r.waitedMs += add.waitedMs;
+        r.denied += add.denied;
+      }
+    }
+    for (const [path, ms] of b.unpaid) this.scanned(path, ms, []);
+  }
+
   top(axis: CostAxis, n: number, by: keyof Omit<CostRow, 'key'> = 'scanMs'): CostRow[] {
     return this.tables[axis].top(n, by);
   }

@@ -130,7 +130,16 @@ export class Daemon extends EventEmitter {
     d.denyResponse = denyErrno(c.gate.denyErrno);
     d.retryResponse = denyErrno(c.gate.retryErrno);
 
-    d.pool = new ScanPool({ threads: c.pool.threads, onHelperPids: (name, pids) => this.onHelperPids(name, pids) });
+    d.pool = new ScanPool({
+      threads: c.pool.threads,
+      onHelperPids: (name, pids) => this.onHelperPids(name, pids),
+      // The native lane's files never reach this thread one by one: their books come summed, once per batch.
+      onLaneBooks: (b) => {
+        d.costs.addLane(b);
+        d.scanDurations.merge(b.durations);
+      },
+      onWorkerError: (err) => d.log.error({ err: err.message }, 'a pool worker died outside a task (a native lane batch): its jobs went to JS, a new worker replaces it'),
+    });
     d.backgroundSlots = new Semaphore(Math.max(1, c.pool.threads - 1));
     // One more than the workers: the pool's own queue stays short, so the order is decided here, per uid.
     d.fairSlots = new FairSlots(c.pool.threads + 1);

@@ -79,12 +79,13 @@ export interface NativeAddon {
    * thread when cold inodes wait and the worker is idle. Returns the worker's id for laneTake.
    */
   laneAttach(pool: number, onWake: () => void): number;
-  /** Up to `max` queued cold inodes for this worker: jobs as [ticket, fd, seq] triples (the fds are the worker's to
-   * close); null when none waits (the worker is then idle until woken). */
+  /** Up to `max` queued cold inodes for this worker: jobs as [ticket, fd, seq, pid] (the fds are the worker's to
+   * close; pid: the first accessor's); null when none waits (the worker is then idle until woken). */
   laneTake(worker: number, max: number): { lane: number; epoch: number; jobs: number[] } | null;
   /** Finish a job: `allow` with its judged stamp concludes it here (bless + answers) if nothing moved; else (and for
-   * anything not an allow) its events go to JS as perm records. True: concluded here. */
-  laneFinish(lane: number, epoch: number, ticket: number, allow: boolean, size?: bigint, mtimeNs?: bigint, ctimeNs?: bigint): boolean;
+   * anything not an allow) its events go to JS as perm records. Concluded here: the events answered, as [pid, uid,
+   * waitedUs, ...]; false: handed over (or gone). */
+  laneFinish(lane: number, epoch: number, ticket: number, allow: boolean, size?: bigint, mtimeNs?: bigint, ctimeNs?: bigint): number[] | false;
 }
 
 function packageRoot(): string {

@@ -206,6 +206,8 @@ export interface GateStats {
   laneWakes: number;
   laneBatches: number;
   laneLate: number;
+  /** Jobs a worker had taken when it went away (an exit, a crash): handed to JS at once, not left to the deadline. */
+  laneOrphaned: number;
   /** Allowed entries dropped by sweeps of the verdict table, and how many sweeps ran. */
   verdictTableSwept: number;
   verdictTableSweeps: number;

@@ -28,6 +28,20 @@ export class ScanDurations {
     h.count++;
   }
 
+  /** Histograms summed elsewhere (a native lane batch's, src/pool/lane-books.ts), bucketed the same way. */
+  merge(more: Record<string, ScanHistogram>): void {
+    for (const [scanner, m] of Object.entries(more)) {
+      let h = this.by.get(scanner);
+      if (!h) {
+        h = { counts: new Array<number>(SCAN_BUCKETS_S.length + 1).fill(0), sumSeconds: 0, count: 0 };
+        this.by.set(scanner, h);
+      }
+      for (let i = 0; i < h.counts.length && i < m.counts.length; i++) h.counts[i]! += m.counts[i]!;
+      h.sumSeconds += m.sumSeconds;
+      h.count += m.count;
+    }
+  }
+
   /** A copy, for stats(). */
   snapshot(): Record<string, ScanHistogram> {
     const out: Record<string, ScanHistogram> = {};

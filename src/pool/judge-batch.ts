@@ -223,10 +223,22 @@ async function judgeFile(fd: number, ctx: BatchContext, seq: number | undefined,
  * daemon exactly between the judgement and its conclusion. Unset in every real run.
  */
 const LANE_HOLD = process.env['BLESSD_TEST_LANE_HOLD'];
-/** The same for a native lane job, without blocking this worker's loop (its Piscina tasks must go on: a reload's). */
+/**
+ * The same for a native lane job, without blocking this worker's loop (its Piscina tasks must go on: a reload's).
+ * `<path>.die` instead: the worker dies there, mid-batch, of an uncaught exception (test/lane-worker-gone.test.ts).
+ */
 async function holdForTestAsync(path: string) {
   writeFileSync(`${path}.reached`, '');
-  for (let i = 0; i < 2000 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 2000; i++) {
+    if (existsSync(`${path}.die`)) {
+      setImmediate(() => {
+        throw new Error('test: a pool worker dies mid-batch');
+      });
+      return new Promise<never>(() => {}); // this batch never goes on
+    }
+    if (existsSync(path)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 function holdForTest(path: string) {
   writeFileSync(`${path}.reached`, '');
@@ -277,7 +289,11 @@ async function finishHere(out: JudgedFile, answers: Map<string, Answer>, ctx: Ba
   if (lane.finished!.has(index)) return out; // handed over at the batch's deadline
   lane.finished!.add(index);
   try {
-    if (native.laneFinish(lane.gate, lane.epoch, lane.tickets![index]!, true, out.judged.size, out.judged.mtimeNs, out.judged.ctimeNs)) out.concluded = [];
+    const waits = native.laneFinish(lane.gate, lane.epoch, lane.tickets![index]!, true, out.judged.size, out.judged.mtimeNs, out.judged.ctimeNs);
+    if (waits) {
+      out.concluded = [];
+      out.laneWaits = waits; // for the batch's books (lane-books.ts)
+    }
   } catch {
     /* the gate is gone: Shutdown answered its events */
   }

@@ -8,9 +8,11 @@
 // main thread on the pool's channel: ScanPool.announceLane), the batch's deadline.
 // Must not: leave a taken job unfinished (every one gets laneFinish: concluded or handed over), close a job's fd
 // while a scan may still read it, or conclude with a policy other than its epoch's (no policy known: hand over).
+import { appendFileSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { native } from '../gate/addon.js';
 import { judgeBatch } from './judge-batch.js';
+import { booksOf, exeOf, type LaneBooks } from './lane-books.js';
 import { BATCH_MAX } from './judge-queue.js';
 import type { PolicyRef } from './policy-wire.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, type JudgeTask } from './tasks.js';
@@ -23,17 +25,26 @@ export interface LaneAnnounce {
   timeoutMs: number;
 }
 
+/** Tests only (test/lane-turns.test.ts, with the lane seam of judge-batch.ts): each batch's files, in take order. */
+const TAKEN_LOG = process.env['BLESSD_TEST_LANE_HOLD'] ? `${process.env['BLESSD_TEST_LANE_HOLD']}.taken` : undefined;
 const epochs = new Map<number, LaneAnnounce>();
 const KEEP = 4;
 let worker = 0;
 let draining = false;
 let markers = 0;
-let onHelpers: ((helperPids: Record<string, number[]>) => void) | undefined;
+/** The ways to the main thread: actors' helper pids, and each batch's books (lane-books.ts). */
+export interface LaneOut {
+  helpers(helperPids: Record<string, number[]>): void;
+  books(books: LaneBooks): void;
+}
+let out: LaneOut | undefined;
 
-/** In the worker's start: serve this pool's lane. `helpers`: actors' helper pids reach the main thread this way. */
-export function attachLane(pool: number, helpers: (helperPids: Record<string, number[]>) => void): void {
-  onHelpers = helpers;
+/** In the worker's start: serve this pool's lane. */
+export function attachLane(pool: number, to: LaneOut): void {
+  out = to;
   worker = native.laneAttach(pool, () => void drain());
+  // A worker that replaces one gone mid-batch: jobs may wait already, and the reader woke only the workers it knew.
+  setImmediate(() => void drain());
 }
 
 /** The policy of a new lane epoch (the main thread's announce, on the pool's channel). */
@@ -62,15 +73,17 @@ async function drain(): Promise<void> {
   }
 }
 
-async function runBatch(lane: number, epoch: number, triples: number[]): Promise<void> {
+async function runBatch(lane: number, epoch: number, jobs: number[]): Promise<void> {
   const tickets: number[] = [];
   const fds: number[] = [];
   const seqs: number[] = [];
-  for (let i = 0; i < triples.length; i += 3) {
-    tickets.push(triples[i]!);
-    fds.push(triples[i + 1]!);
-    seqs.push(triples[i + 2]!);
+  for (let i = 0; i < jobs.length; i += 4) {
+    tickets.push(jobs[i]!);
+    fds.push(jobs[i + 1]!);
+    seqs.push(jobs[i + 2]!);
+    exeOf(jobs[i + 3]!); // named now, while it waits: once answered it may be gone before the books are kept
   }
+  if (TAKEN_LOG) appendFileSync(TAKEN_LOG, fds.map((fd) => `${native.fdPath(fd) ?? fd}\n`).join(''));
   const finished = new Set<number>();
   const handOver = (i: number) => {
     if (finished.has(i)) return;
@@ -105,7 +118,9 @@ async function runBatch(lane: number, epoch: number, triples: number[]): Promise
   timer = setTimeout(watch, a.timeoutMs);
   try {
     const r = await judgeBatch(task);
-    if (r.helperPids) onHelpers?.(r.helperPids);
+    if (r.helperPids) out?.helpers(r.helperPids);
+    const books = booksOf(r.files);
+    if (books) out?.books(books);
   } catch {
     /* a bug in the batch: JS judges its files again */
   } finally {

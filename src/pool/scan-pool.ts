@@ -20,6 +20,7 @@ import { policyRef } from './policy-wire.js';
 import { Reaper } from './reaper.js';
 import { GROUP_MARKER_ENV, SPAWNING } from './scan-file.js';
 import { slotKey } from './slot-key.js';
+import type { LaneBooks } from './lane-books.js';
 import type { LaneAnnounce } from './lane-worker.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, SLOT_PICKED, type JudgeLane, type JudgePolicy, type JudgeResult, type JudgeTask, type LoadResult, type LoadTask, type PoolEntry, type FileDigest, type ScanResult, type ScanTask, type WorkerFailure, type WorkerResult } from './tasks.js';
 
@@ -43,6 +44,13 @@ export interface ScanPoolOptions {
    * awaits it, so the daemon can exempt them before the worker's next task lets them read.
    */
   onHelperPids?: (entryName: string, pids: number[]) => void;
+  /** A native lane batch's books (lane-books.ts): one message per batch, from the worker that ran it. */
+  onLaneBooks?: (books: LaneBooks) => void;
+  /**
+   * A worker died with no task of its own in flight (a native lane batch runs outside any task): Piscina replaces
+   * it and says so here. Without a listener, Piscina's 'error' event would end the whole process.
+   */
+  onWorkerError?: (err: Error) => void;
 }
 
 export interface ActorDescription {
@@ -141,6 +149,7 @@ export class ScanPool {
   private readonly loadTimeoutMs: number;
   private readonly threads: number;
   private readonly onHelperPids: ScanPoolOptions['onHelperPids'];
+  private readonly onLaneBooks: ScanPoolOptions['onLaneBooks'];
   /** Every task in flight and its shared slot, so close() can cut them off and kill their process groups. */
   private readonly inFlight = new Map<Cancel, LoadTask | ScanTask | JudgeTask>();
   /**
@@ -180,7 +189,14 @@ export class ScanPool {
     // Made only once the options passed: a constructor that throws must leave nothing open.
     this.channel = new BroadcastChannel(this.retireChannel);
     this.channel.onmessage = (ev) => {
-      const m = (ev as MessageEvent).data as { holding?: unknown; retired?: unknown; helperPids?: Record<string, number[]> } | null;
+      const m = (ev as MessageEvent).data as { holding?: unknown; retired?: unknown; helperPids?: Record<string, number[]>; laneBooks?: LaneBooks } | null;
+      if (m?.laneBooks && this.onLaneBooks) {
+        try {
+          this.onLaneBooks(m.laneBooks);
+        } catch {
+          /* the daemon's business */
+        }
+      }
       if (m?.helperPids && this.onHelperPids) {
         // From a native lane batch (lane-worker.ts): as judge() reports a task's.
         for (const [name, pids] of Object.entries(m.helperPids)) {
@@ -200,6 +216,7 @@ export class ScanPool {
     this.channel.unref(); // after onmessage, which refs the channel again: an unclosed pool must not hold the process
     this.threads = options.threads;
     this.onHelperPids = options.onHelperPids;
+    this.onLaneBooks = options.onLaneBooks;
     this.piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: options.threads,
@@ -213,6 +230,15 @@ export class ScanPool {
       workerData: { retireChannel: this.retireChannel, lanePool: this.lanePool },
     });
     this.piscina.on('workerCreate', () => this.watchWorkers());
+    // The lane's jobs of the dead worker went to JS already (lane_queue.cc LaneWorkerGone): only told, never thrown.
+    const onWorkerError = options.onWorkerError;
+    this.piscina.on('error', (err: Error) => {
+      try {
+        onWorkerError?.(err);
+      } catch {
+        /* the daemon's business */
+      }
+    });
   }
 
   /** Sweep the given-up tasks' process groups when any worker exits (its slots can no longer change). */

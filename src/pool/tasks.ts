@@ -190,6 +190,8 @@ export interface JudgedFile {
   judged?: JudgedStamp;
   /** Concluded allow in the worker (blessed, and these event ids answered): the main thread only keeps the books. */
   concluded?: number[];
+  /** Concluded by a native lane job (lane_queue.cc): the events answered there, as [pid, uid, waitedUs, ...]. */
+  laneWaits?: number[];
 }
 
 export interface JudgeResult {

@@ -44,7 +44,12 @@ if (channel) {
   channel.unref(); // after onmessage, which refs it again
 }
 // The native cold lane (lane-worker.ts): the reader thread wakes this worker for cold files queued natively.
-if (channel && typeof lanePool === 'number') attachLane(lanePool, (helperPids) => channel.postMessage({ helperPids }));
+if (channel && typeof lanePool === 'number') {
+  attachLane(lanePool, {
+    helpers: (helperPids) => channel.postMessage({ helperPids }),
+    books: (laneBooks) => channel.postMessage({ laneBooks }),
+  });
+}
 onFirstLoad(() => {
   holding = true;
   channel?.postMessage({ holding: threadId }); // for a close that comes while this very task still runs

@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/wait.js';
 const t0 = isRoot() ? test.serial : test.skip;
 
 t0("one access, one judgement: read mode's open raises no notice at all, and the read is judged once", async (t) => {
-  const h = await withDaemon(t, 'ext4', { prepare: (d) => writeFile(join(d, 'once.txt'), 'judged once\n') });
+  const h = await withDaemon(t, 'ext4', { notices: true, prepare: (d) => writeFile(join(d, 'once.txt'), 'judged once\n') });
   const file = join(h.dir, 'once.txt');
   const verdicts = () => h.notices.filter((n) => n.event === 'verdict' && n['path'] === file);
   const before = h.daemon.stats().gate;

@@ -18,6 +18,7 @@ export interface DaemonHarness {
   dir: string;
   state: string;
   config: Config;
+  /** The daemon's notices, collected only with `notices: true` (else always empty). */
   notices: Notice[];
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -45,6 +46,11 @@ export async function withDaemon(
     /** gate.settleWalk as a YAML flow mapping; off unless asked for, so that counts of first accesses stay exact. */
     settleWalk?: string;
     prepare?: (dir: string) => Promise<void>;
+    /**
+     * Collect the daemon's notices into h.notices. Off unless asked for: any 'notice' listener turns the native
+     * lane queue off (it builds no verdict notices: daemon.ts syncLaneQueue), and the lane is what cold files take.
+     */
+    notices?: boolean;
   } = {},
 ): Promise<DaemonHarness> {
   const scratch = await makeScratch(fs, 128);
@@ -92,7 +98,7 @@ ${typeof opts.extra === 'function' ? opts.extra(scratch.dir) : (opts.extra ?? ''
     async restart() {
       await h.daemon.stop();
       h.daemon = await Daemon.start(config, log, { guardsFile: opts.guardsFile });
-      h.daemon.on('notice', (n: Notice) => notices.push(n));
+      if (opts.notices) h.daemon.on('notice', (n: Notice) => notices.push(n));
     },
     async stop() {
       await h.daemon.stop();
@@ -103,6 +109,6 @@ ${typeof opts.extra === 'function' ? opts.extra(scratch.dir) : (opts.extra ?? ''
     await scratch.cleanup();
   });
   h.daemon = await Daemon.start(config, log, { guardsFile: opts.guardsFile });
-  h.daemon.on('notice', (n: Notice) => notices.push(n));
+  if (opts.notices) h.daemon.on('notice', (n: Notice) => notices.push(n));
   return h;
 }

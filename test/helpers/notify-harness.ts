@@ -23,7 +23,12 @@ export interface NotifyHarness extends DaemonHarness {
 export async function withNotify(
   t: ExecutionContext,
   fs: ScratchKind,
-  opts: Parameters<typeof withDaemon>[2] & { limits?: Partial<Limits>; socket?: Partial<Config['socket']> } = {},
+  opts: Parameters<typeof withDaemon>[2] & {
+    limits?: Partial<Limits>;
+    socket?: Partial<Config['socket']>;
+    /** Verdict notices built only while a subscriber hears them, as `blessd run` wires it (the native lane stays on). */
+    asBlessd?: boolean;
+  } = {},
 ): Promise<NotifyHarness> {
   const h = await withDaemon(t, fs, opts);
   const server = await NotifyServer.start({
@@ -34,6 +39,7 @@ export async function withNotify(
     reload: () => h.daemon.reload(h.config),
     limits: opts.limits,
   });
+  if (opts.asBlessd) h.daemon.verdictsHeardWhen(() => server.hearsVerdicts());
   const clients: ControlClient[] = [];
   // Registered after withDaemon's: ava runs teardowns last-in first-out, so the server goes before the daemon.
   t.teardown(async () => {
