@@ -12,7 +12,7 @@ import { appendFileSync } from 'node:fs';
 import { threadId } from 'node:worker_threads';
 import { native } from '../gate/addon.js';
 import { judgeBatch } from './judge-batch.js';
-import { booksOf, exeOf, type LaneBooks } from './lane-books.js';
+import { booksOf, exeOf, keepBooks, type LaneBooks } from './lane-books.js';
 import { BATCH_MAX } from './judge-queue.js';
 import type { PolicyRef } from './policy-wire.js';
 import { SLOT_BEGUN, SLOT_GROUPS, SLOT_GROUPS_AT, type JudgeTask } from './tasks.js';
@@ -120,7 +120,7 @@ async function runBatch(lane: number, epoch: number, jobs: number[]): Promise<vo
     const r = await judgeBatch(task);
     if (r.helperPids) out?.helpers(r.helperPids);
     const books = booksOf(r.files);
-    if (books) out?.books(books);
+    if (books && out) keepBooks(books, out.books);
   } catch {
     /* a bug in the batch: JS judges its files again */
   } finally {
