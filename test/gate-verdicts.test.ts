@@ -244,11 +244,11 @@ t0('a change-queue overflow forgets every cached verdict and ignore mark', async
   const blessed = await stats();
   t.is(blessed.verdictTableSize, 1);
   t.is(blessed.ignoreMarksAdded, 1);
-  // Frozen, the gate reads nothing: 500 chmods (attribute changes open no file, so nothing waits on the gate)
-  // overflow its eight slots.
+  // Frozen, the gate reads nothing: 500 renames (a rename opens no file, so nothing waits on the gate; the change
+  // group hears it) overflow its eight slots.
   child.kill('SIGSTOP');
   try {
-    await runChild('sh', ['-c', `chmod 600 ${scratch.dir}/a*`]);
+    await runChild('python3', ['-c', 'import os,sys\nd=sys.argv[1]\nfor i in range(500): os.rename(f"{d}/a{i}", f"{d}/b{i}")', scratch.dir]);
   } finally {
     child.kill('SIGCONT');
   }
