@@ -40,6 +40,36 @@ for (const kind of KINDS) {
     t.true(native.getXattr(fd, 'trusted.scanned-by.clamav')!.toString().startsWith('v1 deny '));
   });
 
+  test(`${kind}: begin with yieldToResult leaves another holder's result of this generation on the file as it is, and takes over any other`, async (t) => {
+    const s = await tagScratch(t, kind);
+    const { fd, path } = s.file('a.txt');
+    const key = testKey();
+    const peer = store(key, { host: 'peer-host' });
+    const ours = store(key, { host: 'this-host' });
+    const peerLease = peer.begin(fd, 'clamav', GEN.clamav);
+    if (peerLease.status !== 'leased') return t.fail('expected a lease');
+    t.is((await peer.finish(fd, 'clamav', peerLease.token, { answer: 'ok' }, GEN.clamav)).status, 'written');
+    const written = native.getXattr(fd, 'trusted.scanned-by.clamav')!.toString();
+    // The peer's result stands: not replaced, the value on disk unchanged.
+    t.deepEqual(ours.begin(fd, 'clamav', GEN.clamav, { takeOwn: true, yieldToResult: true }), { status: 'result' });
+    t.is(native.getXattr(fd, 'trusted.scanned-by.clamav')!.toString(), written);
+    // Of another generation: taken over, as without the option.
+    const newer = ours.begin(fd, 'clamav', 'db-2#0', { takeOwn: true, yieldToResult: true });
+    t.is(newer.status, 'leased');
+    if (newer.status === 'leased') t.is(newer.replaced, 'stale-generation');
+    // A result of content that is gone (the file written since): taken over.
+    const again = peer.begin(fd, 'clamav', GEN.clamav, { takeOwn: true });
+    t.is(again.status, 'busy', "our live lease holds the peer off");
+    if (newer.status === 'leased') ours.abort(fd, 'clamav', newer.token);
+    const second = peer.begin(fd, 'clamav', GEN.clamav);
+    if (second.status !== 'leased') return t.fail('expected a lease');
+    t.is((await peer.finish(fd, 'clamav', second.token, { answer: 'ok' }, GEN.clamav)).status, 'written');
+    appendFileSync(path, 'more\n');
+    const changed = ours.begin(fd, 'clamav', GEN.clamav, { takeOwn: true, yieldToResult: true });
+    t.is(changed.status, 'leased');
+    if (changed.status === 'leased') t.is(changed.replaced, 'stale-stamp');
+  });
+
   test(`${kind}: a value copied to another file is stale-stamp, to another scanner's name bad-mac`, async (t) => {
     const s = await tagScratch(t, kind);
     const a = s.file('a', 'same content');

@@ -299,6 +299,11 @@ Napi::Value Gate::Condemn(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// forget(fd): a dirty inode machine's (src/inode/machine.ts goDirty), which only ever follows a change record. As
+// for forgetInode below, the change sequence is not bumped here: the reader thread bumped it when it read that
+// record, and a judgement whose first event came before it is refused by that bump already. A second bump, made
+// when a loaded main thread gets to the record only after a later access was read, refused the worker's
+// conclusion of that access (which judged the new content): one rescan and one store lookup too many (lane.cc).
 Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -306,7 +311,6 @@ Napi::Value Gate::Forget(const Napi::CallbackInfo &info) {
   if (!key_of_fd(fd, key)) throw errno_error(env, errno, "fstat", "fd " + std::to_string(fd));
   RemoveIgnoreMark(fd, nullptr);
   std::lock_guard<std::mutex> lock(mu_);
-  BumpSeqLocked(key);
   auto it = table_.find(key);
   if (it != table_.end()) {
     DropDenyOpenMarkLocked(it->second, key, fd);

@@ -235,7 +235,7 @@ class Gate : public Napi::ObjectWrap<Gate> {
 
  private:
   // lane.cc: the change sequence of an inode (bucketed: a collision only costs a fallback), bumped under mu_ by every
-  // change record read for it, by forgets and condemns; all of them at a forget-all.
+  // change record read for it and by condemns (not by JS's forgets: gate.cc); all of them at a forget-all.
   static constexpr uint32_t kSeqBuckets = 4096;
   uint32_t change_seq_[kSeqBuckets] = {};
   static uint32_t SeqBucket(const InodeKey &key) { return (uint32_t)(InodeKeyHash()(key) % kSeqBuckets); }

@@ -13,8 +13,9 @@
 //    nothing to the main thread); denies are the main thread's (logged there);
 //  - under the lane epoch JS set (setLane: bumped at every stack change, 0 while stopping or disabled): a judgement
 //    made with an older stack is not used;
-//  - with the inode's change sequence unmoved since its first event was forwarded (a change record, a forget, a
-//    condemn, a forget-all bump it): a change during the judgement means no bless and no answer here;
+//  - with the inode's change sequence unmoved since its first event was forwarded (a change record read by the
+//    reader thread, a condemn, a forget-all bump it; JS's forgets do not, gate.cc says why): a change during the
+//    judgement means no bless and no answer here;
 //  - no Dirty or Denied verdict cached for the inode;
 //  - a bless whose stamp check passed (the file is as the judgement saw it).
 // Which events it answers: those of the inode that JS has been handed (Pending::delivered, set once onEvents has

@@ -67,7 +67,16 @@ export async function scanWithTags(fd: number, ctx: ScanContext): Promise<ScanRe
       // Our own live lease here is an older scan of this file (an earlier epoch, or an earlier attempt): this one
       // supersedes it. Waiting it out would hold the reader for a whole lease. A lease whose holder is gone (a
       // daemon of this host that died) is void and taken over at once (judge.ts).
-      lease = tags.begin(fd, entry.name, ctx.generation, { takeOwn: true });
+      // A result already there is not replaced unjudged: the machine chose to scan from tags it read a moment ago,
+      // and another daemon on this filesystem (docs/sharedfs.md) may have finished its scan since — its live lease
+      // then, its result now. Taking that result over would scan the file a second time.
+      const begun = tags.begin(fd, entry.name, ctx.generation, { takeOwn: true, yieldToResult: true });
+      if (begun.status === 'result') {
+        const answer = await resultThere(fd, ctx);
+        if (answer) return { name: entry.name, answer, source: 'busy-elsewhere' };
+        // Not a valid result after all (the ctime rule, a content digest, or gone meanwhile): scan, replacing it.
+        lease = tags.begin(fd, entry.name, ctx.generation, { takeOwn: true });
+      } else lease = begun;
       if (lease.status === 'leased') ctx.round?.wroteTag(fd); // the ctime our lease left (no await since)
     } catch (err) {
       // No room or no support for tags on this file (ENOSPC, EDQUOT, EOPNOTSUPP...): the verdict still counts for
@@ -154,6 +163,14 @@ function fleetTask(policy: FleetPolicy, generation: string, round: DigestRound |
   const digest = round?.digest();
   const ownCtimeNs = round?.ownCtime;
   return { policy, generation, ...(digest && { digest }), ...(ownCtimeNs !== undefined && { ownCtimeNs }) };
+}
+
+/** This scanner's result on the file, if the full judgement (TagStore.read: stamp, generation, ctime rule, content) says valid. */
+async function resultThere(fd: number, ctx: ScanContext): Promise<Answer | undefined> {
+  const report = await ctx.tags.read(fd, { [ctx.entry.name]: ctx.generation }, { verifyContent: ctx.tags.stampMode === 'content' });
+  const tag = report.tags.find((t) => t.scanner === ctx.entry.name);
+  if (tag?.judgement === 'valid' && tag.value?.kind === 'result') return tag.value.reason === undefined ? { answer: tag.value.answer } : { answer: tag.value.answer, reason: tag.value.reason };
+  return undefined;
 }
 
 async function awaitForeignResult(fd: number, ctx: ScanContext, leaseUntil: number): Promise<Answer | undefined> {

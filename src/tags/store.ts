@@ -59,6 +59,8 @@ export interface ReadOptions {
 export type BeginResult =
   | { status: 'leased'; token: string; leaseUntil: number; stamp: Stamp; /** What the lease replaced. */ replaced: Judgement | 'absent' }
   | { status: 'busy'; holder: string; leaseUntil: number; /** The lease is this store's own (a scan already running here). */ own: boolean };
+/** With `yieldToResult`: the tag there is a result of this generation on the file as it is (by its own stamp). */
+export type YieldedResult = { status: 'result' };
 
 export type DropCode = 'ENODATA' | 'stamp-changed' | 'lease-lost';
 export type FinishResult = { status: 'written'; reason: string } | { status: 'dropped'; code: DropCode; reason: string };
@@ -168,7 +170,9 @@ export class TagStore {
    * anything else (expired lease, result tag of any judgement, junk) is taken over with XATTR_REPLACE, one taker at
    * a time (takeover.ts says why a second attribute is needed for that).
    */
-  begin(fd: number, scanner: string, generation?: string, options: { takeOwn?: boolean } = {}): BeginResult {
+  begin(fd: number, scanner: string, generation: string, options: { takeOwn?: boolean; yieldToResult: true }): BeginResult | YieldedResult;
+  begin(fd: number, scanner: string, generation?: string, options?: { takeOwn?: boolean }): BeginResult;
+  begin(fd: number, scanner: string, generation?: string, options: { takeOwn?: boolean; yieldToResult?: boolean } = {}): BeginResult | YieldedResult {
     const name = tagName(this.namespace, scanner);
     let replaced: Judgement | 'absent' = 'absent';
     for (let attempt = 0; attempt < MAX_BEGIN_ATTEMPTS; attempt++) {
@@ -190,6 +194,9 @@ export class TagStore {
         // takeOwn: a newer scan of this process supersedes its own older one (whose finish then finds the lease lost).
         if (!(own && options.takeOwn)) return { status: 'busy', holder: judged.value.holder, leaseUntil: judged.value.leaseUntil, own };
       }
+      // yieldToResult: a result that may be the answer (its stamp and generation hold) is not replaced here. The caller
+      // judges it fully (the ctime rule, a content digest: read()) and begins again without the option if it fails.
+      if (options.yieldToResult && judged.judgement === 'valid' && judged.value?.kind === 'result') return { status: 'result' };
       replaced = judged.judgement;
       const taken = takeOver(fd, this.namespace, scanner, name, seen, value, this.holder, token);
       if (taken.status === 'busy') return { status: 'busy', holder: taken.holder, leaseUntil: now + LOCK_STALE_MS, own: false };
