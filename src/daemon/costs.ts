@@ -15,6 +15,16 @@ export interface CostRow {
   denied: number;
 }
 
+/** Add one row's counts to another's (a lane batch's books, src/pool/lane-books.ts, are summed this way too). */
+export function addCosts(into: Omit<CostRow, 'key'>, add: Omit<CostRow, 'key'>): void {
+  into.judged += add.judged;
+  into.scans += add.scans;
+  into.scanMs += add.scanMs;
+  into.waits += add.waits;
+  into.waitedMs += add.waitedMs;
+  into.denied += add.denied;
+}
+
 export type CostAxis = 'process' | 'path' | 'uid';
 
 class Table {
@@ -121,13 +131,7 @@ export class CostBook {
   addLane(b: { path: [string, Omit<CostRow, 'key'>][]; process: [string, Omit<CostRow, 'key'>][]; uid: [string, Omit<CostRow, 'key'>][]; unpaid: [string, number][] }): void {
     for (const axis of ['path', 'process', 'uid'] as const) {
       for (const [key, add] of b[axis]) {
-        const r = this.tables[axis].row(key);
-        r.judged += add.judged;
-        r.scans += add.scans;
-        r.scanMs += add.scanMs;
-        r.waits += add.waits;
-        r.waitedMs += add.waitedMs;
-        r.denied += add.denied;
+        addCosts(this.tables[axis].row(key), add);
       }
     }
     for (const [path, ms] of b.unpaid) this.scanned(path, ms, []);

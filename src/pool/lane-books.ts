@@ -7,7 +7,7 @@
 // Owns: the sums (per scanner, per path, per executable, per uid), the worker's pid → executable cache, the flush.
 // Must not: read /proc per file (one readlink per accessor process, cached as costs.ts caches it), or decide anything.
 import { readlinkSync } from 'node:fs';
-import type { CostRow } from '../daemon/costs.js';
+import { addCosts, type CostRow } from '../daemon/costs.js';
 import { SCAN_BUCKETS_S, type ScanHistogram } from '../metrics/scan-durations.js';
 import type { JudgedFile } from './tasks.js';
 
@@ -53,15 +53,7 @@ function rowOf(rows: Map<string, BookRow>, key: string): BookRow {
 }
 
 function addRows(into: [string, BookRow][], rows: Map<string, BookRow>) {
-  for (const [k, r] of into) {
-    const t = rowOf(rows, k);
-    t.judged += r.judged;
-    t.scans += r.scans;
-    t.scanMs += r.scanMs;
-    t.waitedMs += r.waitedMs;
-    t.waits += r.waits;
-    t.denied += r.denied;
-  }
+  for (const [k, r] of into) addCosts(rowOf(rows, k), r);
 }
 
 /** What waits to be sent: the batches' books since the last flush, merged. */
